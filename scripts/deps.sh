@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+set -euo pipefail
+# Installs the Debian packages kroute builds and tests with; a no-op when they are all present.
+
+packages=(
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev lld
+  nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
+  libcurl4-openssl-dev libjsoncpp-dev libfmt-dev libxxhash-dev
+  doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev
+  wrk nghttp2-client curl openssl jq iproute2 procps psmisc
+  python3 python3-pytest python3-websocket debootstrap
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "deps: installing ${#missing[@]} Debian packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to install packages (run 'sudo make deps')" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# nginx must not start as a system service: tests and `make run` run their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"
