@@ -1,0 +1,135 @@
+// The snapshot file layout: the byte-level contract between the agent (writer) and nginx (reader).
+// Offsets, never pointers; fixed-width little-endian integers; every section 8-byte aligned.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+namespace kroute::format {
+
+static_assert(std::endian::native == std::endian::little,
+              "snapshots are little-endian and read in place; big-endian hosts are not supported");
+
+inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
+inline constexpr std::size_t kAlign = 8;
+// Limits that keep a hostile or broken snapshot from making lookups slow or huge.
+inline constexpr std::uint64_t kMaxSnapshotBytes = 1ULL << 30;
+inline constexpr std::size_t kMaxHostLength = 253;
+inline constexpr std::size_t kMaxPathLength = 4096;
+
+// Sections, in file order. The header holds one descriptor per section.
+enum Section : std::uint32_t {
+  kStrings = 0,     // bytes: every string, referenced by StrRef
+  kHosts,           // HostEntry[]
+  kHostSlots,       // u32[] open-addressing table over exact hosts: host index + 1, 0 = empty
+  kWildcardSlots,   // u32[] same, over wildcard hosts keyed by their suffix (after "*.")
+  kRules,           // RuleEntry[], grouped by host, in precedence order within a host
+  kPathSlots,       // u32[] open-addressing table over rules keyed by (host, match kind, path)
+  kBackends,        // BackendEntry[]
+  kEndpoints,       // EndpointEntry[], grouped by backend, ready ones first
+  kSources,         // SourceEntry[]: the Ingresses rules come from
+  kTls,             // TlsEntry[]: certificate references per host
+  kSectionCount
+};
+
+struct SectionRef {
+  std::uint64_t offset;  // from the start of the file
+  std::uint64_t count;   // elements (bytes for kStrings)
+};
+
+struct Header {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::uint32_t header_size;
+  std::uint64_t generation;     // stamped by the publisher; equals the N of table.N
+  std::uint64_t total_size;     // the whole file
+  std::uint64_t checksum;       // XXH3-64 over bytes [header_size, total_size)
+  std::uint64_t built_unix_ms;  // when the builder made it, for "snapshot age"
+  std::uint32_t any_host;       // host index of the host-less rules, or kNone
+  std::uint32_t default_backend;  // backend index, or kNone
+  SectionRef sections[kSectionCount];
+};
+
+struct StrRef {
+  std::uint32_t offset;
+  std::uint32_t length;
+};
+
+enum class HostKind : std::uint32_t { kExact = 0, kWildcard = 1, kAny = 2 };
+
+struct HostEntry {
+  StrRef name;                   // "a.example.com"; for wildcards the suffix "example.com"; "" for any
+  std::uint64_t hash;            // hash of name, as used in the slot tables
+  HostKind kind;
+  std::uint32_t first_rule;
+  std::uint32_t rule_count;
+  std::uint32_t tls;             // TlsEntry index or kNone
+  std::uint32_t max_prefix_length;  // longest Prefix rule path of this host, to bound lookups
+  std::uint32_t reserved;
+};
+
+enum class Match : std::uint8_t { kExact = 0, kPrefix = 1 };
+// The pathType as the Ingress declared it (ImplementationSpecific matches as Prefix).
+enum class DeclaredType : std::uint8_t { kExact = 0, kPrefix = 1, kImplementationSpecific = 2 };
+
+struct RuleEntry {
+  StrRef path;                   // normalized: Prefix paths without trailing slashes, "/" as ""
+  std::uint64_t hash;            // path_hash(host, match, path)
+  std::uint32_t host;
+  Match match;
+  DeclaredType declared;
+  std::uint16_t reserved;
+  StrRef declared_path;          // the path as written in the Ingress, for dump and logs
+  std::uint32_t backend;
+  std::uint32_t source;
+};
+
+struct BackendEntry {
+  StrRef ns;
+  StrRef service;
+  StrRef port_name;              // "" when the Ingress named the port by number
+  std::uint32_t port;            // 0 when named
+  std::uint32_t first_endpoint;
+  std::uint32_t endpoint_count;
+  std::uint32_t ready_count;     // the first ready_count endpoints are ready
+};
+
+enum EndpointFlags : std::uint8_t { kReady = 1, kServing = 2, kTerminating = 4 };
+
+struct EndpointEntry {
+  std::uint8_t family;           // 4 or 6
+  std::uint8_t flags;            // EndpointFlags
+  std::uint16_t port;
+  std::uint16_t weight;
+  std::uint16_t reserved;
+  std::uint8_t address[16];      // network byte order; IPv4 uses the first 4 bytes
+};
+
+struct SourceEntry {
+  StrRef ns;
+  StrRef name;
+  std::int64_t created_unix;     // creationTimestamp, seconds
+};
+
+struct TlsEntry {
+  StrRef host;
+  StrRef secret_ns;
+  StrRef secret_name;
+  std::uint32_t source;
+  std::uint32_t reserved;
+};
+
+static_assert(sizeof(SectionRef) == 16);
+static_assert(sizeof(Header) == 56 + 16 * kSectionCount);
+static_assert(sizeof(StrRef) == 8);
+static_assert(sizeof(HostEntry) == 40);
+static_assert(sizeof(RuleEntry) == 40);
+static_assert(sizeof(BackendEntry) == 40);
+static_assert(sizeof(EndpointEntry) == 24);
+static_assert(sizeof(SourceEntry) == 24);
+static_assert(sizeof(TlsEntry) == 32);
+
+}  // namespace kroute::format

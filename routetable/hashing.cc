@@ -1,0 +1,28 @@
+#include "hashing.h"
+
+#include <bit>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace kroute {
+
+std::uint64_t host_hash(std::string_view host) noexcept {
+  return XXH3_64bits(host.data(), host.size());
+}
+
+std::uint64_t path_hash(std::uint32_t host, format::Match match, std::string_view path) noexcept {
+  const std::uint64_t seed = (static_cast<std::uint64_t>(host) << 1) | static_cast<std::uint64_t>(match);
+  return XXH3_64bits_withSeed(path.data(), path.size(), seed);
+}
+
+std::uint64_t payload_checksum(const void* data, std::size_t size) noexcept {
+  return XXH3_64bits(data, size);
+}
+
+std::uint64_t slot_capacity(std::uint64_t entries) noexcept {
+  if (entries == 0) return 0;
+  return std::bit_ceil(entries * 2);
+}
+
+}  // namespace kroute

@@ -1,0 +1,22 @@
+// The hashes the slot tables are keyed by, and the payload checksum. Builder and reader must agree on
+// them, so they live here once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "format.h"
+
+namespace kroute {
+
+std::uint64_t host_hash(std::string_view host) noexcept;
+std::uint64_t path_hash(std::uint32_t host, format::Match match, std::string_view path) noexcept;
+
+std::uint64_t payload_checksum(const void* data, std::size_t size) noexcept;
+
+// Slot tables have a power-of-two capacity of at least twice their entries, so probes stay short and
+// there is always an empty slot to end a probe.
+std::uint64_t slot_capacity(std::uint64_t entries) noexcept;
+
+}  // namespace kroute

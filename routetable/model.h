@@ -1,0 +1,63 @@
+// The route model: what the builder turns into a snapshot. The agent's compiler and kroute-table's JSON
+// description both produce it; it knows nothing about Kubernetes objects or nginx.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kroute {
+
+enum class PathType { kExact, kPrefix, kImplementationSpecific };
+
+struct Endpoint {
+  std::string address;  // IPv4 or IPv6 literal
+  std::uint16_t port = 0;
+  std::uint16_t weight = 1;
+  bool ready = true;
+  bool serving = true;
+  bool terminating = false;
+};
+
+// A Service port as an Ingress backend names it, with the endpoints behind it.
+struct Backend {
+  std::string ns;
+  std::string service;
+  std::uint32_t port = 0;   // set when the Ingress names the port by number
+  std::string port_name;    // set when it names it by name
+  std::vector<Endpoint> endpoints;
+};
+
+// The Ingress a rule comes from; the oldest one wins when two rules collide.
+struct Source {
+  std::string ns;
+  std::string name;
+  std::int64_t created_unix = 0;
+};
+
+struct Rule {
+  std::string host;         // "" for host-less rules; "*.example.com" for a one-label wildcard
+  std::string path;         // as written in the Ingress; "" means "/"
+  PathType type = PathType::kPrefix;
+  std::uint32_t backend = 0;  // index into RouteModel::backends
+  std::uint32_t source = 0;   // index into RouteModel::sources
+};
+
+struct TlsHost {
+  std::string host;
+  std::string secret_ns;
+  std::string secret_name;
+  std::uint32_t source = 0;
+};
+
+inline constexpr std::uint32_t kNoBackend = 0xffffffffu;
+
+struct RouteModel {
+  std::vector<Source> sources;
+  std::vector<Backend> backends;
+  std::vector<Rule> rules;
+  std::vector<TlsHost> tls;
+  std::uint32_t default_backend = kNoBackend;
+};
+
+}  // namespace kroute

@@ -1,0 +1,345 @@
+#include "snapshot.h"
+
+#include <arpa/inet.h>
+
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "hashing.h"
+#include "host.h"
+
+namespace kroute {
+
+namespace {
+
+using format::kNone;
+
+constexpr const char* kSectionNames[format::kSectionCount] = {
+    "strings", "hosts", "host slots", "wildcard slots", "rules", "path slots", "backends", "endpoints",
+    "sources", "tls"};
+
+constexpr std::size_t kElementSize[format::kSectionCount] = {
+    1,
+    sizeof(format::HostEntry),
+    sizeof(std::uint32_t),
+    sizeof(std::uint32_t),
+    sizeof(format::RuleEntry),
+    sizeof(std::uint32_t),
+    sizeof(format::BackendEntry),
+    sizeof(format::EndpointEntry),
+    sizeof(format::SourceEntry),
+    sizeof(format::TlsEntry)};
+
+ValidationResult fail(std::string message) { return {false, std::move(message)}; }
+
+// Collects the first problem found; later checks are skipped once one fails.
+class Checker {
+ public:
+  explicit Checker(std::uint64_t string_bytes) : string_bytes_(string_bytes) {}
+
+  bool ok() const { return error_.empty(); }
+  ValidationResult result() const { return ok() ? ValidationResult{true, {}} : fail(error_); }
+
+  void require(bool condition, const char* what, std::uint64_t index, const char* problem) {
+    if (!condition && ok()) error_ = std::string(what) + "[" + std::to_string(index) + "]: " + problem;
+  }
+  void string(format::StrRef ref, const char* what, std::uint64_t index) {
+    require(static_cast<std::uint64_t>(ref.offset) + ref.length <= string_bytes_, what, index,
+            "string outside the string pool");
+  }
+  void index(std::uint32_t value, std::uint64_t limit, const char* what, std::uint64_t i, const char* problem) {
+    require(value < limit, what, i, problem);
+  }
+  void optional_index(std::uint32_t value, std::uint64_t limit, const char* what, std::uint64_t i,
+                      const char* problem) {
+    require(value == kNone || value < limit, what, i, problem);
+  }
+  void range(std::uint32_t first, std::uint32_t count, std::uint64_t limit, const char* what, std::uint64_t i,
+             const char* problem) {
+    require(static_cast<std::uint64_t>(first) + count <= limit, what, i, problem);
+  }
+  // A slot table: power-of-two capacity (or empty with no entries), entries in range, at least one
+  // empty slot so every probe ends.
+  void slots(const std::uint32_t* slots, std::uint64_t capacity, std::uint64_t entries, const char* what) {
+    if (capacity == 0) {
+      require(entries == 0, what, 0, "empty table for a non-empty section");
+      return;
+    }
+    require(std::has_single_bit(capacity), what, 0, "capacity is not a power of two");
+    std::uint64_t empty = 0;
+    for (std::uint64_t i = 0; i < capacity && ok(); ++i) {
+      if (slots[i] == 0) {
+        ++empty;
+      } else {
+        require(slots[i] <= entries, what, i, "slot points past the end of its entries");
+      }
+    }
+    require(empty > 0, what, 0, "table has no empty slot");
+  }
+
+ private:
+  std::uint64_t string_bytes_;
+  std::string error_;
+};
+
+}  // namespace
+
+ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotView& view, bool verify_checksum) {
+  if (bytes.size() < sizeof(format::Header))
+    return fail("snapshot is truncated: " + std::to_string(bytes.size()) + " bytes, header needs " +
+                std::to_string(sizeof(format::Header)));
+  if (reinterpret_cast<std::uintptr_t>(bytes.data()) % format::kAlign != 0)
+    return fail("snapshot is not 8-byte aligned in memory");
+  const auto* header = reinterpret_cast<const format::Header*>(bytes.data());
+  if (header->magic != format::kMagic) return fail("not a kroute snapshot (bad magic)");
+  if (header->version != format::kVersion)
+    return fail("snapshot format version " + std::to_string(header->version) + ", this build reads version " +
+                std::to_string(format::kVersion));
+  if (header->header_size != sizeof(format::Header)) return fail("snapshot header size is wrong");
+  if (header->total_size != bytes.size())
+    return fail("snapshot size mismatch: header says " + std::to_string(header->total_size) + " bytes, file has " +
+                std::to_string(bytes.size()));
+  if (header->total_size > format::kMaxSnapshotBytes) return fail("snapshot is larger than 1 GiB");
+  if (verify_checksum &&
+      payload_checksum(bytes.data() + header->header_size, bytes.size() - header->header_size) != header->checksum)
+    return fail("snapshot checksum mismatch (corrupt or partly written)");
+
+  // Every section inside the payload, aligned, without overflow.
+  for (std::size_t s = 0; s < format::kSectionCount; ++s) {
+    const format::SectionRef& ref = header->sections[s];
+    const std::uint64_t limit = bytes.size();
+    if (ref.offset < header->header_size || ref.offset > limit || ref.offset % format::kAlign != 0 ||
+        ref.count > (limit - ref.offset) / kElementSize[s])
+      return fail(std::string("snapshot section '") + kSectionNames[s] + "' lies outside the file");
+  }
+
+  SnapshotView v;
+  const std::byte* base = bytes.data();
+  auto at = [&](format::Section s) { return base + header->sections[s].offset; };
+  v.header_ = header;
+  v.strings_ = reinterpret_cast<const char*>(at(format::kStrings));
+  v.hosts_ = reinterpret_cast<const format::HostEntry*>(at(format::kHosts));
+  v.host_slots_ = reinterpret_cast<const std::uint32_t*>(at(format::kHostSlots));
+  v.wildcard_slots_ = reinterpret_cast<const std::uint32_t*>(at(format::kWildcardSlots));
+  v.rules_ = reinterpret_cast<const format::RuleEntry*>(at(format::kRules));
+  v.path_slots_ = reinterpret_cast<const std::uint32_t*>(at(format::kPathSlots));
+  v.backends_ = reinterpret_cast<const format::BackendEntry*>(at(format::kBackends));
+  v.endpoints_ = reinterpret_cast<const format::EndpointEntry*>(at(format::kEndpoints));
+  v.sources_ = reinterpret_cast<const format::SourceEntry*>(at(format::kSources));
+  v.tls_ = reinterpret_cast<const format::TlsEntry*>(at(format::kTls));
+
+  const std::uint64_t n_hosts = v.count(format::kHosts);
+  const std::uint64_t n_rules = v.count(format::kRules);
+  const std::uint64_t n_backends = v.count(format::kBackends);
+  const std::uint64_t n_endpoints = v.count(format::kEndpoints);
+  const std::uint64_t n_sources = v.count(format::kSources);
+  const std::uint64_t n_tls = v.count(format::kTls);
+  // Sizes are bounded by the file size, and every index field is 32 bits; larger counts cannot be valid.
+  for (std::size_t s = 1; s < format::kSectionCount; ++s) {
+    if (header->sections[s].count >= kNone)
+      return fail(std::string("snapshot section '") + kSectionNames[s] + "' has too many entries");
+  }
+
+  Checker check(v.count(format::kStrings));
+  check.optional_index(header->default_backend, n_backends, "header", 0, "default backend out of range");
+  check.optional_index(header->any_host, n_hosts, "header", 0, "host-less host out of range");
+  if (header->any_host != kNone && header->any_host < n_hosts)
+    check.require(v.hosts_[header->any_host].kind == format::HostKind::kAny, "header", 0,
+                  "host-less host is not of the host-less kind");
+
+  std::uint64_t exact_hosts = 0;
+  std::uint64_t wildcard_hosts = 0;
+  for (std::uint64_t i = 0; i < n_hosts && check.ok(); ++i) {
+    const format::HostEntry& h = v.hosts_[i];
+    check.string(h.name, "hosts", i);
+    check.require(h.kind == format::HostKind::kExact || h.kind == format::HostKind::kWildcard ||
+                      h.kind == format::HostKind::kAny,
+                  "hosts", i, "unknown host kind");
+    check.range(h.first_rule, h.rule_count, n_rules, "hosts", i, "rules out of range");
+    check.optional_index(h.tls, n_tls, "hosts", i, "tls out of range");
+    check.require(h.max_prefix_length <= format::kMaxPathLength, "hosts", i, "prefix length too large");
+    check.require(h.name.length <= format::kMaxHostLength, "hosts", i, "host name too long");
+    exact_hosts += h.kind == format::HostKind::kExact;
+    wildcard_hosts += h.kind == format::HostKind::kWildcard;
+  }
+  check.slots(v.host_slots_, v.count(format::kHostSlots), n_hosts, "host slots");
+  check.slots(v.wildcard_slots_, v.count(format::kWildcardSlots), n_hosts, "wildcard slots");
+  check.require(v.count(format::kHostSlots) >= exact_hosts, "host slots", 0, "table smaller than its hosts");
+  check.require(v.count(format::kWildcardSlots) >= wildcard_hosts, "wildcard slots", 0,
+                "table smaller than its hosts");
+
+  for (std::uint64_t i = 0; i < n_rules && check.ok(); ++i) {
+    const format::RuleEntry& r = v.rules_[i];
+    check.string(r.path, "rules", i);
+    check.string(r.declared_path, "rules", i);
+    check.index(r.host, n_hosts, "rules", i, "host out of range");
+    check.index(r.backend, n_backends, "rules", i, "backend out of range");
+    check.index(r.source, n_sources, "rules", i, "source out of range");
+    check.require(r.match == format::Match::kExact || r.match == format::Match::kPrefix, "rules", i,
+                  "unknown match kind");
+    check.require(static_cast<std::uint8_t>(r.declared) <= 2, "rules", i, "unknown path type");
+  }
+  check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, "path slots");
+  check.require(v.count(format::kPathSlots) >= n_rules, "path slots", 0, "table smaller than its rules");
+
+  for (std::uint64_t i = 0; i < n_backends && check.ok(); ++i) {
+    const format::BackendEntry& b = v.backends_[i];
+    check.string(b.ns, "backends", i);
+    check.string(b.service, "backends", i);
+    check.string(b.port_name, "backends", i);
+    check.range(b.first_endpoint, b.endpoint_count, n_endpoints, "backends", i, "endpoints out of range");
+    check.require(b.ready_count <= b.endpoint_count, "backends", i, "more ready endpoints than endpoints");
+  }
+  for (std::uint64_t i = 0; i < n_endpoints && check.ok(); ++i) {
+    const format::EndpointEntry& e = v.endpoints_[i];
+    check.require(e.family == 4 || e.family == 6, "endpoints", i, "unknown address family");
+  }
+  for (std::uint64_t i = 0; i < n_sources && check.ok(); ++i) {
+    check.string(v.sources_[i].ns, "sources", i);
+    check.string(v.sources_[i].name, "sources", i);
+  }
+  for (std::uint64_t i = 0; i < n_tls && check.ok(); ++i) {
+    const format::TlsEntry& t = v.tls_[i];
+    check.string(t.host, "tls", i);
+    check.string(t.secret_ns, "tls", i);
+    check.string(t.secret_name, "tls", i);
+    check.index(t.source, n_sources, "tls", i, "source out of range");
+  }
+  if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
+  view = v;
+  return {true, {}};
+}
+
+const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name) const noexcept {
+  const std::uint64_t capacity = count(slots_id);
+  if (capacity == 0) return nullptr;
+  const std::uint32_t* slots = slots_id == format::kHostSlots ? host_slots_ : wildcard_slots_;
+  const std::uint64_t hash = host_hash(name);
+  const std::uint64_t mask = capacity - 1;
+  for (std::uint64_t i = hash & mask, probes = 0; probes < capacity; i = (i + 1) & mask, ++probes) {
+    const std::uint32_t slot = slots[i];
+    if (slot == 0) return nullptr;
+    const format::HostEntry& h = hosts_[slot - 1];
+    if (h.hash == hash && str(h.name) == name) return &h;
+  }
+  return nullptr;
+}
+
+const format::RuleEntry* SnapshotView::probe_rule(std::uint32_t host, format::Match match,
+                                                  std::string_view path) const noexcept {
+  const std::uint64_t capacity = count(format::kPathSlots);
+  if (capacity == 0) return nullptr;
+  const std::uint64_t hash = path_hash(host, match, path);
+  const std::uint64_t mask = capacity - 1;
+  for (std::uint64_t i = hash & mask, probes = 0; probes < capacity; i = (i + 1) & mask, ++probes) {
+    const std::uint32_t slot = path_slots_[i];
+    if (slot == 0) return nullptr;
+    const format::RuleEntry& r = rules_[slot - 1];
+    if (r.hash == hash && r.host == host && r.match == match && str(r.path) == path) return &r;
+  }
+  return nullptr;
+}
+
+// Exact first: an Exact rule equal to the whole path is at least as long as any Prefix match and wins
+// ties. Then Prefix candidates at element boundaries, longest first, never longer than the host's
+// longest Prefix rule: "/a/b/c" tries "/a/b/c", "/a/b", "/a", and "" (the rule "/").
+const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host,
+                                                  std::string_view path) const noexcept {
+  if (host.rule_count == 0) return nullptr;
+  const auto host_index = static_cast<std::uint32_t>(&host - hosts_);
+  if (const format::RuleEntry* exact = probe_rule(host_index, format::Match::kExact, path)) return exact;
+  std::string_view trimmed = path;
+  while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);
+  std::size_t end = trimmed.size();
+  while (true) {
+    if (end <= host.max_prefix_length || end == 0) {
+      if (const format::RuleEntry* rule = probe_rule(host_index, format::Match::kPrefix, trimmed.substr(0, end)))
+        return rule;
+    }
+    if (end == 0) return nullptr;
+    const std::size_t slash = trimmed.rfind('/', end - 1);
+    if (slash == std::string_view::npos) return nullptr;
+    end = slash;
+  }
+}
+
+const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, HostMatch& how) const noexcept {
+  HostBuffer buffer;
+  const std::string_view host = normalize_request_host(raw_host, buffer);
+  how = HostMatch::kNone;
+  if (host.empty()) return nullptr;
+  if (const format::HostEntry* exact = probe_host(format::kHostSlots, host)) {
+    how = HostMatch::kExact;
+    return exact;
+  }
+  const std::size_t dot = host.find('.');
+  if (dot != std::string_view::npos && dot > 0) {
+    if (const format::HostEntry* wildcard = probe_host(format::kWildcardSlots, host.substr(dot + 1))) {
+      how = HostMatch::kWildcard;
+      return wildcard;
+    }
+  }
+  return nullptr;
+}
+
+RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path) const noexcept {
+  if (const auto query = path.find('?'); query != std::string_view::npos) path = path.substr(0, query);
+  if (path.empty()) path = "/";
+  RouteMatch match;
+  if (path.size() <= format::kMaxPathLength) {
+    HostBuffer buffer;
+    const std::string_view host = normalize_request_host(raw_host, buffer);
+    // A host's rules are tried most specific first: exact host, its one-label wildcard, then the
+    // host-less rules. A request falls through to the next when the more specific has no matching path.
+    auto try_host = [&](const format::HostEntry* h, HostMatch how) {
+      if (h == nullptr) return false;
+      if (const format::RuleEntry* rule = match_path(*h, path)) {
+        match = {h, rule, &backends_[rule->backend], how, false};
+        return true;
+      }
+      return false;
+    };
+    if (!host.empty()) {
+      if (try_host(probe_host(format::kHostSlots, host), HostMatch::kExact)) return match;
+      const std::size_t dot = host.find('.');
+      if (dot != std::string_view::npos && dot > 0 &&
+          try_host(probe_host(format::kWildcardSlots, host.substr(dot + 1)), HostMatch::kWildcard))
+        return match;
+    }
+    if (header_->any_host != format::kNone && try_host(&hosts_[header_->any_host], HostMatch::kAny)) return match;
+  }
+  if (const format::BackendEntry* fallback = default_backend()) {
+    match.backend = fallback;
+    match.default_backend = true;
+  }
+  return match;
+}
+
+const char* path_type_name(format::DeclaredType type) noexcept {
+  switch (type) {
+    case format::DeclaredType::kExact: return "Exact";
+    case format::DeclaredType::kPrefix: return "Prefix";
+    case format::DeclaredType::kImplementationSpecific: return "ImplementationSpecific";
+  }
+  return "Unknown";
+}
+
+const char* host_match_name(HostMatch match) noexcept {
+  switch (match) {
+    case HostMatch::kNone: return "none";
+    case HostMatch::kExact: return "exact";
+    case HostMatch::kWildcard: return "wildcard";
+    case HostMatch::kAny: return "any-host";
+  }
+  return "unknown";
+}
+
+std::string endpoint_address(const format::EndpointEntry& endpoint) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(endpoint.family == 6 ? AF_INET6 : AF_INET, endpoint.address, text, sizeof text);
+  return endpoint.family == 6 ? "[" + std::string(text) + "]:" + std::to_string(endpoint.port)
+                              : std::string(text) + ":" + std::to_string(endpoint.port);
+}
+
+}  // namespace kroute
