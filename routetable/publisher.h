@@ -1,0 +1,53 @@
+// Publisher: puts a built snapshot in place (temporary name, rename, then the new generation in the
+// control file) and keeps only the newest few snapshots in the directory.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "control.h"
+
+namespace kroute {
+
+struct PublisherOptions {
+  std::string dir;
+  std::size_t keep = 3;     // snapshots kept on disk, the current one included
+  mode_t file_mode = 0644;  // readers are nginx workers, usually another user
+};
+
+struct PublishResult {
+  std::uint64_t generation = 0;  // 0 on failure
+  std::string error;
+};
+
+class Publisher {
+ public:
+  // Opens (creating if needed) the directory and its control file. On failure returns null and sets `error`.
+  static std::unique_ptr<Publisher> open(const PublisherOptions& options, std::string& error);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  // Stamps the next generation into `snapshot` (built by build_snapshot) and publishes it.
+  PublishResult publish(std::span<std::byte> snapshot);
+
+  std::uint64_t generation() const noexcept { return load_generation(control_); }
+
+ private:
+  Publisher(PublisherOptions options, ControlPage* control, std::uint64_t next);
+  void prune();
+
+  PublisherOptions options_;
+  ControlPage* control_;
+  std::uint64_t next_generation_;
+};
+
+// Whether two snapshots describe the same routes (everything but generation and build time).
+bool same_routes(std::span<const std::byte> a, std::span<const std::byte> b) noexcept;
+
+}  // namespace kroute
