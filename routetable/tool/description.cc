@@ -1,0 +1,287 @@
+#include "description.h"
+
+#include <json/json.h>
+
+#include <ctime>
+#include <iomanip>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+namespace kroute {
+
+namespace {
+
+class Parser {
+ public:
+  explicit Parser(DescriptionResult& out) : out_(out), d_(out.description) {}
+
+  void run(const Json::Value& root) {
+    if (!object(root, "(top level)", {"backends", "ingresses", "defaultBackend"})) return;
+    const Json::Value& backends = root["backends"];
+    if (array(backends, "backends"))
+      for (Json::ArrayIndex i = 0; i < backends.size(); ++i) backend(backends[i], index("backends", i));
+    const Json::Value& ingresses = root["ingresses"];
+    if (array(ingresses, "ingresses"))
+      for (Json::ArrayIndex i = 0; i < ingresses.size(); ++i) ingress(ingresses[i], index("ingresses", i));
+    if (root.isMember("defaultBackend")) {
+      d_.default_backend_field = "defaultBackend";
+      d_.model.default_backend = backend_ref(root["defaultBackend"], "defaultBackend");
+    }
+  }
+
+ private:
+  static std::string index(const std::string& field, Json::ArrayIndex i) {
+    return field + "[" + std::to_string(i) + "]";
+  }
+
+  void error(const std::string& field, const std::string& problem) { out_.errors.push_back(field + ": " + problem); }
+
+  bool object(const Json::Value& v, const std::string& field, std::initializer_list<const char*> allowed) {
+    if (!v.isObject()) {
+      error(field, "must be an object");
+      return false;
+    }
+    const std::set<std::string> known(allowed.begin(), allowed.end());
+    for (const std::string& key : v.getMemberNames()) {
+      if (!known.contains(key)) error(field + "." + key, "unknown field");
+    }
+    return true;
+  }
+
+  bool array(const Json::Value& v, const std::string& field) {
+    if (v.isNull()) return false;
+    if (!v.isArray()) {
+      error(field, "must be an array");
+      return false;
+    }
+    return true;
+  }
+
+  std::string string(const Json::Value& parent, const char* key, const std::string& field, bool required) {
+    const Json::Value& v = parent[key];
+    if (v.isNull()) {
+      if (required) error(field + "." + key, "is required");
+      return {};
+    }
+    if (!v.isString()) {
+      error(field + "." + key, "must be a string");
+      return {};
+    }
+    return v.asString();
+  }
+
+  std::int64_t integer(const Json::Value& parent, const char* key, const std::string& field, std::int64_t min,
+                       std::int64_t max, std::int64_t fallback) {
+    const Json::Value& v = parent[key];
+    if (v.isNull()) return fallback;
+    if (!v.isIntegral() || v.asLargestInt() < min || v.asLargestInt() > max) {
+      error(field + "." + key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+      return fallback;
+    }
+    return v.asLargestInt();
+  }
+
+  bool boolean(const Json::Value& parent, const char* key, const std::string& field, bool fallback) {
+    const Json::Value& v = parent[key];
+    if (v.isNull()) return fallback;
+    if (!v.isBool()) {
+      error(field + "." + key, "must be true or false");
+      return fallback;
+    }
+    return v.asBool();
+  }
+
+  void backend(const Json::Value& v, const std::string& field) {
+    if (!object(v, field, {"name", "namespace", "service", "port", "endpoints"})) return;
+    Backend b;
+    const std::string name = string(v, "name", field, true);
+    b.ns = string(v, "namespace", field, true);
+    b.service = string(v, "service", field, true);
+    const Json::Value& port = v["port"];
+    if (port.isString() && !port.asString().empty()) {
+      b.port_name = port.asString();
+    } else if (port.isIntegral() && port.asLargestInt() >= 1 && port.asLargestInt() <= 65535) {
+      b.port = static_cast<std::uint32_t>(port.asLargestInt());
+    } else {
+      error(field + ".port", "must be a port number (1-65535) or a port name");
+    }
+    const Json::Value& endpoints = v["endpoints"];
+    if (array(endpoints, field + ".endpoints")) {
+      for (Json::ArrayIndex i = 0; i < endpoints.size(); ++i) {
+        const std::string ef = index(field + ".endpoints", i);
+        const Json::Value& e = endpoints[i];
+        if (!object(e, ef, {"address", "port", "weight", "ready", "serving", "terminating"})) continue;
+        Endpoint ep;
+        ep.address = string(e, "address", ef, true);
+        ep.port = static_cast<std::uint16_t>(integer(e, "port", ef, 1, 65535, 0));
+        if (e["port"].isNull()) error(ef + ".port", "is required");
+        ep.weight = static_cast<std::uint16_t>(integer(e, "weight", ef, 0, 65535, 1));
+        ep.ready = boolean(e, "ready", ef, true);
+        ep.serving = boolean(e, "serving", ef, ep.ready);
+        ep.terminating = boolean(e, "terminating", ef, false);
+        b.endpoints.push_back(std::move(ep));
+      }
+    }
+    if (name.empty()) return;
+    if (!backend_names_.emplace(name, static_cast<std::uint32_t>(d_.model.backends.size())).second) {
+      error(field + ".name", "backend \"" + name + "\" is defined twice");
+      return;
+    }
+    d_.model.backends.push_back(std::move(b));
+    d_.backend_fields.push_back(field);
+  }
+
+  std::uint32_t backend_ref(const Json::Value& v, const std::string& field) {
+    if (!v.isString()) {
+      error(field, "must name a backend");
+      return kNoBackend;
+    }
+    const auto it = backend_names_.find(v.asString());
+    if (it == backend_names_.end()) {
+      error(field, "no backend named \"" + v.asString() + "\"");
+      return kNoBackend;
+    }
+    return it->second;
+  }
+
+  std::int64_t timestamp(const Json::Value& parent, const std::string& field) {
+    const Json::Value& v = parent["creationTimestamp"];
+    if (v.isNull()) return 0;
+    if (v.isIntegral()) return v.asLargestInt();
+    if (v.isString()) {
+      std::tm tm{};
+      std::istringstream in(v.asString());
+      in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+      if (!in.fail() && in.peek() == std::char_traits<char>::eof()) return timegm(&tm);
+    }
+    error(field + ".creationTimestamp", "must be RFC 3339 UTC (\"2026-01-02T03:04:05Z\") or Unix seconds");
+    return 0;
+  }
+
+  void ingress(const Json::Value& v, const std::string& field) {
+    if (!object(v, field, {"namespace", "name", "creationTimestamp", "rules", "tls"})) return;
+    Source source;
+    source.ns = string(v, "namespace", field, true);
+    source.name = string(v, "name", field, true);
+    source.created_unix = timestamp(v, field);
+    const auto source_index = static_cast<std::uint32_t>(d_.model.sources.size());
+    d_.model.sources.push_back(source);
+    d_.source_fields.push_back(field);
+
+    const Json::Value& rules = v["rules"];
+    if (array(rules, field + ".rules")) {
+      for (Json::ArrayIndex r = 0; r < rules.size(); ++r) {
+        const std::string rf = index(field + ".rules", r);
+        const Json::Value& rule = rules[r];
+        if (!object(rule, rf, {"host", "paths"})) continue;
+        const std::string host = string(rule, "host", rf, false);
+        const Json::Value& paths = rule["paths"];
+        if (!array(paths, rf + ".paths")) {
+          if (paths.isNull()) error(rf + ".paths", "is required");
+          continue;
+        }
+        for (Json::ArrayIndex p = 0; p < paths.size(); ++p) path(paths[p], index(rf + ".paths", p), host, source_index);
+      }
+    }
+    const Json::Value& tls = v["tls"];
+    if (array(tls, field + ".tls")) {
+      for (Json::ArrayIndex t = 0; t < tls.size(); ++t) {
+        const std::string tf = index(field + ".tls", t);
+        if (!object(tls[t], tf, {"hosts", "secretName"})) continue;
+        const std::string secret = string(tls[t], "secretName", tf, true);
+        const Json::Value& hosts = tls[t]["hosts"];
+        if (!array(hosts, tf + ".hosts")) continue;
+        for (Json::ArrayIndex h = 0; h < hosts.size(); ++h) {
+          if (!hosts[h].isString()) {
+            error(index(tf + ".hosts", h), "must be a string");
+            continue;
+          }
+          d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index});
+          d_.tls_fields.push_back(index(tf + ".hosts", h));
+        }
+      }
+    }
+  }
+
+  void path(const Json::Value& v, const std::string& field, const std::string& host, std::uint32_t source) {
+    if (!object(v, field, {"path", "pathType", "backend"})) return;
+    Rule rule;
+    rule.host = host;
+    rule.path = string(v, "path", field, false);
+    rule.source = source;
+    const std::string type = string(v, "pathType", field, true);
+    if (type == "Exact") {
+      rule.type = PathType::kExact;
+    } else if (type == "Prefix") {
+      rule.type = PathType::kPrefix;
+    } else if (type == "ImplementationSpecific") {
+      rule.type = PathType::kImplementationSpecific;
+    } else if (!type.empty()) {
+      error(field + ".pathType", "must be Exact, Prefix or ImplementationSpecific, not \"" + type + "\"");
+    }
+    rule.backend = backend_ref(v["backend"], field + ".backend");
+    d_.model.rules.push_back(std::move(rule));
+    d_.rule_fields.push_back(field);
+  }
+
+  DescriptionResult& out_;
+  Description& d_;
+  std::map<std::string, std::uint32_t> backend_names_;
+};
+
+const std::string& field_of(const std::vector<std::string>& fields, std::uint32_t index) {
+  static const std::string unknown = "(unknown)";
+  return index < fields.size() ? fields[index] : unknown;
+}
+
+}  // namespace
+
+DescriptionResult parse_description(const std::string& json_text) {
+  DescriptionResult result;
+  Json::CharReaderBuilder builder;
+  builder["rejectDupKeys"] = true;
+  builder["allowComments"] = false;
+  Json::Value root;
+  std::string parse_errors;
+  const std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  if (!reader->parse(json_text.data(), json_text.data() + json_text.size(), &root, &parse_errors)) {
+    std::string first_line = parse_errors.substr(0, parse_errors.find('\n', parse_errors.find('\n') + 1));
+    for (char& c : first_line) c = c == '\n' ? ' ' : c;
+    result.errors.push_back("(json): " + first_line);
+    return result;
+  }
+  Parser(result).run(root);
+  return result;
+}
+
+std::string describe(const Description& d, const Diagnostic& diagnostic) {
+  switch (diagnostic.item) {
+    case Item::kRule: return field_of(d.rule_fields, diagnostic.index) + ": " + diagnostic.message;
+    case Item::kBackend: return field_of(d.backend_fields, diagnostic.index) + ": " + diagnostic.message;
+    case Item::kEndpoint:
+      return field_of(d.backend_fields, diagnostic.index) + ".endpoints[" + std::to_string(diagnostic.sub_index) +
+             "]: " + diagnostic.message;
+    case Item::kTls: return field_of(d.tls_fields, diagnostic.index) + ": " + diagnostic.message;
+    case Item::kSource: return field_of(d.source_fields, diagnostic.index) + ": " + diagnostic.message;
+    case Item::kDefaultBackend: return d.default_backend_field + ": " + diagnostic.message;
+  }
+  return diagnostic.message;
+}
+
+std::string describe(const Description& d, const Conflict& conflict) {
+  const auto& fields = conflict.item == Item::kRule ? d.rule_fields : d.tls_fields;
+  const auto source_of = [&](std::uint32_t i) {
+    const std::uint32_t s = conflict.item == Item::kRule ? d.model.rules[i].source : d.model.tls[i].source;
+    return d.model.sources[s].ns + "/" + d.model.sources[s].name;
+  };
+  const std::string what = conflict.item == Item::kRule
+                               ? "host \"" + conflict.host + "\" path \"" + (conflict.path.empty() ? "/" : conflict.path) + "\""
+                               : "TLS for host \"" + conflict.host + "\"";
+  return field_of(fields, conflict.loser) + " (" + source_of(conflict.loser) + "): " + what + " is already taken by " +
+         field_of(fields, conflict.winner) + " (" + source_of(conflict.winner) + ", older); this one is ignored";
+}
+
+}  // namespace kroute

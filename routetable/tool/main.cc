@@ -1,0 +1,315 @@
+// kroute-table: build a snapshot from a JSON description, dump the current one, and show which rule,
+// Ingress and backend would serve a request.
+#include <CLI/CLI.hpp>
+#include <json/json.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+#include "builder.h"
+#include "description.h"
+#include "publisher.h"
+#include "reader.h"
+#include "snapshot.h"
+
+namespace {
+
+using namespace kroute;
+
+constexpr int kExitError = 1;
+constexpr int kExitNoRoute = 2;
+
+std::string read_input(const std::string& file, std::string& error) {
+  std::ostringstream text;
+  if (file == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + file;
+    return {};
+  }
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+std::string utc(std::uint64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string backend_name(const SnapshotView& view, const format::BackendEntry& b) {
+  return std::string(view.str(b.ns)) + "/" + std::string(view.str(b.service)) + ":" +
+         (b.port_name.length != 0 ? std::string(view.str(b.port_name)) : std::to_string(b.port));
+}
+
+std::string host_label(const SnapshotView& view, const format::HostEntry& h) {
+  switch (h.kind) {
+    case format::HostKind::kExact: return std::string(view.str(h.name));
+    case format::HostKind::kWildcard: return "*." + std::string(view.str(h.name));
+    case format::HostKind::kAny: return "(any host)";
+  }
+  return "?";
+}
+
+std::string rule_path(const SnapshotView& view, const format::RuleEntry& r) {
+  return std::string(view.str(r.declared_path));
+}
+
+Json::Value endpoints_json(const SnapshotView& view, const format::BackendEntry& b) {
+  Json::Value list(Json::arrayValue);
+  for (const format::EndpointEntry& e : view.endpoints_of(b)) {
+    Json::Value item;
+    item["address"] = endpoint_address(e);
+    item["weight"] = e.weight;
+    item["ready"] = (e.flags & format::kReady) != 0;
+    item["serving"] = (e.flags & format::kServing) != 0;
+    item["terminating"] = (e.flags & format::kTerminating) != 0;
+    list.append(item);
+  }
+  return list;
+}
+
+Json::Value backend_json(const SnapshotView& view, const format::BackendEntry& b) {
+  Json::Value out;
+  out["namespace"] = std::string(view.str(b.ns));
+  out["service"] = std::string(view.str(b.service));
+  if (b.port_name.length != 0) {
+    out["port"] = std::string(view.str(b.port_name));
+  } else {
+    out["port"] = b.port;
+  }
+  out["readyEndpoints"] = b.ready_count;
+  out["endpoints"] = endpoints_json(view, b);
+  return out;
+}
+
+std::string endpoints_text(const SnapshotView& view, const format::BackendEntry& b) {
+  std::string text;
+  for (const format::EndpointEntry& e : view.endpoints_of(b)) {
+    if (!text.empty()) text += ", ";
+    text += endpoint_address(e) + " w" + std::to_string(e.weight);
+    if ((e.flags & format::kReady) == 0) text += (e.flags & format::kTerminating) ? " terminating" : " not-ready";
+  }
+  return text.empty() ? "(none)" : text;
+}
+
+void print_json(const Json::Value& value) {
+  Json::StreamWriterBuilder writer;
+  writer["indentation"] = "  ";
+  std::cout << Json::writeString(writer, value) << "\n";
+}
+
+// The current snapshot of `dir`, or an error message on stderr and null.
+const MappedSnapshot* open_current(TableReader& reader, const std::string& dir) {
+  switch (reader.poll(now_ms())) {
+    case TableReader::Poll::kPickedUp: return reader.current();
+    case TableReader::Poll::kRejected:
+      std::cerr << "error: the current snapshot is invalid: " << reader.last_error() << "\n";
+      return nullptr;
+    case TableReader::Poll::kNoTable:
+    case TableReader::Poll::kUnchanged:
+      std::cerr << "error: no route table in " << dir
+                << (reader.last_error().empty() ? " (nothing published yet)" : ": " + reader.last_error()) << "\n";
+      return nullptr;
+  }
+  return nullptr;
+}
+
+int build_command(const std::string& dir, const std::string& file, std::size_t keep, bool quiet) {
+  std::string error;
+  const std::string text = read_input(file, error);
+  if (!error.empty()) {
+    std::cerr << "error: " << error << "\n";
+    return kExitError;
+  }
+  DescriptionResult parsed = parse_description(text);
+  const BuildResult built = build_snapshot(parsed.description.model);
+  for (const Diagnostic& d : built.diagnostics) parsed.errors.push_back(describe(parsed.description, d));
+  if (!parsed.errors.empty()) {
+    for (const std::string& e : parsed.errors) std::cerr << "error: " << e << "\n";
+    std::cerr << "error: " << parsed.errors.size() << " problem(s) in " << file << "; nothing published\n";
+    return kExitError;
+  }
+  for (const Conflict& c : built.conflicts) std::cerr << "warning: " << describe(parsed.description, c) << "\n";
+
+  auto publisher = Publisher::open({dir, keep}, error);
+  if (!publisher) {
+    std::cerr << "error: " << error << "\n";
+    return kExitError;
+  }
+  std::vector<std::byte> bytes = built.bytes;
+  const PublishResult published = publisher->publish(bytes);
+  if (published.generation == 0) {
+    std::cerr << "error: " << published.error << "\n";
+    return kExitError;
+  }
+  if (!quiet) {
+    std::cout << "published generation " << published.generation << " to " << dir << ": " << built.stats.hosts
+              << " hosts, " << built.stats.rules << " rules, " << built.stats.backends << " backends, "
+              << built.stats.endpoints << " endpoints, " << built.stats.tls << " tls, " << bytes.size() << " bytes\n";
+  }
+  return 0;
+}
+
+int dump_command(const std::string& dir, bool json) {
+  TableReader reader(dir);
+  const MappedSnapshot* snapshot = open_current(reader, dir);
+  if (snapshot == nullptr) return kExitError;
+  const SnapshotView& view = snapshot->view;
+  const format::Header& h = view.header();
+  if (json) {
+    Json::Value out;
+    out["generation"] = Json::UInt64(h.generation);
+    out["built"] = utc(h.built_unix_ms);
+    out["bytes"] = Json::UInt64(h.total_size);
+    Json::Value hosts(Json::arrayValue);
+    for (const format::HostEntry& host : view.hosts()) {
+      Json::Value jh;
+      jh["host"] = host_label(view, host);
+      if (host.tls != format::kNone) {
+        const format::TlsEntry& t = view.tls()[host.tls];
+        jh["tlsSecret"] = std::string(view.str(t.secret_ns)) + "/" + std::string(view.str(t.secret_name));
+      }
+      Json::Value rules(Json::arrayValue);
+      for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
+        Json::Value jr;
+        jr["path"] = rule_path(view, r);
+        jr["pathType"] = path_type_name(r.declared);
+        const format::SourceEntry& s = view.source_of(r);
+        jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
+        jr["backend"] = backend_json(view, view.backends()[r.backend]);
+        rules.append(jr);
+      }
+      jh["rules"] = rules;
+      hosts.append(jh);
+    }
+    out["hosts"] = hosts;
+    if (const format::BackendEntry* d = view.default_backend()) out["defaultBackend"] = backend_json(view, *d);
+    print_json(out);
+    return 0;
+  }
+  std::cout << "generation " << h.generation << ", built " << utc(h.built_unix_ms) << ", " << h.total_size
+            << " bytes: " << view.hosts().size() << " hosts, " << view.rules().size() << " rules, "
+            << view.backends().size() << " backends, " << view.endpoints().size() << " endpoints, "
+            << view.tls().size() << " tls\n";
+  if (const format::BackendEntry* d = view.default_backend())
+    std::cout << "default backend " << backend_name(view, *d) << " [" << endpoints_text(view, *d) << "]\n";
+  for (const format::HostEntry& host : view.hosts()) {
+    std::cout << "\nhost " << host_label(view, host);
+    if (host.tls != format::kNone) {
+      const format::TlsEntry& t = view.tls()[host.tls];
+      std::cout << "  tls " << view.str(t.secret_ns) << "/" << view.str(t.secret_name);
+    }
+    std::cout << "\n";
+    for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
+      const format::SourceEntry& s = view.source_of(r);
+      const format::BackendEntry& b = view.backends()[r.backend];
+      std::cout << "  " << path_type_name(r.declared) << " " << rule_path(view, r) << " -> " << backend_name(view, b)
+                << " (ingress " << view.str(s.ns) << "/" << view.str(s.name) << ") [" << endpoints_text(view, b)
+                << "]\n";
+    }
+  }
+  return 0;
+}
+
+int lookup_command(const std::string& dir, const std::string& host, const std::string& path, bool json) {
+  TableReader reader(dir);
+  const MappedSnapshot* snapshot = open_current(reader, dir);
+  if (snapshot == nullptr) return kExitError;
+  const SnapshotView& view = snapshot->view;
+  const RouteMatch m = view.lookup(host, path);
+  const int status = m.backend == nullptr ? 404 : (m.backend->ready_count == 0 ? 503 : 200);
+  if (json) {
+    Json::Value out;
+    out["generation"] = Json::UInt64(view.generation());
+    out["request"]["host"] = host;
+    out["request"]["path"] = path;
+    out["match"] = m.rule != nullptr ? "rule" : (m.default_backend ? "default-backend" : "none");
+    out["status"] = status;
+    if (m.rule != nullptr) {
+      out["host"] = host_label(view, *m.host);
+      out["hostMatch"] = host_match_name(m.host_match);
+      out["path"] = rule_path(view, *m.rule);
+      out["pathType"] = path_type_name(m.rule->declared);
+      const format::SourceEntry& s = view.source_of(*m.rule);
+      out["ingress"]["namespace"] = std::string(view.str(s.ns));
+      out["ingress"]["name"] = std::string(view.str(s.name));
+    }
+    if (m.backend != nullptr) out["backend"] = backend_json(view, *m.backend);
+    print_json(out);
+  } else {
+    std::cout << host << " " << path << " (generation " << view.generation() << ")\n";
+    if (m.rule != nullptr) {
+      const format::SourceEntry& s = view.source_of(*m.rule);
+      std::cout << "  host     " << host_label(view, *m.host) << " (" << host_match_name(m.host_match) << " match)\n"
+                << "  rule     " << path_type_name(m.rule->declared) << " " << rule_path(view, *m.rule) << "\n"
+                << "  ingress  " << view.str(s.ns) << "/" << view.str(s.name) << "\n";
+    } else if (m.default_backend) {
+      std::cout << "  no rule matches: the default backend serves it\n";
+    } else {
+      std::cout << "  no rule matches and there is no default backend: 404\n";
+    }
+    if (m.backend != nullptr) {
+      std::cout << "  backend  " << backend_name(view, *m.backend) << "\n"
+                << "  endpoints " << endpoints_text(view, *m.backend) << "\n";
+      if (status == 503) std::cout << "  no ready endpoint: 503\n";
+    }
+  }
+  return m.backend == nullptr ? kExitNoRoute : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"kroute-table: build, inspect and query kroute route table snapshots"};
+  app.require_subcommand(1);
+  std::string dir = "/run/kroute";
+  if (const char* env = std::getenv("KROUTE_TABLE_DIR")) dir = env;
+  app.add_option("-d,--dir", dir, "table directory (env KROUTE_TABLE_DIR)")->capture_default_str();
+
+  std::string file;
+  std::size_t keep = 3;
+  bool quiet = false;
+  CLI::App* build = app.add_subcommand("build", "build a snapshot from a JSON description and publish it");
+  build->add_option("file", file, "description file, - for stdin (docs/table-description.md)")->required();
+  build->add_option("--keep", keep, "snapshots kept in the directory")->capture_default_str()->check(CLI::Range(1, 1000));
+  build->add_flag("-q,--quiet", quiet, "print nothing on success");
+
+  bool json = false;
+  CLI::App* dump = app.add_subcommand("dump", "print the current snapshot");
+  dump->add_flag("--json", json, "print JSON");
+
+  std::string host;
+  std::string path;
+  CLI::App* lookup = app.add_subcommand("lookup", "show which rule, Ingress and backend serve HOST PATH (exit 2: no route)");
+  lookup->add_option("host", host, "request host, as a client sends it")->required();
+  lookup->add_option("path", path, "request path")->required();
+  lookup->add_flag("--json", json, "print JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (build->parsed()) return build_command(dir, file, keep, quiet);
+    if (dump->parsed()) return dump_command(dir, json);
+    return lookup_command(dir, host, path, json);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitError;
+  }
+}
