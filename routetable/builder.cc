@@ -174,7 +174,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       source_ok[i] = false;
     }
   }
+  // Endpoints of every backend are checked here, used or not, so every mistake is reported.
   std::vector<bool> backend_ok(model.backends.size(), true);
+  std::vector<std::vector<format::EndpointEntry>> backend_endpoints(model.backends.size());
+  std::vector<std::uint32_t> backend_ready(model.backends.size(), 0);
   for (std::uint32_t i = 0; i < model.backends.size(); ++i) {
     const Backend& b = model.backends[i];
     if (b.ns.empty() || b.service.empty()) {
@@ -187,6 +190,32 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kBackend, i, "backend port must be 1-65535");
       backend_ok[i] = false;
     }
+    std::vector<format::EndpointEntry> ready;
+    std::vector<format::EndpointEntry> not_ready;
+    std::set<std::tuple<std::uint8_t, std::string, std::uint16_t>> seen;
+    for (std::uint32_t e = 0; e < b.endpoints.size(); ++e) {
+      const Endpoint& ep = b.endpoints[e];
+      format::EndpointEntry out{};
+      if (!parse_address(ep.address, out)) {
+        report(Item::kEndpoint, i, "endpoint address is not an IPv4 or IPv6 address: " + ep.address, e);
+        continue;
+      }
+      if (ep.port == 0) {
+        report(Item::kEndpoint, i, "endpoint port must be 1-65535", e);
+        continue;
+      }
+      const std::string address(reinterpret_cast<const char*>(out.address), sizeof out.address);
+      if (!seen.emplace(out.family, address, ep.port).second) continue;  // duplicates add nothing
+      out.port = ep.port;
+      out.weight = ep.weight;
+      out.flags = static_cast<std::uint8_t>((ep.ready ? format::kReady : 0) | (ep.serving ? format::kServing : 0) |
+                                            (ep.terminating ? format::kTerminating : 0));
+      // A zero weight takes no traffic: such an endpoint is kept for dump but not counted as ready.
+      (ep.ready && ep.weight > 0 ? ready : not_ready).push_back(out);
+    }
+    backend_ready[i] = static_cast<std::uint32_t>(ready.size());
+    ready.insert(ready.end(), not_ready.begin(), not_ready.end());
+    backend_endpoints[i] = std::move(ready);
   }
 
   // Rules: check, normalize, then settle collisions on (host, match, path).
@@ -294,33 +323,9 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     entry.port_name = strings.add(b.port_name);
     entry.port = b.port;
     entry.first_endpoint = static_cast<std::uint32_t>(endpoints.size());
-    std::vector<format::EndpointEntry> ready;
-    std::vector<format::EndpointEntry> not_ready;
-    std::set<std::tuple<std::uint8_t, std::string, std::uint16_t>> seen;
-    for (std::uint32_t e = 0; e < b.endpoints.size(); ++e) {
-      const Endpoint& ep = b.endpoints[e];
-      format::EndpointEntry out{};
-      if (!parse_address(ep.address, out)) {
-        report(Item::kEndpoint, index, "endpoint address is not an IPv4 or IPv6 address: " + ep.address, e);
-        continue;
-      }
-      if (ep.port == 0) {
-        report(Item::kEndpoint, index, "endpoint port must be 1-65535", e);
-        continue;
-      }
-      const std::string address(reinterpret_cast<const char*>(out.address), sizeof out.address);
-      if (!seen.emplace(out.family, address, ep.port).second) continue;  // duplicates add nothing
-      out.port = ep.port;
-      out.weight = ep.weight;
-      out.flags = static_cast<std::uint8_t>((ep.ready ? format::kReady : 0) | (ep.serving ? format::kServing : 0) |
-                                            (ep.terminating ? format::kTerminating : 0));
-      // A zero weight takes no traffic: such an endpoint is kept for dump but not counted as ready.
-      (ep.ready && ep.weight > 0 ? ready : not_ready).push_back(out);
-    }
-    entry.ready_count = static_cast<std::uint32_t>(ready.size());
-    endpoints.insert(endpoints.end(), ready.begin(), ready.end());
-    endpoints.insert(endpoints.end(), not_ready.begin(), not_ready.end());
-    entry.endpoint_count = static_cast<std::uint32_t>(endpoints.size()) - entry.first_endpoint;
+    entry.endpoint_count = static_cast<std::uint32_t>(backend_endpoints[index].size());
+    entry.ready_count = backend_ready[index];
+    endpoints.insert(endpoints.end(), backend_endpoints[index].begin(), backend_endpoints[index].end());
     backend_map[index] = static_cast<std::uint32_t>(backends.size());
     backends.push_back(entry);
     return backend_map[index];

@@ -59,20 +59,22 @@ class Checker {
              const char* problem) {
     require(static_cast<std::uint64_t>(first) + count <= limit, what, i, problem);
   }
-  // A slot table: power-of-two capacity (or empty with no entries), entries in range, at least one
-  // empty slot so every probe ends.
-  void slots(const std::uint32_t* slots, std::uint64_t capacity, std::uint64_t entries, const char* what) {
+  // A slot table over `entries` keys whose values index an array of `limit` elements: power-of-two
+  // capacity (or none for no keys), values in range, at least one empty slot so every probe ends.
+  void slots(const std::uint32_t* slots, std::uint64_t capacity, std::uint64_t entries, std::uint64_t limit,
+             const char* what) {
     if (capacity == 0) {
-      require(entries == 0, what, 0, "empty table for a non-empty section");
+      require(entries == 0, what, 0, "no table for a non-empty section");
       return;
     }
+    require(capacity >= entries, what, 0, "table smaller than its entries");
     require(std::has_single_bit(capacity), what, 0, "capacity is not a power of two");
     std::uint64_t empty = 0;
     for (std::uint64_t i = 0; i < capacity && ok(); ++i) {
       if (slots[i] == 0) {
         ++empty;
       } else {
-        require(slots[i] <= entries, what, i, "slot points past the end of its entries");
+        require(slots[i] <= limit, what, i, "slot points past the end of its entries");
       }
     }
     require(empty > 0, what, 0, "table has no empty slot");
@@ -163,11 +165,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     exact_hosts += h.kind == format::HostKind::kExact;
     wildcard_hosts += h.kind == format::HostKind::kWildcard;
   }
-  check.slots(v.host_slots_, v.count(format::kHostSlots), n_hosts, "host slots");
-  check.slots(v.wildcard_slots_, v.count(format::kWildcardSlots), n_hosts, "wildcard slots");
-  check.require(v.count(format::kHostSlots) >= exact_hosts, "host slots", 0, "table smaller than its hosts");
-  check.require(v.count(format::kWildcardSlots) >= wildcard_hosts, "wildcard slots", 0,
-                "table smaller than its hosts");
+  check.slots(v.host_slots_, v.count(format::kHostSlots), exact_hosts, n_hosts, "host slots");
+  check.slots(v.wildcard_slots_, v.count(format::kWildcardSlots), wildcard_hosts, n_hosts, "wildcard slots");
 
   for (std::uint64_t i = 0; i < n_rules && check.ok(); ++i) {
     const format::RuleEntry& r = v.rules_[i];
@@ -180,8 +179,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
                   "unknown match kind");
     check.require(static_cast<std::uint8_t>(r.declared) <= 2, "rules", i, "unknown path type");
   }
-  check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, "path slots");
-  check.require(v.count(format::kPathSlots) >= n_rules, "path slots", 0, "table smaller than its rules");
+  check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, n_rules, "path slots");
 
   for (std::uint64_t i = 0; i < n_backends && check.ok(); ++i) {
     const format::BackendEntry& b = v.backends_[i];

@@ -1,0 +1,178 @@
+// build_snapshot: merging Ingresses, settling collisions, skipping bad input with a diagnostic.
+#include <doctest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "model_builder.h"
+#include "publisher.h"
+
+using kroute::Conflict;
+using kroute::Endpoint;
+using kroute::Item;
+using kroute::PathType;
+using kroute::testing::BuiltTable;
+using kroute::testing::ModelBuilder;
+
+namespace {
+
+bool has_diagnostic(const kroute::BuildResult& r, Item item, const std::string& fragment) {
+  return std::any_of(r.diagnostics.begin(), r.diagnostics.end(), [&](const kroute::Diagnostic& d) {
+    return d.item == item && d.message.find(fragment) != std::string::npos;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("rules of several Ingresses on one host merge") {
+  ModelBuilder m;
+  m.ingress("team-a", "web").prefix("shop.com", "/a", "svc-a");
+  m.ingress("team-b", "api").prefix("shop.com", "/b", "svc-b");
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  CHECK(t.route("shop.com", "/a") == "svc-a");
+  CHECK(t.route("shop.com", "/b") == "svc-b");
+  CHECK(t.result.conflicts.empty());
+  CHECK(t.result.stats.hosts == 1);
+  CHECK(t.result.stats.rules == 2);
+}
+
+TEST_CASE("a duplicate host + path + type: the oldest Ingress wins and the loser is reported") {
+  ModelBuilder m;
+  m.ingress("ns", "newer", 2000).prefix("shop.com", "/", "newer-svc");
+  m.ingress("ns", "older", 1000).prefix("shop.com", "/", "older-svc");
+  const BuiltTable t(m.model());
+  CHECK(t.route("shop.com", "/") == "older-svc");
+  REQUIRE(t.result.conflicts.size() == 1);
+  const Conflict& c = t.result.conflicts[0];
+  CHECK(c.item == Item::kRule);
+  CHECK(c.winner == 1);
+  CHECK(c.loser == 0);
+  CHECK(c.host == "shop.com");
+  const auto match = t.view.lookup("shop.com", "/");
+  CHECK(t.view.str(t.view.source_of(*match.rule).name) == "older");
+}
+
+TEST_CASE("same creationTimestamp: namespace/name decides, whatever the input order") {
+  for (bool reversed : {false, true}) {
+    ModelBuilder m;
+    if (reversed) {
+      m.ingress("b-ns", "x", 1000).prefix("shop.com", "/p", "from-b");
+      m.ingress("a-ns", "z", 1000).prefix("shop.com", "/p", "from-a");
+    } else {
+      m.ingress("a-ns", "z", 1000).prefix("shop.com", "/p", "from-a");
+      m.ingress("b-ns", "x", 1000).prefix("shop.com", "/p", "from-b");
+    }
+    const BuiltTable t(m.model());
+    CHECK(t.route("shop.com", "/p") == "from-a");
+    CHECK(t.result.conflicts.size() == 1);
+  }
+}
+
+TEST_CASE("Prefix /foo and Prefix /foo/ and ImplementationSpecific /foo collide; Exact /foo does not") {
+  ModelBuilder m;
+  m.ingress("ns", "one", 1).prefix("shop.com", "/foo", "one");
+  m.ingress("ns", "two", 2).prefix("shop.com", "/foo/", "two");
+  m.ingress("ns", "three", 3).rule("shop.com", "/foo", PathType::kImplementationSpecific, "three");
+  m.ingress("ns", "four", 4).exact("shop.com", "/foo", "four");
+  const BuiltTable t(m.model());
+  CHECK(t.result.conflicts.size() == 2);
+  CHECK(t.route("shop.com", "/foo") == "four");
+  CHECK(t.route("shop.com", "/foo/x") == "one");
+}
+
+TEST_CASE("invalid rules are skipped with a diagnostic; the rest are published") {
+  ModelBuilder m;
+  m.prefix("good.com", "/", "good");
+  m.prefix("bad host.com", "/", "good");
+  m.prefix("*.*.com", "/", "good");
+  m.prefix("a..b", "/", "good");
+  m.prefix("good.com", "relative", "good");
+  m.prefix("good.com", "/with space", "good");
+  m.prefix("good.com", "/" + std::string(5000, 'x'), "good");
+  m.model().rules.push_back({"good.com", "/x", PathType::kPrefix, 99, 0});
+  m.model().rules.push_back({"good.com", "/y", PathType::kPrefix, 0, 99});
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  CHECK(t.route("good.com", "/") == "good");
+  CHECK(t.result.stats.rules == 1);
+  CHECK(t.result.diagnostics.size() == 8);
+  CHECK(has_diagnostic(t.result, Item::kRule, "letters, digits"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "wildcard"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "empty label"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "must start with '/'"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "control characters"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "longer than 4096"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "missing or invalid backend"));
+  CHECK(has_diagnostic(t.result, Item::kRule, "missing or invalid source"));
+}
+
+TEST_CASE("a broken backend takes only its own rules down") {
+  ModelBuilder m;
+  m.backend("", {}).prefix("a.com", "/", "good");
+  m.model().rules.push_back({"b.com", "/", PathType::kPrefix, 0, 0});
+  const BuiltTable t(m.model());
+  CHECK(t.route("a.com", "/") == "good");
+  CHECK(t.route("b.com", "/") == "404");
+  CHECK(has_diagnostic(t.result, Item::kBackend, "namespace and a service"));
+}
+
+TEST_CASE("endpoints: bad ones skipped, duplicates removed, ready first, zero weight not ready") {
+  ModelBuilder m;
+  m.backend("svc", {{"10.0.0.2", 80, 1, false},
+                    {"10.0.0.1", 80},
+                    {"10.0.0.1", 80},
+                    {"not-an-ip", 80},
+                    {"10.0.0.3", 0},
+                    {"fd00::1", 8080, 5},
+                    {"10.0.0.4", 80, 0}});
+  m.prefix("a.com", "/", "svc");
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  const auto match = t.view.lookup("a.com", "/");
+  REQUIRE(match.backend != nullptr);
+  CHECK(match.backend->endpoint_count == 4);
+  CHECK(match.backend->ready_count == 2);
+  const auto ready = t.view.ready_endpoints_of(*match.backend);
+  CHECK(kroute::endpoint_address(ready[0]) == "10.0.0.1:80");
+  CHECK(kroute::endpoint_address(ready[1]) == "[fd00::1]:8080");
+  CHECK(ready[1].weight == 5);
+  CHECK(ready[1].family == 6);
+  CHECK(has_diagnostic(t.result, Item::kEndpoint, "not an IPv4 or IPv6"));
+  CHECK(has_diagnostic(t.result, Item::kEndpoint, "port must be"));
+}
+
+TEST_CASE("TLS: one Secret per host, oldest Ingress wins") {
+  ModelBuilder m;
+  m.ingress("ns", "new", 50).tls("shop.com", "new-cert");
+  m.ingress("ns", "old", 10).tls("shop.com", "old-cert").tls("*.shop.com", "wild-cert");
+  const BuiltTable t(m.model());
+  REQUIRE(t.result.conflicts.size() == 1);
+  CHECK(t.result.conflicts[0].item == Item::kTls);
+  kroute::HostMatch how;
+  const auto* host = t.view.find_host("shop.com", how);
+  REQUIRE(host != nullptr);
+  CHECK(t.view.str(t.view.tls()[host->tls].secret_name) == "old-cert");
+  CHECK(t.result.stats.tls == 2);
+}
+
+TEST_CASE("the same model builds the same bytes; same_routes ignores generation and build time") {
+  ModelBuilder m;
+  m.ingress("ns", "b").prefix("b.com", "/", "b").prefix("a.com", "/x", "a");
+  m.ingress("ns", "a").exact("c.com", "/y", "c");
+  const BuiltTable one(m.model());
+  const BuiltTable two(m.model());
+  CHECK(one.result.bytes == two.result.bytes);
+  auto later = kroute::build_snapshot(m.model(), {1800000000000});
+  CHECK(later.bytes != one.result.bytes);
+  CHECK(kroute::same_routes(later.bytes, one.result.bytes));
+  m.prefix("d.com", "/", "d");
+  const BuiltTable changed(m.model());
+  CHECK_FALSE(kroute::same_routes(changed.result.bytes, one.result.bytes));
+}
+
+TEST_CASE("an empty model builds a valid empty table") {
+  const BuiltTable t(kroute::RouteModel{});
+  REQUIRE(t.validation.ok);
+  CHECK(t.route("any.com", "/") == "404");
+}

@@ -1,0 +1,214 @@
+// Publisher and reader through a real directory: pickup on the next poll, a refused snapshot keeps the
+// last good one, pruning, pinning across a switch, and a reader that starts before the first publish.
+#include <doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "model_builder.h"
+#include "publisher.h"
+#include "reader.h"
+
+namespace fs = std::filesystem;
+using kroute::Publisher;
+using kroute::TableReader;
+using Poll = kroute::TableReader::Poll;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "kroute-test-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::vector<std::byte> table_routing_to(const std::string& service) {
+  kroute::testing::ModelBuilder m;
+  m.prefix("a.com", "/", service);
+  return kroute::build_snapshot(m.model()).bytes;
+}
+
+std::unique_ptr<Publisher> open_publisher(const TempDir& dir, std::size_t keep = 3) {
+  std::string error;
+  auto publisher = Publisher::open({dir.path.string(), keep}, error);
+  REQUIRE_MESSAGE(publisher != nullptr, error);
+  return publisher;
+}
+
+std::string served_by(const TableReader& reader) {
+  const auto* current = reader.current();
+  if (current == nullptr) return "none";
+  const auto m = current->view.lookup("a.com", "/");
+  return m.backend == nullptr ? "404" : std::string(current->view.str(m.backend->service));
+}
+
+std::size_t snapshot_files(const TempDir& dir) {
+  std::size_t n = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path)) n += entry.path().filename().string().starts_with("table.");
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a publish is seen on the next poll; an unchanged generation is one load") {
+  TempDir dir;
+  auto publisher = open_publisher(dir);
+  TableReader reader(dir.path.string());
+  reader.poll(0);
+  CHECK(reader.current() == nullptr);  // a control file, but nothing published yet
+
+  auto bytes = table_routing_to("first");
+  const auto published = publisher->publish(bytes);
+  REQUIRE(published.generation == 1);
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "first");
+  CHECK(reader.current()->view.generation() == 1);
+  CHECK(reader.poll(0) == Poll::kUnchanged);
+  CHECK(reader.pickups() == 1);
+
+  bytes = table_routing_to("second");
+  REQUIRE(publisher->publish(bytes).generation == 2);
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "second");
+}
+
+TEST_CASE("a corrupt snapshot is refused and the last good one keeps serving") {
+  TempDir dir;
+  auto publisher = open_publisher(dir);
+  TableReader reader(dir.path.string());
+  auto good = table_routing_to("good");
+  publisher->publish(good);
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+
+  auto corrupt = table_routing_to("bad");
+  corrupt[corrupt.size() - 3] ^= std::byte{1};
+  REQUIRE(publisher->publish(corrupt).generation == 2);
+  CHECK(reader.poll(0) == Poll::kRejected);
+  CHECK(served_by(reader) == "good");
+  CHECK(reader.rejections() == 1);
+  CHECK(reader.last_error().find("table.2: snapshot checksum mismatch") != std::string::npos);
+  CHECK(reader.poll(0) == Poll::kUnchanged);  // not retried on every request
+  CHECK(reader.rejections() == 1);
+
+  std::vector<std::byte> garbage(4096, std::byte{0x42});
+  publisher->publish(garbage);
+  CHECK(reader.poll(0) == Poll::kRejected);
+  CHECK(reader.last_error().find("bad magic") != std::string::npos);
+  CHECK(served_by(reader) == "good");
+
+  auto fixed = table_routing_to("fixed");
+  publisher->publish(fixed);
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "fixed");
+}
+
+TEST_CASE("only the newest few snapshots stay on disk") {
+  TempDir dir;
+  auto publisher = open_publisher(dir, 3);
+  for (int i = 0; i < 20; ++i) {
+    auto bytes = table_routing_to("s" + std::to_string(i));
+    publisher->publish(bytes);
+  }
+  CHECK(snapshot_files(dir) == 3);
+  CHECK(fs::exists(dir.path / "table.20"));
+  CHECK(fs::exists(dir.path / "table.18"));
+  CHECK_FALSE(fs::exists(dir.path / "table.17"));
+}
+
+TEST_CASE("a pinned snapshot outlives a switch and is unmapped when unpinned") {
+  TempDir dir;
+  auto publisher = open_publisher(dir, 1);
+  TableReader reader(dir.path.string());
+  auto first = table_routing_to("first");
+  publisher->publish(first);
+  reader.poll(0);
+  kroute::MappedSnapshot* pinned = reader.pin();
+  REQUIRE(pinned != nullptr);
+
+  auto second = table_routing_to("second");
+  publisher->publish(second);  // keep=1: table.1 is unlinked now
+  CHECK_FALSE(fs::exists(dir.path / "table.1"));
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "second");
+  CHECK(reader.retired() == 1);
+  // The request that pinned generation 1 still reads it.
+  const auto m = pinned->view.lookup("a.com", "/");
+  CHECK(pinned->view.str(m.backend->service) == "first");
+  reader.unpin(pinned);
+  CHECK(reader.retired() == 0);
+}
+
+TEST_CASE("a reader started before the agent attaches later, at most once per retry interval") {
+  TempDir dir;
+  TableReader reader((dir.path / "sub").string());
+  CHECK(reader.poll(1000) == Poll::kNoTable);
+  std::string error;
+  auto publisher = Publisher::open({(dir.path / "sub").string(), 3}, error);
+  REQUIRE(publisher);
+  auto bytes = table_routing_to("late");
+  publisher->publish(bytes);
+  CHECK(reader.poll(1500) == Poll::kNoTable);  // within the retry interval: no filesystem access
+  CHECK(reader.poll(2001) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "late");
+}
+
+TEST_CASE("a new publisher continues the generation sequence and clears leftovers") {
+  TempDir dir;
+  {
+    auto publisher = open_publisher(dir);
+    auto bytes = table_routing_to("a");
+    publisher->publish(bytes);
+    publisher->publish(bytes);
+  }
+  std::ofstream(dir.path / "table.9.tmp") << "partial";
+  auto publisher = open_publisher(dir);
+  auto bytes = table_routing_to("b");
+  CHECK(publisher->publish(bytes).generation == 3);
+  CHECK_FALSE(fs::exists(dir.path / "table.9.tmp"));
+}
+
+TEST_CASE("a replaced control file is noticed on refresh") {
+  TempDir dir;
+  TableReader reader(dir.path.string());
+  {
+    auto publisher = open_publisher(dir);
+    auto bytes = table_routing_to("old");
+    publisher->publish(bytes);
+  }
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+  fs::remove_all(dir.path);
+  fs::create_directory(dir.path);
+  auto publisher = open_publisher(dir);
+  auto bytes = table_routing_to("new");
+  publisher->publish(bytes);  // generation 1 again, in a new control file
+  CHECK(reader.poll(0) == Poll::kUnchanged);
+  CHECK(reader.refresh(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "new");
+}
+
+TEST_CASE("snapshot files get the configured mode") {
+  TempDir dir;
+  std::string error;
+  auto publisher = Publisher::open({dir.path.string(), 3, 0640}, error);
+  REQUIRE(publisher);
+  auto bytes = table_routing_to("a");
+  const auto published = publisher->publish(bytes);
+  struct stat st {};
+  REQUIRE(stat((dir.path / ("table." + std::to_string(published.generation))).c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0640);
+}
+
+TEST_CASE("a control file that is not ours is refused") {
+  TempDir dir;
+  std::ofstream(dir.path / "control") << std::string(4096, 'x');
+  std::string error;
+  CHECK(Publisher::open({dir.path.string(), 3}, error) == nullptr);
+  CHECK(error.find("not a kroute control file") != std::string::npos);
+}
