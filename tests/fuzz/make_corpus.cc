@@ -1,0 +1,43 @@
+// Writes a seed corpus for fuzz-snapshot: valid snapshots of several shapes, each prefixed with the
+// mode byte (odd: the fuzzer repairs the checksum).
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "model_builder.h"
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: fuzz-corpus DIR\n";
+    return 1;
+  }
+  using kroute::PathType;
+  std::vector<kroute::RouteModel> models;
+  {
+    kroute::testing::ModelBuilder m;
+    m.prefix("a.com", "/", "a").exact("a.com", "/a", "b").prefix("a.com", "/a/b", "c");
+    models.push_back(m.model());
+  }
+  {
+    kroute::testing::ModelBuilder m;
+    m.prefix("*.a.com", "/", "w").prefix("", "/", "any").tls("a.com", "cert").tls("*.a.com", "wild");
+    m.backend("d", {{"fd00::1", 80, 3}, {"10.0.0.2", 81, 1, false}}).default_backend("d");
+    models.push_back(m.model());
+  }
+  {
+    kroute::testing::ModelBuilder m;
+    for (int i = 0; i < 20; ++i)
+      m.rule("h" + std::to_string(i) + ".a.com", "/p/" + std::to_string(i), PathType::kImplementationSpecific, "s");
+    models.push_back(m.model());
+  }
+  int n = 0;
+  for (const auto& model : models) {
+    const auto bytes = kroute::build_snapshot(model, {1}).bytes;
+    for (char mode : {'\0', '\1'}) {
+      std::ofstream out(std::string(argv[1]) + "/seed-" + std::to_string(n++), std::ios::binary);
+      out.put(mode);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    }
+  }
+  return 0;
+}
