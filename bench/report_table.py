@@ -1,0 +1,58 @@
+"""Renders the route table benchmark JSON as a Markdown table, with ratios against the baselines
+measured in the same run and the targets of the route table issue."""
+import json
+import sys
+
+
+def medians(path):
+    data = json.load(open(path))
+    out = {}
+    for b in data["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        name = b["run_name"]
+        unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+        out[name] = dict(b, ns=b["real_time"] * unit)
+    return data["context"], out
+
+
+def main(path):
+    context, m = medians(path)
+    base = m["BM_Baseline_UnorderedMapFind"]["ns"]
+    rows = []
+
+    def lookup(name, label):
+        ns = m[name]["ns"]
+        ok = "yes" if ns <= 200 else "NO"
+        rows.append(f"| {label} | {ns:.0f} ns | {ns / base:.2f}x | <= 200 ns | {ok} |")
+        return ns
+
+    lookup("BM_Lookup_10kHosts_5Paths", "lookup, 10,000 hosts x 5 paths")
+    lookup("BM_Lookup_1Host_10kPaths", "lookup, 1 host x 10,000 paths")
+    lookup("BM_Lookup_2kWildcardHosts", "lookup, 2,000 wildcard hosts")
+    small = lookup("BM_Lookup_Routes/100", "lookup, 100 routes")
+    for n in (1000, 10000):
+        lookup(f"BM_Lookup_Routes/{n}", f"lookup, {n:,} routes")
+    large = lookup("BM_Lookup_Routes/100000", "lookup, 100,000 routes")
+    growth = large / small
+    rows.append(f"| growth 100 -> 100,000 routes | {growth:.2f}x | | < 2x | {'yes' if growth < 2 else 'NO'} |")
+    build = m["BM_BuildPublish_10kIngresses"]
+    ms = build["ns"] / 1e6
+    mb = build["snapshot_MB"]
+    rows.append(f"| build + publish, 10,000 Ingresses x 5 paths, {build['endpoints']:.0f} endpoints | {ms:.1f} ms | | <= 50 ms | {'yes' if ms <= 50 else 'NO'} |")
+    rows.append(f"| snapshot size for the above | {mb:.1f} MB | | <= 16 MB | {'yes' if mb <= 16 else 'NO'} |")
+    poll = m["BM_ReaderPollUnchanged"]["ns"]
+    load = m["BM_Baseline_AtomicLoad"]["ns"]
+    rows.append(f"| reader poll, generation unchanged | {poll:.2f} ns | {poll / load:.2f}x of one acquire load ({load:.2f} ns) | one atomic load | {'yes' if poll / load < 2 else 'NO'} |")
+
+    print(f"Route table benchmarks: median of 5 repetitions; {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz, {context.get('date')}.")
+    print(f"Baseline for lookups: one std::unordered_map<std::string,int>::find of the host, {base:.0f} ns, same run.")
+    print()
+    print("| measurement | result | vs baseline | target | met |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(r)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
