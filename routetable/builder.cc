@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <map>
-#include <set>
+#include <numeric>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 
 #include "format.h"
 #include "hashing.h"
@@ -21,36 +19,94 @@ namespace {
 
 using format::kNone;
 
+// Open addressing from a 64-bit hash to u32 ids. It stores no keys: callers confirm a candidate id with
+// their own equality, so the keys stay where they already are and building allocates per table, not per key.
+class HashIndex {
+ public:
+  explicit HashIndex(std::size_t expected) : slots_(std::max<std::size_t>(16, slot_capacity(expected))) {}
+
+  // The id already stored under an equal key, or `fresh` after storing it.
+  template <typename Equal>
+  std::uint32_t find_or_insert(std::uint64_t hash, std::uint32_t fresh, Equal&& equal) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.id == kNone) {
+        slot = {hash, fresh};
+        ++size_;
+        return fresh;
+      }
+      if (slot.hash == hash && equal(slot.id)) return slot.id;
+    }
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t id = kNone;
+  };
+
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    const std::size_t mask = slots_.size() - 1;
+    for (const Slot& slot : old) {
+      if (slot.id == kNone) continue;
+      std::size_t i = slot.hash & mask;
+      while (slots_[i].id != kNone) i = (i + 1) & mask;
+      slots_[i] = slot;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t size_ = 0;
+};
+
+// Every distinct string once.
 class StringPool {
  public:
+  explicit StringPool(std::size_t expected) : index_(expected) {}
+
   format::StrRef add(std::string_view s) {
-    if (auto it = index_.find(std::string(s)); it != index_.end()) return it->second;
-    const format::StrRef ref{static_cast<std::uint32_t>(bytes_.size()), static_cast<std::uint32_t>(s.size())};
-    bytes_.append(s);
-    index_.emplace(std::string(s), ref);
-    return ref;
+    const auto fresh = static_cast<std::uint32_t>(refs_.size());
+    const std::uint32_t id = index_.find_or_insert(host_hash(s), fresh, [&](std::uint32_t existing) {
+      return std::string_view(bytes_).substr(refs_[existing].offset, refs_[existing].length) == s;
+    });
+    if (id == fresh) {
+      refs_.push_back({static_cast<std::uint32_t>(bytes_.size()), static_cast<std::uint32_t>(s.size())});
+      bytes_.append(s);
+    }
+    return refs_[id];
   }
   const std::string& bytes() const { return bytes_; }
 
  private:
   std::string bytes_;
-  std::unordered_map<std::string, format::StrRef> index_;
-};
-
-// A rule that passed its checks, with its host and path in matching form.
-struct CheckedRule {
-  std::uint32_t model_index;
-  format::HostKind kind;
-  std::string host_key;  // exact name, wildcard suffix, or "" for host-less
-  std::string path;      // normalized
-  format::Match match;
-  format::DeclaredType declared;
+  std::vector<format::StrRef> refs_;
+  HashIndex index_;
 };
 
 struct HostKey {
   format::HostKind kind;
-  std::string name;
+  std::string name;  // exact name, wildcard suffix, or "" for host-less
   bool operator<(const HostKey& other) const { return std::tie(kind, name) < std::tie(other.kind, other.name); }
+};
+
+// One host of the table: its winning rules (indexes into the checked rules) and its TLS entry.
+struct HostGroup {
+  HostKey key;
+  std::vector<std::uint32_t> rules;
+  std::uint32_t tls = kNone;  // index into RouteModel::tls
+};
+
+// A rule that passed its checks, in matching form.
+struct CheckedRule {
+  std::uint32_t model_index;
+  std::uint32_t group;
+  std::string path;  // normalized
+  format::Match match;
+  format::DeclaredType declared;
 };
 
 format::DeclaredType declared_type(PathType type) {
@@ -89,7 +145,7 @@ bool parse_address(const std::string& text, format::EndpointEntry& entry) {
   return false;
 }
 
-// Open addressing with linear probing; slot value is entry index + 1.
+// The slot tables of the snapshot: linear probing; a slot holds entry index + 1, 0 is empty.
 std::vector<std::uint32_t> make_slots(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& entries) {
   std::vector<std::uint32_t> slots(slot_capacity(entries.size()), 0);
   const std::uint64_t mask = slots.size() - 1;
@@ -103,7 +159,9 @@ std::vector<std::uint32_t> make_slots(const std::vector<std::pair<std::uint64_t,
 
 class SnapshotWriter {
  public:
-  SnapshotWriter() : bytes_(sizeof(format::Header)) {}
+  explicit SnapshotWriter(std::size_t expected_bytes) : bytes_(sizeof(format::Header)) {
+    bytes_.reserve(expected_bytes);
+  }
 
   template <typename T>
   void section(format::Section id, const std::vector<T>& elements) {
@@ -111,14 +169,14 @@ class SnapshotWriter {
   }
 
   void raw_section(format::Section id, const void* data, std::size_t size, std::size_t count) {
-    bytes_.resize((bytes_.size() + format::kAlign - 1) / format::kAlign * format::kAlign);
+    align();
     header_.sections[id] = {bytes_.size(), count};
     const auto* begin = static_cast<const std::byte*>(data);
     bytes_.insert(bytes_.end(), begin, begin + size);
   }
 
   std::vector<std::byte> finish(format::Header header) {
-    bytes_.resize((bytes_.size() + format::kAlign - 1) / format::kAlign * format::kAlign);
+    align();
     std::copy(std::begin(header_.sections), std::end(header_.sections), std::begin(header.sections));
     header.header_size = sizeof(format::Header);
     header.total_size = bytes_.size();
@@ -128,9 +186,74 @@ class SnapshotWriter {
   }
 
  private:
+  void align() { bytes_.resize((bytes_.size() + format::kAlign - 1) / format::kAlign * format::kAlign); }
+
   std::vector<std::byte> bytes_;
   format::Header header_{};
 };
+
+// Checks backends and their endpoints. Endpoints come out sorted by address, so the order they arrive
+// in never changes the table; duplicates add nothing (the first stays); ready ones first.
+struct CheckedBackends {
+  std::vector<bool> ok;
+  std::vector<std::vector<format::EndpointEntry>> endpoints;
+  std::vector<std::uint32_t> ready;
+};
+
+template <typename Report>
+CheckedBackends check_backends(const RouteModel& model, Report&& report) {
+  CheckedBackends out{std::vector<bool>(model.backends.size(), true),
+                      std::vector<std::vector<format::EndpointEntry>>(model.backends.size()),
+                      std::vector<std::uint32_t>(model.backends.size(), 0)};
+  const auto address_less = [](const format::EndpointEntry& x, const format::EndpointEntry& y) {
+    if (x.family != y.family) return x.family < y.family;
+    if (const int c = std::memcmp(x.address, y.address, sizeof x.address); c != 0) return c < 0;
+    return x.port < y.port;
+  };
+  const auto same_address = [](const format::EndpointEntry& x, const format::EndpointEntry& y) {
+    return x.family == y.family && x.port == y.port && std::memcmp(x.address, y.address, sizeof x.address) == 0;
+  };
+  for (std::uint32_t i = 0; i < model.backends.size(); ++i) {
+    const Backend& b = model.backends[i];
+    if (b.ns.empty() || b.service.empty()) {
+      report(Item::kBackend, i, "backend needs a namespace and a service");
+      out.ok[i] = false;
+    } else if ((b.port == 0) == b.port_name.empty()) {
+      report(Item::kBackend, i, "backend needs exactly one of a port number (1-65535) or a port name");
+      out.ok[i] = false;
+    } else if (b.port > 65535) {
+      report(Item::kBackend, i, "backend port must be 1-65535");
+      out.ok[i] = false;
+    }
+    std::vector<format::EndpointEntry>& checked = out.endpoints[i];
+    checked.reserve(b.endpoints.size());
+    for (std::uint32_t e = 0; e < b.endpoints.size(); ++e) {
+      const Endpoint& ep = b.endpoints[e];
+      format::EndpointEntry entry{};
+      if (!parse_address(ep.address, entry)) {
+        report(Item::kEndpoint, i, "endpoint address is not an IPv4 or IPv6 address: " + ep.address, e);
+        continue;
+      }
+      if (ep.port == 0) {
+        report(Item::kEndpoint, i, "endpoint port must be 1-65535", e);
+        continue;
+      }
+      entry.port = ep.port;
+      entry.weight = ep.weight;
+      // A zero weight takes no traffic: such an endpoint is kept for dump but not counted as ready.
+      entry.flags = static_cast<std::uint8_t>((ep.ready && ep.weight > 0 ? format::kReady : 0) |
+                                              (ep.serving ? format::kServing : 0) |
+                                              (ep.terminating ? format::kTerminating : 0));
+      checked.push_back(entry);
+    }
+    std::stable_sort(checked.begin(), checked.end(), address_less);
+    checked.erase(std::unique(checked.begin(), checked.end(), same_address), checked.end());
+    const auto first_not_ready = std::stable_partition(
+        checked.begin(), checked.end(), [](const format::EndpointEntry& x) { return (x.flags & format::kReady) != 0; });
+    out.ready[i] = static_cast<std::uint32_t>(first_not_ready - checked.begin());
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -174,91 +297,84 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       source_ok[i] = false;
     }
   }
-  // Endpoints of every backend are checked here, used or not, so every mistake is reported.
-  std::vector<bool> backend_ok(model.backends.size(), true);
-  std::vector<std::vector<format::EndpointEntry>> backend_endpoints(model.backends.size());
-  std::vector<std::uint32_t> backend_ready(model.backends.size(), 0);
-  for (std::uint32_t i = 0; i < model.backends.size(); ++i) {
-    const Backend& b = model.backends[i];
-    if (b.ns.empty() || b.service.empty()) {
-      report(Item::kBackend, i, "backend needs a namespace and a service");
-      backend_ok[i] = false;
-    } else if ((b.port == 0) == b.port_name.empty()) {
-      report(Item::kBackend, i, "backend needs exactly one of a port number (1-65535) or a port name");
-      backend_ok[i] = false;
-    } else if (b.port > 65535) {
-      report(Item::kBackend, i, "backend port must be 1-65535");
-      backend_ok[i] = false;
+  const CheckedBackends backends_checked = check_backends(model, report);
+
+  // Hosts, found by (kind, name).
+  std::vector<HostGroup> groups;
+  HashIndex group_index(model.rules.size() + model.tls.size());
+  auto group_of = [&](HostKey key) {
+    const auto fresh = static_cast<std::uint32_t>(groups.size());
+    const std::uint32_t id =
+        group_index.find_or_insert(path_hash(static_cast<std::uint32_t>(key.kind), format::Match::kExact, key.name),
+                                   fresh, [&](std::uint32_t g) {
+                                     return groups[g].key.kind == key.kind && groups[g].key.name == key.name;
+                                   });
+    if (id == fresh) groups.push_back({std::move(key), {}, kNone});
+    return id;
+  };
+  // Consecutive rules usually share a host; remember the last one checked.
+  std::string last_host;
+  std::uint32_t last_group = kNone;
+  std::string last_host_error;
+  auto group_of_host = [&](const std::string& raw, std::string& error) {
+    if (last_group == kNone || raw != last_host) {
+      std::string normalized;
+      last_host_error = raw.empty() ? std::string() : check_rule_host(raw, normalized);
+      last_host = raw;
+      last_group = last_host_error.empty() ? group_of(host_key(normalized)) : kNone;
     }
-    std::vector<format::EndpointEntry> ready;
-    std::vector<format::EndpointEntry> not_ready;
-    std::set<std::tuple<std::uint8_t, std::string, std::uint16_t>> seen;
-    for (std::uint32_t e = 0; e < b.endpoints.size(); ++e) {
-      const Endpoint& ep = b.endpoints[e];
-      format::EndpointEntry out{};
-      if (!parse_address(ep.address, out)) {
-        report(Item::kEndpoint, i, "endpoint address is not an IPv4 or IPv6 address: " + ep.address, e);
-        continue;
-      }
-      if (ep.port == 0) {
-        report(Item::kEndpoint, i, "endpoint port must be 1-65535", e);
-        continue;
-      }
-      const std::string address(reinterpret_cast<const char*>(out.address), sizeof out.address);
-      if (!seen.emplace(out.family, address, ep.port).second) continue;  // duplicates add nothing
-      out.port = ep.port;
-      out.weight = ep.weight;
-      out.flags = static_cast<std::uint8_t>((ep.ready ? format::kReady : 0) | (ep.serving ? format::kServing : 0) |
-                                            (ep.terminating ? format::kTerminating : 0));
-      // A zero weight takes no traffic: such an endpoint is kept for dump but not counted as ready.
-      (ep.ready && ep.weight > 0 ? ready : not_ready).push_back(out);
-    }
-    backend_ready[i] = static_cast<std::uint32_t>(ready.size());
-    ready.insert(ready.end(), not_ready.begin(), not_ready.end());
-    backend_endpoints[i] = std::move(ready);
-  }
+    error = last_host_error;
+    return last_group;
+  };
 
   // Rules: check, normalize, then settle collisions on (host, match, path).
-  std::map<std::tuple<HostKey, format::Match, std::string>, CheckedRule> winners;
+  std::vector<CheckedRule> checked;
+  checked.reserve(model.rules.size());
+  HashIndex rule_index(model.rules.size());
   for (std::uint32_t i = 0; i < model.rules.size(); ++i) {
     const Rule& rule = model.rules[i];
     if (rule.source >= model.sources.size() || !source_ok[rule.source]) {
       report(Item::kRule, i, "rule refers to a missing or invalid source");
       continue;
     }
-    if (rule.backend >= model.backends.size() || !backend_ok[rule.backend]) {
+    if (rule.backend >= model.backends.size() || !backends_checked.ok[rule.backend]) {
       report(Item::kRule, i, "rule refers to a missing or invalid backend");
       continue;
-    }
-    std::string host;
-    if (!rule.host.empty()) {
-      if (std::string error = check_rule_host(rule.host, host); !error.empty()) {
-        report(Item::kRule, i, std::move(error));
-        continue;
-      }
     }
     NormalizedPath path = normalize_rule_path(rule.path, rule.type);
     if (!path.error.empty()) {
       report(Item::kRule, i, std::move(path.error));
       continue;
     }
+    std::string host_error;
+    const std::uint32_t group = group_of_host(rule.host, host_error);
+    if (!host_error.empty()) {
+      report(Item::kRule, i, std::move(host_error));
+      continue;
+    }
     const format::Match match = rule.type == PathType::kExact ? format::Match::kExact : format::Match::kPrefix;
-    const HostKey key = host_key(host);
-    CheckedRule checked{i, key.kind, key.name, std::move(path.path), match, declared_type(rule.type)};
-    auto [it, inserted] = winners.try_emplace(std::make_tuple(key, match, checked.path), checked);
-    if (inserted) continue;
-    CheckedRule& current = it->second;
-    const Rule& held = model.rules[current.model_index];
-    if (older(model, rule.source, i, held.source, current.model_index)) {
-      result.conflicts.push_back({Item::kRule, i, current.model_index, host, checked.path});
-      current = std::move(checked);
+    const auto fresh = static_cast<std::uint32_t>(checked.size());
+    const std::uint32_t held = rule_index.find_or_insert(path_hash(group, match, path.path), fresh, [&](std::uint32_t c) {
+      return checked[c].group == group && checked[c].match == match && checked[c].path == path.path;
+    });
+    if (held == fresh) {
+      checked.push_back({i, group, std::move(path.path), match, declared_type(rule.type)});
+      groups[group].rules.push_back(fresh);
+      continue;
+    }
+    CheckedRule& current = checked[held];
+    const std::string& host = groups[group].key.kind == format::HostKind::kWildcard ? "*." + groups[group].key.name
+                                                                                     : groups[group].key.name;
+    if (older(model, rule.source, i, model.rules[current.model_index].source, current.model_index)) {
+      result.conflicts.push_back({Item::kRule, i, current.model_index, host, current.path});
+      current.model_index = i;
+      current.declared = declared_type(rule.type);
     } else {
-      result.conflicts.push_back({Item::kRule, current.model_index, i, host, checked.path});
+      result.conflicts.push_back({Item::kRule, current.model_index, i, host, current.path});
     }
   }
 
   // TLS: one certificate reference per host, oldest Ingress wins.
-  std::map<HostKey, std::uint32_t> tls_winner;
   for (std::uint32_t i = 0; i < model.tls.size(); ++i) {
     const TlsHost& tls = model.tls[i];
     std::string host;
@@ -274,32 +390,33 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kTls, i, "tls entry needs a secret namespace and name");
       continue;
     }
-    auto [it, inserted] = tls_winner.try_emplace(host_key(host), i);
-    if (inserted) continue;
-    const std::uint32_t held = it->second;
-    if (older(model, tls.source, i, model.tls[held].source, held)) {
-      result.conflicts.push_back({Item::kTls, i, held, host, {}});
-      it->second = i;
+    HostGroup& group = groups[group_of(host_key(host))];
+    if (group.tls == kNone) {
+      group.tls = i;
+    } else if (older(model, tls.source, i, model.tls[group.tls].source, group.tls)) {
+      result.conflicts.push_back({Item::kTls, i, group.tls, host, {}});
+      group.tls = i;
     } else {
-      result.conflicts.push_back({Item::kTls, held, i, host, {}});
+      result.conflicts.push_back({Item::kTls, group.tls, i, host, {}});
     }
   }
 
   std::uint32_t default_backend = kNone;
   if (model.default_backend != kNoBackend) {
-    if (model.default_backend < model.backends.size() && backend_ok[model.default_backend]) {
+    if (model.default_backend < model.backends.size() && backends_checked.ok[model.default_backend]) {
       default_backend = model.default_backend;
     } else {
       report(Item::kDefaultBackend, 0, "default backend refers to a missing or invalid backend");
     }
   }
 
-  // Hosts in a stable order; every host with rules or TLS gets an entry.
-  std::map<HostKey, std::vector<const CheckedRule*>> rules_by_host;
-  for (const auto& [key, rule] : winners) rules_by_host[std::get<0>(key)].push_back(&rule);
-  for (const auto& [key, index] : tls_winner) rules_by_host[key];
+  // Hosts in a stable order, whatever order the model came in.
+  std::vector<std::uint32_t> host_order(groups.size());
+  std::iota(host_order.begin(), host_order.end(), 0);
+  std::sort(host_order.begin(), host_order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return groups[a].key < groups[b].key; });
 
-  StringPool strings;
+  StringPool strings(groups.size() * 2 + checked.size() + model.backends.size() * 2 + model.sources.size());
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
   std::vector<format::BackendEntry> backends;
@@ -317,15 +434,16 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   auto use_backend = [&](std::uint32_t index) {
     if (backend_map[index] != kNone) return backend_map[index];
     const Backend& b = model.backends[index];
+    const std::vector<format::EndpointEntry>& list = backends_checked.endpoints[index];
     format::BackendEntry entry{};
     entry.ns = strings.add(b.ns);
     entry.service = strings.add(b.service);
     entry.port_name = strings.add(b.port_name);
     entry.port = b.port;
     entry.first_endpoint = static_cast<std::uint32_t>(endpoints.size());
-    entry.endpoint_count = static_cast<std::uint32_t>(backend_endpoints[index].size());
-    entry.ready_count = backend_ready[index];
-    endpoints.insert(endpoints.end(), backend_endpoints[index].begin(), backend_endpoints[index].end());
+    entry.endpoint_count = static_cast<std::uint32_t>(list.size());
+    entry.ready_count = backends_checked.ready[index];
+    endpoints.insert(endpoints.end(), list.begin(), list.end());
     backend_map[index] = static_cast<std::uint32_t>(backends.size());
     backends.push_back(entry);
     return backend_map[index];
@@ -336,39 +454,53 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   std::vector<format::TlsEntry> tls_entries;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> exact_index, wildcard_index, path_index;
   std::uint32_t any_host = kNone;
+  hosts.reserve(groups.size());
+  rules.reserve(checked.size());
+  path_index.reserve(checked.size());
 
-  for (auto& [key, host_rules] : rules_by_host) {
+  for (const std::uint32_t g : host_order) {
+    HostGroup& group = groups[g];
+    const HostKey& key = group.key;
     const auto host_number = static_cast<std::uint32_t>(hosts.size());
     format::HostEntry host{};
     host.name = strings.add(key.name);
     host.hash = host_hash(key.name);
     host.kind = key.kind;
     host.first_rule = static_cast<std::uint32_t>(rules.size());
-    host.rule_count = static_cast<std::uint32_t>(host_rules.size());
+    host.rule_count = static_cast<std::uint32_t>(group.rules.size());
     host.tls = kNone;
     // Precedence order: longest path first, Exact before Prefix on a tie. Lookup uses the hash
     // tables, so this order is for dump and for anyone reading the snapshot.
-    std::sort(host_rules.begin(), host_rules.end(), [](const CheckedRule* a, const CheckedRule* b) {
-      return std::make_tuple(b->path.size(), a->match, a->path) < std::make_tuple(a->path.size(), b->match, b->path);
+    std::sort(group.rules.begin(), group.rules.end(), [&](std::uint32_t x, std::uint32_t y) {
+      const CheckedRule& a = checked[x];
+      const CheckedRule& b = checked[y];
+      if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
+      if (a.match != b.match) return a.match < b.match;
+      return a.path < b.path;
     });
-    for (const CheckedRule* checked : host_rules) {
-      const Rule& rule = model.rules[checked->model_index];
+    for (const std::uint32_t index : group.rules) {
+      const CheckedRule& rule = checked[index];
+      const Rule& declared = model.rules[rule.model_index];
       format::RuleEntry entry{};
-      entry.path = strings.add(checked->path);
-      entry.hash = path_hash(host_number, checked->match, checked->path);
+      entry.path = strings.add(rule.path);
+      entry.hash = path_hash(host_number, rule.match, rule.path);
       entry.host = host_number;
-      entry.match = checked->match;
-      entry.declared = checked->declared;
-      entry.declared_path = strings.add(rule.path.empty() ? "/" : rule.path);
-      entry.backend = use_backend(rule.backend);
-      entry.source = use_source(rule.source);
-      if (checked->match == format::Match::kPrefix)
-        host.max_prefix_length = std::max<std::uint32_t>(host.max_prefix_length, checked->path.size());
+      entry.match = rule.match;
+      entry.declared = rule.declared;
+      entry.declared_path = strings.add(declared.path.empty() ? "/" : declared.path);
+      entry.backend = use_backend(declared.backend);
+      entry.source = use_source(declared.source);
+      const auto length = static_cast<std::uint32_t>(rule.path.size());
+      if (rule.match == format::Match::kPrefix) {
+        host.max_prefix_length = std::max(host.max_prefix_length, length);
+      } else {
+        host.max_exact_length = std::max(host.max_exact_length, length);
+      }
       path_index.emplace_back(entry.hash, static_cast<std::uint32_t>(rules.size()));
       rules.push_back(entry);
     }
-    if (auto it = tls_winner.find(key); it != tls_winner.end()) {
-      const TlsHost& tls = model.tls[it->second];
+    if (group.tls != kNone) {
+      const TlsHost& tls = model.tls[group.tls];
       host.tls = static_cast<std::uint32_t>(tls_entries.size());
       const std::string full = key.kind == format::HostKind::kWildcard ? "*." + key.name : key.name;
       tls_entries.push_back(
@@ -383,13 +515,20 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   }
   if (default_backend != kNone) default_backend = use_backend(default_backend);
 
-  SnapshotWriter writer;
+  const std::vector<std::uint32_t> host_slots = make_slots(exact_index);
+  const std::vector<std::uint32_t> wildcard_slots = make_slots(wildcard_index);
+  const std::vector<std::uint32_t> path_slots = make_slots(path_index);
+  SnapshotWriter writer(sizeof(format::Header) + strings.bytes().size() + hosts.size() * sizeof(format::HostEntry) +
+                        (host_slots.size() + wildcard_slots.size() + path_slots.size()) * 4 +
+                        rules.size() * sizeof(format::RuleEntry) + backends.size() * sizeof(format::BackendEntry) +
+                        endpoints.size() * sizeof(format::EndpointEntry) + sources.size() * sizeof(format::SourceEntry) +
+                        tls_entries.size() * sizeof(format::TlsEntry) + format::kSectionCount * format::kAlign);
   writer.raw_section(format::kStrings, strings.bytes().data(), strings.bytes().size(), strings.bytes().size());
   writer.section(format::kHosts, hosts);
-  writer.section(format::kHostSlots, make_slots(exact_index));
-  writer.section(format::kWildcardSlots, make_slots(wildcard_index));
+  writer.section(format::kHostSlots, host_slots);
+  writer.section(format::kWildcardSlots, wildcard_slots);
   writer.section(format::kRules, rules);
-  writer.section(format::kPathSlots, make_slots(path_index));
+  writer.section(format::kPathSlots, path_slots);
   writer.section(format::kBackends, backends);
   writer.section(format::kEndpoints, endpoints);
   writer.section(format::kSources, sources);

@@ -68,7 +68,7 @@ struct HostEntry {
   std::uint32_t rule_count;
   std::uint32_t tls;             // TlsEntry index or kNone
   std::uint32_t max_prefix_length;  // longest Prefix rule path of this host, to bound lookups
-  std::uint32_t reserved;
+  std::uint32_t max_exact_length;   // longest Exact rule path; 0: the host has no Exact rule
 };
 
 enum class Match : std::uint8_t { kExact = 0, kPrefix = 1 };

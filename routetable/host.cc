@@ -1,5 +1,7 @@
 #include "host.h"
 
+#include <algorithm>
+
 namespace kroute {
 
 namespace {
@@ -12,19 +14,25 @@ bool is_label_char(char c) noexcept {
 
 }  // namespace
 
+// One pass: lowercase into the buffer and stop at the port.
 std::string_view normalize_request_host(std::string_view raw, HostBuffer& buffer) noexcept {
-  std::string_view host = raw;
-  if (!host.empty() && host.front() == '[') {
-    const auto close = host.find(']');
-    if (close == std::string_view::npos) return {};
-    host = host.substr(0, close + 1);
-  } else if (const auto colon = host.find(':'); colon != std::string_view::npos) {
-    host = host.substr(0, colon);
+  std::size_t length = 0;
+  if (!raw.empty() && raw.front() == '[') {
+    const auto close = raw.find(']');
+    if (close == std::string_view::npos || close >= sizeof buffer.bytes) return {};
+    length = close + 1;
+    for (std::size_t i = 0; i < length; ++i) buffer.bytes[i] = lower(raw[i]);
+  } else {
+    const std::size_t limit = std::min(raw.size(), sizeof buffer.bytes);
+    while (length < limit && raw[length] != ':') {
+      buffer.bytes[length] = lower(raw[length]);
+      ++length;
+    }
+    if (length == sizeof buffer.bytes) return {};
   }
-  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  if (host.empty() || host.size() > format::kMaxHostLength) return {};
-  for (std::size_t i = 0; i < host.size(); ++i) buffer.bytes[i] = lower(host[i]);
-  return {buffer.bytes, host.size()};
+  if (length > 0 && buffer.bytes[length - 1] == '.') --length;
+  if (length == 0 || length > format::kMaxHostLength) return {};
+  return {buffer.bytes, length};
 }
 
 std::string check_rule_host(std::string_view host, std::string& normalized) {

@@ -160,7 +160,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
                   "hosts", i, "unknown host kind");
     check.range(h.first_rule, h.rule_count, n_rules, "hosts", i, "rules out of range");
     check.optional_index(h.tls, n_tls, "hosts", i, "tls out of range");
-    check.require(h.max_prefix_length <= format::kMaxPathLength, "hosts", i, "prefix length too large");
+    check.require(h.max_prefix_length <= format::kMaxPathLength && h.max_exact_length <= format::kMaxPathLength,
+                  "hosts", i, "path length bound too large");
     check.require(h.name.length <= format::kMaxHostLength, "hosts", i, "host name too long");
     exact_hosts += h.kind == format::HostKind::kExact;
     wildcard_hosts += h.kind == format::HostKind::kWildcard;
@@ -239,14 +240,16 @@ const format::RuleEntry* SnapshotView::probe_rule(std::uint32_t host, format::Ma
   return nullptr;
 }
 
-// Exact first: an Exact rule equal to the whole path is at least as long as any Prefix match and wins
-// ties. Then Prefix candidates at element boundaries, longest first, never longer than the host's
+// Exact first (when the host has an Exact rule that long): an Exact rule equal to the whole path is at
+// least as long as any Prefix match and wins ties. Then Prefix candidates at element boundaries, longest first, never longer than the host's
 // longest Prefix rule: "/a/b/c" tries "/a/b/c", "/a/b", "/a", and "" (the rule "/").
 const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host,
                                                   std::string_view path) const noexcept {
   if (host.rule_count == 0) return nullptr;
   const auto host_index = static_cast<std::uint32_t>(&host - hosts_);
-  if (const format::RuleEntry* exact = probe_rule(host_index, format::Match::kExact, path)) return exact;
+  if (path.size() <= host.max_exact_length) {
+    if (const format::RuleEntry* exact = probe_rule(host_index, format::Match::kExact, path)) return exact;
+  }
   std::string_view trimmed = path;
   while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);
   std::size_t end = trimmed.size();
@@ -282,7 +285,6 @@ const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, Host
 }
 
 RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path) const noexcept {
-  if (const auto query = path.find('?'); query != std::string_view::npos) path = path.substr(0, query);
   if (path.empty()) path = "/";
   RouteMatch match;
   if (path.size() <= format::kMaxPathLength) {

@@ -60,7 +60,7 @@ class SnapshotView {
   }
 
   // The route for a request. `host` is what the client sent (any case, maybe with a port); `path` is
-  // the request path (a query string, if present, is ignored). Allocation-free.
+  // the request path without the query string. Allocation-free.
   RouteMatch lookup(std::string_view host, std::string_view path) const noexcept;
 
   // The exact or wildcard host entry for a TLS server name (no host-less fallback).

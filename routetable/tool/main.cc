@@ -234,7 +234,8 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
   const MappedSnapshot* snapshot = open_current(reader, dir);
   if (snapshot == nullptr) return kExitError;
   const SnapshotView& view = snapshot->view;
-  const RouteMatch m = view.lookup(host, path);
+  const std::string_view request_path = std::string_view(path).substr(0, path.find('?'));
+  const RouteMatch m = view.lookup(host, request_path);
   const int status = m.backend == nullptr ? 404 : (m.backend->ready_count == 0 ? 503 : 200);
   if (json) {
     Json::Value out;
