@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+set -euo pipefail
+# Starts a single-node control plane on loopback: etcd and kube-apiserver with RBAC, then waits for /readyz.
+#
+# Settings (environment): see lib.sh. KROUTE_CLUSTER_TIMEOUT bounds the wait for /readyz (seconds, default 60).
+# Writes into $KROUTE_CLUSTER_DIR: pki/ (CA, serving and client certificates, the service-account key),
+# etcd/ (data), *.log, *.pid, kubeconfig (the admin identity, system:masters) and cluster.env (for `source`).
+# Running it again for a cluster that is up does nothing. On any failure it stops what it started.
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+start_ms=$(date +%s%3N)
+
+timeout="${KROUTE_CLUSTER_TIMEOUT:-60}"
+pki="$cluster_dir/pki"
+server="https://127.0.0.1:$apiserver_port"
+issuer="https://kubernetes.default.svc.cluster.local"
+service_cidr="10.96.0.0/16"
+
+if apiserver_pid=$(running_pid kube-apiserver) && running_pid etcd >/dev/null; then
+  say "already running (kube-apiserver pid $apiserver_pid): KUBECONFIG=$cluster_dir/kubeconfig"
+  exit 0
+fi
+stop_cluster
+
+bin=$("$here/tools.sh" path) || die "the control plane binaries are not built: run 'make cluster-tools' first"
+
+# A port in use is the most common failure; say which one and how to choose another.
+check_port_free() {
+  local port=$1 what=$2 variable=$3 holder
+  if [[ ! "$port" =~ ^[0-9]+$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+    die "$variable=$port is not a port number"
+  fi
+  holder=$(ss -Hltnp "sport = :$port" 2>/dev/null || true)
+  if [ -n "$holder" ]; then
+    die "port $port ($what) is already in use on this machine:
+  $holder
+  Stop whatever listens there ('make cluster-down' if it is a kroute cluster), or pick another port: $variable=<port>"
+  fi
+}
+check_port_free "$apiserver_port" "kube-apiserver" KROUTE_APISERVER_PORT
+check_port_free "$etcd_port" "etcd client" KROUTE_ETCD_PORT
+check_port_free "$etcd_peer_port" "etcd peer" KROUTE_ETCD_PEER_PORT
+if [ "$(printf '%s\n' "$apiserver_port" "$etcd_port" "$etcd_peer_port" | sort -u | wc -l)" -ne 3 ]; then
+  die "KROUTE_APISERVER_PORT, KROUTE_ETCD_PORT and KROUTE_ETCD_PEER_PORT must differ ($apiserver_port, $etcd_port, $etcd_peer_port)"
+fi
+
+started=false
+cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && $started; then
+    say "start failed; stopping what was started"
+    stop_cluster
+  fi
+  rm -f "$pki/openssl.cnf"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One ECDSA P-256 certificate signed by the cluster CA: $1 name, $2 subject, $3 extended key usage, $4 subjectAltName.
+issue_certificate() {
+  local extensions=(-addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=critical,digitalSignature"
+                    -addext "extendedKeyUsage=$3")
+  [ -z "${4:-}" ] || extensions+=(-addext "subjectAltName=$4")
+  openssl req -config "$pki/openssl.cnf" -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -days 365 -subj "$2" \
+    -keyout "$pki/$1.key" -out "$pki/$1.crt" "${extensions[@]}" 2>/dev/null
+}
+
+# Certificates are made once per cluster directory, so a kubeconfig stays valid across restarts.
+make_pki() {
+  mkdir -p "$pki"
+  chmod 700 "$pki"
+  printf '[req]\ndistinguished_name = dn\n[dn]\n' >"$pki/openssl.cnf"
+  openssl req -config "$pki/openssl.cnf" -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -days 3650 -subj "/CN=kroute-test-ca" -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  issue_certificate apiserver "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  # etcd also dials its own client port with this certificate (for its gRPC gateway), hence clientAuth.
+  issue_certificate etcd-server "/CN=etcd" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
+  issue_certificate apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth
+  issue_certificate admin "/O=system:masters/CN=kroute-admin" clientAuth
+  openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out "$pki/service-account.key"
+  openssl ec -in "$pki/service-account.key" -pubout -out "$pki/service-account.pub" 2>/dev/null
+  touch "$pki/.complete"
+}
+[ -e "$pki/.complete" ] || { rm -rf "$pki"; make_pki; }
+
+# Starts $1 in its own session, detached from this shell, logging to $1.log.
+start_component() {
+  local name=$1
+  shift
+  setsid "$@" >"$cluster_dir/$name.log" 2>&1 </dev/null &
+  echo $! >"$(pid_file "$name")"
+  started=true
+}
+
+start_component etcd "$bin/etcd" \
+  --name kroute \
+  --data-dir "$cluster_dir/etcd" \
+  --listen-client-urls "https://127.0.0.1:$etcd_port" \
+  --advertise-client-urls "https://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster "kroute=http://127.0.0.1:$etcd_peer_port" \
+  --cert-file "$pki/etcd-server.crt" --key-file "$pki/etcd-server.key" \
+  --trusted-ca-file "$pki/ca.crt" --client-cert-auth \
+  --unsafe-no-fsync \
+  --log-level warn
+
+# Polls an HTTPS health URL until it answers "ok" (or etcd's {"health":"true"}), as long as every
+# started component lives and the timeout has not passed; otherwise shows the log that explains why.
+wait_until_ready() {
+  local name=$1 url=$2 answer c
+  local deadline=$(( $(date +%s) + timeout ))
+  while :; do
+    answer=$(curl -fsS --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$url" 2>/dev/null || true)
+    case "$answer" in ok | *'"health":"true"'*) return 0 ;; esac
+    for c in "${components[@]}"; do
+      if [ -e "$(pid_file "$c")" ] && ! running_pid "$c" >/dev/null; then
+        say "$c exited during startup; the end of $cluster_dir/$c.log:"
+        tail -n 20 "$cluster_dir/$c.log" | sed 's/^/    /' >&2
+        exit 1
+      fi
+    done
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      say "$name not ready after ${timeout}s; the end of $cluster_dir/$name.log:"
+      tail -n 20 "$cluster_dir/$name.log" | sed 's/^/    /' >&2
+      [ "$name" != kube-apiserver ] ||
+        curl -sS --max-time 2 --cacert "$pki/ca.crt" "$url?verbose" 2>&1 | grep -v '^\[+\]' | sed 's/^/    /' >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+wait_until_ready etcd "https://127.0.0.1:$etcd_port/health"
+
+# No kubelet and no controller manager run. The endpoint reconciler is off because the API server's
+# own address is loopback, which an Endpoints object may not hold.
+start_component kube-apiserver "$bin/kube-apiserver" \
+  --bind-address 127.0.0.1 \
+  --advertise-address 127.0.0.1 \
+  --secure-port "$apiserver_port" \
+  --cert-dir "$pki" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" \
+  --etcd-servers "https://127.0.0.1:$etcd_port" \
+  --etcd-cafile "$pki/ca.crt" --etcd-certfile "$pki/apiserver-etcd-client.crt" --etcd-keyfile "$pki/apiserver-etcd-client.key" \
+  --service-account-issuer "$issuer" \
+  --service-account-key-file "$pki/service-account.pub" \
+  --service-account-signing-key-file "$pki/service-account.key" \
+  --service-cluster-ip-range "$service_cidr" \
+  --authorization-mode RBAC \
+  --endpoint-reconciler-type none \
+  --profiling=false
+
+# The admin identity: a client certificate in system:masters, embedded so the file stands alone.
+b64() { base64 -w0 <"$1"; }
+umask 077
+cat >"$cluster_dir/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kroute
+  cluster:
+    server: $server
+    certificate-authority-data: $(b64 "$pki/ca.crt")
+users:
+- name: kroute-admin
+  user:
+    client-certificate-data: $(b64 "$pki/admin.crt")
+    client-key-data: $(b64 "$pki/admin.key")
+contexts:
+- name: kroute
+  context:
+    cluster: kroute
+    user: kroute-admin
+current-context: kroute
+EOF
+cat >"$cluster_dir/cluster.env" <<EOF
+KUBECONFIG=$cluster_dir/kubeconfig
+KROUTE_APISERVER=$server
+KROUTE_APISERVER_CA=$pki/ca.crt
+KROUTE_TOOLS_BIN=$bin
+EOF
+umask 022
+
+wait_until_ready kube-apiserver "$server/readyz"
+elapsed_ms=$(( $(date +%s%3N) - start_ms ))
+say "ready in $(( elapsed_ms / 1000 )).$(( elapsed_ms % 1000 / 100 ))s at $server"
+say "  export KUBECONFIG=$cluster_dir/kubeconfig; $bin/kubectl get ns"
