@@ -1,0 +1,225 @@
+// The C interface the nginx glue calls (kroute_table.h): a TableReader per worker, lookups, and the
+// balancer's per-worker state (smooth weighted round-robin weights, recently failed endpoints).
+#include "kroute_table.h"
+
+#include <array>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "reader.h"
+#include "snapshot.h"
+
+namespace {
+
+using kroute::format::EndpointEntry;
+
+// Recently failed endpoints, by address; kept across snapshots because a dead pod stays dead when
+// the table changes. A small fixed array: a worker rarely sees more than a few dead peers at once.
+constexpr std::size_t kMaxFailed = 64;
+
+struct FailedEndpoint {
+  std::uint8_t family = 0;
+  std::uint16_t port = 0;
+  std::uint8_t address[16] = {};
+  std::uint64_t until_ms = 0;
+};
+
+bool same_endpoint(const FailedEndpoint& f, std::uint8_t family, const std::uint8_t* address, std::uint16_t port) {
+  return f.family == family && f.port == port && std::memcmp(f.address, address, family == 6 ? 16 : 4) == 0;
+}
+
+kroute::MappedSnapshot* mapped(kroute_snapshot_t* s) { return reinterpret_cast<kroute::MappedSnapshot*>(s); }
+const kroute::MappedSnapshot* mapped(const kroute_snapshot_t* s) {
+  return reinterpret_cast<const kroute::MappedSnapshot*>(s);
+}
+
+kroute_str_t c_str(std::string_view s) { return {s.size(), reinterpret_cast<const unsigned char*>(s.data())}; }
+
+}  // namespace
+
+struct kroute_table_s {
+  explicit kroute_table_s(const char* dir) : reader(dir) {}
+
+  bool failed(const EndpointEntry& e, std::uint64_t now_ms) const noexcept {
+    if (now_ms >= failed_until_ms) return false;  // the common case: nothing failed lately
+    for (const FailedEndpoint& f : failed_endpoints)
+      if (f.until_ms > now_ms && same_endpoint(f, e.family, e.address, e.port)) return true;
+    return false;
+  }
+
+  // Smooth weighted round-robin state of the current snapshot, one weight per endpoint; rebuilt (once)
+  // on the first pick after a new generation. False when that is impossible (no memory).
+  bool weights_for(const kroute::MappedSnapshot* snapshot) noexcept {
+    if (snapshot != reader.current()) return false;
+    const std::uint64_t generation = snapshot->view.generation();
+    if (weights_generation == generation) return true;
+    try {
+      current_weights.assign(snapshot->view.endpoints().size(), 0);
+    } catch (...) {
+      current_weights.clear();
+      weights_generation = 0;
+      return false;
+    }
+    weights_generation = generation;
+    return true;
+  }
+
+  std::uint64_t next_random() noexcept {  // xorshift64: a stateless pick for requests on an old snapshot
+    random_state ^= random_state << 13;
+    random_state ^= random_state >> 7;
+    random_state ^= random_state << 17;
+    return random_state;
+  }
+
+  kroute::TableReader reader;
+  std::vector<std::int32_t> current_weights;
+  std::uint64_t weights_generation = 0;
+  std::array<FailedEndpoint, kMaxFailed> failed_endpoints{};
+  std::uint64_t failed_until_ms = 0;  // the latest until_ms of any entry
+  std::uint64_t random_state = 0x9e3779b97f4a7c15ULL;
+};
+
+extern "C" {
+
+kroute_table_t* kroute_table_create(const char* dir) {
+  try {
+    return new kroute_table_s(dir);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void kroute_table_destroy(kroute_table_t* table) { delete table; }
+
+kroute_poll_e kroute_table_poll(kroute_table_t* table, std::uint64_t now_ms) {
+  return static_cast<kroute_poll_e>(table->reader.poll(now_ms));
+}
+
+kroute_poll_e kroute_table_refresh(kroute_table_t* table, std::uint64_t now_ms) {
+  return static_cast<kroute_poll_e>(table->reader.refresh(now_ms));
+}
+
+kroute_snapshot_t* kroute_table_pin(kroute_table_t* table) {
+  return reinterpret_cast<kroute_snapshot_t*>(table->reader.pin());
+}
+
+void kroute_table_unpin(kroute_table_t* table, kroute_snapshot_t* snapshot) { table->reader.unpin(mapped(snapshot)); }
+
+std::uint64_t kroute_snapshot_generation(const kroute_snapshot_t* snapshot) {
+  return mapped(snapshot)->view.generation();
+}
+
+void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned char* host, std::size_t host_len,
+                            const unsigned char* path, std::size_t path_len, kroute_route_t* route) {
+  const kroute::SnapshotView& view = mapped(snapshot)->view;
+  const kroute::RouteMatch m = view.lookup({reinterpret_cast<const char*>(host), host_len},
+                                           {reinterpret_cast<const char*>(path), path_len});
+  *route = {};
+  route->backend = KROUTE_NO_BACKEND;
+  if (m.backend == nullptr) return;
+  route->backend = static_cast<std::uint32_t>(m.backend - view.backends().data());
+  route->ready = m.backend->ready_count;
+  route->default_backend = m.default_backend ? 1 : 0;
+  route->service = c_str(view.str(m.backend->service));
+  if (m.rule != nullptr) {
+    const kroute::format::SourceEntry& source = view.source_of(*m.rule);
+    route->ns = c_str(view.str(source.ns));
+    route->ingress = c_str(view.str(source.name));
+  } else {
+    route->ns = c_str(view.str(m.backend->ns));
+  }
+}
+
+int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,
+                      const std::uint8_t* tried, std::uint64_t now_ms, kroute_endpoint_t* endpoint) {
+  const kroute::MappedSnapshot* s = mapped(snapshot);
+  const auto backends = s->view.backends();
+  if (backend >= backends.size()) return -1;
+  const kroute::format::BackendEntry& b = backends[backend];
+  const auto ready = s->view.ready_endpoints_of(b);
+  const bool stateful = table->weights_for(s);
+  std::int32_t* weights = stateful ? table->current_weights.data() + b.first_endpoint : nullptr;
+
+  // First pass skips recently failed endpoints; the second takes them when nothing else is left.
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool skip_failed = pass == 0;
+    std::int64_t total = 0;
+    std::int64_t best = -1;
+    for (std::size_t i = 0; i < ready.size(); ++i) {
+      if (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) continue;
+      if (skip_failed && table->failed(ready[i], now_ms)) continue;
+      total += ready[i].weight;
+      if (weights != nullptr) {
+        weights[i] += ready[i].weight;
+        if (best < 0 || weights[i] > weights[best]) best = static_cast<std::int64_t>(i);
+      } else if (best < 0) {
+        best = static_cast<std::int64_t>(i);
+      }
+    }
+    if (best < 0) continue;
+    if (weights != nullptr) {
+      weights[best] -= static_cast<std::int32_t>(total);
+    } else {
+      // Weighted random among the same candidates, for a request still on an older snapshot.
+      std::int64_t point = static_cast<std::int64_t>(table->next_random() % static_cast<std::uint64_t>(total));
+      for (std::size_t i = 0; i < ready.size(); ++i) {
+        if (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) continue;
+        if (skip_failed && table->failed(ready[i], now_ms)) continue;
+        point -= ready[i].weight;
+        if (point < 0) {
+          best = static_cast<std::int64_t>(i);
+          break;
+        }
+      }
+    }
+    const EndpointEntry& e = ready[static_cast<std::size_t>(best)];
+    endpoint->family = e.family;
+    std::memcpy(endpoint->address, e.address, sizeof endpoint->address);
+    endpoint->port = e.port;
+    endpoint->index = static_cast<std::uint32_t>(best);
+    return 0;
+  }
+  return -1;
+}
+
+void kroute_table_mark_failed(kroute_table_t* table, const kroute_endpoint_t* endpoint, std::uint64_t until_ms) {
+  FailedEndpoint* slot = nullptr;
+  for (FailedEndpoint& f : table->failed_endpoints) {
+    if (same_endpoint(f, endpoint->family, endpoint->address, endpoint->port)) {
+      slot = &f;
+      break;
+    }
+    if (slot == nullptr || f.until_ms < slot->until_ms) slot = &f;  // else the one that expires first
+  }
+  slot->family = endpoint->family;
+  slot->port = endpoint->port;
+  std::memcpy(slot->address, endpoint->address, sizeof slot->address);
+  slot->until_ms = until_ms;
+  if (until_ms > table->failed_until_ms) table->failed_until_ms = until_ms;
+}
+
+void kroute_table_stats(const kroute_table_t* table, kroute_table_stats_t* stats) {
+  *stats = {};
+  stats->pickups = table->reader.pickups();
+  stats->rejections = table->reader.rejections();
+  const kroute::MappedSnapshot* current = table->reader.current();
+  if (current == nullptr) return;
+  const kroute::SnapshotView& view = current->view;
+  stats->generation = view.generation();
+  stats->built_unix_ms = view.header().built_unix_ms;
+  stats->hosts = view.hosts().size();
+  stats->routes = view.rules().size();
+  stats->backends = view.backends().size();
+  stats->endpoints = view.endpoints().size();
+}
+
+std::size_t kroute_table_last_error(const kroute_table_t* table, unsigned char* buf, std::size_t size) {
+  const std::string& error = table->reader.last_error();
+  const std::size_t n = error.size() < size ? error.size() : size;
+  std::memcpy(buf, error.data(), n);
+  return n;
+}
+
+}  // extern "C"

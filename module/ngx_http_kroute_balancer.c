@@ -1,0 +1,323 @@
+/*
+ * The kroute upstream balancer: "kroute_balancer" in an upstream block. Peers come from the backend the
+ * request was routed to, not from "server" lines; the choice is a per-worker smooth weighted round-robin
+ * over ready endpoints (kroute_table_pick). Composes with "keepalive" (which must follow it) and with
+ * proxy_next_upstream: a failed endpoint is not tried twice by one request, and after a connect failure
+ * it is skipped by the worker for fail_timeout.
+ */
+
+#include "ngx_http_kroute_module.h"
+
+
+typedef struct {
+    ngx_http_request_t          *request;
+    ngx_http_kroute_ctx_t       *ctx;
+    ngx_msec_t                   fail_timeout;
+    uint8_t                     *tried;      /* allocated on the first retry */
+    kroute_endpoint_t            endpoint;   /* the one being tried */
+} ngx_http_kroute_peer_data_t;
+
+/* One attempt's peer address, in the request pool: the snapshot may be unmapped before logs are. */
+typedef struct {
+    union {
+        struct sockaddr          sockaddr;
+        struct sockaddr_in       sin;
+#if (NGX_HAVE_INET6)
+        struct sockaddr_in6      sin6;
+#endif
+    } u;
+    ngx_str_t                    name;
+    u_char                       text[NGX_SOCKADDR_STRLEN];
+} ngx_http_kroute_peer_addr_t;
+
+
+static ngx_int_t ngx_http_kroute_init_upstream(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_kroute_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_kroute_get_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_kroute_set_session(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_kroute_save_session(ngx_peer_connection_t *pc,
+    void *data);
+#endif
+
+
+void *
+ngx_http_kroute_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_kroute_srv_conf_t  *kscf;
+
+    kscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_kroute_srv_conf_t));
+    if (kscf == NULL) {
+        return NULL;
+    }
+
+    kscf->fail_timeout = NGX_CONF_UNSET_MSEC;
+
+    return kscf;
+}
+
+
+/* kroute_balancer [fail_timeout=<time>]; */
+
+char *
+ngx_http_kroute_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                     *value, s;
+    ngx_http_upstream_server_t    *placeholder;
+    ngx_http_kroute_srv_conf_t    *kscf;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+    kscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_kroute_module);
+
+    if (uscf->peer.init_upstream) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"kroute_balancer\" must be the first balancer "
+                           "directive of the upstream, before \"keepalive\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (uscf->servers->nelts) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"kroute_balancer\" takes its peers from the "
+                           "route table: remove the \"server\" lines");
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strncmp(value[1].data, "fail_timeout=", 13) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[1].data + 13;
+        s.len = value[1].len - 13;
+
+        kscf->fail_timeout = ngx_parse_time(&s, 0);
+        if (kscf->fail_timeout == (ngx_msec_t) NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid fail_timeout \"%V\"", &s);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /*
+     * nginx refuses an upstream block without servers; this entry, with no
+     * addresses, is never used as a peer.
+     */
+
+    placeholder = ngx_array_push(uscf->servers);
+    if (placeholder == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(placeholder, sizeof(ngx_http_upstream_server_t));
+    ngx_str_set(&placeholder->name, "kroute");
+
+    uscf->flags = NGX_HTTP_UPSTREAM_CREATE;
+    uscf->peer.init_upstream = ngx_http_kroute_init_upstream;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_init_upstream(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_kroute_srv_conf_t  *kscf;
+
+    kscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_kroute_module);
+
+    ngx_conf_init_msec_value(kscf->fail_timeout, 5000);
+
+    if (us->servers->nelts != 1) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "upstream \"%V\" with \"kroute_balancer\" must not "
+                      "have \"server\" lines", &us->host);
+        return NGX_ERROR;
+    }
+
+    us->peer.init = ngx_http_kroute_init_peer;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_kroute_ctx_t        *ctx;
+    ngx_http_kroute_srv_conf_t   *kscf;
+    ngx_http_kroute_peer_data_t  *pd;
+
+    ctx = ngx_http_kroute_route_request(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->status) {
+        /* "kroute_route" answers these before proxying; here it is too late */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "kroute: no endpoint for this request (status %i); "
+                      "is \"kroute_route on\" missing in the location?",
+                      ctx->status);
+        return NGX_ERROR;
+    }
+
+    pd = ngx_palloc(r->pool, sizeof(ngx_http_kroute_peer_data_t));
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    kscf = ngx_http_conf_upstream_srv_conf(us, ngx_http_kroute_module);
+
+    pd->request = r;
+    pd->ctx = ctx;
+    pd->fail_timeout = kscf->fail_timeout;
+    pd->tried = NULL;
+
+    r->upstream->peer.data = pd;
+    r->upstream->peer.get = ngx_http_kroute_get_peer;
+    r->upstream->peer.free = ngx_http_kroute_free_peer;
+    r->upstream->peer.tries = ctx->route.ready;
+#if (NGX_HTTP_SSL)
+    r->upstream->peer.set_session = ngx_http_kroute_set_session;
+    r->upstream->peer.save_session = ngx_http_kroute_save_session;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_kroute_peer_data_t  *pd = data;
+
+    ngx_http_kroute_peer_addr_t  *addr;
+
+    pc->cached = 0;
+    pc->connection = NULL;
+
+    if (ngx_http_kroute_table == NULL
+        || kroute_table_pick(ngx_http_kroute_table, pd->ctx->snapshot,
+                             pd->ctx->route.backend, pd->tried,
+                             ngx_current_msec, &pd->endpoint)
+           != 0)
+    {
+        return NGX_BUSY;
+    }
+
+    addr = ngx_pcalloc(pd->request->pool, sizeof(ngx_http_kroute_peer_addr_t));
+    if (addr == NULL) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_HAVE_INET6)
+    if (pd->endpoint.family == 6) {
+        addr->u.sin6.sin6_family = AF_INET6;
+        addr->u.sin6.sin6_port = htons(pd->endpoint.port);
+        ngx_memcpy(addr->u.sin6.sin6_addr.s6_addr, pd->endpoint.address, 16);
+        pc->socklen = sizeof(struct sockaddr_in6);
+
+    } else
+#endif
+    {
+        addr->u.sin.sin_family = AF_INET;
+        addr->u.sin.sin_port = htons(pd->endpoint.port);
+        ngx_memcpy(&addr->u.sin.sin_addr.s_addr, pd->endpoint.address, 4);
+        pc->socklen = sizeof(struct sockaddr_in);
+    }
+
+    addr->name.data = addr->text;
+    addr->name.len = ngx_sock_ntop(&addr->u.sockaddr, pc->socklen, addr->text,
+                                   NGX_SOCKADDR_STRLEN, 1);
+
+    pc->sockaddr = &addr->u.sockaddr;
+    pc->name = &addr->name;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "kroute: peer %V, generation %uL",
+                   pc->name, pd->ctx->generation);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_kroute_peer_data_t  *pd = data;
+
+    size_t                      n;
+    ngx_http_upstream_state_t  *us;
+
+    if (pc->tries) {
+        pc->tries--;
+    }
+
+    if (state == 0) {
+        return;
+    }
+
+    /* a retry may follow: it must go elsewhere */
+
+    if (pd->tried == NULL) {
+        n = (pd->ctx->route.ready + 7) / 8;
+
+        pd->tried = ngx_pcalloc(pd->request->pool, n);
+        if (pd->tried == NULL) {
+            pc->tries = 0;
+            return;
+        }
+    }
+
+    pd->tried[pd->endpoint.index / 8] |= (uint8_t) (1 << (pd->endpoint.index % 8));
+
+    us = pd->request->upstream->state;
+
+    if ((state & NGX_PEER_FAILED)
+        && us && us->connect_time == (ngx_msec_t) -1
+        && pd->fail_timeout)
+    {
+        ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                      "kroute: cannot connect to %V, skipping it for %M ms",
+                      pc->name, pd->fail_timeout);
+
+        if (ngx_http_kroute_table) {
+            kroute_table_mark_failed(ngx_http_kroute_table, &pd->endpoint,
+                                     ngx_current_msec + pd->fail_timeout);
+        }
+    }
+}
+
+
+#if (NGX_HTTP_SSL)
+
+/* TLS to pods: sessions are not reused (nginx calls these unconditionally) */
+
+static ngx_int_t
+ngx_http_kroute_set_session(ngx_peer_connection_t *pc, void *data)
+{
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_kroute_save_session(ngx_peer_connection_t *pc, void *data)
+{
+    return;
+}
+
+#endif

@@ -1,0 +1,632 @@
+/*
+ * The kroute status location ("kroute_status json|prometheus") and the shared memory behind it: each
+ * worker writes its own slot (table generation, counts, last error, requests, upstream response time
+ * histogram); requests per Ingress share one table of atomic counters.
+ */
+
+#include "ngx_http_kroute_module.h"
+
+
+static ngx_int_t ngx_http_kroute_status_handler(ngx_http_request_t *r);
+static ngx_buf_t *ngx_http_kroute_status_json(ngx_http_request_t *r,
+    ngx_http_kroute_shm_t *shm);
+static ngx_buf_t *ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
+    ngx_http_kroute_shm_t *shm);
+static u_char *ngx_http_kroute_escape_label(u_char *p, u_char *s, size_t len);
+static ngx_http_kroute_ingress_stats_t *ngx_http_kroute_ingress_slot(
+    ngx_http_kroute_shm_t *shm, kroute_route_t *route);
+
+
+static ngx_http_kroute_shm_t  *ngx_http_kroute_shm_data;
+
+/* upper bounds of the upstream response time buckets, in ms; the last bucket is +Inf */
+static ngx_msec_t  ngx_http_kroute_buckets[NGX_HTTP_KROUTE_BUCKETS - 1] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+};
+
+static char  *ngx_http_kroute_classes[NGX_HTTP_KROUTE_STATUS_CLASSES] = {
+    "1xx", "2xx", "3xx", "4xx", "5xx", "other"
+};
+
+
+ngx_int_t
+ngx_http_kroute_init_shm_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+
+    if (data) {
+        shm_zone->data = data;
+        ngx_http_kroute_shm_data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    shm_zone->data = ngx_slab_calloc(shpool, sizeof(ngx_http_kroute_shm_t));
+    if (shm_zone->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_kroute_shm_data = shm_zone->data;
+
+    return NGX_OK;
+}
+
+
+ngx_http_kroute_shm_t *
+ngx_http_kroute_shm(void)
+{
+    return ngx_http_kroute_shm_data;
+}
+
+
+static ngx_http_kroute_worker_stats_t *
+ngx_http_kroute_worker_slot(void)
+{
+    if (ngx_http_kroute_shm_data == NULL
+        || ngx_worker >= NGX_HTTP_KROUTE_MAX_WORKERS)
+    {
+        return NULL;
+    }
+
+    return &ngx_http_kroute_shm_data->workers[ngx_worker];
+}
+
+
+void
+ngx_http_kroute_publish_stats(ngx_log_t *log)
+{
+    kroute_table_stats_t             stats;
+    ngx_http_kroute_worker_stats_t  *w;
+
+    w = ngx_http_kroute_worker_slot();
+
+    if (w == NULL || ngx_http_kroute_table == NULL) {
+        return;
+    }
+
+    kroute_table_stats(ngx_http_kroute_table, &stats);
+
+    w->pid = ngx_pid;
+    w->generation = stats.generation;
+    w->built_unix_ms = stats.built_unix_ms;
+    w->hosts = stats.hosts;
+    w->routes = stats.routes;
+    w->backends = stats.backends;
+    w->endpoints = stats.endpoints;
+    w->pickups = stats.pickups;
+    w->rejections = stats.rejections;
+    w->last_error_len = kroute_table_last_error(ngx_http_kroute_table,
+                                                w->last_error,
+                                                NGX_HTTP_KROUTE_ERROR_LEN);
+}
+
+
+void
+ngx_http_kroute_count_request(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
+{
+    ngx_uint_t                        class, i;
+    ngx_msec_t                        ms;
+    ngx_http_upstream_state_t        *state;
+    ngx_http_kroute_ingress_stats_t  *ingress;
+    ngx_http_kroute_worker_stats_t   *w;
+
+    w = ngx_http_kroute_worker_slot();
+    if (w == NULL) {
+        return;
+    }
+
+    class = r->headers_out.status / 100;
+    class = (class >= 1 && class <= 5) ? class - 1
+                                       : NGX_HTTP_KROUTE_STATUS_CLASSES - 1;
+
+    /* the worker's own slot: one writer, no atomics needed */
+    w->requests[class]++;
+
+    if (r->upstream_states && r->upstream_states->nelts) {
+        state = r->upstream_states->elts;
+        ms = state[r->upstream_states->nelts - 1].response_time;
+
+        if (ms != (ngx_msec_t) -1) {
+            for (i = 0; i < NGX_HTTP_KROUTE_BUCKETS - 1; i++) {
+                if (ms <= ngx_http_kroute_buckets[i]) {
+                    break;
+                }
+            }
+
+            w->response_time[i]++;
+            w->response_time_ms_sum += ms;
+            w->response_time_count++;
+        }
+    }
+
+    if (ctx->route.ingress.len == 0) {
+        return;
+    }
+
+    ingress = ngx_http_kroute_ingress_slot(ngx_http_kroute_shm_data,
+                                           &ctx->route);
+    if (ingress == NULL) {
+        (void) ngx_atomic_fetch_add(
+                         &ngx_http_kroute_shm_data->ingress_overflow[class], 1);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&ingress->requests[class], 1);
+}
+
+
+/* FNV-1a over namespace, '/', name; never 0 (0 marks a free slot) */
+
+static ngx_atomic_uint_t
+ngx_http_kroute_ingress_hash(kroute_route_t *route)
+{
+    size_t    i;
+    uint64_t  h;
+
+    h = 0xcbf29ce484222325ULL;
+
+    for (i = 0; i < route->ns.len; i++) {
+        h = (h ^ route->ns.data[i]) * 0x100000001b3ULL;
+    }
+
+    h = (h ^ '/') * 0x100000001b3ULL;
+
+    for (i = 0; i < route->ingress.len; i++) {
+        h = (h ^ route->ingress.data[i]) * 0x100000001b3ULL;
+    }
+
+    return (ngx_atomic_uint_t) (h ? h : 1);
+}
+
+
+static ngx_http_kroute_ingress_stats_t *
+ngx_http_kroute_ingress_slot(ngx_http_kroute_shm_t *shm, kroute_route_t *route)
+{
+    size_t                            ns_len, name_len;
+    ngx_uint_t                        i, n;
+    ngx_atomic_uint_t                 hash;
+    ngx_http_kroute_ingress_stats_t  *s;
+
+    hash = ngx_http_kroute_ingress_hash(route);
+
+    for (n = 0, i = hash % NGX_HTTP_KROUTE_MAX_INGRESSES;
+         n < NGX_HTTP_KROUTE_MAX_INGRESSES;
+         n++, i = (i + 1) % NGX_HTTP_KROUTE_MAX_INGRESSES)
+    {
+        s = &shm->ingresses[i];
+
+        if (s->hash == hash) {
+            return s;
+        }
+
+        if (s->hash != 0) {
+            continue;
+        }
+
+        if (!ngx_atomic_cmp_set(&s->hash, 0, hash)) {
+            if (s->hash == hash) {
+                return s;
+            }
+
+            continue;
+        }
+
+        ns_len = ngx_min(route->ns.len, NGX_HTTP_KROUTE_NAME_LEN / 2);
+        name_len = ngx_min(route->ingress.len,
+                           NGX_HTTP_KROUTE_NAME_LEN - ns_len);
+
+        ngx_memcpy(s->name, route->ns.data, ns_len);
+        ngx_memcpy(s->name + ns_len, route->ingress.data, name_len);
+        s->ns_len = ns_len;
+        s->name_len = name_len;
+
+        ngx_memory_barrier();
+        s->ready = 1;
+
+        return s;
+    }
+
+    return NULL;
+}
+
+
+/* kroute_status json|prometheus; */
+
+char *
+ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_kroute_loc_conf_t *klcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (klcf->status) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "json") == 0) {
+        klcf->status = NGX_HTTP_KROUTE_STATUS_JSON;
+
+    } else if (ngx_strcmp(value[1].data, "prometheus") == 0) {
+        klcf->status = NGX_HTTP_KROUTE_STATUS_PROMETHEUS;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid format \"%V\": "
+                           "use \"json\" or \"prometheus\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_kroute_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_status_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_buf_t                   *b;
+    ngx_chain_t                  out;
+    ngx_http_kroute_loc_conf_t  *klcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_kroute_shm_data == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    klcf = ngx_http_get_module_loc_conf(r, ngx_http_kroute_module);
+
+    if (klcf->status == NGX_HTTP_KROUTE_STATUS_JSON) {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+        b = ngx_http_kroute_status_json(r, ngx_http_kroute_shm_data);
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+        b = ngx_http_kroute_status_prometheus(r, ngx_http_kroute_shm_data);
+    }
+
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static uint64_t
+ngx_http_kroute_now_unix_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (uint64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+static ngx_buf_t *
+ngx_http_kroute_status_json(ngx_http_request_t *r, ngx_http_kroute_shm_t *shm)
+{
+    size_t                           size, len;
+    uint64_t                         now, age;
+    ngx_buf_t                       *b;
+    ngx_uint_t                       i, first;
+    ngx_http_kroute_worker_stats_t  *w;
+
+    size = sizeof("{\"workers\":[]}\n")
+           + NGX_HTTP_KROUTE_MAX_WORKERS
+             * (512 + 10 * NGX_INT64_LEN + 6 * NGX_HTTP_KROUTE_ERROR_LEN);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    now = ngx_http_kroute_now_unix_ms();
+    first = 1;
+
+    b->last = ngx_cpymem(b->last, "{\"workers\":[", 12);
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+
+        if (w->pid == 0) {
+            continue;
+        }
+
+        if (!first) {
+            *b->last++ = ',';
+        }
+
+        first = 0;
+
+        b->last = ngx_sprintf(b->last,
+                              "{\"worker\":%ui,\"pid\":%uA,"
+                              "\"generation\":%uA,",
+                              i, w->pid, w->generation);
+
+        if (w->generation) {
+            age = now > w->built_unix_ms ? now - w->built_unix_ms : 0;
+            b->last = ngx_sprintf(b->last,
+                                  "\"snapshotAgeSeconds\":%uL.%03uL,",
+                                  age / 1000, age % 1000);
+
+        } else {
+            b->last = ngx_cpymem(b->last, "\"snapshotAgeSeconds\":null,",
+                                 sizeof("\"snapshotAgeSeconds\":null,") - 1);
+        }
+
+        b->last = ngx_sprintf(b->last,
+                              "\"hosts\":%uA,\"routes\":%uA,"
+                              "\"backends\":%uA,\"endpoints\":%uA,"
+                              "\"pickups\":%uA,\"rejectedSnapshots\":%uA,"
+                              "\"lastError\":\"",
+                              w->hosts, w->routes, w->backends, w->endpoints,
+                              w->pickups, w->rejections);
+
+        len = ngx_min((size_t) w->last_error_len, NGX_HTTP_KROUTE_ERROR_LEN);
+        b->last = (u_char *) ngx_escape_json(b->last, w->last_error, len);
+
+        b->last = ngx_cpymem(b->last, "\"}", 2);
+    }
+
+    b->last = ngx_cpymem(b->last, "]}\n", 3);
+
+    return b;
+}
+
+
+static ngx_buf_t *
+ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
+    ngx_http_kroute_shm_t *shm)
+{
+    size_t                            size;
+    uint64_t                          now, age;
+    ngx_buf_t                        *b;
+    ngx_uint_t                        i, c, ingresses;
+    ngx_atomic_uint_t                 n, sum, count;
+    ngx_atomic_uint_t                 requests[NGX_HTTP_KROUTE_STATUS_CLASSES];
+    ngx_atomic_uint_t                 buckets[NGX_HTTP_KROUTE_BUCKETS];
+    ngx_http_kroute_worker_stats_t   *w;
+    ngx_http_kroute_ingress_stats_t  *s;
+
+    ingresses = 0;
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_INGRESSES; i++) {
+        if (shm->ingresses[i].ready) {
+            ingresses++;
+        }
+    }
+
+    size = 8192
+           + NGX_HTTP_KROUTE_MAX_WORKERS * 10 * (128 + NGX_INT64_LEN)
+           + (ingresses + 1) * NGX_HTTP_KROUTE_STATUS_CLASSES
+             * (128 + 2 * NGX_HTTP_KROUTE_NAME_LEN + NGX_INT64_LEN);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(requests, sizeof(requests));
+    ngx_memzero(buckets, sizeof(buckets));
+    sum = 0;
+    count = 0;
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+
+        for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
+            requests[c] += w->requests[c];
+        }
+
+        for (c = 0; c < NGX_HTTP_KROUTE_BUCKETS; c++) {
+            buckets[c] += w->response_time[c];
+        }
+
+        sum += w->response_time_ms_sum;
+        count += w->response_time_count;
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_requests_total Requests routed by kroute, "
+        "by status class.\n"
+        "# TYPE kroute_requests_total counter\n");
+
+    for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
+        b->last = ngx_sprintf(b->last,
+                              "kroute_requests_total{class=\"%s\"} %uA\n",
+                              ngx_http_kroute_classes[c], requests[c]);
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_ingress_requests_total Requests by Ingress and "
+        "status class.\n"
+        "# TYPE kroute_ingress_requests_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_INGRESSES; i++) {
+        s = &shm->ingresses[i];
+
+        if (!s->ready) {
+            continue;
+        }
+
+        for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
+            n = s->requests[c];
+
+            if (n == 0) {
+                continue;
+            }
+
+            b->last = ngx_cpymem(b->last,
+                                 "kroute_ingress_requests_total{namespace=\"",
+                                 sizeof("kroute_ingress_requests_total"
+                                        "{namespace=\"") - 1);
+            b->last = ngx_http_kroute_escape_label(b->last, s->name,
+                                                   s->ns_len);
+            b->last = ngx_cpymem(b->last, "\",ingress=\"", 11);
+            b->last = ngx_http_kroute_escape_label(b->last,
+                                                   s->name + s->ns_len,
+                                                   s->name_len);
+            b->last = ngx_sprintf(b->last, "\",class=\"%s\"} %uA\n",
+                                  ngx_http_kroute_classes[c], n);
+        }
+    }
+
+    for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
+        if (shm->ingress_overflow[c]) {
+            b->last = ngx_sprintf(b->last,
+                                  "kroute_ingress_requests_total{namespace=\"\","
+                                  "ingress=\"(overflow)\",class=\"%s\"} %uA\n",
+                                  ngx_http_kroute_classes[c],
+                                  shm->ingress_overflow[c]);
+        }
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_upstream_response_seconds Upstream response time "
+        "(the last attempt of each request).\n"
+        "# TYPE kroute_upstream_response_seconds histogram\n");
+
+    n = 0;
+
+    for (c = 0; c < NGX_HTTP_KROUTE_BUCKETS - 1; c++) {
+        n += buckets[c];
+        b->last = ngx_sprintf(b->last,
+                              "kroute_upstream_response_seconds_bucket"
+                              "{le=\"%M.%03M\"} %uA\n",
+                              ngx_http_kroute_buckets[c] / 1000,
+                              ngx_http_kroute_buckets[c] % 1000, n);
+    }
+
+    n += buckets[NGX_HTTP_KROUTE_BUCKETS - 1];
+
+    b->last = ngx_sprintf(b->last,
+                          "kroute_upstream_response_seconds_bucket"
+                          "{le=\"+Inf\"} %uA\n"
+                          "kroute_upstream_response_seconds_sum %uA.%03uA\n"
+                          "kroute_upstream_response_seconds_count %uA\n",
+                          n, sum / 1000, sum % 1000, count);
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_table_generation Route table generation each worker "
+        "serves.\n"
+        "# TYPE kroute_table_generation gauge\n");
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+        if (w->pid) {
+            b->last = ngx_sprintf(b->last,
+                                  "kroute_table_generation{worker=\"%ui\"} %uA\n",
+                                  i, w->generation);
+        }
+    }
+
+    now = ngx_http_kroute_now_unix_ms();
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_table_snapshot_age_seconds Age of the snapshot each "
+        "worker serves.\n"
+        "# TYPE kroute_table_snapshot_age_seconds gauge\n");
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+        if (w->pid && w->generation) {
+            age = now > w->built_unix_ms ? now - w->built_unix_ms : 0;
+            b->last = ngx_sprintf(b->last,
+                                  "kroute_table_snapshot_age_seconds"
+                                  "{worker=\"%ui\"} %uL.%03uL\n",
+                                  i, age / 1000, age % 1000);
+        }
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_table_pickups_total Snapshots picked up.\n"
+        "# TYPE kroute_table_pickups_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+        if (w->pid) {
+            b->last = ngx_sprintf(b->last,
+                                  "kroute_table_pickups_total{worker=\"%ui\"} %uA\n",
+                                  i, w->pickups);
+        }
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "# HELP kroute_table_rejected_snapshots_total Snapshots refused by "
+        "validation.\n"
+        "# TYPE kroute_table_rejected_snapshots_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+        w = &shm->workers[i];
+        if (w->pid) {
+            b->last = ngx_sprintf(b->last,
+                                  "kroute_table_rejected_snapshots_total"
+                                  "{worker=\"%ui\"} %uA\n",
+                                  i, w->rejections);
+        }
+    }
+
+    return b;
+}
+
+
+/* Prometheus label values: backslash, double quote and newline escaped */
+
+static u_char *
+ngx_http_kroute_escape_label(u_char *p, u_char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        switch (s[i]) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = s[i];
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = s[i];
+        }
+    }
+
+    return p;
+}
