@@ -1,0 +1,40 @@
+"""pytest fixtures for tests against a real control plane; the helpers themselves live in kube.py.
+
+`cluster` starts one etcd + kube-apiserver per test session, on free ports in a private directory, and
+stops it when the session ends, also when tests fail or the run is interrupted (SIGINT or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from kube import Cluster, tools_bin
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # pytest turns KeyboardInterrupt into an orderly stop that still runs fixture teardown;
+    # Python's default SIGTERM would end the process with the cluster still running.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def tools() -> Path:
+    """The directory of kube-apiserver, etcd, kubectl and helm (built on first use, then cached)."""
+    return tools_bin()
+
+
+@pytest.fixture(scope="session")
+def cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running control plane shared by the session's tests."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    control_plane = Cluster(tmp_path_factory.mktemp("cluster"), tools)
+    try:
+        control_plane.start()
+        yield control_plane
+    finally:
+        control_plane.stop()
+        signal.signal(signal.SIGTERM, previous)
