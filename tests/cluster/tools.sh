@@ -8,6 +8,7 @@ set -euo pipefail
 # The cache is ${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}/<key>/bin; the key is a hash of
 # the modules' go.mod and go.sum files and of the build flags, so an unchanged go.mod never rebuilds.
 # KROUTE_GO names the go command to use; otherwise `go` on PATH, then /usr/local/go/bin/go.
+# KROUTE_TOOLS_PROGRESS_SECONDS sets how often a build reports progress (default 30).
 
 here=$(cd "$(dirname "$0")" && pwd)
 modules_dir="$here/tools"
