@@ -1,0 +1,142 @@
+"""Echo backends for the integration tests: one process, one listener per NAME=HOST:PORT argument.
+
+Every HTTP request gets a JSON reply saying which backend answered and what it received (method, path,
+Host, headers, body length). An Upgrade: websocket request gets a WebSocket that echoes text frames,
+prefixed with the backend's name. Prints "ready" on stdout once every listener is bound.
+"""
+import base64
+import hashlib
+import http.server
+import json
+import socket
+import socketserver
+import struct
+import sys
+import threading
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def make_handler(name):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def reply(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if self.headers.get("Upgrade", "").lower() == "websocket":
+                self.websocket()
+                return
+            data = json.dumps({
+                "name": name,
+                "method": self.command,
+                "path": self.path,
+                "host": self.headers.get("Host"),
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body_length": len(body),
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Backend", name)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = reply
+
+        def websocket(self):
+            key = self.headers.get("Sec-WebSocket-Key", "")
+            accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept)
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                frame = read_frame(self.rfile)
+                if frame is None:
+                    break
+                opcode, payload = frame
+                if opcode == 8:
+                    write_frame(self.wfile, 8, payload[:2])
+                    break
+                if opcode == 9:
+                    write_frame(self.wfile, 10, payload)
+                elif opcode in (1, 2):
+                    write_frame(self.wfile, opcode, name.encode() + b":" + payload)
+            self.close_connection = True
+
+    return Handler
+
+
+def read_exact(stream, n):
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def read_frame(stream):
+    head = read_exact(stream, 2)
+    if head is None:
+        return None
+    opcode = head[0] & 0x0F
+    masked = head[1] & 0x80
+    length = head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", read_exact(stream, 2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", read_exact(stream, 8))[0]
+    mask = read_exact(stream, 4) if masked else b"\0\0\0\0"
+    payload = read_exact(stream, length) if length else b""
+    if payload is None or mask is None:
+        return None
+    return opcode, bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def write_frame(stream, opcode, payload):
+    header = bytes([0x80 | opcode])
+    if len(payload) < 126:
+        header += bytes([len(payload)])
+    elif len(payload) < 65536:
+        header += bytes([126]) + struct.pack("!H", len(payload))
+    else:
+        header += bytes([127]) + struct.pack("!Q", len(payload))
+    stream.write(header + payload)
+    stream.flush()
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
+def main():
+    servers = []
+    for arg in sys.argv[1:]:
+        name, address = arg.split("=", 1)
+        host, port = address.rsplit(":", 1)
+        host = host.strip("[]")
+        cls = Server6 if ":" in host else Server
+        servers.append(cls((host, int(port)), make_handler(name)))
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the test closes our stdin (or dies)
+
+
+if __name__ == "__main__":
+    main()
