@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <numeric>
+#include <stdexcept>
 #include <string_view>
 #include <tuple>
 
@@ -20,45 +21,34 @@ namespace {
 using format::kNone;
 
 // Open addressing from a 64-bit hash to u32 ids. It stores no keys: callers confirm a candidate id with
-// their own equality, so the keys stay where they already are and building allocates per table, not per key.
+// their own equality, so the keys stay where they already are and building allocates per table, not per
+// key. Slots are 8 bytes (32 bits of the hash and the id) to stay small in cache; the table does not
+// grow, so callers size it with an upper bound on the keys they will add.
 class HashIndex {
  public:
-  explicit HashIndex(std::size_t expected) : slots_(std::max<std::size_t>(16, slot_capacity(expected))) {}
+  explicit HashIndex(std::size_t max_keys) : slots_(std::max<std::size_t>(16, slot_capacity(max_keys))) {}
 
   // The id already stored under an equal key, or `fresh` after storing it.
   template <typename Equal>
   std::uint32_t find_or_insert(std::uint64_t hash, std::uint32_t fresh, Equal&& equal) {
-    if ((size_ + 1) * 2 > slots_.size()) grow();
     const std::size_t mask = slots_.size() - 1;
+    const auto check = static_cast<std::uint32_t>(hash >> 32);
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
       Slot& slot = slots_[i];
       if (slot.id == kNone) {
-        slot = {hash, fresh};
-        ++size_;
+        if (++size_ * 2 > slots_.size()) throw std::logic_error("HashIndex sized below its keys");
+        slot = {check, fresh};
         return fresh;
       }
-      if (slot.hash == hash && equal(slot.id)) return slot.id;
+      if (slot.check == check && equal(slot.id)) return slot.id;
     }
   }
 
  private:
   struct Slot {
-    std::uint64_t hash = 0;
+    std::uint32_t check = 0;
     std::uint32_t id = kNone;
   };
-
-  void grow() {
-    std::vector<Slot> old(slots_.size() * 2);
-    old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (const Slot& slot : old) {
-      if (slot.id == kNone) continue;
-      std::size_t i = slot.hash & mask;
-      while (slots_[i].id != kNone) i = (i + 1) & mask;
-      slots_[i] = slot;
-    }
-  }
-
   std::vector<Slot> slots_;
   std::size_t size_ = 0;
 };
@@ -192,8 +182,8 @@ class SnapshotWriter {
   format::Header header_{};
 };
 
-// Checks backends and their endpoints. Endpoints come out sorted by address, so the order they arrive
-// in never changes the table; duplicates add nothing (the first stays); ready ones first.
+// Checks backends and their endpoints. Endpoints come out ready first, each group sorted by address, so
+// the order they arrive in never changes the table; a duplicate address + port adds nothing.
 struct CheckedBackends {
   std::vector<bool> ok;
   std::vector<std::vector<format::EndpointEntry>> endpoints;
@@ -205,13 +195,21 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
   CheckedBackends out{std::vector<bool>(model.backends.size(), true),
                       std::vector<std::vector<format::EndpointEntry>>(model.backends.size()),
                       std::vector<std::uint32_t>(model.backends.size(), 0)};
-  const auto address_less = [](const format::EndpointEntry& x, const format::EndpointEntry& y) {
+  // A total order: by address, and among equal addresses ready first, then by weight and flags, so
+  // unique() keeps the ready duplicate and the result depends only on the set of endpoints given.
+  const auto by_address = [](const format::EndpointEntry& x, const format::EndpointEntry& y) {
     if (x.family != y.family) return x.family < y.family;
     if (const int c = std::memcmp(x.address, y.address, sizeof x.address); c != 0) return c < 0;
-    return x.port < y.port;
+    if (x.port != y.port) return x.port < y.port;
+    if ((x.flags & format::kReady) != (y.flags & format::kReady)) return (x.flags & format::kReady) != 0;
+    return std::tie(x.weight, x.flags) < std::tie(y.weight, y.flags);
   };
   const auto same_address = [](const format::EndpointEntry& x, const format::EndpointEntry& y) {
     return x.family == y.family && x.port == y.port && std::memcmp(x.address, y.address, sizeof x.address) == 0;
+  };
+  const auto ready_first = [&](const format::EndpointEntry& x, const format::EndpointEntry& y) {
+    if ((x.flags & format::kReady) != (y.flags & format::kReady)) return (x.flags & format::kReady) != 0;
+    return by_address(x, y);
   };
   for (std::uint32_t i = 0; i < model.backends.size(); ++i) {
     const Backend& b = model.backends[i];
@@ -246,11 +244,11 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
                                               (ep.terminating ? format::kTerminating : 0));
       checked.push_back(entry);
     }
-    std::stable_sort(checked.begin(), checked.end(), address_less);
+    std::sort(checked.begin(), checked.end(), by_address);
     checked.erase(std::unique(checked.begin(), checked.end(), same_address), checked.end());
-    const auto first_not_ready = std::stable_partition(
-        checked.begin(), checked.end(), [](const format::EndpointEntry& x) { return (x.flags & format::kReady) != 0; });
-    out.ready[i] = static_cast<std::uint32_t>(first_not_ready - checked.begin());
+    std::sort(checked.begin(), checked.end(), ready_first);
+    out.ready[i] = static_cast<std::uint32_t>(std::count_if(
+        checked.begin(), checked.end(), [](const format::EndpointEntry& x) { return (x.flags & format::kReady) != 0; }));
   }
   return out;
 }
@@ -416,7 +414,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   std::sort(host_order.begin(), host_order.end(),
             [&](std::uint32_t a, std::uint32_t b) { return groups[a].key < groups[b].key; });
 
-  StringPool strings(groups.size() * 2 + checked.size() + model.backends.size() * 2 + model.sources.size());
+  StringPool strings(groups.size() + 3 * model.tls.size() + 2 * checked.size() + 3 * model.backends.size() +
+                     2 * model.sources.size());
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
   std::vector<format::BackendEntry> backends;
@@ -487,7 +486,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       entry.host = host_number;
       entry.match = rule.match;
       entry.declared = rule.declared;
-      entry.declared_path = strings.add(declared.path.empty() ? "/" : declared.path);
+      const std::string_view declared_path = declared.path.empty() ? "/" : declared.path;
+      entry.declared_path = declared_path == rule.path ? entry.path : strings.add(declared_path);
       entry.backend = use_backend(declared.backend);
       entry.source = use_source(declared.source);
       const auto length = static_cast<std::uint32_t>(rule.path.size());
