@@ -24,11 +24,20 @@ ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
 WORKERS = 2
 
 
+_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
+    """A port nothing listens on. The kernel may offer a just-closed port again, so none is handed out twice."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for _ in range(100):
+        with socket.socket(family) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port")
 
 
 def wait_until(predicate, timeout=5.0, interval=0.02):
@@ -192,7 +201,7 @@ class Nginx:
         self.process = subprocess.Popen([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-g", "daemon off;"],
                                         stdout=self.stderr, stderr=self.stderr)
         if not wait_for_port("127.0.0.1", self.port) or not wait_until(lambda: len(self.worker_pids()) == WORKERS):
-            raise RuntimeError("nginx did not start:\n" + self.error_log())
+            raise RuntimeError("nginx did not start:\n" + self.error_log() + self.stderr_log())
 
     def stop(self):
         if self.process is None:
@@ -235,6 +244,10 @@ class Nginx:
         path = self.workdir / "error.log"
         return path.read_text() if path.exists() else ""
 
+    def stderr_log(self):
+        path = self.workdir / "stderr.log"
+        return path.read_text() if path.exists() else ""
+
     def access_log(self):
         path = self.workdir / "access.log"
         return path.read_text() if path.exists() else ""
@@ -254,7 +267,7 @@ class Nginx:
     def echo(self, host, path="/", **kwargs):
         """The echo reply for a request that must succeed."""
         status, body, _ = self.get(host, path, **kwargs)
-        assert status == 200, (host, path, status, body[:200])
+        assert status == 200, (host, path, status, body[:200], self.error_log()[-2000:])
         return json.loads(body)
 
     def status(self):

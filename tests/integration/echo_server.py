@@ -37,6 +37,7 @@ def make_handler(name):
                 "host": self.headers.get("Host"),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_length": len(body),
+                "peer": list(self.client_address[:2]),
             }).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
