@@ -16,7 +16,8 @@
 
 
 #define NGX_HTTP_KROUTE_MAX_WORKERS      64
-#define NGX_HTTP_KROUTE_MAX_INGRESSES    4096
+#define NGX_HTTP_KROUTE_MAX_INGRESSES    16384
+#define NGX_HTTP_KROUTE_INGRESS_PROBES   16     /* then the request counts as overflow */
 #define NGX_HTTP_KROUTE_NAME_LEN         160
 #define NGX_HTTP_KROUTE_ERROR_LEN        384
 #define NGX_HTTP_KROUTE_STATUS_CLASSES   6      /* 1xx..5xx, then anything else */

@@ -190,8 +190,10 @@ ngx_http_kroute_ingress_slot(ngx_http_kroute_shm_t *shm, kroute_route_t *route)
 
     hash = ngx_http_kroute_ingress_hash(route);
 
+    /* a bounded probe: a full table must not make every request slow */
+
     for (n = 0, i = hash % NGX_HTTP_KROUTE_MAX_INGRESSES;
-         n < NGX_HTTP_KROUTE_MAX_INGRESSES;
+         n < NGX_HTTP_KROUTE_INGRESS_PROBES;
          n++, i = (i + 1) % NGX_HTTP_KROUTE_MAX_INGRESSES)
     {
         s = &shm->ingresses[i];
