@@ -74,7 +74,7 @@ struct kroute_table_s {
   }
 
   kroute::TableReader reader;
-  std::vector<std::int32_t> current_weights;
+  std::vector<std::int64_t> current_weights;  // int64: weights are u16, endpoints many
   std::uint64_t weights_generation = 0;
   std::array<FailedEndpoint, kMaxFailed> failed_endpoints{};
   std::uint64_t failed_until_ms = 0;  // the latest until_ms of any entry
@@ -140,7 +140,7 @@ int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, 
   const kroute::format::BackendEntry& b = backends[backend];
   const auto ready = s->view.ready_endpoints_of(b);
   const bool stateful = table->weights_for(s);
-  std::int32_t* weights = stateful ? table->current_weights.data() + b.first_endpoint : nullptr;
+  std::int64_t* weights = stateful ? table->current_weights.data() + b.first_endpoint : nullptr;
 
   // First pass skips recently failed endpoints; the second takes them when nothing else is left.
   for (int pass = 0; pass < 2; ++pass) {
@@ -160,7 +160,7 @@ int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, 
     }
     if (best < 0) continue;
     if (weights != nullptr) {
-      weights[best] -= static_cast<std::int32_t>(total);
+      weights[best] -= total;
     } else {
       // Weighted random among the same candidates, for a request still on an older snapshot.
       std::int64_t point = static_cast<std::int64_t>(table->next_random() % static_cast<std::uint64_t>(total));

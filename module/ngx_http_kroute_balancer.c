@@ -1,9 +1,11 @@
 /*
- * The kroute upstream balancer: "kroute_balancer" in an upstream block. Peers come from the backend the
- * request was routed to, not from "server" lines; the choice is a per-worker smooth weighted round-robin
- * over ready endpoints (kroute_table_pick). Composes with "keepalive" (which must follow it) and with
- * proxy_next_upstream: a failed endpoint is not tried twice by one request, and after a connect failure
- * it is skipped by the worker for fail_timeout.
+ * The kroute upstream balancer: "kroute_balancer" in an upstream block. Peers
+ * come from the backend the request was routed to, not from "server" lines;
+ * the choice is a per-worker smooth weighted round-robin over ready endpoints
+ * (kroute_table_pick). Composes with "keepalive" (which must follow it) and
+ * with proxy_next_upstream: a failed endpoint is not tried twice by one
+ * request, and after a connect failure it is skipped by the worker for
+ * fail_timeout.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -17,7 +19,10 @@ typedef struct {
     kroute_endpoint_t            endpoint;   /* the one being tried */
 } ngx_http_kroute_peer_data_t;
 
-/* One attempt's peer address, in the request pool: the snapshot may be unmapped before logs are. */
+/*
+ * One attempt's peer address, in the request pool: the snapshot may be
+ * unmapped before logs are.
+ */
 typedef struct {
     union {
         struct sockaddr          sockaddr;
@@ -283,7 +288,8 @@ ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
         }
     }
 
-    pd->tried[pd->endpoint.index / 8] |= (uint8_t) (1 << (pd->endpoint.index % 8));
+    pd->tried[pd->endpoint.index / 8] |=
+                                      (uint8_t) (1 << (pd->endpoint.index % 8));
 
     us = pd->request->upstream->state;
 

@@ -1,6 +1,7 @@
 /*
- * ngx_http_kroute_module: the table directory, the per-worker table reader and its refresh timer, the
- * phase handler that routes a request (404, 503, or a backend for the balancer), and the variables.
+ * ngx_http_kroute_module: the table directory, the per-worker table reader
+ * and its refresh timer, the phase handler that routes a request (404, 503,
+ * or a backend for the balancer), and the variables.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -188,8 +189,7 @@ ngx_http_kroute_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     kmcf->dir = { 0, NULL };
-     *     kmcf->shm_zone = NULL;
+     * kmcf->dir = { 0, NULL }; kmcf->shm_zone = NULL;
      */
 
     kmcf->refresh = NGX_CONF_UNSET_MSEC;
@@ -374,8 +374,12 @@ ngx_http_kroute_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_kroute_shm_t  *shm;
 
+    /* after a reload, a new worker may already own this slot */
+
     shm = ngx_http_kroute_shm();
-    if (shm && ngx_worker < NGX_HTTP_KROUTE_MAX_WORKERS) {
+    if (shm && ngx_worker < NGX_HTTP_KROUTE_MAX_WORKERS
+        && shm->workers[ngx_worker].pid == (ngx_atomic_uint_t) ngx_pid)
+    {
         shm->workers[ngx_worker].pid = 0;
     }
 
@@ -432,8 +436,8 @@ ngx_http_kroute_log_poll(ngx_log_t *log, kroute_poll_e rc)
     len = kroute_table_last_error(ngx_http_kroute_table, error, sizeof(error));
 
     /*
-     * Every worker refuses a bad snapshot; the first one to do so logs it
-     * as an error, the others say so at "info".
+     * Every worker refuses a bad snapshot; the first one to do so logs it as
+     * an error, the others say so at "info".
      */
 
     level = NGX_LOG_ERR;

@@ -1,8 +1,10 @@
 /*
- * ngx_http_kroute_module: routes every request from the kroute route table (a snapshot published by the
- * agent into a directory, mapped by each worker) and picks the pod endpoint itself, without reloads.
- * Shared by the module's files: the router (ngx_http_kroute_module.c), the upstream balancer
- * (ngx_http_kroute_balancer.c) and the status/metrics location (ngx_http_kroute_status.c).
+ * ngx_http_kroute_module: routes every request from the kroute route table (a
+ * snapshot published by the agent into a directory, mapped by each worker)
+ * and picks the pod endpoint itself, without reloads. Shared by the module's
+ * files: the router (ngx_http_kroute_module.c), the upstream balancer
+ * (ngx_http_kroute_balancer.c) and the status/metrics location
+ * (ngx_http_kroute_status.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -17,14 +19,18 @@
 
 #define NGX_HTTP_KROUTE_MAX_WORKERS      64
 #define NGX_HTTP_KROUTE_MAX_INGRESSES    16384
-#define NGX_HTTP_KROUTE_INGRESS_PROBES   16     /* then the request counts as overflow */
+/* probes for an Ingress's counters; then the request counts as overflow */
+#define NGX_HTTP_KROUTE_INGRESS_PROBES   16
 #define NGX_HTTP_KROUTE_NAME_LEN         160
 #define NGX_HTTP_KROUTE_ERROR_LEN        384
-#define NGX_HTTP_KROUTE_STATUS_CLASSES   6      /* 1xx..5xx, then anything else */
-#define NGX_HTTP_KROUTE_BUCKETS          12     /* upstream response time, the last is +Inf */
+#define NGX_HTTP_KROUTE_STATUS_CLASSES   6      /* 1xx..5xx, anything else */
+#define NGX_HTTP_KROUTE_BUCKETS          12     /* the last one is +Inf */
 
 
-/* One worker's view, written only by that worker, read by the status location in any worker. */
+/*
+ * One worker's view, written only by that worker, read by the status location
+ * in any worker.
+ */
 typedef struct {
     ngx_atomic_t                  pid;
     ngx_atomic_t                  generation;
@@ -43,19 +49,24 @@ typedef struct {
     u_char                        last_error[NGX_HTTP_KROUTE_ERROR_LEN];
 } ngx_http_kroute_worker_stats_t;
 
-/* Requests per Ingress, shared by all workers: a slot is claimed once (hash CAS) and never freed. */
+/*
+ * Requests per Ingress, shared by all workers: a slot is claimed once (hash
+ * CAS) and never freed.
+ */
 typedef struct {
     ngx_atomic_t                  hash;        /* 0: free */
     ngx_atomic_t                  ready;       /* the name is written */
     ngx_atomic_t                  requests[NGX_HTTP_KROUTE_STATUS_CLASSES];
     size_t                        ns_len;
     size_t                        name_len;
-    u_char                        name[NGX_HTTP_KROUTE_NAME_LEN];  /* namespace, then name */
+    /* the namespace, then the name */
+    u_char                        name[NGX_HTTP_KROUTE_NAME_LEN];
 } ngx_http_kroute_ingress_stats_t;
 
 typedef struct {
-    ngx_atomic_t                  logged_rejection;  /* the generation whose rejection was logged */
-    ngx_atomic_t                  ingress_overflow[NGX_HTTP_KROUTE_STATUS_CLASSES];
+    /* a checksum of the last refusal logged as an error, so it is logged once */
+    ngx_atomic_t                  logged_rejection;
+    ngx_atomic_t         ingress_overflow[NGX_HTTP_KROUTE_STATUS_CLASSES];
     ngx_http_kroute_worker_stats_t    workers[NGX_HTTP_KROUTE_MAX_WORKERS];
     ngx_http_kroute_ingress_stats_t   ingresses[NGX_HTTP_KROUTE_MAX_INGRESSES];
 } ngx_http_kroute_shm_t;
@@ -73,12 +84,15 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                    route;        /* kroute_route */
-    ngx_uint_t                    status;       /* kroute_status: 0, json or prometheus */
+    ngx_uint_t                    status;       /* kroute_status */
 } ngx_http_kroute_loc_conf_t;
 
-/* The route of one request: filled once, by the phase handler or the balancer, whichever runs first. */
+/*
+ * The route of one request: filled once, by the phase handler or the
+ * balancer, whichever runs first.
+ */
 typedef struct {
-    kroute_snapshot_t            *snapshot;     /* pinned until the request pool goes */
+    kroute_snapshot_t            *snapshot;     /* pinned: see route_request */
     kroute_route_t                route;
     uint64_t                      generation;
     ngx_int_t                     status;       /* 0: routed; else 404 or 503 */
@@ -102,7 +116,8 @@ char *ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_kroute_init_shm_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_kroute_shm_t *ngx_http_kroute_shm(void);
 void ngx_http_kroute_publish_stats(ngx_log_t *log);
-void ngx_http_kroute_count_request(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx);
+void ngx_http_kroute_count_request(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_ */

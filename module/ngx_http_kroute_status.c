@@ -1,7 +1,8 @@
 /*
- * The kroute status location ("kroute_status json|prometheus") and the shared memory behind it: each
- * worker writes its own slot (table generation, counts, last error, requests, upstream response time
- * histogram); requests per Ingress share one table of atomic counters.
+ * The kroute status location ("kroute_status json|prometheus") and the shared
+ * memory behind it: each worker writes its own slot (table generation,
+ * counts, last error, requests, upstream response time histogram); requests
+ * per Ingress share one table of atomic counters.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -19,7 +20,10 @@ static ngx_http_kroute_ingress_stats_t *ngx_http_kroute_ingress_slot(
 
 static ngx_http_kroute_shm_t  *ngx_http_kroute_shm_data;
 
-/* upper bounds of the upstream response time buckets, in ms; the last bucket is +Inf */
+/*
+ * upper bounds of the upstream response time buckets, in ms; the last bucket
+ * is +Inf
+ */
 static ngx_msec_t  ngx_http_kroute_buckets[NGX_HTTP_KROUTE_BUCKETS - 1] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
 };
@@ -103,7 +107,8 @@ ngx_http_kroute_publish_stats(ngx_log_t *log)
 
 
 void
-ngx_http_kroute_count_request(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
+ngx_http_kroute_count_request(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx)
 {
     ngx_uint_t                        class, i;
     ngx_msec_t                        ms;
@@ -508,8 +513,8 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
     for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
         if (shm->ingress_overflow[c]) {
             b->last = ngx_sprintf(b->last,
-                                  "kroute_ingress_requests_total{namespace=\"\","
-                                  "ingress=\"(overflow)\",class=\"%s\"} %uA\n",
+                              "kroute_ingress_requests_total{namespace=\"\","
+                              "ingress=\"(overflow)\",class=\"%s\"} %uA\n",
                                   ngx_http_kroute_classes[c],
                                   shm->ingress_overflow[c]);
         }
@@ -549,7 +554,7 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
         w = &shm->workers[i];
         if (w->pid) {
             b->last = ngx_sprintf(b->last,
-                                  "kroute_table_generation{worker=\"%ui\"} %uA\n",
+                              "kroute_table_generation{worker=\"%ui\"} %uA\n",
                                   i, w->generation);
         }
     }
@@ -580,7 +585,8 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
         w = &shm->workers[i];
         if (w->pid) {
             b->last = ngx_sprintf(b->last,
-                                  "kroute_table_pickups_total{worker=\"%ui\"} %uA\n",
+                              "kroute_table_pickups_total{worker=\"%ui\"} "
+                              "%uA\n",
                                   i, w->pickups);
         }
     }
