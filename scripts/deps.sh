@@ -6,7 +6,7 @@ packages=(
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev lld
   nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
   libcurl4-openssl-dev libjsoncpp-dev libfmt-dev libxxhash-dev
-  doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev
+  doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev libyaml-cpp-dev
   wrk nghttp2-client curl openssl jq iproute2 procps psmisc
   python3 python3-pytest python3-websocket debootstrap
 )

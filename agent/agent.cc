@@ -1,0 +1,106 @@
+#include "agent.h"
+
+#include "log.h"
+
+namespace kroute::agent {
+
+Agent::Agent(kube::Client& client, TablePublisher& publisher, Metrics& metrics, AgentOptions options)
+    : client_(client),
+      publisher_(publisher),
+      metrics_(metrics),
+      options_(std::move(options)),
+      store_(metrics, [this](Change change) { on_change(change); }),
+      status_(client, metrics, store_, options_.status) {}
+
+void Agent::start() {
+  for (Kind kind : kAllKinds) {
+    kube::WatchOptions watch = options_.watch;
+    if (!kind_info(kind).namespaced) watch.ns.clear();
+    watchers_.push_back(std::make_unique<kube::Watcher>(client_, kind, store_, metrics_, watch));
+  }
+  for (auto& watcher : watchers_) watcher->start();
+  if (options_.elect) {
+    elector_ = std::make_unique<Elector>(client_, metrics_, options_.election,
+                                         [this](bool leader) { status_.set_leader(leader); });
+    elector_->start();
+  }
+}
+
+void Agent::shutdown(std::function<void()> done) {
+  client_.cancel_timer(publish_timer_);
+  watchers_.clear();
+  if (elector_) {
+    elector_->release(std::move(done));
+  } else {
+    done();
+  }
+}
+
+bool Agent::all_synced() const {
+  for (const auto& watcher : watchers_) {
+    if (!watcher->synced()) return false;
+  }
+  return !watchers_.empty();
+}
+
+void Agent::on_change(Change change) {
+  if (change == Change::kStatus) {
+    status_.reconcile();
+    return;
+  }
+  // Nothing is published before every kind has synced: a table with Ingresses but no endpoints yet
+  // would answer 503 for routes that work.
+  if (!synced_) {
+    if (!all_synced()) return;
+    synced_ = true;
+    log::info("every watch has synced; publishing the first table");
+  }
+  if (publish_timer_ != 0) return;
+  publish_timer_ = client_.after(options_.coalesce, [this] {
+    publish_timer_ = 0;
+    publish();
+  });
+}
+
+void Agent::publish() {
+  const auto started = std::chrono::steady_clock::now();
+  CompiledTable table = compile(store_, options_.compile);
+  const std::vector<std::string> owned = table.owned;
+  PublishOutcome outcome = publisher_.publish(std::move(table));
+  metrics_.publish_duration.observe(std::chrono::steady_clock::now() - started);
+  if (!outcome.error.empty()) {
+    metrics_.publish_errors.fetch_add(1, std::memory_order_relaxed);
+    log::error("cannot publish the route table", {{"error", outcome.error}});
+    // Try again later: the directory may come back (a remounted tmpfs, a full disk freed).
+    publish_timer_ = client_.after(std::chrono::seconds(1), [this] {
+      publish_timer_ = 0;
+      publish();
+    });
+    return;
+  }
+  if (outcome.published) {
+    metrics_.publishes.fetch_add(1, std::memory_order_relaxed);
+    metrics_.generation.store(outcome.generation, std::memory_order_relaxed);
+    metrics_.routes.store(outcome.stats.rules, std::memory_order_relaxed);
+    log::info("route table published",
+              {{"generation", outcome.generation}, {"ingresses", owned.size()}, {"hosts", outcome.stats.hosts},
+               {"rules", outcome.stats.rules}, {"backends", outcome.stats.backends},
+               {"endpoints", outcome.stats.endpoints},
+               {"ms", std::chrono::duration<double, std::milli>(outcome.duration).count()}});
+  } else {
+    metrics_.publishes_unchanged.fetch_add(1, std::memory_order_relaxed);
+    log::debug("route table unchanged", {{"generation", outcome.generation}});
+  }
+  if (!metrics_.ready.exchange(true)) log::info("ready", {{"generation", outcome.generation}});
+  // Each warning is logged once, when it appears.
+  std::set<Warning> current(outcome.warnings.begin(), outcome.warnings.end());
+  for (const Warning& w : current) {
+    if (warnings_.count(w) == 0) {
+      log::warn("ingress problem", {{"ingress", w.ns + "/" + w.name}, {"reason", w.reason}, {"message", w.message}});
+    }
+  }
+  warnings_ = std::move(current);
+  status_.update(owned, outcome.warnings);
+}
+
+}  // namespace kroute::agent

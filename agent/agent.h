@@ -1,0 +1,56 @@
+// The agent: watchers feed the store; changes are coalesced, compiled and published; the elected
+// replica writes status and Events. Everything runs on the client's loop thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "compiler.h"
+#include "election.h"
+#include "kube/client.h"
+#include "kube/watcher.h"
+#include "metrics.h"
+#include "status.h"
+#include "store.h"
+#include "table_publisher.h"
+
+namespace kroute::agent {
+
+struct AgentOptions {
+  CompileOptions compile;
+  kube::WatchOptions watch;                   // watch.ns restricts namespaced kinds
+  std::chrono::milliseconds coalesce{5};      // from the first change of a burst to the publish
+  bool elect = true;                          // false: never write status or Events
+  ElectionOptions election;
+  StatusOptions status;
+};
+
+class Agent {
+ public:
+  Agent(kube::Client& client, TablePublisher& publisher, Metrics& metrics, AgentOptions options);
+  void start();
+  // Gives up the lease if held; `done` runs on the loop thread when finished.
+  void shutdown(std::function<void()> done);
+
+ private:
+  void on_change(Change change);
+  bool all_synced() const;
+  void publish();
+
+  kube::Client& client_;
+  TablePublisher& publisher_;
+  Metrics& metrics_;
+  AgentOptions options_;
+  Store store_;
+  std::vector<std::unique_ptr<kube::Watcher>> watchers_;
+  StatusWriter status_;
+  std::unique_ptr<Elector> elector_;
+  kube::TimerId publish_timer_ = 0;
+  bool synced_ = false;
+  std::set<Warning> warnings_;
+};
+
+}  // namespace kroute::agent

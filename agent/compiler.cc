@@ -1,0 +1,261 @@
+#include "compiler.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+namespace kroute::agent {
+namespace {
+
+const char* path_type_name(PathType type) {
+  switch (type) {
+    case PathType::kExact: return "Exact";
+    case PathType::kPrefix: return "Prefix";
+    case PathType::kImplementationSpecific: return "ImplementationSpecific";
+  }
+  return "?";
+}
+
+// Endpoint readiness (docs/agent.md): ready endpoints serve. Only when a backend has none, endpoints
+// that are still serving while terminating take traffic (as kube-proxy does), so a rollout of the last
+// pods does not turn into 503s. Everything else is kept as not ready, for `kroute-table dump`.
+void settle_readiness(std::vector<Endpoint>& endpoints) {
+  const bool any_ready = std::any_of(endpoints.begin(), endpoints.end(), [](const Endpoint& e) { return e.ready; });
+  if (!any_ready) {
+    for (Endpoint& e : endpoints) {
+      if (e.serving && e.terminating) e.ready = true;
+    }
+  }
+}
+
+int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1); }
+
+class Compiler {
+ public:
+  Compiler(const Store& store, const CompileOptions& options) : store_(store), options_(options) {
+    for (const auto& [key, slice] : store.slices) {
+      if (!slice.service.empty()) slices_by_service_[slice.ns + "/" + slice.service].push_back(&slice);
+    }
+    for (auto& [key, list] : slices_by_service_) {
+      std::sort(list.begin(), list.end(), [](const EndpointSlice* a, const EndpointSlice* b) { return a->name < b->name; });
+    }
+    for (const auto& [name, cls] : store.classes) {
+      if (cls.controller == options.controller && cls.is_default) default_class_is_ours_ = true;
+    }
+  }
+
+  CompiledTable run() {
+    for (const auto& [key, ingress] : store_.ingresses) {
+      if (owns(ingress, store_, options_, default_class_is_ours_)) table_.owned.push_back(key);
+    }
+    std::sort(table_.owned.begin(), table_.owned.end());
+    // Oldest first for the default backend; sources keep the owned order (the builder settles collisions
+    // by age itself).
+    std::vector<const Ingress*> by_age;
+    for (const std::string& key : table_.owned) {
+      const Ingress& ingress = store_.ingresses.at(key);
+      add_ingress(ingress);
+      if (ingress.default_backend) by_age.push_back(&ingress);
+    }
+    std::stable_sort(by_age.begin(), by_age.end(), [](const Ingress* a, const Ingress* b) {
+      return a->created_unix != b->created_unix ? a->created_unix < b->created_unix
+                                                : std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
+    });
+    for (const Ingress* ingress : by_age) {
+      if (table_.model.default_backend == kNoBackend) {
+        table_.model.default_backend = backend_for(*ingress, *ingress->default_backend);
+      } else {
+        const Ingress& winner = *by_age.front();
+        warn(*ingress, "DefaultBackendShadowed",
+             "spec.defaultBackend is not used: Ingress " + winner.ns + "/" + winner.name + " is older and has one");
+      }
+    }
+    std::sort(table_.warnings.begin(), table_.warnings.end());
+    table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
+    return std::move(table_);
+  }
+
+ private:
+  void warn(const Ingress& ingress, std::string reason, std::string message) {
+    table_.warnings.push_back({ingress.ns, ingress.name, std::move(reason), std::move(message)});
+  }
+
+  void add_ingress(const Ingress& ingress) {
+    const auto source = static_cast<std::uint32_t>(table_.model.sources.size());
+    table_.model.sources.push_back({ingress.ns, ingress.name, ingress.created_unix});
+    for (const IngressRule& rule : ingress.rules) {
+      for (const IngressPath& path : rule.paths) {
+        if (!path.type_error.empty()) {
+          warn(ingress, "InvalidRule", "path " + path.path + " of host " + display_host(rule.host) + " skipped: " + path.type_error);
+          continue;
+        }
+        const std::uint32_t backend = backend_for(ingress, path.backend);
+        if (backend == kNoBackend) continue;
+        table_.model.rules.push_back({rule.host, path.path, path.type, backend, source});
+      }
+    }
+    for (const IngressTls& tls : ingress.tls) add_tls(ingress, tls, source);
+  }
+
+  void add_tls(const Ingress& ingress, const IngressTls& tls, std::uint32_t source) {
+    if (tls.secret_name.empty() || tls.hosts.empty()) return;
+    auto it = store_.secrets.find(ingress.ns + "/" + tls.secret_name);
+    if (it == store_.secrets.end()) {
+      warn(ingress, "TLSSecretNotFound", "TLS Secret " + ingress.ns + "/" + tls.secret_name +
+                                             " not found (or not of type kubernetes.io/tls)");
+      return;
+    }
+    if (!it->second.error.empty()) {
+      warn(ingress, "TLSSecretInvalid", "TLS Secret " + ingress.ns + "/" + tls.secret_name + ": " + it->second.error);
+      return;
+    }
+    for (const std::string& host : tls.hosts) table_.model.tls.push_back({host, ingress.ns, tls.secret_name, source});
+  }
+
+  static std::string display_host(const std::string& host) { return host.empty() ? "(any)" : host; }
+
+  // The backend of a service reference, shared by every rule naming the same Service port. kNoBackend
+  // when the reference itself is unusable; a missing Service or port still yields a backend without
+  // endpoints, so the rule answers 503 rather than falling through to another route.
+  std::uint32_t backend_for(const Ingress& ingress, const ServiceBackendRef& ref) {
+    if (ref.is_resource) {
+      warn(ingress, "ResourceBackendUnsupported", "backend.resource " + ref.service + " is not supported; rule skipped");
+      return kNoBackend;
+    }
+    if (ref.service.empty() || (ref.port_number == 0) == ref.port_name.empty()) {
+      warn(ingress, "InvalidRule", "backend needs a service name and exactly one of port.number and port.name");
+      return kNoBackend;
+    }
+    const std::string port_label = ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name;
+    const std::string key = ingress.ns + "/" + ref.service + ":" + port_label;
+    if (auto it = backend_index_.find(key); it != backend_index_.end()) {
+      for (Warning w : backend_warnings_[it->second]) warn(ingress, std::move(w.reason), std::move(w.message));
+      return it->second;
+    }
+    const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
+    backend_index_.emplace(key, index);
+    Backend backend;
+    backend.ns = ingress.ns;
+    backend.service = ref.service;
+    backend.port = ref.port_number;
+    backend.port_name = ref.port_name;
+    std::vector<Warning>& problems = backend_warnings_[index];
+    resolve_endpoints(ingress.ns, ref, port_label, backend, problems);
+    table_.model.backends.push_back(std::move(backend));
+    for (Warning w : problems) warn(ingress, std::move(w.reason), std::move(w.message));
+    return index;
+  }
+
+  void resolve_endpoints(const std::string& ns, const ServiceBackendRef& ref, const std::string& port_label,
+                         Backend& backend, std::vector<Warning>& problems) {
+    const std::string service_key = ns + "/" + ref.service;
+    auto service = store_.services.find(service_key);
+    if (service == store_.services.end()) {
+      problems.push_back({"", "", "ServiceNotFound", "Service " + service_key + " not found"});
+      return;
+    }
+    if (service->second.type == "ExternalName") {
+      problems.push_back({"", "", "ExternalNameUnsupported",
+                          "Service " + service_key + " is of type ExternalName, which kroute does not route to"});
+      return;
+    }
+    const ServicePort* port = nullptr;
+    for (const ServicePort& p : service->second.ports) {
+      if ((ref.port_number != 0 && p.port == ref.port_number) || (!ref.port_name.empty() && p.name == ref.port_name)) {
+        port = &p;
+        break;
+      }
+    }
+    if (port == nullptr) {
+      problems.push_back({"", "", "ServicePortNotFound", "Service " + service_key + " has no port " + port_label});
+      return;
+    }
+    std::map<std::pair<std::string, std::uint16_t>, Endpoint> unique;
+    if (auto slices = slices_by_service_.find(service_key); slices != slices_by_service_.end()) {
+      for (const EndpointSlice* slice : slices->second) {
+        if (slice->address_type != "IPv4" && slice->address_type != "IPv6") continue;
+        // EndpointSlice ports carry the Service port's name, with the container's port number.
+        const SlicePort* target = nullptr;
+        for (const SlicePort& p : slice->ports) {
+          if (p.name == port->name && p.protocol == port->protocol && p.port != 0) target = &p;
+        }
+        if (target == nullptr) continue;
+        for (const SliceEndpoint& e : slice->endpoints) {
+          for (const std::string& address : e.addresses) {
+            Endpoint endpoint{address, static_cast<std::uint16_t>(target->port), 1, e.ready, e.serving, e.terminating};
+            auto [it, inserted] = unique.try_emplace({address, endpoint.port}, endpoint);
+            if (!inserted && readiness_rank(endpoint) > readiness_rank(it->second)) it->second = endpoint;
+          }
+        }
+      }
+    }
+    backend.endpoints.reserve(unique.size());
+    for (auto& [key, endpoint] : unique) backend.endpoints.push_back(std::move(endpoint));
+    settle_readiness(backend.endpoints);
+  }
+
+  const Store& store_;
+  const CompileOptions& options_;
+  CompiledTable table_;
+  bool default_class_is_ours_ = false;
+  std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_by_service_;
+  std::unordered_map<std::string, std::uint32_t> backend_index_;
+  std::unordered_map<std::uint32_t, std::vector<Warning>> backend_warnings_;
+};
+
+}  // namespace
+
+bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours) {
+  // The legacy annotation, when present, decides (it predates and overrides ingressClassName).
+  if (ingress.class_annotation) return *ingress.class_annotation == options.annotation_class;
+  if (ingress.class_name) {
+    auto it = store.classes.find(*ingress.class_name);
+    return it != store.classes.end() && it->second.controller == options.controller;
+  }
+  return options.watch_without_class || default_class_is_ours;
+}
+
+CompiledTable compile(const Store& store, const CompileOptions& options) { return Compiler(store, options).run(); }
+
+void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings) {
+  const RouteModel& model = table.model;
+  const auto source_of = [&](std::uint32_t index) -> const Source* {
+    return index < model.sources.size() ? &model.sources[index] : nullptr;
+  };
+  for (const Conflict& c : build.conflicts) {
+    const bool rule = c.item == Item::kRule;
+    const std::uint32_t winner_source = rule ? model.rules[c.winner].source : model.tls[c.winner].source;
+    const std::uint32_t loser_source = rule ? model.rules[c.loser].source : model.tls[c.loser].source;
+    const Source* winner = source_of(winner_source);
+    const Source* loser = source_of(loser_source);
+    if (winner == nullptr || loser == nullptr) continue;
+    const std::string host = c.host.empty() ? "(any)" : c.host;
+    if (rule) {
+      const Rule& r = model.rules[c.loser];
+      warnings.push_back({loser->ns, loser->name, "RuleShadowed",
+                          "rule " + host + " " + (r.path.empty() ? "/" : r.path) + " (" + path_type_name(r.type) +
+                              ") is served by the older Ingress " + winner->ns + "/" + winner->name});
+    } else {
+      warnings.push_back({loser->ns, loser->name, "TLSShadowed",
+                          "TLS for host " + host + " comes from the older Ingress " + winner->ns + "/" + winner->name});
+    }
+  }
+  for (const Diagnostic& d : build.diagnostics) {
+    const Source* source = nullptr;
+    std::string what;
+    if (d.item == Item::kRule && d.index < model.rules.size()) {
+      const Rule& r = model.rules[d.index];
+      source = source_of(r.source);
+      what = "rule " + (r.host.empty() ? std::string("(any)") : r.host) + " " + r.path;
+    } else if (d.item == Item::kTls && d.index < model.tls.size()) {
+      source = source_of(model.tls[d.index].source);
+      what = "TLS host " + model.tls[d.index].host;
+    }
+    if (source != nullptr) warnings.push_back({source->ns, source->name, "InvalidRule", what + " skipped: " + d.message});
+  }
+  std::sort(warnings.begin(), warnings.end());
+  warnings.erase(std::unique(warnings.begin(), warnings.end()), warnings.end());
+}
+
+}  // namespace kroute::agent

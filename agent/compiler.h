@@ -1,0 +1,45 @@
+// Store -> route model: which Ingresses are ours, their rules with backends resolved to endpoints, TLS
+// references, and the Warning events the result deserves. Pure: no I/O, unit-tested without a server.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "builder.h"
+#include "model.h"
+#include "store.h"
+
+namespace kroute::agent {
+
+inline constexpr const char* kDefaultController = "kroute.dev/ingress-controller";
+
+struct CompileOptions {
+  std::string controller = kDefaultController;  // IngressClass spec.controller that means "ours"
+  std::string annotation_class = "kroute";      // kubernetes.io/ingress.class value that means "ours"
+  bool watch_without_class = false;             // Ingresses without any class are ours
+};
+
+// Something wrong with one Ingress, to be logged and turned into a Warning Event on it.
+struct Warning {
+  std::string ns;
+  std::string name;
+  std::string reason;   // CamelCase, as Event reasons are
+  std::string message;
+  auto operator<=>(const Warning&) const = default;
+};
+
+struct CompiledTable {
+  RouteModel model;
+  std::vector<std::string> owned;  // keys ("ns/name") of the Ingresses that are ours, sorted
+  std::vector<Warning> warnings;   // sorted, without duplicates
+};
+
+// Whether an Ingress is ours. `default_class_is_ours`: one of our IngressClasses is the cluster default.
+bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours);
+
+CompiledTable compile(const Store& store, const CompileOptions& options);
+
+// Adds warnings for what the builder skipped or shadowed (collisions: the younger Ingress loses).
+void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings);
+
+}  // namespace kroute::agent

@@ -1,0 +1,91 @@
+// The API server client: one curl multi handle driving every request and streaming watch, plus the
+// timers of the agent, all on one thread. Authentication (bearer token from a file that is re-read,
+// client certificates) and TLS (CA bundle) come from ClusterAccess.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "kube/config.h"
+
+namespace kroute::agent::kube {
+
+struct Request {
+  std::string method = "GET";
+  std::string path;                              // "/api/v1/...", query included
+  std::string body;
+  std::string content_type = "application/json";
+  bool stream = false;                           // deliver a 200 body in chunks as it arrives
+  std::chrono::seconds stall_timeout{0};         // stream: give up when nothing arrives this long
+  std::chrono::milliseconds timeout{30000};      // not a stream: the whole request
+};
+
+struct Response {
+  long status = 0;              // HTTP status; 0 when none was received
+  std::string body;             // the body (a stream's only when its status is not 200)
+  std::string transport_error;  // set when the transfer failed (connection, TLS, timeout)
+  bool aborted = false;         // the chunk handler asked to stop
+
+  bool ok() const { return transport_error.empty() && !aborted && status >= 200 && status < 300; }
+  // "HTTP 403 Forbidden: <the Status message>" or the transport error, for logs.
+  std::string describe() const;
+};
+
+using RequestId = std::uint64_t;
+using TimerId = std::uint64_t;
+
+class Client {
+ public:
+  using ChunkHandler = std::function<bool(std::string_view)>;  // false: abort the transfer
+  using DoneHandler = std::function<void(Response&&)>;
+
+  struct Transfer;  // one request in flight (defined in client.cc)
+
+  static std::unique_ptr<Client> create(const ClusterAccess& access, std::string& error);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Starts a request; `on_done` runs on the loop thread when it ends (never from inside send).
+  RequestId send(Request request, DoneHandler on_done, ChunkHandler on_chunk = {});
+  // Stops a request; its `on_done` is not called. Unknown ids are ignored.
+  void cancel(RequestId id);
+
+  TimerId after(std::chrono::milliseconds delay, std::function<void()> fn);
+  void cancel_timer(TimerId id);
+
+  // Runs transfers and timers until `stop` is true. Another thread (or a signal handler that sets
+  // `stop`) calls wakeup() so the loop notices at once.
+  void run(const std::atomic<bool>& stop);
+  void wakeup();
+
+  const ClusterAccess& access() const { return access_; }
+
+ private:
+  explicit Client(ClusterAccess access);
+  void finish_done_transfers();
+  void run_due_timers();
+  std::chrono::milliseconds until_next_timer() const;
+
+  ClusterAccess access_;
+  TokenSource token_;
+  void* multi_ = nullptr;  // CURLM*
+  RequestId next_id_ = 1;
+  std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;
+  std::map<std::pair<std::chrono::steady_clock::time_point, TimerId>, std::function<void()>> timers_;
+  std::unordered_map<TimerId, std::chrono::steady_clock::time_point> timer_due_;
+  TimerId next_timer_ = 1;
+};
+
+// Percent-encodes a query parameter value.
+std::string url_encode(std::string_view value);
+
+}  // namespace kroute::agent::kube

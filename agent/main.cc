@@ -1,0 +1,172 @@
+// kroute-agent: watches the API server and publishes the route table for nginx (docs/agent.md).
+#include <CLI/CLI.hpp>
+#include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+
+#include "agent.h"
+#include "health.h"
+#include "kube/config.h"
+#include "log.h"
+
+namespace {
+
+using namespace kroute::agent;
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void on_signal(int) { g_stop.store(true); }
+
+std::string default_identity() {
+  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') return pod;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::random_device random;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", random());
+  return std::string(host) + "_" + suffix;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"kroute-agent: watches Ingresses, Services, EndpointSlices and TLS Secrets and publishes the route table"};
+  std::string kubeconfig;
+  std::string context;
+  std::string table_dir = "/run/kroute";
+  std::string log_level = "info";
+  std::string listen = "0.0.0.0:10254";
+  AgentOptions options;
+  int coalesce_ms = 5;
+  int lease_duration = 15;
+  int renew_deadline = 10;
+  int retry_period = 2;
+  int watch_timeout = 300;
+  bool no_election = false;
+  std::string election_namespace;
+  options.election.identity = default_identity();
+
+  app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--context", context, "kubeconfig context instead of current-context");
+  app.add_option("--table-dir", table_dir, "directory the route table is published into")->capture_default_str();
+  app.add_option("--controller-class", options.compile.controller,
+                 "IngressClass spec.controller value that selects kroute")->capture_default_str();
+  app.add_option("--ingress-class", options.compile.annotation_class,
+                 "kubernetes.io/ingress.class annotation value that selects kroute")->capture_default_str();
+  app.add_option("--watch-namespace", options.watch.ns, "watch only this namespace (default: all)");
+  app.add_flag("--watch-without-class", options.compile.watch_without_class,
+               "also own Ingresses that name no class at all");
+  app.add_option("--coalesce-ms", coalesce_ms, "milliseconds from the first change of a burst to the publish")
+      ->capture_default_str()->check(CLI::Range(0, 60000));
+  app.add_option("--publish-address", options.status.publish_addresses,
+                 "address(es) written to status.loadBalancer.ingress (IP or hostname)")->delimiter(',');
+  app.add_option("--publish-service", options.status.publish_service,
+                 "namespace/name of the Service whose addresses are written to Ingress status");
+  app.add_flag("--no-election", no_election, "never take part in leader election (never writes status or Events)");
+  app.add_option("--election-namespace", election_namespace, "namespace of the leader Lease (default: the agent's)");
+  app.add_option("--lease-name", options.election.lease_name, "name of the leader Lease")->capture_default_str();
+  app.add_option("--lease-duration", lease_duration, "seconds a follower waits before taking an unrenewed lease")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--renew-deadline", renew_deadline, "seconds the leader keeps trying to renew before stepping down")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--retry-period", retry_period, "seconds between election attempts")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--identity", options.election.identity, "this replica's name in the Lease (default: $POD_NAME or host_random)");
+  app.add_option("--watch-timeout", watch_timeout, "seconds a watch asks the server to last (spread over [t, 2t))")
+      ->capture_default_str()->check(CLI::Range(5, 3600));
+  app.add_option("--listen", listen, "host:port of /healthz, /readyz and /metrics (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  log::Level level;
+  if (!log::parse_level(log_level, level)) {
+    std::fprintf(stderr, "--log-level must be debug, info, warn or error, not %s\n", log_level.c_str());
+    return 2;
+  }
+  log::set_level(level);
+  if (renew_deadline >= lease_duration) {
+    std::fprintf(stderr, "--renew-deadline (%d) must be shorter than --lease-duration (%d)\n", renew_deadline, lease_duration);
+    return 2;
+  }
+  if (!options.status.publish_service.empty() && options.status.publish_service.find('/') == std::string::npos) {
+    std::fprintf(stderr, "--publish-service must be namespace/name\n");
+    return 2;
+  }
+
+  // A long-running publisher rebuilds multi-megabyte snapshots: keep freed memory in the heap instead
+  // of returning it to the kernel and faulting fresh pages in on every build.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+
+  const kube::ConfigResult config = kube::discover(kubeconfig, context);
+  if (!config.error.empty()) {
+    log::error("bad cluster configuration", {{"error", config.error}});
+    return 1;
+  }
+  log::info("using cluster", {{"server", config.access.server}, {"from", config.access.description}});
+  options.coalesce = std::chrono::milliseconds(coalesce_ms);
+  options.elect = !no_election;
+  options.election.ns = election_namespace.empty() ? config.access.default_namespace : election_namespace;
+  options.election.lease_duration = std::chrono::seconds(lease_duration);
+  options.election.renew_deadline = std::chrono::seconds(renew_deadline);
+  options.election.retry_period = std::chrono::seconds(retry_period);
+  options.status.identity = options.election.identity;
+  options.watch.timeout = std::chrono::seconds(watch_timeout);
+
+  std::string error;
+  std::unique_ptr<kube::Client> client = kube::Client::create(config.access, error);
+  if (!client) {
+    log::error("cannot create the API client", {{"error", error}});
+    return 1;
+  }
+  std::unique_ptr<TablePublisher> publisher = TablePublisher::open(table_dir, error);
+  if (!publisher) {
+    log::error("cannot open the table directory", {{"dir", table_dir}, {"error", error}});
+    return 1;
+  }
+  Metrics metrics;
+  std::atomic<long long> heartbeat{steady_ms()};
+  HealthServer health(metrics, heartbeat);
+  if (!health.start(listen, error)) {
+    log::error("cannot start the health listener", {{"error", error}});
+    return 1;
+  }
+  log::info("health and metrics listener", {{"port", health.port()}});
+
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Agent agent(*client, *publisher, metrics, options);
+  std::function<void()> tick = [&] {
+    heartbeat.store(steady_ms(), std::memory_order_relaxed);
+    client->after(std::chrono::seconds(1), tick);
+  };
+  tick();
+  agent.start();
+  client->run(g_stop);
+
+  log::info("stopping");
+  std::atomic<bool> finished{false};
+  agent.shutdown([&] { finished.store(true); });
+  client->after(std::chrono::seconds(3), [&] { finished.store(true); });
+  client->run(finished);
+  log::info("stopped", {{"generation", publisher->generation()}});
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

@@ -1,0 +1,57 @@
+// Counters and gauges of the agent, updated with relaxed atomics from the loop thread and rendered in
+// the Prometheus text format by the health listener's thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "kind.h"
+
+namespace kroute::agent {
+
+class Histogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
+  void observe(std::chrono::nanoseconds value);
+  void render(std::string& out, const char* name) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBounds.size()> buckets_{};
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
+enum class WatchEventKind { kAdded, kModified, kDeleted, kBookmark };
+
+struct Metrics {
+  using Counter = std::atomic<std::uint64_t>;
+  template <typename T>
+  using PerKind = std::array<T, kKindCount>;
+
+  PerKind<Counter> watch_restarts{};
+  PerKind<Counter> relists{};
+  PerKind<Counter> bad_objects{};
+  PerKind<Counter> objects{};  // gauge
+  PerKind<std::array<Counter, 4>> events{};
+  Counter publishes{0};
+  Counter publishes_unchanged{0};
+  Counter publish_errors{0};
+  Counter generation{0};  // gauge
+  Counter routes{0};      // gauge: rules in the current table
+  Histogram publish_duration;
+  Counter status_updates{0};
+  Counter status_errors{0};
+  Counter events_emitted{0};
+  Counter leader{0};  // gauge: 1 while this replica holds the lease
+  Counter leader_transitions{0};
+  std::atomic<bool> ready{false};
+
+  static std::size_t at(Kind kind) { return static_cast<std::size_t>(kind); }
+  std::string render() const;
+};
+
+}  // namespace kroute::agent

@@ -1,0 +1,61 @@
+// What the elected replica writes back: status.loadBalancer.ingress on the Ingresses it owns (cleared
+// on those it stopped owning) and Warning Events on Ingresses the compiler complained about.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "compiler.h"
+#include "kube/client.h"
+#include "metrics.h"
+#include "store.h"
+
+namespace kroute::agent {
+
+struct StatusOptions {
+  std::vector<std::string> publish_addresses;  // --publish-address: IPs or hostnames
+  std::string publish_service;                 // --publish-service ns/name: its load balancer, external or cluster IPs
+  std::string identity;                        // reportingInstance of Events
+  std::size_t max_in_flight = 8;
+};
+
+// The addresses to write, from the flag or the Service; sorted.
+std::vector<LoadBalancerAddress> publish_addresses(const StatusOptions& options, const Store& store);
+
+class StatusWriter {
+ public:
+  StatusWriter(kube::Client& client, Metrics& metrics, const Store& store, StatusOptions options);
+  void set_leader(bool leader);
+  // After each compile: the Ingresses we own and the warnings of the current table.
+  void update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings);
+  // Compares every Ingress's status with what it should be and queues the writes that differ.
+  void reconcile();
+
+ private:
+  void pump();
+  void write_status(const std::string& key);
+  void emit_event(const Warning& warning);
+
+  kube::Client& client_;
+  Metrics& metrics_;
+  const Store& store_;
+  StatusOptions options_;
+  bool leader_ = false;
+  std::set<std::string> owned_;
+  std::set<Warning> warnings_;       // of the current table
+  std::set<Warning> emitted_;        // Events created while these warnings held
+  std::deque<Warning> event_queue_;
+  std::set<std::string> status_queue_;
+  // key -> resourceVersion the Ingress had when we wrote it: skip rewriting until the watch catches up.
+  std::map<std::string, std::string> written_;
+  // Requests in flight (their handlers never run after the agent is gone: the loop has stopped by then).
+  std::size_t in_flight_ = 0;
+  std::set<std::string> in_flight_keys_;
+  std::string last_error_;
+};
+
+}  // namespace kroute::agent

@@ -1,0 +1,180 @@
+// The agent's view of the cluster: minimal projections of Ingress, IngressClass, Service,
+// EndpointSlice and TLS Secret, keeping only what the compiler and the status writer need.
+#pragma once
+
+#include <json/json.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kind.h"
+#include "kube/watch_event.h"
+#include "kube/watcher.h"
+#include "metrics.h"
+#include "model.h"
+
+namespace kroute::agent {
+
+struct ServiceBackendRef {
+  std::string service;
+  std::uint32_t port_number = 0;  // one of number and name is set
+  std::string port_name;
+  bool is_resource = false;       // spec.backend.resource: kroute does not serve those
+  bool operator==(const ServiceBackendRef&) const = default;
+};
+
+struct IngressPath {
+  std::string path;
+  PathType type = PathType::kPrefix;
+  std::string type_error;  // an unknown pathType: the path is skipped with a warning
+  ServiceBackendRef backend;
+  bool operator==(const IngressPath&) const = default;
+};
+
+struct IngressRule {
+  std::string host;
+  std::vector<IngressPath> paths;
+  bool operator==(const IngressRule&) const = default;
+};
+
+struct IngressTls {
+  std::vector<std::string> hosts;
+  std::string secret_name;
+  bool operator==(const IngressTls&) const = default;
+};
+
+struct LoadBalancerAddress {
+  std::string ip;
+  std::string hostname;
+  bool operator==(const LoadBalancerAddress&) const = default;
+  auto operator<=>(const LoadBalancerAddress&) const = default;
+};
+
+struct Ingress {
+  std::string ns;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  std::int64_t created_unix = 0;
+  std::optional<std::string> class_name;        // spec.ingressClassName
+  std::optional<std::string> class_annotation;  // kubernetes.io/ingress.class
+  std::optional<ServiceBackendRef> default_backend;
+  std::vector<IngressRule> rules;
+  std::vector<IngressTls> tls;
+  std::vector<LoadBalancerAddress> status;      // status.loadBalancer.ingress
+
+  // Everything that can change the route table (all but status and resourceVersion).
+  bool same_routes(const Ingress& other) const;
+};
+
+struct IngressClass {
+  std::string name;
+  std::string controller;
+  bool is_default = false;
+  bool operator==(const IngressClass&) const = default;
+};
+
+struct ServicePort {
+  std::string name;
+  std::uint32_t port = 0;
+  std::string protocol = "TCP";
+  bool operator==(const ServicePort&) const = default;
+};
+
+struct Service {
+  std::string ns;
+  std::string name;
+  std::string type = "ClusterIP";
+  std::string external_name;
+  std::string cluster_ip;
+  std::vector<ServicePort> ports;
+  std::vector<std::string> external_ips;
+  std::vector<LoadBalancerAddress> load_balancer;
+  bool operator==(const Service&) const = default;
+};
+
+struct SlicePort {
+  std::string name;
+  std::uint32_t port = 0;
+  std::string protocol = "TCP";
+  bool operator==(const SlicePort&) const = default;
+};
+
+struct SliceEndpoint {
+  std::vector<std::string> addresses;
+  bool ready = true;   // conditions.ready; absent means ready (the API's rule)
+  bool serving = true; // conditions.serving; absent means the same as ready
+  bool terminating = false;
+  bool operator==(const SliceEndpoint&) const = default;
+};
+
+struct EndpointSlice {
+  std::string ns;
+  std::string name;
+  std::string service;  // label kubernetes.io/service-name
+  std::string address_type;
+  std::vector<SlicePort> ports;
+  std::vector<SliceEndpoint> endpoints;
+  bool operator==(const EndpointSlice&) const = default;
+};
+
+// Only whether the certificate and key are usable; the key material is never kept.
+struct TlsSecret {
+  std::string ns;
+  std::string name;
+  std::string error;  // empty: tls.crt and tls.key hold a PEM certificate and private key
+  bool operator==(const TlsSecret&) const = default;
+};
+
+// Projections from JSON. An object without metadata.name (or a kind-specific fatal problem) fails with
+// `error`; smaller problems are kept inside the projection for the compiler to report.
+std::string parse_ingress(const Json::Value& object, Ingress& out);
+std::string parse_ingress_class(const Json::Value& object, IngressClass& out);
+std::string parse_service(const Json::Value& object, Service& out);
+std::string parse_endpoint_slice(const Json::Value& object, EndpointSlice& out);
+std::string parse_tls_secret(const Json::Value& object, TlsSecret& out);
+
+// "namespace/name" (or "name" for cluster-scoped objects) of a JSON object; "" without a name.
+std::string object_key(const Json::Value& object);
+
+enum class Change { kNone, kStatus, kRoutes };
+
+class Store : public kube::WatchSink {
+ public:
+  // `on_change` runs after every change, with what it may affect.
+  Store(Metrics& metrics, std::function<void(Change)> on_change);
+
+  void begin_list(Kind kind) override;
+  void listed(Kind kind, const Json::Value& item) override;
+  void end_list(Kind kind) override;
+  void abort_list(Kind kind) override;
+  void event(Kind kind, kube::EventType type, const Json::Value& object) override;
+
+  // Applies one object as a watch event would; returns what changed (for tests and the sink).
+  Change apply(Kind kind, kube::EventType type, const Json::Value& object);
+
+  std::unordered_map<std::string, Ingress> ingresses;
+  std::unordered_map<std::string, IngressClass> classes;
+  std::unordered_map<std::string, Service> services;
+  std::unordered_map<std::string, EndpointSlice> slices;
+  std::unordered_map<std::string, TlsSecret> secrets;
+
+ private:
+  void report_bad(Kind kind, const std::string& key, const std::string& error);
+  void update_gauge(Kind kind);
+
+  Metrics& metrics_;
+  std::function<void(Change)> on_change_;
+  bool staging_ = false;  // this Store collects a LIST in progress for another
+  std::unordered_map<int, std::unique_ptr<Store>> pending_;  // a LIST in progress, per kind
+  // Bad objects already logged ("kind key: error"), so an object is logged once, not on every relist.
+  std::set<std::string> reported_;
+};
+
+}  // namespace kroute::agent

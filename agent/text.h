@@ -1,0 +1,19 @@
+// Small text helpers shared by the config loader and the object projections.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kroute::agent {
+
+// Standard base64 (padding and line breaks allowed); false on any other character.
+bool base64_decode(std::string_view in, std::string& out);
+std::string trim(std::string_view s);
+// RFC 3339 UTC ("2024-01-02T03:04:05Z", fractions ignored) to Unix seconds; false when malformed.
+bool parse_rfc3339(std::string_view text, std::int64_t& unix_seconds);
+// Now as RFC 3339 with microseconds (Kubernetes MicroTime) or seconds (Time).
+std::string now_rfc3339_micro();
+std::string now_rfc3339();
+
+}  // namespace kroute::agent
