@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -21,12 +22,13 @@ std::string resolve(const std::string& path, const std::string& base_dir) {
 }
 
 // Looks up `name` in a kubeconfig list (clusters, users, contexts) and returns its inner map.
-YAML::Node find_named(const YAML::Node& list, const std::string& name, const char* inner) {
-  if (!list || !list.IsSequence()) return YAML::Node();
+// (A default YAML::Node is a defined null node, so absence is an empty optional.)
+std::optional<YAML::Node> find_named(const YAML::Node& list, const std::string& name, const char* inner) {
+  if (!list || !list.IsSequence()) return std::nullopt;
   for (const auto& item : list) {
-    if (item["name"] && item["name"].as<std::string>() == name) return item[inner];
+    if (item["name"] && item["name"].as<std::string>() == name && item[inner] && item[inner].IsMap()) return item[inner];
   }
-  return YAML::Node();
+  return std::nullopt;
 }
 
 std::string scalar(const YAML::Node& node, const char* key) {
@@ -78,17 +80,19 @@ ConfigResult parse_kubeconfig(const std::string& text, const std::string& base_d
       result.error = "no current-context set and no --context given";
       return result;
     }
-    const YAML::Node ctx = find_named(root["contexts"], context_name, "context");
-    if (!ctx) {
+    const std::optional<YAML::Node> found_ctx = find_named(root["contexts"], context_name, "context");
+    if (!found_ctx) {
       result.error = "context \"" + context_name + "\" not found";
       return result;
     }
+    const YAML::Node& ctx = *found_ctx;
     const std::string cluster_name = scalar(ctx, "cluster");
-    const YAML::Node cluster = find_named(root["clusters"], cluster_name, "cluster");
-    if (!cluster) {
+    const std::optional<YAML::Node> found_cluster = find_named(root["clusters"], cluster_name, "cluster");
+    if (!found_cluster) {
       result.error = "cluster \"" + cluster_name + "\" (of context \"" + context_name + "\") not found";
       return result;
     }
+    const YAML::Node& cluster = *found_cluster;
     access.server = scalar(cluster, "server");
     while (!access.server.empty() && access.server.back() == '/') access.server.pop_back();
     if (access.server.empty()) {
@@ -105,12 +109,13 @@ ConfigResult parse_kubeconfig(const std::string& text, const std::string& base_d
       return result;
     }
     const std::string user_name = scalar(ctx, "user");
-    const YAML::Node user = find_named(root["users"], user_name, "user");
-    if (!user_name.empty() && !user) {
+    const std::optional<YAML::Node> found_user = find_named(root["users"], user_name, "user");
+    if (!user_name.empty() && !found_user) {
       result.error = "user \"" + user_name + "\" (of context \"" + context_name + "\") not found";
       return result;
     }
-    if (user) {
+    if (found_user) {
+      const YAML::Node& user = *found_user;
       if (!data_or_file(user, "client-certificate-data", "client-certificate", base_dir, access.client_cert_pem,
                         result.error) ||
           !data_or_file(user, "client-key-data", "client-key", base_dir, access.client_key_pem, result.error)) {

@@ -1,0 +1,204 @@
+#include <doctest.h>
+
+#include <algorithm>
+
+#include "compiler.h"
+#include "json_helpers.h"
+#include "store.h"
+
+using namespace kroute;
+using namespace kroute::agent;
+using kube::EventType;
+
+namespace {
+
+struct Fixture {
+  Metrics metrics;
+  Store store{metrics, nullptr};
+  CompileOptions options;
+
+  void add(Kind kind, const std::string& text) { store.apply(kind, EventType::kAdded, json(text)); }
+
+  void ingress(const std::string& name, const std::string& extra_metadata, const std::string& spec,
+               const std::string& created = "2024-01-01T00:00:00Z") {
+    add(Kind::kIngress, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n", "uid": "uid-)" + name +
+                            R"(", "creationTimestamp": ")" + created + R"(")" + extra_metadata + R"(}, "spec": )" +
+                            spec + "}");
+  }
+  // A rule for host -> service:port (port a number or a quoted name).
+  static std::string rule(const std::string& host, const std::string& path, const std::string& service,
+                          const std::string& port) {
+    const std::string port_json = port[0] == '"' ? R"({"name": )" + port + "}" : R"({"number": )" + port + "}";
+    return R"({"host": ")" + host + R"(", "http": {"paths": [{"path": ")" + path +
+           R"(", "pathType": "Prefix", "backend": {"service": {"name": ")" + service + R"(", "port": )" + port_json +
+           "}}}]}}";
+  }
+  void service(const std::string& name, const std::string& ports, const std::string& type = "ClusterIP") {
+    add(Kind::kService, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "spec": {"type": ")" + type +
+                            R"(", "ports": )" + ports + "}}");
+  }
+  void slice(const std::string& name, const std::string& service, const std::string& ports,
+             const std::string& endpoints) {
+    add(Kind::kEndpointSlice, R"({"metadata": {"name": ")" + name +
+                                  R"(", "namespace": "n", "labels": {"kubernetes.io/service-name": ")" + service +
+                                  R"("}}, "addressType": "IPv4", "ports": )" + ports + R"(, "endpoints": )" +
+                                  endpoints + "}");
+  }
+  void ours_class(bool is_default = false) {
+    add(Kind::kIngressClass, std::string(R"({"metadata": {"name": "kroute")") +
+                                 (is_default ? R"(, "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"})"
+                                             : "") +
+                                 R"(}, "spec": {"controller": "kroute.dev/ingress-controller"}})");
+    add(Kind::kIngressClass, R"({"metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}})");
+  }
+  CompiledTable compile_and_build(BuildResult* out = nullptr) {
+    CompiledTable table = compile(store, options);
+    BuildResult build = build_snapshot(table.model);
+    add_build_warnings(table, build, table.warnings);
+    if (out != nullptr) *out = std::move(build);
+    return table;
+  }
+};
+
+bool has_warning(const CompiledTable& t, const std::string& name, const std::string& reason) {
+  return std::any_of(t.warnings.begin(), t.warnings.end(),
+                     [&](const Warning& w) { return w.name == name && w.reason == reason; });
+}
+
+}  // namespace
+
+TEST_CASE("class selection: ingressClassName, legacy annotation, default class, --watch-without-class") {
+  Fixture f;
+  f.ours_class();
+  const std::string spec = R"({"rules": [)" + Fixture::rule("a.com", "/", "s", "80") + "]}";
+  f.ingress("by-class", "", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("a.com", "/", "s", "80") + "]}");
+  f.ingress("other-class", "", R"({"ingressClassName": "nginx", "rules": []})");
+  f.ingress("unknown-class", "", R"({"ingressClassName": "ghost", "rules": []})");
+  f.ingress("annotated", R"(, "annotations": {"kubernetes.io/ingress.class": "kroute"})", spec);
+  f.ingress("annotated-other", R"(, "annotations": {"kubernetes.io/ingress.class": "nginx"})",
+            R"({"ingressClassName": "kroute"})");
+  f.ingress("classless", "", spec);
+  CHECK(compile(f.store, f.options).owned == std::vector<std::string>{"n/annotated", "n/by-class"});
+
+  f.options.watch_without_class = true;
+  CHECK(compile(f.store, f.options).owned == std::vector<std::string>{"n/annotated", "n/by-class", "n/classless"});
+
+  f.options.watch_without_class = false;
+  f.ours_class(true);
+  CHECK(compile(f.store, f.options).owned == std::vector<std::string>{"n/annotated", "n/by-class", "n/classless"});
+
+  f.options.annotation_class = "custom";
+  f.options.controller = "example.com/other";
+  CHECK(compile(f.store, f.options).owned.empty());
+}
+
+TEST_CASE("backends: Service port by number or name, EndpointSlice port by the Service port's name") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("web", R"([{"name": "http", "port": 80}, {"name": "admin", "port": 9000}])");
+  f.slice("web-a", "web", R"([{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}])",
+          R"([{"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.1"]}])");
+  f.slice("web-b", "web", R"([{"name": "http", "port": 8080}])",
+          R"([{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.3"], "conditions": {"ready": false}}])");
+  f.ingress("i", "", R"({"rules": [)" + Fixture::rule("a.com", "/", "web", "80") + "," +
+                         Fixture::rule("b.com", "/", "web", R"("admin")") + "]}");
+  const CompiledTable t = f.compile_and_build();
+  REQUIRE(t.model.backends.size() == 2);
+  const Backend& by_number = t.model.backends[0];
+  CHECK(by_number.port == 80);
+  REQUIRE(by_number.endpoints.size() == 3);  // 10.0.0.1 appears in two slices: once
+  CHECK(by_number.endpoints[0].address == "10.0.0.1");
+  CHECK(by_number.endpoints[0].port == 8080);
+  CHECK(by_number.endpoints[2].address == "10.0.0.3");
+  CHECK_FALSE(by_number.endpoints[2].ready);
+  const Backend& by_name = t.model.backends[1];
+  CHECK(by_name.port_name == "admin");
+  REQUIRE(by_name.endpoints.size() == 2);
+  CHECK(by_name.endpoints[0].port == 9090);
+  CHECK(t.warnings.empty());
+}
+
+TEST_CASE("endpoint readiness: serving+terminating endpoints serve only when nothing is ready") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.slice("s-1", "s", R"([{"port": 8080}])",
+          R"([{"addresses": ["10.0.0.1"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+              {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": false, "terminating": true}}])");
+  f.ingress("i", "", R"({"rules": [)" + Fixture::rule("a.com", "/", "s", "80") + "]}");
+  {
+    const CompiledTable t = f.compile_and_build();
+    REQUIRE(t.model.backends[0].endpoints.size() == 2);
+    CHECK(t.model.backends[0].endpoints[0].ready);         // serving while terminating: the fallback
+    CHECK_FALSE(t.model.backends[0].endpoints[1].ready);   // neither ready nor serving
+  }
+  f.slice("s-2", "s", R"([{"port": 8080}])", R"([{"addresses": ["10.0.0.9"], "conditions": {"ready": true}}])");
+  const CompiledTable t = f.compile_and_build();
+  REQUIRE(t.model.backends[0].endpoints.size() == 3);
+  for (const Endpoint& e : t.model.backends[0].endpoints) CHECK(e.ready == (e.address == "10.0.0.9"));
+}
+
+TEST_CASE("warnings: missing Service, unknown port, ExternalName, TLS Secret missing or invalid") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"name": "http", "port": 80}])");
+  f.service("ext", R"([{"port": 80}])", "ExternalName");
+  f.add(Kind::kSecret, R"({"metadata": {"name": "bad", "namespace": "n"}, "data": {}})");
+  f.ingress("i", "", R"({"rules": [)" + Fixture::rule("a.com", "/a", "missing", "80") + "," +
+                         Fixture::rule("a.com", "/b", "s", "81") + "," + Fixture::rule("a.com", "/c", "s", R"("grpc")") +
+                         "," + Fixture::rule("a.com", "/d", "ext", "80") +
+                         R"(], "tls": [{"hosts": ["a.com"], "secretName": "nope"}, {"hosts": ["b.com"], "secretName": "bad"}]})");
+  const CompiledTable t = f.compile_and_build();
+  CHECK(has_warning(t, "i", "ServiceNotFound"));
+  CHECK(has_warning(t, "i", "ServicePortNotFound"));
+  CHECK(has_warning(t, "i", "ExternalNameUnsupported"));
+  CHECK(has_warning(t, "i", "TLSSecretNotFound"));
+  CHECK(has_warning(t, "i", "TLSSecretInvalid"));
+  // The rules stay (and answer 503): a broken backend must not send its traffic to another route.
+  CHECK(t.model.rules.size() == 4);
+  CHECK(t.model.tls.empty());
+}
+
+TEST_CASE("collisions: the younger Ingress's rule is shadowed and warned about, whatever the arrival order") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.ingress("young", "", R"({"rules": [)" + Fixture::rule("a.com", "/x", "s", "80") + "]}", "2024-06-01T00:00:00Z");
+  f.ingress("old", "", R"({"rules": [)" + Fixture::rule("a.com", "/x/", "s", "80") + "]}", "2024-01-01T00:00:00Z");
+  BuildResult build;
+  const CompiledTable t = f.compile_and_build(&build);
+  REQUIRE(build.conflicts.size() == 1);
+  CHECK(has_warning(t, "young", "RuleShadowed"));
+  CHECK_FALSE(has_warning(t, "old", "RuleShadowed"));
+}
+
+TEST_CASE("bad rules are skipped with a warning and never take the other routes with them") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.ingress("i", "", R"({"rules": [)" + Fixture::rule("bad host!", "/", "s", "80") + "," +
+                         Fixture::rule("a.com", "no-slash", "s", "80") + "," + Fixture::rule("a.com", "/ok", "s", "80") +
+                         R"(, {"host": "a.com", "http": {"paths": [{"path": "/t", "pathType": "Nope",
+                             "backend": {"service": {"name": "s", "port": {"number": 80}}}},
+                             {"path": "/r", "pathType": "Prefix", "backend": {"resource": {"kind": "X", "name": "y"}}},
+                             {"path": "/n", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": {}}}}]}}]})");
+  BuildResult build;
+  const CompiledTable t = f.compile_and_build(&build);
+  CHECK(build.stats.rules == 1);
+  CHECK(has_warning(t, "i", "InvalidRule"));
+  CHECK(has_warning(t, "i", "ResourceBackendUnsupported"));
+  CHECK(std::count_if(t.warnings.begin(), t.warnings.end(), [](const Warning& w) { return w.reason == "InvalidRule"; }) == 4);
+}
+
+TEST_CASE("default backend: the oldest Ingress's wins") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("a", R"([{"port": 80}])");
+  f.service("b", R"([{"port": 80}])");
+  f.ingress("newer", "", R"({"defaultBackend": {"service": {"name": "a", "port": {"number": 80}}}})", "2024-02-01T00:00:00Z");
+  f.ingress("older", "", R"({"defaultBackend": {"service": {"name": "b", "port": {"number": 80}}}})", "2024-01-01T00:00:00Z");
+  const CompiledTable t = f.compile_and_build();
+  REQUIRE(t.model.default_backend != kNoBackend);
+  CHECK(t.model.backends[t.model.default_backend].service == "b");
+  CHECK(has_warning(t, "newer", "DefaultBackendShadowed"));
+}
