@@ -28,6 +28,36 @@ static ngx_msec_t  ngx_http_kroute_buckets[NGX_HTTP_KROUTE_BUCKETS - 1] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
 };
 
+/* the per-worker metrics, one Prometheus family each */
+typedef struct {
+    char                         *name;
+    char                         *help;
+    char                         *type;
+    size_t                        offset;  /* in the worker's stats slot */
+    ngx_uint_t                    age;     /* unix ms, shown as seconds ago */
+} ngx_http_kroute_worker_metric_t;
+
+static ngx_http_kroute_worker_metric_t  ngx_http_kroute_worker_metrics[] = {
+
+    { "kroute_table_generation",
+      "Route table generation each worker serves.", "gauge",
+      offsetof(ngx_http_kroute_worker_stats_t, generation), 0 },
+
+    { "kroute_table_snapshot_age_seconds",
+      "Age of the snapshot each worker serves.", "gauge",
+      offsetof(ngx_http_kroute_worker_stats_t, built_unix_ms), 1 },
+
+    { "kroute_table_pickups_total",
+      "Snapshots picked up.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, pickups), 0 },
+
+    { "kroute_table_rejected_snapshots_total",
+      "Snapshots refused by validation.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, rejections), 0 },
+
+    { NULL, NULL, NULL, 0, 0 }
+};
+
 static char  *ngx_http_kroute_classes[NGX_HTTP_KROUTE_STATUS_CLASSES] = {
     "1xx", "2xx", "3xx", "4xx", "5xx", "other"
 };
@@ -426,6 +456,7 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
     ngx_atomic_uint_t                 buckets[NGX_HTTP_KROUTE_BUCKETS];
     ngx_http_kroute_worker_stats_t   *w;
     ngx_http_kroute_ingress_stats_t  *s;
+    ngx_http_kroute_worker_metric_t  *m;
 
     ingresses = 0;
 
@@ -545,64 +576,33 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
                           "kroute_upstream_response_seconds_count %uA\n",
                           n, sum / 1000, sum % 1000, count);
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_table_generation Route table generation each worker "
-        "serves.\n"
-        "# TYPE kroute_table_generation gauge\n");
-
-    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
-        w = &shm->workers[i];
-        if (w->pid) {
-            b->last = ngx_sprintf(b->last,
-                              "kroute_table_generation{worker=\"%ui\"} %uA\n",
-                                  i, w->generation);
-        }
-    }
-
     now = ngx_http_kroute_now_unix_ms();
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_table_snapshot_age_seconds Age of the snapshot each "
-        "worker serves.\n"
-        "# TYPE kroute_table_snapshot_age_seconds gauge\n");
+    for (m = ngx_http_kroute_worker_metrics; m->name; m++) {
+        b->last = ngx_sprintf(b->last, "# HELP %s %s\n# TYPE %s %s\n",
+                              m->name, m->help, m->name, m->type);
 
-    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
-        w = &shm->workers[i];
-        if (w->pid && w->generation) {
-            age = now > w->built_unix_ms ? now - w->built_unix_ms : 0;
-            b->last = ngx_sprintf(b->last,
-                                  "kroute_table_snapshot_age_seconds"
-                                  "{worker=\"%ui\"} %uL.%03uL\n",
-                                  i, age / 1000, age % 1000);
-        }
-    }
+        for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
+            w = &shm->workers[i];
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_table_pickups_total Snapshots picked up.\n"
-        "# TYPE kroute_table_pickups_total counter\n");
+            if (w->pid == 0) {
+                continue;
+            }
 
-    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
-        w = &shm->workers[i];
-        if (w->pid) {
-            b->last = ngx_sprintf(b->last,
-                              "kroute_table_pickups_total{worker=\"%ui\"} "
-                              "%uA\n",
-                                  i, w->pickups);
-        }
-    }
+            n = *(ngx_atomic_t *) ((u_char *) w + m->offset);
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_table_rejected_snapshots_total Snapshots refused by "
-        "validation.\n"
-        "# TYPE kroute_table_rejected_snapshots_total counter\n");
+            if (!m->age) {
+                b->last = ngx_sprintf(b->last, "%s{worker=\"%ui\"} %uA\n",
+                                      m->name, i, n);
+                continue;
+            }
 
-    for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
-        w = &shm->workers[i];
-        if (w->pid) {
-            b->last = ngx_sprintf(b->last,
-                                  "kroute_table_rejected_snapshots_total"
-                                  "{worker=\"%ui\"} %uA\n",
-                                  i, w->rejections);
+            if (w->generation) {
+                age = now > n ? now - n : 0;
+                b->last = ngx_sprintf(b->last,
+                                      "%s{worker=\"%ui\"} %uL.%03uL\n",
+                                      m->name, i, age / 1000, age % 1000);
+            }
         }
     }
 
