@@ -1,0 +1,378 @@
+"""kroute-agent against a real control plane: every watched kind changes the table, the agent survives
+an API server restart and an etcd compaction, runs on the chart's RBAC rules alone, and exactly one of
+two agents writes status and Events, the other taking over when it dies."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_fixtures import (Agents, agents, dump_table, endpoints, etcd_compact, hosts, lookup,  # noqa: F401
+                            rbac_identity, self_signed_tls, wait_for)
+from kube import Cluster
+
+
+# ---- objects ------------------------------------------------------------------------------------
+
+
+def ingress_class(name: str, controller: str = "kroute.dev/ingress-controller") -> dict[str, Any]:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": name},
+            "spec": {"controller": controller}}
+
+
+def service(ns: str, name: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"ports": ports}}
+
+
+def endpoint_slice(ns: str, name: str, service_name: str, ports: list[dict[str, Any]],
+                   addresses: list[str], ready: bool = True) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": "IPv4", "ports": ports,
+            "endpoints": [{"addresses": [a], "conditions": {"ready": ready}} for a in addresses]}
+
+
+def ingress(ns: str, name: str, class_name: str | None, host: str, paths: list[tuple[str, str, Any]],
+            tls_secret: str | None = None) -> dict[str, Any]:
+    """paths: (path, service, port number or name)."""
+    spec: dict[str, Any] = {"rules": [{"host": host, "http": {"paths": [
+        {"path": p, "pathType": "Prefix", "backend": {"service": {"name": s, "port":
+            {"number": port} if isinstance(port, int) else {"name": port}}}} for p, s, port in paths]}}]}
+    if class_name:
+        spec["ingressClassName"] = class_name
+    if tls_secret:
+        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": ns},
+            "spec": spec}
+
+
+def tls_secret(ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+            "type": "kubernetes.io/tls", "data": data}
+
+
+def app(ns: str, name: str, addresses: list[str], cls: str, host: str) -> list[dict[str, Any]]:
+    """A Service with a named port, its EndpointSlice and an Ingress for host."""
+    return [service(ns, name, [{"name": "http", "port": 80, "targetPort": 8080}]),
+            endpoint_slice(ns, f"{name}-1", name, [{"name": "http", "port": 8080, "protocol": "TCP"}], addresses),
+            ingress(ns, name, cls, host, [("/", name, "http")])]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def events_for(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
+    items = json.loads(cluster.kubectl("get", "events", "-n", ns, "-o", "json"))["items"]
+    return [e for e in items if e["involvedObject"]["name"] == name and e["involvedObject"]["kind"] == "Ingress"]
+
+
+def ingress_status(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
+    obj = json.loads(cluster.kubectl("get", "ingress", "-n", ns, name, "-o", "json"))
+    return obj.get("status", {}).get("loadBalancer", {}).get("ingress", []) or []
+
+
+# ---- every kind: create, update, delete -----------------------------------------------------------
+
+
+def test_ingress_service_and_endpointslice_changes_reach_the_table(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.1.0.1", "10.1.0.2"], cls, host))
+    agent = agents.start("--no-election")
+    table = agent.table_dir
+    assert endpoints(table, host) == ["10.1.0.1:8080", "10.1.0.2:8080"]
+
+    # Ingress: update (a second path, to another Service port by number), then delete.
+    cluster.apply(service(ns, "api", [{"name": "grpc", "port": 9000}]),
+                  endpoint_slice(ns, "api-1", "api", [{"name": "grpc", "port": 9090, "protocol": "TCP"}], ["10.1.1.1"]),
+                  ingress(ns, "web", cls, host, [("/", "web", "http"), ("/api", "api", 9000)]))
+    wait_for("the /api rule", lambda: endpoints(table, host, "/api/v1") == ["10.1.1.1:9090"])
+    assert endpoints(table, host, "/") == ["10.1.0.1:8080", "10.1.0.2:8080"]
+
+    # EndpointSlice: update (one endpoint gone, one not ready, one new), a second slice, delete.
+    cluster.apply(endpoint_slice(ns, "web-1", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                 ["10.1.0.2", "10.1.0.3"]))
+    wait_for("the updated slice", lambda: endpoints(table, host) == ["10.1.0.2:8080", "10.1.0.3:8080"])
+    cluster.apply(endpoint_slice(ns, "web-2", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                 ["10.1.0.9"], ready=False))
+    wait_for("the not-ready endpoint", lambda: len(lookup(table, host)["backend"]["endpoints"]) == 3)
+    assert endpoints(table, host) == ["10.1.0.2:8080", "10.1.0.3:8080"]
+    cluster.kubectl("delete", "endpointslice", "-n", ns, "web-1")
+    wait_for("no ready endpoint", lambda: endpoints(table, host) == [])
+
+    # Service: the port changes name, so the Ingress's port name no longer resolves; then it comes back;
+    # then the Service goes.
+    cluster.apply(service(ns, "web", [{"name": "web", "port": 80}]))
+    wait_for("unknown port", lambda: lookup(table, host)["backend"]["endpoints"] == [])
+    cluster.apply(service(ns, "web", [{"name": "http", "port": 80}]),
+                  endpoint_slice(ns, "web-1", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}], ["10.1.0.4"]))
+    wait_for("the port again", lambda: endpoints(table, host) == ["10.1.0.4:8080"])
+    cluster.kubectl("delete", "service", "-n", ns, "web")
+    wait_for("no Service", lambda: endpoints(table, host) == [])
+
+    cluster.kubectl("delete", "ingress", "-n", ns, "web")
+    wait_for("the host gone", lambda: lookup(table, host) is None)
+    assert agent.metric("kroute_agent_publishes_total") >= 8
+    assert "level=error" not in agent.log()
+
+
+def test_ingressclass_changes_select_the_ingresses(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    cluster.apply(*app(ns, "web", ["10.2.0.1"], cls, host))
+    agent = agents.start("--no-election")
+    table = agent.table_dir
+    assert lookup(table, host) is None, "an Ingress whose class does not exist is not ours"
+
+    cluster.apply(ingress_class(cls))
+    wait_for("the class created", lambda: endpoints(table, host) == ["10.2.0.1:8080"])
+    cluster.kubectl("delete", "ingressclass", cls)
+    wait_for("the class deleted", lambda: lookup(table, host) is None)
+    # spec.controller is immutable: another controller's class of that name is a new object.
+    cluster.apply(ingress_class(cls, controller="example.com/other"))
+    time.sleep(0.5)
+    assert lookup(table, host) is None
+    cluster.kubectl("delete", "ingressclass", cls)
+    cluster.apply(ingress_class(cls))
+    wait_for("the class back", lambda: lookup(table, host) is not None)
+
+    # The legacy annotation, and an update of the class that makes it the default.
+    legacy = ingress(ns, "legacy", None, f"legacy.{host}", [("/", "web", 80)])
+    legacy["metadata"]["annotations"] = {"kubernetes.io/ingress.class": "kroute"}
+    classless = ingress(ns, "classless", None, f"classless.{host}", [("/", "web", 80)])
+    cluster.apply(legacy, classless)
+    wait_for("the annotated Ingress", lambda: lookup(table, f"legacy.{host}") is not None)
+    assert lookup(table, f"classless.{host}") is None
+    default = ingress_class(cls)
+    default["metadata"]["annotations"] = {"ingressclass.kubernetes.io/is-default-class": "true"}
+    cluster.apply(default)
+    try:
+        wait_for("the class-less Ingress under the default class", lambda: lookup(table, f"classless.{host}") is not None)
+    finally:
+        cluster.kubectl("delete", "ingressclass", cls)
+
+
+def test_tls_secret_changes_reach_the_table(cluster: Cluster, agents: Agents, tmp_path: Path) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    objects = app(ns, "web", ["10.3.0.1"], cls, host)
+    objects[2] = ingress(ns, "web", cls, host, [("/", "web", "http")], tls_secret="web-tls")
+    cluster.apply(ingress_class(cls), *objects)
+    agent = agents.start("--no-election")
+    table = agent.table_dir
+    assert "tlsSecret" not in hosts(table)[host]
+
+    good = self_signed_tls(tmp_path, host)
+    cluster.apply(tls_secret(ns, "web-tls", good))
+    wait_for("the TLS Secret", lambda: hosts(table)[host].get("tlsSecret") == f"{ns}/web-tls")
+    other = self_signed_tls(tmp_path, "other.example.com")
+    cluster.apply(tls_secret(ns, "web-tls", {"tls.crt": good["tls.crt"], "tls.key": other["tls.key"]}))
+    wait_for("a key that does not match", lambda: "tlsSecret" not in hosts(table)[host])
+    cluster.apply(tls_secret(ns, "web-tls", good))
+    wait_for("the TLS Secret again", lambda: hosts(table)[host].get("tlsSecret") == f"{ns}/web-tls")
+    cluster.kubectl("delete", "secret", "-n", ns, "web-tls")
+    wait_for("the TLS Secret deleted", lambda: "tlsSecret" not in hosts(table)[host])
+    # Other Secrets are never seen: the watch asks only for type kubernetes.io/tls.
+    cluster.kubectl("create", "secret", "generic", "-n", ns, "plain", "--from-literal=a=b")
+    time.sleep(0.5)
+    assert agent.metric("kroute_agent_objects", resource="secret") == 0
+
+
+def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    cluster.apply(ingress_class(cls))
+    agent = agents.start("--no-election", "--coalesce-ms", "300")
+    before = agent.metric("kroute_agent_publishes_total")
+    # A Service nobody routes to: compiled, equal, not published.
+    cluster.apply(service(ns, "unused", [{"port": 80}]))
+    wait_for("a compile", lambda: agent.metric("kroute_agent_publishes_unchanged_total") >= 1)
+    assert agent.metric("kroute_agent_publishes_total") == before
+    # Ten Ingresses in one apply: one publish (or two, if the burst straddles the window).
+    cluster.apply(*[ingress(ns, f"i{i}", cls, f"i{i}.{ns}.example.com", [("/", "unused", 80)]) for i in range(10)])
+    wait_for("all ten", lambda: len([h for h in hosts(agent.table_dir) if h.endswith(f".{ns}.example.com")]) == 10)
+    time.sleep(0.5)
+    assert agent.metric("kroute_agent_publishes_total") - before <= 2
+
+
+# ---- API server restart, etcd compaction ----------------------------------------------------------
+
+
+def test_apiserver_restart_resumes_without_a_relist_storm(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.4.0.1"], cls, host))
+    agent = agents.start("--no-election")
+    relists_before = agent.per_resource("kroute_agent_relists_total")
+
+    cluster.restart()
+    wait_for("watches restarted", lambda: sum(agent.per_resource("kroute_agent_watch_restarts_total").values()) >= 5,
+             timeout=30)
+    cluster.apply(endpoint_slice(ns, "web-1", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                 ["10.4.0.2"]))
+    cluster.apply(ingress(ns, "second", cls, f"second.{host}", [("/", "web", "http")]))
+    wait_for("changes after the restart", lambda: endpoints(agent.table_dir, f"second.{host}") == ["10.4.0.2:8080"],
+             timeout=30)
+    assert endpoints(agent.table_dir, host) == ["10.4.0.2:8080"]
+    # Each watch may be told its resourceVersion is too old for the new watch cache: one relist per
+    # resource at most, never a loop of them.
+    relists = agent.per_resource("kroute_agent_relists_total")
+    for resource, count in relists.items():
+        assert count - relists_before[resource] <= 1, relists
+    assert agent.metric("kroute_agent_ready") == 1
+
+
+def test_etcd_compaction_past_the_agents_resource_version_relists(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.5.0.1"], cls, host))
+    agent = agents.start("--no-election")
+    relists_before = sum(agent.per_resource("kroute_agent_relists_total").values())
+
+    # Frozen, the agent misses everything below; etcd then forgets that history, and the new API
+    # server's watch cache starts at the current revision.
+    agent.process.send_signal(signal.SIGSTOP)
+    try:
+        cluster.apply(endpoint_slice(ns, "web-1", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                     ["10.5.0.2"]))
+        cluster.apply(ingress(ns, "while-stopped", cls, f"stopped.{host}", [("/", "web", "http")]))
+        cluster.kubectl("delete", "ingress", "-n", ns, "web")
+        etcd_compact(cluster)
+        cluster.restart()
+    finally:
+        agent.process.send_signal(signal.SIGCONT)
+    wait_for("a relist", lambda: sum(agent.per_resource("kroute_agent_relists_total").values()) > relists_before,
+             timeout=30)
+    wait_for("the right table", lambda: endpoints(agent.table_dir, f"stopped.{host}") == ["10.5.0.2:8080"], timeout=30)
+    assert lookup(agent.table_dir, host) is None
+    assert "resourceVersion too old" in agent.log() or "410" in agent.log()
+
+
+# ---- health, metrics ------------------------------------------------------------------------------
+
+
+def test_health_readiness_and_metrics(cluster: Cluster, agents: Agents) -> None:
+    agent = agents.start("--no-election")
+    assert agent.get("/healthz") == (200, "ok\n")
+    assert agent.get("/readyz") == (200, "ok\n")
+    names = {k.split("{")[0] for k in agent.metrics()}
+    for expected in ["kroute_agent_watch_restarts_total", "kroute_agent_relists_total",
+                     "kroute_agent_watch_events_total", "kroute_agent_publishes_total",
+                     "kroute_agent_publish_duration_seconds_bucket", "kroute_agent_objects", "kroute_agent_ready"]:
+        assert expected in names
+
+
+def test_unreachable_server_is_not_ready_and_says_why(cluster: Cluster, agents: Agents, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig.read_text().replace(f":{cluster.apiserver_port}", ":1"))
+    agent = agents.start("--no-election", kubeconfig=kubeconfig, wait=False)
+    wait_for("a logged failure", lambda: "list failed" in agent.log())
+    assert agent.get("/readyz")[0] == 503
+    assert agent.get("/healthz")[0] == 200
+    assert "Could not connect" in agent.log() or "Couldn't connect" in agent.log()
+
+
+# ---- RBAC: the chart's rules and nothing more -----------------------------------------------------
+
+
+def test_runs_in_cluster_with_only_the_charts_rbac_rules(cluster: Cluster, agents: Agents, tmp_path: Path) -> None:
+    ns = cluster.new_namespace("agent")
+    identity = rbac_identity(cluster, ns, tmp_path)
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    objects = app(ns, "web", ["10.6.0.1"], cls, host)
+    objects.append(ingress(ns, "broken", cls, f"broken.{host}", [("/", "missing", 80)]))
+    cluster.apply(ingress_class(cls), *objects,
+                  tls_secret(ns, "web-tls", self_signed_tls(tmp_path, host)))
+    # "In-cluster": KUBERNETES_SERVICE_HOST/PORT and a service-account directory, no kubeconfig.
+    agent = agents.start("--publish-address", "192.0.2.10", "--lease-duration", "4", "--renew-deadline", "3",
+                         "--retry-period", "1", env=identity["in_cluster_env"], admin=False)
+    assert "in-cluster service account" in agent.log()
+    assert endpoints(agent.table_dir, host) == ["10.6.0.1:8080"]
+    wait_for("status written", lambda: ingress_status(cluster, ns, "web") == [{"ip": "192.0.2.10"}])
+    wait_for("a Warning Event", lambda: [e for e in events_for(cluster, ns, "broken") if e["reason"] == "ServiceNotFound"])
+    lease = json.loads(cluster.kubectl("get", "lease", "-n", ns, "kroute-agent", "-o", "json"))
+    assert lease["spec"]["holderIdentity"] == agent.name
+    assert agent.metric("kroute_agent_status_errors_total") == 0
+    log = agent.log()
+    assert "forbidden" not in log.lower(), log[-3000:]
+
+    # A token without those bindings: the agent says so clearly and is not ready.
+    cluster.kubectl("create", "serviceaccount", "-n", ns, "nobody")
+    token = cluster.token(ns, "nobody")
+    sa_dir = identity["sa_dir"].parent / "nobody"
+    sa_dir.mkdir()
+    (sa_dir / "token").write_text(token)
+    (sa_dir / "ca.crt").write_bytes(cluster.ca_file.read_bytes())
+    env = {**identity["in_cluster_env"], "KROUTE_SERVICEACCOUNT_DIR": str(sa_dir)}
+    denied = agents.start("--no-election", env=env, admin=False, wait=False)
+    wait_for("a forbidden error", lambda: "HTTP 403 Forbidden" in denied.log())
+    assert denied.get("/readyz")[0] == 503
+
+
+# ---- leader election, status, Events --------------------------------------------------------------
+
+
+def test_exactly_one_of_two_agents_writes_status_and_the_other_takes_over(cluster: Cluster, agents: Agents,
+                                                                            tmp_path: Path) -> None:
+    ns = cluster.new_namespace("agent")
+    identity = rbac_identity(cluster, ns, tmp_path)
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    older = ingress(ns, "older", cls, host, [("/shared", "web", "http")])
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.7.0.1"], cls, host), older)
+    time.sleep(1.1)  # creationTimestamp has a one-second resolution: "younger" must be younger
+    cluster.apply(ingress(ns, "younger", cls, host, [("/shared", "web", "http")]))
+    lease_duration = 4
+    args = ["--publish-address", "192.0.2.20", "--lease-duration", str(lease_duration), "--renew-deadline", "3",
+            "--retry-period", "1"]
+    first = agents.start(*args, env=identity["in_cluster_env"], admin=False)
+    second = agents.start(*args, env=identity["in_cluster_env"], admin=False)
+
+    def leaders() -> list[Any]:
+        return [a for a in (first, second) if a.alive() and a.metric("kroute_agent_leader") == 1]
+
+    leader = wait_for("one leader", lambda: leaders()[0] if len(leaders()) == 1 else None)
+    follower = second if leader is first else first
+    for name in ("web", "older", "younger"):
+        wait_for(f"status of {name}", lambda n=name: ingress_status(cluster, ns, n) == [{"ip": "192.0.2.20"}])
+    wait_for("the shadowed rule's Event",
+             lambda: [e for e in events_for(cluster, ns, "younger") if e["reason"] == "RuleShadowed"])
+    assert not [e for e in events_for(cluster, ns, "older") if e["reason"] == "RuleShadowed"]
+    time.sleep(2)
+    assert len(leaders()) == 1
+    assert follower.metric("kroute_agent_status_updates_total") == 0
+    assert follower.metric("kroute_agent_events_total") == 0
+    assert leader.metric("kroute_agent_status_updates_total") >= 3
+    # Both publish the same routes.
+    assert endpoints(follower.table_dir, host, "/shared") == endpoints(leader.table_dir, host, "/shared")
+
+    killed_at = time.monotonic()
+    leader.kill()
+    wait_for("the follower takes over", lambda: follower.metric("kroute_agent_leader") == 1, timeout=lease_duration + 5)
+    took = time.monotonic() - killed_at
+    # client-go semantics: the follower waits out leaseDurationSeconds from the last renewal it saw,
+    # and notices on its next retry (1 s).
+    assert took <= lease_duration + 1 + 0.5, took
+    lease = json.loads(cluster.kubectl("get", "lease", "-n", ns, "kroute-agent", "-o", "json"))
+    assert lease["spec"]["holderIdentity"] == follower.name
+
+    # The new leader writes status for new Ingresses and clears it on one it no longer owns.
+    cluster.apply(ingress(ns, "later", cls, f"later.{host}", [("/", "web", "http")]))
+    wait_for("status by the new leader", lambda: ingress_status(cluster, ns, "later") == [{"ip": "192.0.2.20"}])
+    cluster.apply(ingress(ns, "older", "someone-else", host, [("/shared", "web", "http")]))
+    wait_for("status cleared", lambda: ingress_status(cluster, ns, "older") == [])
+    assert follower.metric("kroute_agent_status_updates_total") >= 2
