@@ -1,0 +1,6 @@
+# The nginx module's benchmark; included by the Makefile. See bench/module/bench.py and docs/module.md.
+
+.PHONY: bench-module
+
+bench-module: all ## nginx + kroute module vs. static nginx config under wrk, at 10 and 10,000 hosts (~5 min); writes bench/results/module.md
+	@/usr/bin/python3 bench/module/bench.py --build $(abspath $(BUILD))
