@@ -33,6 +33,8 @@ kroute_table_t  *ngx_http_kroute_table;
 
 static ngx_event_t  ngx_http_kroute_refresh_event;
 static ngx_msec_t   ngx_http_kroute_refresh_interval;
+static u_char      *ngx_http_kroute_dir;
+static ngx_uint_t   ngx_http_kroute_warned_no_table;
 
 
 static ngx_command_t  ngx_http_kroute_commands[] = {
@@ -356,6 +358,7 @@ ngx_http_kroute_init_process(ngx_cycle_t *cycle)
     ngx_http_kroute_publish_stats(cycle->log);
 
     ngx_http_kroute_refresh_interval = kmcf->refresh;
+    ngx_http_kroute_dir = kmcf->dir.data;
 
     ngx_http_kroute_refresh_event.handler = ngx_http_kroute_refresh_handler;
     ngx_http_kroute_refresh_event.log = cycle->log;
@@ -509,8 +512,15 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 
     ctx->snapshot = kroute_table_pin(ngx_http_kroute_table);
     if (ctx->snapshot == NULL) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "kroute: no route table yet");
+        /* once per worker: a missing table must not flood the log */
+
+        if (!ngx_http_kroute_warned_no_table) {
+            ngx_http_kroute_warned_no_table = 1;
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "kroute: no route table in \"%s\" yet, "
+                          "answering 503", ngx_http_kroute_dir);
+        }
+
         return ctx;
     }
 
