@@ -2,7 +2,7 @@
 set -euo pipefail
 # Configures a private copy of an nginx source tree for building the kroute module against it.
 # usage: configure-nginx.sh NGINX_SRC DEST MODULE_DIR OUT_DIR [configure flags...]
-# Flags: the ones given, else NGINX_SRC/conf_flags (Debian's nginx-dev), else --with-compat.
+# Flags: the ones given, else NGINX_SRC/conf_flags (Debian's nginx-dev), else --with-compat --with-http_ssl_module.
 # Writes DEST (the configured tree) and copies ngx_auto_config.h, ngx_auto_headers.h and the generated
 # modules list into OUT_DIR, the files meson tracks.
 
@@ -15,7 +15,7 @@ if [ ${#flags[@]} -eq 0 ]; then
     source "$src/conf_flags"
     flags=("${NGX_CONF_FLAGS[@]}")
   else
-    flags=(--with-compat)
+    flags=(--with-compat --with-http_ssl_module)
   fi
 fi
 [ -x "$src/configure" ] || { echo "configure-nginx: $src has no configure script (set -Dnginx_src)" >&2; exit 1; }
