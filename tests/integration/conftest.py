@@ -1,5 +1,6 @@
 """Fixtures for the integration tests: real nginx with the kroute module, route tables published with
 kroute-table, and echo backends on loopback. Every process started here is stopped on teardown."""
+import atexit
 import http.client
 import json
 import os
@@ -16,8 +17,8 @@ import pytest
 
 ROOT = Path(os.environ.get("KROUTE_ROOT", Path(__file__).resolve().parents[2]))
 BUILD = Path(os.environ.get("KROUTE_BUILD", ROOT / "build"))
-MODULE = BUILD / "module" / "ngx_http_kroute_module.so"
-TABLE_TOOL = BUILD / "routetable" / "tool" / "kroute-table"
+BUILT_MODULE = BUILD / "module" / "ngx_http_kroute_module.so"
+BUILT_TABLE_TOOL = BUILD / "routetable" / "tool" / "kroute-table"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_CONF = ROOT / "nginx-conf" / "nginx.conf"
 ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
@@ -25,6 +26,23 @@ WORKERS = 2
 
 
 _handed_out = set()
+
+
+def _private_copies():
+    """The module and kroute-table as they were when the run started: a build running in the same tree
+    (make, another engineer) may relink them while the tests run."""
+    directory = Path(tempfile.mkdtemp(prefix="kroute-binaries-"))
+    directory.chmod(0o755)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    copies = []
+    for built in (BUILT_MODULE, BUILT_TABLE_TOOL):
+        copy = directory / built.name
+        shutil.copy2(built, copy)
+        copies.append(copy)
+    return copies
+
+
+MODULE, TABLE_TOOL = _private_copies()
 
 
 def free_port(host="127.0.0.1"):
