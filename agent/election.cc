@@ -5,16 +5,6 @@
 #include "text.h"
 
 namespace kroute::agent {
-namespace {
-
-std::string to_json(const Json::Value& value) {
-  Json::StreamWriterBuilder builder;
-  builder["indentation"] = "";
-  return Json::writeString(builder, value);
-}
-
-}  // namespace
-
 LeaseRecord parse_lease_record(const Json::Value& lease) {
   const Json::Value& spec = lease["spec"];
   LeaseRecord r;
@@ -111,7 +101,7 @@ void Elector::write(Json::Value lease, bool create) {
   kube::Request request;
   request.method = create ? "POST" : "PUT";
   request.path = lease_path() + (create ? "" : "/" + kube::url_encode(options_.lease_name));
-  request.body = to_json(lease);
+  request.body = kube::to_json(lease);
   request.timeout = options_.retry_period;
   request_ = client_.send(std::move(request), [this, record](kube::Response&& r) { on_written(std::move(r), record); });
 }
@@ -181,7 +171,7 @@ void Elector::release(std::function<void()> done) {
     kube::Request put;
     put.method = "PUT";
     put.path = lease_path() + "/" + kube::url_encode(options_.lease_name);
-    put.body = to_json(lease);
+    put.body = kube::to_json(lease);
     put.timeout = std::chrono::seconds(2);
     request_ = client_.send(std::move(put), [this, done](kube::Response&& r) {
       request_ = 0;

@@ -1,9 +1,9 @@
 #include "log.h"
 
+#include "text.h"
+
 #include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 
 namespace kroute::agent::log {
 namespace {
@@ -55,18 +55,6 @@ void append_value(std::string& out, std::string_view value) {
   out.push_back('"');
 }
 
-std::string timestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[40];
-  const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return text;
-}
-
 }  // namespace
 
 bool parse_level(std::string_view text, Level& level) {
@@ -86,7 +74,7 @@ bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::
 std::string format_line(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   std::string line;
   line.reserve(128);
-  line.append("ts=").append(timestamp());
+  line.append("ts=").append(now_rfc3339(3));
   line.append(" level=").append(level_name(level));
   line.append(" msg=");
   append_value(line, msg);

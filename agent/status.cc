@@ -3,17 +3,12 @@
 #include <algorithm>
 #include <arpa/inet.h>
 
+#include "kube/watch_event.h"
 #include "log.h"
 #include "text.h"
 
 namespace kroute::agent {
 namespace {
-
-std::string to_json(const Json::Value& value) {
-  Json::StreamWriterBuilder builder;
-  builder["indentation"] = "";
-  return Json::writeString(builder, value);
-}
 
 bool is_ip(const std::string& text) {
   unsigned char buffer[16];
@@ -143,7 +138,7 @@ void StatusWriter::write_status(const std::string& key) {
   request.content_type = "application/merge-patch+json";
   request.path = "/apis/networking.k8s.io/v1/namespaces/" + kube::url_encode(ingress.ns) + "/ingresses/" +
                  kube::url_encode(ingress.name) + "/status?fieldManager=kroute-agent";
-  request.body = to_json(patch);
+  request.body = kube::to_json(patch);
   const std::string rv = ingress.resource_version;
   in_flight_keys_.insert(key);
   ++in_flight_;
@@ -193,7 +188,7 @@ void StatusWriter::emit_event(const Warning& warning) {
   kube::Request request;
   request.method = "POST";
   request.path = "/api/v1/namespaces/" + kube::url_encode(ingress.ns) + "/events";
-  request.body = to_json(event);
+  request.body = kube::to_json(event);
   const std::string key = ingress.ns + "/" + ingress.name;
   ++in_flight_;
   client_.send(std::move(request), [this, key, warning](kube::Response&& response) {

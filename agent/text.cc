@@ -55,8 +55,7 @@ bool parse_rfc3339(std::string_view text, std::int64_t& unix_seconds) {
   return true;
 }
 
-namespace {
-std::string format_now(bool micro) {
+std::string now_rfc3339(int fraction_digits) {
   const auto now = std::chrono::system_clock::now();
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   const std::time_t seconds = static_cast<std::time_t>(us / 1000000);
@@ -64,16 +63,15 @@ std::string format_now(bool micro) {
   gmtime_r(&seconds, &tm);
   char text[48];
   const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (micro) {
-    std::snprintf(text + n, sizeof text - n, ".%06dZ", static_cast<int>(us % 1000000));
+  const int micros = static_cast<int>(us % 1000000);
+  if (fraction_digits == 6) {
+    std::snprintf(text + n, sizeof text - n, ".%06dZ", micros);
+  } else if (fraction_digits == 3) {
+    std::snprintf(text + n, sizeof text - n, ".%03dZ", micros / 1000);
   } else {
     std::snprintf(text + n, sizeof text - n, "Z");
   }
   return text;
 }
-}  // namespace
-
-std::string now_rfc3339_micro() { return format_now(true); }
-std::string now_rfc3339() { return format_now(false); }
 
 }  // namespace kroute::agent

@@ -13,6 +13,12 @@ bool parse_json(std::string_view text, Json::Value& out, std::string& error) {
   return true;
 }
 
+std::string to_json(const Json::Value& value) {
+  Json::StreamWriterBuilder builder;
+  builder["indentation"] = "";
+  return Json::writeString(builder, value);
+}
+
 bool is_expired(int code, const std::string& reason) {
   return code == 410 || reason == "Expired" || reason == "Gone";
 }

@@ -52,7 +52,8 @@ class LineSplitter {
   std::size_t oversized_ = 0;
 };
 
-// One JSON parser for the whole program's parsing needs (jsoncpp's builder is not free to make).
+// The agent's JSON reader and writer (compact, for request bodies).
 bool parse_json(std::string_view text, Json::Value& out, std::string& error);
+std::string to_json(const Json::Value& value);
 
 }  // namespace kroute::agent::kube
