@@ -206,6 +206,23 @@ def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cl
     assert agent.metric("kroute_agent_publishes_total") - before <= 2
 
 
+def test_watch_namespace_and_publish_service(cluster: Cluster, agents: Agents) -> None:
+    ns, other = cluster.new_namespace("agent"), cluster.new_namespace("agent")
+    cls = unique("kroute")
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.8.0.1"], cls, f"{ns}.example.com"),
+                  *app(other, "web", ["10.8.0.2"], cls, f"{other}.example.com"),
+                  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kroute", "namespace": ns},
+                   "spec": {"ports": [{"port": 443}]}})
+    cluster_ip = json.loads(cluster.kubectl("get", "service", "-n", ns, "kroute", "-o", "json"))["spec"]["clusterIP"]
+    agent = agents.start("--watch-namespace", ns, "--publish-service", f"{ns}/kroute", "--election-namespace", ns,
+                         "--retry-period", "1", "--lease-duration", "4", "--renew-deadline", "3")
+    assert endpoints(agent.table_dir, f"{ns}.example.com") == ["10.8.0.1:8080"]
+    assert lookup(agent.table_dir, f"{other}.example.com") is None
+    assert agent.metric("kroute_agent_objects", resource="ingress") == 1
+    wait_for("status from the Service's cluster IP", lambda: ingress_status(cluster, ns, "web") == [{"ip": cluster_ip}])
+    assert ingress_status(cluster, other, "web") == []
+
+
 # ---- API server restart, etcd compaction ----------------------------------------------------------
 
 
