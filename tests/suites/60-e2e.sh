@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# Suite "e2e": the whole stack with test pods in network namespaces (tests/e2e, pytest).
+# Suite "e2e": the whole stack, kubectl to curl, with test pods in network namespaces (tests/e2e, pytest).
 root=${KROUTE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 results=${KROUTE_RESULTS:-$root/build/test-results}
 mkdir -p "$results"
-before=$(ip netns list | awk '{print $1}' | grep '^kr-' | sort || true)
+leftover_pods() { ip netns list | awk '{print $1}' | grep '^kr-' | sort || true; }
+leftover_nginx() { pgrep -f 'nginx: master process .*/kroute-(nginx|stack)-' | sort || true; }
+before=$(leftover_pods)
+nginx_before=$(leftover_nginx)
 rc=0
 # Debian's pytest belongs to /usr/bin/python3, which need not be the python3 first on PATH.
-(cd "$root/tests/e2e" && /usr/bin/python3 -m pytest test_netns.py -p no:cacheprovider \
-  --junitxml "$results/e2e.xml" -q -rfE) || rc=$?
-after=$(ip netns list | awk '{print $1}' | grep '^kr-' | sort || true)
+(cd "$root/tests/e2e" && /usr/bin/python3 -m pytest test_netns.py test_conformance.py test_live.py test_run_demo.py \
+  -p no:cacheprovider --junitxml "$results/e2e.xml" -q -rfEs) || rc=$?
+after=$(leftover_pods)
 new=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)
 if [ -n "$new" ]; then
   echo "e2e suite: test pods left behind: $new" >&2
   for ns in $new; do ip netns pids "$ns" | xargs -r kill -9; ip netns delete "$ns"; rm -rf "/etc/netns/$ns"; done
+  rc=1
+fi
+stray=$(comm -13 <(echo "$nginx_before") <(leftover_nginx) | grep . || true)
+if [ -n "$stray" ]; then
+  echo "e2e suite: nginx left running: $stray" >&2
+  for pid in $stray; do kill -9 "$pid" || true; done
   rc=1
 fi
 exit "$rc"
