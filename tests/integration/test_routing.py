@@ -172,3 +172,25 @@ def test_bad_directives_fail_nginx_t(table, nginx_config):
         n.conf.write_text(text.replace(old, new))
         result = n.test_config()
         assert result.returncode != 0 and message in result.stderr, (message, result.stderr)
+
+
+def test_odd_requests_are_answered_and_nginx_keeps_running(routed):
+    import socket
+    _, table, n = routed
+    pids = n.pids()
+    assert n.get("a" * 300 + ".example.com", "/")[0] in (400, 404)  # longer than a DNS name
+    assert n.echo("foo.example.com", "/" + "x/" * 1500)["name"] == "foo-root"
+    # longer than the table's path limit: no route, as the table itself says
+    assert table.lookup("foo.example.com", "/" + "x/" * 3000)["match"] == "none"
+    assert n.get("foo.example.com", "/" + "x/" * 3000)[0] == 404
+    assert n.echo("foo.example.com", "/api/v1/%2e%2e/x")["name"] in {"foo-root", "foo-api", "foo-v1"}
+    assert n.get("[::1]", "/")[0] == 404
+    assert n.echo("[::1]:80", "/fallback")["name"] == "any"
+    with socket.create_connection(("127.0.0.1", n.port), timeout=5) as s:  # HTTP/1.0, no Host at all
+        s.sendall(b"GET /fallback HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200") and b'"name": "any"' in reply
+    assert n.pids() == pids
+    assert "[alert]" not in n.error_log() and "[crit]" not in n.error_log()
