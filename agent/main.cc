@@ -44,6 +44,7 @@ int run(int argc, char** argv) {
   int renew_deadline = 10;
   int retry_period = 2;
   int watch_timeout = 300;
+  int silence_margin = 30;
   bool no_election = false;
   std::string election_namespace;
   options.election.identity = default_identity();
@@ -76,6 +77,9 @@ int run(int argc, char** argv) {
   app.add_option("--identity", options.election.identity, "this replica's name in the Lease (default: $POD_NAME or host_random)");
   app.add_option("--watch-timeout", watch_timeout, "seconds a watch asks the server to last (spread over [t, 2t))")
       ->capture_default_str()->check(CLI::Range(5, 3600));
+  app.add_option("--watch-silence-margin", silence_margin,
+                 "seconds past a watch's timeout without a byte after which it is restarted")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
   app.add_option("--listen", listen, "host:port of /healthz, /readyz and /metrics (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
@@ -115,6 +119,7 @@ int run(int argc, char** argv) {
   options.election.retry_period = std::chrono::seconds(retry_period);
   options.status.identity = options.election.identity;
   options.watch.timeout = std::chrono::seconds(watch_timeout);
+  options.watch.silence_margin = std::chrono::seconds(silence_margin);
 
   std::string error;
   std::unique_ptr<kube::Client> client = kube::Client::create(config.access, error);

@@ -5,6 +5,7 @@ two agents writes status and Events, the other taking over when it dies."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import uuid
@@ -276,6 +277,26 @@ def test_etcd_compaction_past_the_agents_resource_version_relists(cluster: Clust
     wait_for("the right table", lambda: endpoints(agent.table_dir, f"stopped.{host}") == ["10.5.0.2:8080"], timeout=30)
     assert lookup(agent.table_dir, host) is None
     assert "resourceVersion too old" in agent.log() or "410" in agent.log()
+
+
+def test_a_silent_watch_is_restarted(cluster: Cluster, agents: Agents) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    cluster.apply(ingress_class(cls), *app(ns, "web", ["10.9.0.1"], cls, host))
+    # Watches ask for 5-10 s; 2 s past that without a byte, a stream counts as dead.
+    agent = agents.start("--no-election", "--watch-timeout", "5", "--watch-silence-margin", "2")
+    apiserver = int((cluster.state_dir / "kube-apiserver.pid").read_text())
+    os.kill(apiserver, signal.SIGSTOP)  # the connections stay open, and nothing comes through them
+    try:
+        wait_for("a restart for silence", lambda: "too slow" in agent.log() or "Operation timed out" in agent.log(),
+                 timeout=20)
+    finally:
+        os.kill(apiserver, signal.SIGCONT)
+    cluster.apply(endpoint_slice(ns, "web-1", "web", [{"name": "http", "port": 8080, "protocol": "TCP"}],
+                                 ["10.9.0.2"]))
+    wait_for("watching again", lambda: endpoints(agent.table_dir, host) == ["10.9.0.2:8080"], timeout=30)
+    assert sum(agent.per_resource("kroute_agent_watch_restarts_total").values()) >= 1
 
 
 # ---- health, metrics ------------------------------------------------------------------------------
