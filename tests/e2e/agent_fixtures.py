@@ -67,6 +67,15 @@ def hosts(table_dir: Path) -> dict[str, Any]:
     return {h["host"]: h for h in table.get("hosts", [])}
 
 
+def tls_secret_of(table_dir: Path, host: str) -> str | None:
+    """The TLS Secret ("ns/name") the table names for host, in either dump format ("tlsSecret", or
+    "tls": {"secret": ...} since snapshots carry certificates)."""
+    entry = hosts(table_dir).get(host, {})
+    if "tlsSecret" in entry:
+        return entry["tlsSecret"]
+    return entry.get("tls", {}).get("secret")
+
+
 class Agent:
     """One kroute-agent process with its own table directory, listener port and log file."""
 

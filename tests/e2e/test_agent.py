@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent_fixtures import (Agents, agents, dump_table, endpoints, etcd_compact, hosts, lookup,  # noqa: F401
-                            rbac_identity, self_signed_tls, wait_for)
+                            rbac_identity, self_signed_tls, tls_secret_of, wait_for)
 from kube import Cluster
 
 
@@ -172,18 +172,18 @@ def test_tls_secret_changes_reach_the_table(cluster: Cluster, agents: Agents, tm
     cluster.apply(ingress_class(cls), *objects)
     agent = agents.start("--no-election")
     table = agent.table_dir
-    assert "tlsSecret" not in hosts(table)[host]
+    assert tls_secret_of(table, host) is None
 
     good = self_signed_tls(tmp_path, host)
     cluster.apply(tls_secret(ns, "web-tls", good))
-    wait_for("the TLS Secret", lambda: hosts(table)[host].get("tlsSecret") == f"{ns}/web-tls")
+    wait_for("the TLS Secret", lambda: tls_secret_of(table, host) == f"{ns}/web-tls")
     other = self_signed_tls(tmp_path, "other.example.com")
     cluster.apply(tls_secret(ns, "web-tls", {"tls.crt": good["tls.crt"], "tls.key": other["tls.key"]}))
-    wait_for("a key that does not match", lambda: "tlsSecret" not in hosts(table)[host])
+    wait_for("a key that does not match", lambda: tls_secret_of(table, host) is None)
     cluster.apply(tls_secret(ns, "web-tls", good))
-    wait_for("the TLS Secret again", lambda: hosts(table)[host].get("tlsSecret") == f"{ns}/web-tls")
+    wait_for("the TLS Secret again", lambda: tls_secret_of(table, host) == f"{ns}/web-tls")
     cluster.kubectl("delete", "secret", "-n", ns, "web-tls")
-    wait_for("the TLS Secret deleted", lambda: "tlsSecret" not in hosts(table)[host])
+    wait_for("the TLS Secret deleted", lambda: tls_secret_of(table, host) is None)
     # Other Secrets are never seen: the watch asks only for type kubernetes.io/tls.
     cluster.kubectl("create", "secret", "generic", "-n", ns, "plain", "--from-literal=a=b")
     time.sleep(0.5)
