@@ -135,6 +135,19 @@ bool parse_address(const std::string& text, format::EndpointEntry& entry) {
   return false;
 }
 
+format::TlsEntry tls_entry(StringPool& strings, std::string_view host, std::string_view secret_ns,
+                           std::string_view secret_name, const Certificate& certificate, std::uint32_t source) {
+  format::TlsEntry entry{};
+  entry.host = strings.add(host);
+  entry.secret_ns = strings.add(secret_ns);
+  entry.secret_name = strings.add(secret_name);
+  entry.chain_pem = strings.add(certificate.chain_pem);
+  entry.key_pem = strings.add(certificate.key_pem);
+  entry.fingerprint = certificate_fingerprint(certificate.chain_pem, certificate.key_pem);
+  entry.source = source;
+  return entry;
+}
+
 // The slot tables of the snapshot: linear probing; a slot holds entry index + 1, 0 is empty.
 std::vector<std::uint32_t> make_slots(const std::vector<std::pair<std::uint64_t, std::uint32_t>>& entries) {
   std::vector<std::uint32_t> slots(slot_capacity(entries.size()), 0);
@@ -388,6 +401,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kTls, i, "tls entry needs a secret namespace and name");
       continue;
     }
+    if (tls.certificate.chain_pem.empty() != tls.certificate.key_pem.empty()) {
+      report(Item::kTls, i, "tls entry needs both a certificate chain and a key, or neither");
+      continue;
+    }
     HostGroup& group = groups[group_of(host_key(host))];
     if (group.tls == kNone) {
       group.tls = i;
@@ -414,7 +431,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   std::sort(host_order.begin(), host_order.end(),
             [&](std::uint32_t a, std::uint32_t b) { return groups[a].key < groups[b].key; });
 
-  StringPool strings(groups.size() + 3 * model.tls.size() + 2 * checked.size() + 3 * model.backends.size() +
+  StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
                      2 * model.sources.size());
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
@@ -503,8 +520,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       const TlsHost& tls = model.tls[group.tls];
       host.tls = static_cast<std::uint32_t>(tls_entries.size());
       const std::string full = key.kind == format::HostKind::kWildcard ? "*." + key.name : key.name;
-      tls_entries.push_back(
-          {strings.add(full), strings.add(tls.secret_ns), strings.add(tls.secret_name), use_source(tls.source), 0});
+      tls_entries.push_back(tls_entry(strings, full, tls.secret_ns, tls.secret_name, tls.certificate,
+                                      use_source(tls.source)));
     }
     switch (key.kind) {
       case format::HostKind::kExact: exact_index.emplace_back(host.hash, host_number); break;
@@ -514,6 +531,11 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     hosts.push_back(host);
   }
   if (default_backend != kNone) default_backend = use_backend(default_backend);
+  std::uint32_t default_tls = kNone;
+  if (!model.default_certificate.chain_pem.empty()) {
+    default_tls = static_cast<std::uint32_t>(tls_entries.size());
+    tls_entries.push_back(tls_entry(strings, "", "", "", model.default_certificate, kNone));
+  }
 
   const std::vector<std::uint32_t> host_slots = make_slots(exact_index);
   const std::vector<std::uint32_t> wildcard_slots = make_slots(wildcard_index);
@@ -546,6 +568,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                                            .count());
   header.any_host = any_host;
   header.default_backend = default_backend;
+  header.default_tls = default_tls;
   result.bytes = writer.finish(header);
   result.stats = {hosts.size(), rules.size(), backends.size(), endpoints.size(), tls_entries.size()};
   return result;

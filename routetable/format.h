@@ -50,6 +50,8 @@ struct Header {
   std::uint64_t built_unix_ms;  // when the builder made it, for "snapshot age"
   std::uint32_t any_host;       // host index of the host-less rules, or kNone
   std::uint32_t default_backend;  // backend index, or kNone
+  std::uint32_t default_tls;      // TlsEntry index of the default certificate, or kNone
+  std::uint32_t reserved;
   SectionRef sections[kSectionCount];
 };
 
@@ -114,22 +116,28 @@ struct SourceEntry {
   std::int64_t created_unix;     // creationTimestamp, seconds
 };
 
+// A host's certificate. The PEM text lives in the string pool (identical PEMs are stored once); the
+// fingerprint (XXH3 of chain and key) keys the module's cache of parsed certificates, so a rotated
+// Secret is parsed anew on the next handshake.
 struct TlsEntry {
-  StrRef host;
+  StrRef host;         // as in the Ingress ("*.example.com" for a wildcard); "" for the default
   StrRef secret_ns;
   StrRef secret_name;
-  std::uint32_t source;
+  StrRef chain_pem;    // empty: a reference without a usable certificate
+  StrRef key_pem;
+  std::uint64_t fingerprint;
+  std::uint32_t source;  // SourceEntry index; kNone for the default certificate
   std::uint32_t reserved;
 };
 
 static_assert(sizeof(SectionRef) == 16);
-static_assert(sizeof(Header) == 56 + 16 * kSectionCount);
+static_assert(sizeof(Header) == 64 + 16 * kSectionCount);
 static_assert(sizeof(StrRef) == 8);
 static_assert(sizeof(HostEntry) == 40);
 static_assert(sizeof(RuleEntry) == 40);
 static_assert(sizeof(BackendEntry) == 40);
 static_assert(sizeof(EndpointEntry) == 24);
 static_assert(sizeof(SourceEntry) == 24);
-static_assert(sizeof(TlsEntry) == 32);
+static_assert(sizeof(TlsEntry) == 56);
 
 }  // namespace kroute::format

@@ -20,6 +20,11 @@ std::uint64_t payload_checksum(const void* data, std::size_t size) noexcept {
   return XXH3_64bits(data, size);
 }
 
+std::uint64_t certificate_fingerprint(std::string_view chain_pem, std::string_view key_pem) noexcept {
+  if (chain_pem.empty() && key_pem.empty()) return 0;
+  return XXH3_64bits_withSeed(key_pem.data(), key_pem.size(), XXH3_64bits(chain_pem.data(), chain_pem.size()));
+}
+
 std::uint64_t slot_capacity(std::uint64_t entries) noexcept {
   if (entries == 0) return 0;
   return std::bit_ceil(entries * 2);

@@ -14,6 +14,8 @@ std::uint64_t host_hash(std::string_view host) noexcept;
 std::uint64_t path_hash(std::uint32_t host, format::Match match, std::string_view path) noexcept;
 
 std::uint64_t payload_checksum(const void* data, std::size_t size) noexcept;
+// Identifies a certificate + key pair: equal PEM text, equal fingerprint. 0 for an empty pair.
+std::uint64_t certificate_fingerprint(std::string_view chain_pem, std::string_view key_pem) noexcept;
 
 // Slot tables have a power-of-two capacity of at least twice their entries, so probes stay short and
 // there is always an empty slot to end a probe.

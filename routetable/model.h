@@ -43,11 +43,19 @@ struct Rule {
   std::uint32_t source = 0;   // index into RouteModel::sources
 };
 
+// PEM text of a certificate chain and its private key; both empty for a reference without a usable
+// certificate (the Secret is missing or invalid: the host then gets the default certificate).
+struct Certificate {
+  std::string chain_pem;
+  std::string key_pem;
+};
+
 struct TlsHost {
   std::string host;
   std::string secret_ns;
   std::string secret_name;
   std::uint32_t source = 0;
+  Certificate certificate;
 };
 
 inline constexpr std::uint32_t kNoBackend = 0xffffffffu;
@@ -58,6 +66,7 @@ struct RouteModel {
   std::vector<Rule> rules;
   std::vector<TlsHost> tls;
   std::uint32_t default_backend = kNoBackend;
+  Certificate default_certificate;  // served for names no TLS host matches; empty: none
 };
 
 }  // namespace kroute

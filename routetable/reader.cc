@@ -32,8 +32,8 @@ void TableReader::detach() noexcept {
 }
 
 TableReader::Poll TableReader::attach(std::uint64_t now_ms) noexcept {
-  if (now_ms < retry_after_ms_) return current_ ? Poll::kUnchanged : Poll::kNoTable;
-  retry_after_ms_ = now_ms + kRetryMs;
+  if (now_ms < attach_after_ms_) return current_ ? Poll::kUnchanged : Poll::kNoTable;
+  attach_after_ms_ = now_ms + kRetryMs;
   const std::string path = dir_ + "/" + kControlName;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return current_ ? Poll::kUnchanged : Poll::kNoTable;
@@ -50,21 +50,31 @@ TableReader::Poll TableReader::attach(std::uint64_t now_ms) noexcept {
   }
   control_ = control;
   control_inode_ = st.st_ino;
-  retry_after_ms_ = 0;
+  attach_after_ms_ = 0;
   return poll(now_ms);
 }
 
 TableReader::Poll TableReader::pick_up(std::uint64_t generation, std::uint64_t now_ms) noexcept {
   if (generation == 0) return Poll::kNoTable;
-  if (now_ms < retry_after_ms_) return Poll::kUnchanged;
-  const std::string path = snapshot_path(dir_, generation);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (generation == unopened_generation_ && now_ms < unopened_retry_ms_) return Poll::kUnchanged;
+  std::string path = snapshot_path(dir_, generation);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // A snapshot already pruned means newer ones were published since the load: take the newest.
+  for (int attempt = 0; fd < 0 && errno == ENOENT && attempt < 3; ++attempt) {
+    const std::uint64_t newer = load_generation(control_);
+    if (newer == generation) break;
+    generation = newer;
+    path = snapshot_path(dir_, generation);
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
   struct stat st {};
   if (fd < 0 || fstat(fd, &st) != 0) {
-    // Maybe already replaced by a newer one; the next load says. Not a verdict on the table.
+    // Not a verdict on the table (out of file descriptors, say): try this generation again in a
+    // while, and any newer one at once.
     last_error_ = path + ": " + std::strerror(errno);
     if (fd >= 0) close(fd);
-    retry_after_ms_ = now_ms + kRetryMs;
+    unopened_generation_ = generation;
+    unopened_retry_ms_ = now_ms + kRetryMs;
     return Poll::kUnchanged;
   }
   seen_generation_ = generation;
@@ -108,7 +118,7 @@ TableReader::Poll TableReader::refresh(std::uint64_t now_ms) noexcept {
     if (stat(path.c_str(), &st) == 0 && st.st_ino != control_inode_) {
       detach();
       seen_generation_ = 0;
-      retry_after_ms_ = 0;
+      attach_after_ms_ = 0;
     }
   }
   std::erase_if(retired_, [](const std::unique_ptr<MappedSnapshot>& s) { return s->pins == 0; });

@@ -70,7 +70,9 @@ class TableReader {
   const ControlPage* control_ = nullptr;
   ino_t control_inode_ = 0;
   std::uint64_t seen_generation_ = 0;
-  std::uint64_t retry_after_ms_ = 0;
+  std::uint64_t attach_after_ms_ = 0;       // no control file yet: look again after this
+  std::uint64_t unopened_generation_ = 0;   // a generation whose file could not be opened...
+  std::uint64_t unopened_retry_ms_ = 0;     // ...is tried again after this; newer ones at once
   std::unique_ptr<MappedSnapshot> current_;
   std::vector<std::unique_ptr<MappedSnapshot>> retired_;
   std::string last_error_;

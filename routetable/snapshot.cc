@@ -145,6 +145,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
 
   Checker check(v.count(format::kStrings));
   check.optional_index(header->default_backend, n_backends, "header", 0, "default backend out of range");
+  check.optional_index(header->default_tls, n_tls, "header", 0, "default certificate out of range");
   check.optional_index(header->any_host, n_hosts, "header", 0, "host-less host out of range");
   if (header->any_host != kNone && header->any_host < n_hosts)
     check.require(v.hosts_[header->any_host].kind == format::HostKind::kAny, "header", 0,
@@ -203,7 +204,9 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.string(t.host, "tls", i);
     check.string(t.secret_ns, "tls", i);
     check.string(t.secret_name, "tls", i);
-    check.index(t.source, n_sources, "tls", i, "source out of range");
+    check.string(t.chain_pem, "tls", i);
+    check.string(t.key_pem, "tls", i);
+    check.optional_index(t.source, n_sources, "tls", i, "source out of range");
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
   view = v;
@@ -282,6 +285,23 @@ const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, Host
     }
   }
   return nullptr;
+}
+
+const format::TlsEntry* SnapshotView::certificate_for(std::string_view server_name) const noexcept {
+  HostBuffer buffer;
+  const std::string_view name = normalize_request_host(server_name, buffer);
+  if (!name.empty()) {
+    auto usable = [&](const format::HostEntry* h) -> const format::TlsEntry* {
+      if (h == nullptr || h->tls == format::kNone || tls_[h->tls].chain_pem.length == 0) return nullptr;
+      return &tls_[h->tls];
+    };
+    if (const auto* exact = usable(probe_host(format::kHostSlots, name))) return exact;
+    const std::size_t dot = name.find('.');
+    if (dot != std::string_view::npos && dot > 0) {
+      if (const auto* wildcard = usable(probe_host(format::kWildcardSlots, name.substr(dot + 1)))) return wildcard;
+    }
+  }
+  return default_certificate();
 }
 
 RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path) const noexcept {

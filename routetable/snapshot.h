@@ -66,6 +66,15 @@ class SnapshotView {
   // The exact or wildcard host entry for a TLS server name (no host-less fallback).
   const format::HostEntry* find_host(std::string_view host, HostMatch& how) const noexcept;
 
+  // The certificate for a TLS server name: the exact host's, else its one-label wildcard's, else the
+  // default certificate. A host whose Secret gave no usable certificate falls back the same way (to a
+  // wildcard certificate that covers it, which clients accept, before the default). Null when there
+  // is none at all.
+  const format::TlsEntry* certificate_for(std::string_view server_name) const noexcept;
+  const format::TlsEntry* default_certificate() const noexcept {
+    return header_->default_tls == format::kNone ? nullptr : &tls_[header_->default_tls];
+  }
+
  private:
   std::size_t count(format::Section s) const noexcept { return header_->sections[s].count; }
   const format::HostEntry* probe_host(format::Section slots, std::string_view name) const noexcept;

@@ -19,13 +19,20 @@ class Parser {
   explicit Parser(DescriptionResult& out) : out_(out), d_(out.description) {}
 
   void run(const Json::Value& root) {
-    if (!object(root, "(top level)", {"backends", "ingresses", "defaultBackend"})) return;
+    if (!object(root, "(top level)", {"backends", "ingresses", "defaultBackend", "defaultCertificate"})) return;
     const Json::Value& backends = root["backends"];
     if (array(backends, "backends"))
       for (Json::ArrayIndex i = 0; i < backends.size(); ++i) backend(backends[i], index("backends", i));
     const Json::Value& ingresses = root["ingresses"];
     if (array(ingresses, "ingresses"))
       for (Json::ArrayIndex i = 0; i < ingresses.size(); ++i) ingress(ingresses[i], index("ingresses", i));
+    if (root.isMember("defaultCertificate")) {
+      const Json::Value& c = root["defaultCertificate"];
+      if (object(c, "defaultCertificate", {"certificate", "key"})) {
+        d_.model.default_certificate = {string(c, "certificate", "defaultCertificate", true),
+                                        string(c, "key", "defaultCertificate", true)};
+      }
+    }
     if (root.isMember("defaultBackend")) {
       d_.default_backend_field = "defaultBackend";
       d_.model.default_backend = backend_ref(root["defaultBackend"], "defaultBackend");
@@ -190,8 +197,9 @@ class Parser {
     if (array(tls, field + ".tls")) {
       for (Json::ArrayIndex t = 0; t < tls.size(); ++t) {
         const std::string tf = index(field + ".tls", t);
-        if (!object(tls[t], tf, {"hosts", "secretName"})) continue;
+        if (!object(tls[t], tf, {"hosts", "secretName", "certificate", "key"})) continue;
         const std::string secret = string(tls[t], "secretName", tf, true);
+        const Certificate certificate{string(tls[t], "certificate", tf, false), string(tls[t], "key", tf, false)};
         const Json::Value& hosts = tls[t]["hosts"];
         if (!array(hosts, tf + ".hosts")) continue;
         for (Json::ArrayIndex h = 0; h < hosts.size(); ++h) {
@@ -199,7 +207,7 @@ class Parser {
             error(index(tf + ".hosts", h), "must be a string");
             continue;
           }
-          d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index});
+          d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index, certificate});
           d_.tls_fields.push_back(index(tf + ".hosts", h));
         }
       }

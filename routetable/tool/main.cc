@@ -68,6 +68,27 @@ std::string host_label(const SnapshotView& view, const format::HostEntry& h) {
   return "?";
 }
 
+std::string fingerprint_text(std::uint64_t fingerprint) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(fingerprint));
+  return text;
+}
+
+// A TLS entry as people need to see it: the Secret and whether it holds a usable certificate. Never the key.
+std::string tls_text(const SnapshotView& view, const format::TlsEntry& t) {
+  std::string text = std::string(view.str(t.secret_ns)) + "/" + std::string(view.str(t.secret_name));
+  if (t.chain_pem.length == 0) return text + " (no usable certificate: the default one is served)";
+  return text + " (certificate " + fingerprint_text(t.fingerprint) + ")";
+}
+
+Json::Value tls_json(const SnapshotView& view, const format::TlsEntry& t) {
+  Json::Value out;
+  out["secret"] = std::string(view.str(t.secret_ns)) + "/" + std::string(view.str(t.secret_name));
+  out["certificate"] = t.chain_pem.length != 0;
+  out["fingerprint"] = fingerprint_text(t.fingerprint);
+  return out;
+}
+
 std::string rule_path(const SnapshotView& view, const format::RuleEntry& r) {
   return std::string(view.str(r.declared_path));
 }
@@ -183,10 +204,7 @@ int dump_command(const std::string& dir, bool json) {
     for (const format::HostEntry& host : view.hosts()) {
       Json::Value jh;
       jh["host"] = host_label(view, host);
-      if (host.tls != format::kNone) {
-        const format::TlsEntry& t = view.tls()[host.tls];
-        jh["tlsSecret"] = std::string(view.str(t.secret_ns)) + "/" + std::string(view.str(t.secret_name));
-      }
+      if (host.tls != format::kNone) jh["tls"] = tls_json(view, view.tls()[host.tls]);
       Json::Value rules(Json::arrayValue);
       for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
         Json::Value jr;
@@ -202,6 +220,7 @@ int dump_command(const std::string& dir, bool json) {
     }
     out["hosts"] = hosts;
     if (const format::BackendEntry* d = view.default_backend()) out["defaultBackend"] = backend_json(view, *d);
+    if (const format::TlsEntry* c = view.default_certificate()) out["defaultCertificate"] = tls_json(view, *c);
     print_json(out);
     return 0;
   }
@@ -211,12 +230,11 @@ int dump_command(const std::string& dir, bool json) {
             << view.tls().size() << " tls\n";
   if (const format::BackendEntry* d = view.default_backend())
     std::cout << "default backend " << backend_name(view, *d) << " [" << endpoints_text(view, *d) << "]\n";
+  if (const format::TlsEntry* c = view.default_certificate())
+    std::cout << "default certificate " << fingerprint_text(c->fingerprint) << "\n";
   for (const format::HostEntry& host : view.hosts()) {
     std::cout << "\nhost " << host_label(view, host);
-    if (host.tls != format::kNone) {
-      const format::TlsEntry& t = view.tls()[host.tls];
-      std::cout << "  tls " << view.str(t.secret_ns) << "/" << view.str(t.secret_name);
-    }
+    if (host.tls != format::kNone) std::cout << "  tls " << tls_text(view, view.tls()[host.tls]);
     std::cout << "\n";
     for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
       const format::SourceEntry& s = view.source_of(r);

@@ -27,6 +27,7 @@ void walk(const kroute::SnapshotView& view) {
     if (host.tls != kroute::format::kNone) sink += view.str(view.tls()[host.tls].secret_name).size();
   }
   if (const auto* fallback = view.default_backend()) sink += fallback->ready_count;
+  for (const auto& tls : view.tls()) sink += view.str(tls.chain_pem).size() + view.str(tls.key_pem).size();
   static volatile std::size_t keep;
   keep = sink;
 }
@@ -55,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static constexpr std::string_view kPaths[] = {"/", "/a", "/a/b/", "//", "/a?b", "", "x"};
   for (std::string_view host : kHosts) {
     for (std::string_view path : kPaths) (void)view.lookup(host, path);
+    (void)view.certificate_for(host);
   }
   for (const auto& host : view.hosts()) {
     const std::string_view name = view.str(host.name);
@@ -63,6 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)view.lookup(name, view.str(rule.declared_path));
     kroute::HostMatch how;
     (void)view.find_host(name, how);
+    (void)view.certificate_for(name);
   }
   return 0;
 }

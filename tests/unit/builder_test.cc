@@ -176,3 +176,50 @@ TEST_CASE("an empty model builds a valid empty table") {
   REQUIRE(t.validation.ok);
   CHECK(t.route("any.com", "/") == "404");
 }
+
+TEST_CASE("certificates: per host, wildcard, default; unusable ones fall back; rotation changes the fingerprint") {
+  ModelBuilder m;
+  m.ingress("ns", "shop");
+  m.tls("shop.com", "shop-cert").tls("*.shop.com", "wild-cert").tls("broken.shop.com", "broken-cert");
+  m.tls("broken.other.com", "broken-cert");
+  m.model().tls[0].certificate = {"CHAIN-A", "KEY-A"};
+  m.model().tls[1].certificate = {"CHAIN-W", "KEY-W"};
+  m.model().default_certificate = {"CHAIN-D", "KEY-D"};
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  auto chain = [&](std::string_view name) {
+    const auto* entry = t.view.certificate_for(name);
+    return entry == nullptr ? std::string("none") : std::string(t.view.str(entry->chain_pem));
+  };
+  CHECK(chain("SHOP.com") == "CHAIN-A");
+  CHECK(chain("www.shop.com") == "CHAIN-W");
+  CHECK(chain("broken.shop.com") == "CHAIN-W");   // no usable certificate: the wildcard covers it
+  CHECK(chain("broken.other.com") == "CHAIN-D");  // no usable certificate, no wildcard: the default
+  CHECK(chain("a.b.shop.com") == "CHAIN-D");
+  CHECK(chain("") == "CHAIN-D");
+  CHECK(t.view.str(t.view.certificate_for("shop.com")->key_pem) == "KEY-A");
+
+  ModelBuilder rotated = m;
+  rotated.model().tls[0].certificate = {"CHAIN-A2", "KEY-A2"};
+  const BuiltTable r(rotated.model());
+  CHECK(r.view.certificate_for("shop.com")->fingerprint != t.view.certificate_for("shop.com")->fingerprint);
+  CHECK(r.view.certificate_for("www.shop.com")->fingerprint == t.view.certificate_for("www.shop.com")->fingerprint);
+}
+
+TEST_CASE("no default certificate: unknown names get none") {
+  ModelBuilder m;
+  m.tls("shop.com", "cert");
+  m.model().tls[0].certificate = {"C", "K"};
+  const BuiltTable t(m.model());
+  CHECK(t.view.certificate_for("other.com") == nullptr);
+  CHECK(t.view.certificate_for("shop.com") != nullptr);
+}
+
+TEST_CASE("a certificate without its key is skipped with a diagnostic") {
+  ModelBuilder m;
+  m.tls("shop.com", "cert");
+  m.model().tls[0].certificate = {"CHAIN", ""};
+  const BuiltTable t(m.model());
+  CHECK(has_diagnostic(t.result, Item::kTls, "both a certificate chain and a key"));
+  CHECK(t.result.stats.tls == 0);
+}

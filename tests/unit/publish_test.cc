@@ -212,3 +212,40 @@ TEST_CASE("a control file that is not ours is refused") {
   CHECK(Publisher::open({dir.path.string(), 3}, error) == nullptr);
   CHECK(error.find("not a kroute control file") != std::string::npos);
 }
+
+TEST_CASE("a generation pruned before the reader opens it: the reader takes the newest at once") {
+  TempDir dir;
+  auto publisher = open_publisher(dir, 1);
+  TableReader reader(dir.path.string());
+  auto first = table_routing_to("first");
+  publisher->publish(first);
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+  // Two publishes with keep=1 before the reader looks: table.2 is gone, table.3 is current.
+  auto second = table_routing_to("second");
+  auto third = table_routing_to("third");
+  publisher->publish(second);
+  publisher->publish(third);
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "third");
+  CHECK(reader.rejections() == 0);
+}
+
+TEST_CASE("a generation that cannot be opened is retried later, a newer one at once") {
+  TempDir dir;
+  auto publisher = open_publisher(dir, 3);
+  TableReader reader(dir.path.string());
+  auto first = table_routing_to("first");
+  publisher->publish(first);
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+  auto second = table_routing_to("second");
+  publisher->publish(second);
+  fs::remove(dir.path / "table.2");  // the control file says 2, but there is no table.2
+  CHECK(reader.poll(100) == Poll::kUnchanged);
+  CHECK(served_by(reader) == "first");
+  CHECK(reader.rejections() == 0);  // not a verdict on the table
+  CHECK(reader.last_error().find("table.2") != std::string::npos);
+  auto third = table_routing_to("third");
+  publisher->publish(third);
+  CHECK(reader.poll(200) == Poll::kPickedUp);  // well within the retry interval of generation 2
+  CHECK(served_by(reader) == "third");
+}

@@ -168,6 +168,15 @@ TEST_CASE("offsets and indexes out of range are refused, never followed") {
     bytes = sample();
     header_of(bytes).any_host = 0;  // an exact host, not the host-less entry
     CHECK(check(bytes).error.find("host-less host is not") != std::string::npos);
+    bytes = sample();
+    header_of(bytes).default_tls = 40;
+    CHECK(check(bytes).error.find("default certificate out of range") != std::string::npos);
+  }
+  SUBCASE("a certificate outside the string pool") {
+    auto bytes = sample();
+    section<format::TlsEntry>(bytes, format::kTls)[0].key_pem = {0, 1u << 31};
+    reseal(bytes);
+    CHECK(check(bytes).error.find("tls[0]: string outside the string pool") != std::string::npos);
   }
   SUBCASE("an unknown address family") {
     auto bytes = sample();
