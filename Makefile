@@ -4,7 +4,11 @@ SHELL := /bin/bash
 
 BUILD       ?= build
 BUILD_ASAN  ?= build-asan
+# The nginx source tree the module is built against (Debian's nginx-dev by default). Another tree
+# needs its own BUILD directory: make BUILD=build-nginx-1.27 NGINX_SRC=$PWD/nginx-1.27.4
+NGINX_SRC   ?= /usr/share/nginx/src
 MESON_FLAGS ?= --buildtype=release
+MESON_FLAGS += -Dnginx_src=$(NGINX_SRC)
 
 DEPS_STAMP  := $(BUILD)/.deps-ok
 
@@ -21,15 +25,17 @@ $(DEPS_STAMP): scripts/deps.sh
 	@bash scripts/deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/build.ninja: $(DEPS_STAMP) meson.build
+$(BUILD)/build.ninja: $(DEPS_STAMP) meson.build meson_options.txt
 	@meson setup $(BUILD) $(MESON_FLAGS) --reconfigure >/dev/null 2>&1 || meson setup $(BUILD) $(MESON_FLAGS)
 
 all: $(BUILD)/build.ninja ## build the route table library, kroute-table and everything else
 	@ninja -C $(BUILD)
 
-$(BUILD_ASAN)/build.ninja: $(DEPS_STAMP) meson.build
-	@CC=clang CXX=clang++ meson setup $(BUILD_ASAN) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-	  --reconfigure >/dev/null 2>&1 || CC=clang CXX=clang++ meson setup $(BUILD_ASAN) --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+ASAN_FLAGS := --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false -Dnginx_src=$(NGINX_SRC)
+
+$(BUILD_ASAN)/build.ninja: $(DEPS_STAMP) meson.build meson_options.txt
+	@CC=clang CXX=clang++ meson setup $(BUILD_ASAN) $(ASAN_FLAGS) --reconfigure >/dev/null 2>&1 || \
+	  CC=clang CXX=clang++ meson setup $(BUILD_ASAN) $(ASAN_FLAGS)
 
 asan: $(BUILD_ASAN)/build.ninja ## build everything with AddressSanitizer and UndefinedBehaviorSanitizer (clang)
 	@ninja -C $(BUILD_ASAN)

@@ -32,7 +32,6 @@ from netns import PodNetwork  # noqa: E402
 from nginx_runner import NGINX, render_config, wait_for_port  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
-ECHO_POD = ROOT / "tests" / "e2e" / "echo_pod.py"
 NAMESPACE = "demo"
 BOLD, DIM, OFF = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -107,10 +106,7 @@ class Demo:
             addresses = []
             for i in range(replicas):
                 pod = self.network.add_pod(f"{name}-{i}")
-                process = pod.popen(["/usr/bin/python3", str(ECHO_POD), f"{name}/{pod.name}={pod.address}:{target}"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                if process.stdout.readline().strip() != b"ready":
-                    raise RuntimeError(f"echo server in pod {pod.name} did not start")
+                pod.echo([target], name=f"{name}/{pod.name}")
                 addresses.append(pod.address)
             say(f"  {name:9} {', '.join(f'{a}:{target}' for a in addresses)}")
             slices.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",

@@ -34,7 +34,6 @@ from kube import Cluster  # noqa: E402
 from netns import Pod, PodNetwork  # noqa: E402
 from nginx_runner import Nginx, readable_tempdir  # noqa: E402
 
-ECHO_POD = Path(__file__).resolve().parent / "echo_pod.py"
 # Where nginx listens in tests, and what the agent writes into Ingress status.
 PUBLISH_ADDRESS = "127.0.0.1"
 # How long a change may take from the API server's acknowledgement to nginx serving it. The measured
@@ -259,11 +258,7 @@ class Stack:
         pods = []
         for i in range(replicas):
             pod = self.network.add_pod(f"{service_name}-{self.network.tag}-{len(self.network.pods)}")
-            process = pod.popen(["/usr/bin/python3", str(ECHO_POD), f"{service_name}/{pod.name}={pod.address}:{port}"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            line = process.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"echo server in pod {pod.name} did not start: {line!r}")
+            pod.echo([port], name=f"{service_name}/{pod.name}")
             pods.append(pod)
         return pods
 

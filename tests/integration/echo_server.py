@@ -33,6 +33,7 @@ def make_handler(name):
             data = json.dumps({
                 "name": name,
                 "method": self.command,
+                "proto": self.request_version,
                 "path": self.path,
                 "host": self.headers.get("Host"),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
@@ -47,7 +48,7 @@ def make_handler(name):
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = reply
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = reply
 
         def websocket(self):
             key = self.headers.get("Sec-WebSocket-Key", "")
