@@ -1,0 +1,183 @@
+"""Helpers and fixtures for the Helm chart (charts/kroute) against the test control plane (kube.py).
+
+`helm` runs the control plane's helm binary with its kubeconfig; `releases` installs releases for one test
+and uninstalls every one of them when the test ends, also when it fails. Each release gets its own
+namespace and its own IngressClass name, because IngressClasses and ClusterRoles are cluster-wide.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from kube import ROOT, Cluster, ClusterError
+
+CHART = ROOT / "charts" / "kroute"
+RBAC_RULES = CHART / "files" / "rbac-rules.yaml"
+
+
+def run(args: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
+        check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(a) for a in args], env=env, input=input, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise ClusterError(f"{' '.join(map(str, args))} exited {result.returncode}\n{result.stdout}{result.stderr}")
+    return result
+
+
+def set_args(values: dict[str, Any] | None) -> list[str]:
+    """Values as --set-json flags (one per top-level key), so types survive (numbers, lists, null)."""
+    return [arg for key, value in (values or {}).items() for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+
+
+class Helm:
+    def __init__(self, cluster: Cluster | None, bin_dir: Path):
+        self.cluster = cluster
+        self.binary = bin_dir / "helm"
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = self.cluster.env() if self.cluster else None
+        return run([self.binary, *args], env=env, check=check)
+
+    def template(self, values: dict[str, Any] | None = None, *, release: str = "kroute",
+                 namespace: str = "ingress", check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self("template", release, str(CHART), "--namespace", namespace, *set_args(values), check=check)
+
+    def objects(self, values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """The rendered manifests as dicts."""
+        return [doc for doc in yaml.safe_load_all(self.template(values, **kwargs).stdout) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(objects, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[o['metadata']['name'] for o in found]}"
+    return found[0]
+
+
+def containers(workload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in workload["spec"]["template"]["spec"]["containers"]}
+
+
+def rbac_rules() -> dict[str, list[dict[str, Any]]]:
+    return yaml.safe_load(RBAC_RULES.read_text())
+
+
+class Release:
+    """One installed release of the chart, in a namespace of its own."""
+
+    def __init__(self, helm: Helm, cluster: Cluster, values: dict[str, Any] | None):
+        suffix = uuid.uuid4().hex[:6]
+        self.helm = helm
+        self.cluster = cluster
+        self.name = f"kr-{suffix}"
+        self.namespace = cluster.new_namespace("chart")
+        self.ingress_class = f"kroute-{suffix}"
+        self.values = {"ingressClass": {"name": self.ingress_class}, **(values or {})}
+        self.installed = False
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-kroute"
+
+    @property
+    def service_account(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.fullname}"
+
+    def install(self) -> Release:
+        self.helm("install", self.name, str(CHART), "--namespace", self.namespace, *set_args(self.values))
+        self.installed = True
+        return self
+
+    def upgrade(self, values: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        return self.helm("upgrade", self.name, str(CHART), "--namespace", self.namespace, "--reuse-values",
+                         *set_args(values))
+
+    def uninstall(self) -> None:
+        if self.installed:
+            self.helm("uninstall", self.name, "--namespace", self.namespace, "--wait", "--timeout", "60s")
+            self.installed = False
+
+    def get(self, kind: str, name: str | None = None, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object from the API server, or None when it does not exist."""
+        args = ["get", kind, name or self.fullname, "-o", "json", "--ignore-not-found"]
+        if namespace != "":
+            args += ["-n", namespace or self.namespace]
+        out = self.cluster.kubectl(*args)
+        return json.loads(out) if out.strip() else None
+
+    def can_i(self, verb: str, resource: str, namespace: str | None = None, *, all_namespaces: bool = False) -> bool:
+        # "ingresses/status" as the rules file writes it is "ingresses --subresource=status" to kubectl.
+        resource, _, subresource = resource.partition("/")
+        args = ["auth", "can-i", verb, resource, "--as", self.service_account]
+        if subresource:
+            args += ["--subresource", subresource]
+        args += ["--all-namespaces"] if all_namespaces else ["-n", namespace or self.namespace]
+        out = self.cluster.kubectl(*args, check=False).strip()
+        assert out in ("yes", "no"), f"kubectl auth can-i {verb} {resource}: {out!r}"
+        return out == "yes"
+
+
+class Releases:
+    def __init__(self, helm: Helm, cluster: Cluster):
+        self.helm = helm
+        self.cluster = cluster
+        self.made: list[Release] = []
+
+    def install(self, values: dict[str, Any] | None = None) -> Release:
+        release = Release(self.helm, self.cluster, values)
+        self.made.append(release)
+        return release.install()
+
+    def uninstall_all(self) -> None:
+        errors = []
+        for release in self.made:
+            try:
+                release.uninstall()
+            except ClusterError as error:  # the others must still go
+                errors.append(str(error))
+        assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="session")
+def helm(cluster: Cluster, tools: Path) -> Helm:
+    return Helm(cluster, tools)
+
+
+@pytest.fixture
+def releases(helm: Helm, cluster: Cluster) -> Iterator[Releases]:
+    made = Releases(helm, cluster)
+    try:
+        yield made
+    finally:
+        made.uninstall_all()
+
+
+SERVICE_MONITOR_CRD = {
+    # Just enough of the Prometheus Operator's CRD for the API server to accept ServiceMonitor objects.
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com", "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList", "plural": "servicemonitors",
+                  "singular": "servicemonitor"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def service_monitor_crd(cluster: Cluster) -> None:
+    cluster.apply(SERVICE_MONITOR_CRD)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/servicemonitors.monitoring.coreos.com")
