@@ -503,6 +503,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       entry.host = host_number;
       entry.match = rule.match;
       entry.declared = rule.declared;
+      entry.flags = declared.ssl_redirect ? format::kSslRedirect : 0;
       const std::string_view declared_path = declared.path.empty() ? std::string_view("/") : declared.path;
       entry.declared_path = declared_path == rule.path ? entry.path : strings.add(declared_path);
       entry.backend = use_backend(declared.backend);

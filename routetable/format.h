@@ -83,11 +83,13 @@ struct RuleEntry {
   std::uint32_t host;
   Match match;
   DeclaredType declared;
-  std::uint16_t reserved;
+  std::uint16_t flags;           // RuleFlags
   StrRef declared_path;          // the path as written in the Ingress, for dump and logs
   std::uint32_t backend;
   std::uint32_t source;
 };
+
+enum RuleFlags : std::uint16_t { kSslRedirect = 1 };
 
 struct BackendEntry {
   StrRef ns;

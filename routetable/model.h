@@ -41,6 +41,7 @@ struct Rule {
   PathType type = PathType::kPrefix;
   std::uint32_t backend = 0;  // index into RouteModel::backends
   std::uint32_t source = 0;   // index into RouteModel::sources
+  bool ssl_redirect = false;  // plain-HTTP requests get a 308 to https:// (the Ingress has TLS for the host)
 };
 
 // PEM text of a certificate chain and its private key; both empty for a reference without a usable

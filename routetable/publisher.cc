@@ -113,7 +113,10 @@ PublishResult Publisher::publish(std::span<std::byte> snapshot) {
   const std::string temp_path = final_path + ".tmp";
   const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, options_.file_mode);
   if (fd < 0) return {0, errno_text("cannot create " + temp_path)};
-  const bool written = fchmod(fd, options_.file_mode) == 0 && write_all(fd, snapshot.data(), snapshot.size());
+  // Mode and group before any byte is written: a snapshot holding private keys is never readable by
+  // more than its final readers, not even while it is written.
+  const bool written = (options_.group == static_cast<gid_t>(-1) || fchown(fd, static_cast<uid_t>(-1), options_.group) == 0) &&
+                       fchmod(fd, options_.file_mode) == 0 && write_all(fd, snapshot.data(), snapshot.size());
   const int saved_errno = errno;
   close(fd);
   if (!written) {

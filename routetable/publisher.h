@@ -18,6 +18,7 @@ struct PublisherOptions {
   std::string dir;
   std::size_t keep = 3;     // snapshots kept on disk, the current one included
   mode_t file_mode = 0644;  // readers are nginx workers, usually another user
+  gid_t group = static_cast<gid_t>(-1);  // group of the snapshot files; -1: the publisher's own
 };
 
 struct PublishResult {

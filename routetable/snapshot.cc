@@ -180,6 +180,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(r.match == format::Match::kExact || r.match == format::Match::kPrefix, "rules", i,
                   "unknown match kind");
     check.require(static_cast<std::uint8_t>(r.declared) <= 2, "rules", i, "unknown path type");
+    check.require((r.flags & ~format::kSslRedirect) == 0, "rules", i, "unknown flags");
   }
   check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, n_rules, "path slots");
 

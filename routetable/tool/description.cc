@@ -2,6 +2,8 @@
 
 #include <json/json.h>
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <iomanip>
 #include <initializer_list>
@@ -13,6 +15,12 @@
 namespace kroute {
 
 namespace {
+
+bool same_host(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
 
 class Parser {
  public:
@@ -169,11 +177,13 @@ class Parser {
   }
 
   void ingress(const Json::Value& v, const std::string& field) {
-    if (!object(v, field, {"namespace", "name", "creationTimestamp", "rules", "tls"})) return;
+    if (!object(v, field, {"namespace", "name", "creationTimestamp", "rules", "tls", "sslRedirect"})) return;
     Source source;
     source.ns = string(v, "namespace", field, true);
     source.name = string(v, "name", field, true);
     source.created_unix = timestamp(v, field);
+    const bool ssl_redirect = boolean(v, "sslRedirect", field, true);
+    const std::size_t first_rule = d_.model.rules.size();
     const auto source_index = static_cast<std::uint32_t>(d_.model.sources.size());
     d_.model.sources.push_back(source);
     d_.source_fields.push_back(field);
@@ -209,6 +219,11 @@ class Parser {
           }
           d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index, certificate});
           d_.tls_fields.push_back(index(tf + ".hosts", h));
+          // As with ingress-nginx: plain HTTP to a host this Ingress has TLS for is redirected.
+          for (std::size_t r = first_rule; r < d_.model.rules.size(); ++r) {
+            if (ssl_redirect && same_host(d_.model.rules[r].host, hosts[h].asString()))
+              d_.model.rules[r].ssl_redirect = true;
+          }
         }
       }
     }

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <json/json.h>
 
+#include <grp.h>
+
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -66,6 +68,33 @@ std::string host_label(const SnapshotView& view, const format::HostEntry& h) {
     case format::HostKind::kAny: return "(any host)";
   }
   return "?";
+}
+
+bool parse_mode(const std::string& text, mode_t& mode, std::string& error) {
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 8);
+  if (text.empty() || *end != '\0' || value > 0777) {
+    error = "--mode must be an octal file mode such as 0640, not \"" + text + "\"";
+    return false;
+  }
+  mode = static_cast<mode_t>(value);
+  return true;
+}
+
+bool parse_group(const std::string& text, gid_t& gid, std::string& error) {
+  if (text.empty()) return true;
+  if (const group* entry = getgrnam(text.c_str())) {
+    gid = entry->gr_gid;
+    return true;
+  }
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
+  if (*end != '\0') {
+    error = "--group: no group named \"" + text + "\"";
+    return false;
+  }
+  gid = static_cast<gid_t>(value);
+  return true;
 }
 
 std::string fingerprint_text(std::uint64_t fingerprint) {
@@ -153,7 +182,7 @@ const MappedSnapshot* open_current(TableReader& reader, const std::string& dir) 
   return nullptr;
 }
 
-int build_command(const std::string& dir, const std::string& file, std::size_t keep, bool quiet) {
+int build_command(const std::string& dir, const std::string& file, const PublisherOptions& options, bool quiet) {
   std::string error;
   const std::string text = read_input(file, error);
   if (!error.empty()) {
@@ -170,7 +199,7 @@ int build_command(const std::string& dir, const std::string& file, std::size_t k
   }
   for (const Conflict& c : built.conflicts) std::cerr << "warning: " << describe(parsed.description, c) << "\n";
 
-  auto publisher = Publisher::open({dir, keep}, error);
+  auto publisher = Publisher::open(options, error);
   if (!publisher) {
     std::cerr << "error: " << error << "\n";
     return kExitError;
@@ -210,6 +239,7 @@ int dump_command(const std::string& dir, bool json) {
         Json::Value jr;
         jr["path"] = rule_path(view, r);
         jr["pathType"] = path_type_name(r.declared);
+        jr["sslRedirect"] = (r.flags & format::kSslRedirect) != 0;
         const format::SourceEntry& s = view.source_of(r);
         jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
         jr["backend"] = backend_json(view, view.backends()[r.backend]);
@@ -241,7 +271,7 @@ int dump_command(const std::string& dir, bool json) {
       const format::BackendEntry& b = view.backends()[r.backend];
       std::cout << "  " << path_type_name(r.declared) << " " << rule_path(view, r) << " -> " << backend_name(view, b)
                 << " (ingress " << view.str(s.ns) << "/" << view.str(s.name) << ") [" << endpoints_text(view, b)
-                << "]\n";
+                << "]" << ((r.flags & format::kSslRedirect) ? " http->https" : "") << "\n";
     }
   }
   return 0;
@@ -267,6 +297,7 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       out["hostMatch"] = host_match_name(m.host_match);
       out["path"] = rule_path(view, *m.rule);
       out["pathType"] = path_type_name(m.rule->declared);
+      out["sslRedirect"] = (m.rule->flags & format::kSslRedirect) != 0;
       const format::SourceEntry& s = view.source_of(*m.rule);
       out["ingress"]["namespace"] = std::string(view.str(s.ns));
       out["ingress"]["name"] = std::string(view.str(s.name));
@@ -305,10 +336,15 @@ int main(int argc, char** argv) {
 
   std::string file;
   std::size_t keep = 3;
+  std::string mode = "0644";
+  std::string group;
   bool quiet = false;
   CLI::App* build = app.add_subcommand("build", "build a snapshot from a JSON description and publish it");
   build->add_option("file", file, "description file, - for stdin (docs/table-description.md)")->required();
   build->add_option("--keep", keep, "snapshots kept in the directory")->capture_default_str()->check(CLI::Range(1, 1000));
+  build->add_option("--mode", mode, "file mode of the snapshot (octal); 0640 once it holds private keys")
+      ->capture_default_str();
+  build->add_option("--group", group, "group of the snapshot files (name or number), e.g. nginx's workers' group");
   build->add_flag("-q,--quiet", quiet, "print nothing on success");
 
   bool json = false;
@@ -324,7 +360,15 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (build->parsed()) return build_command(dir, file, keep, quiet);
+    if (build->parsed()) {
+      PublisherOptions options{dir, keep};
+      std::string error;
+      if (!parse_mode(mode, options.file_mode, error) || !parse_group(group, options.group, error)) {
+        std::cerr << "error: " << error << "\n";
+        return kExitError;
+      }
+      return build_command(dir, file, options, quiet);
+    }
     if (dump->parsed()) return dump_command(dir, json);
     return lookup_command(dir, host, path, json);
   } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "description.h"
+#include "snapshot.h"
 
 using kroute::parse_description;
 
@@ -82,4 +83,26 @@ TEST_CASE("builder diagnostics map back to fields") {
                   "ingresses[0].rules[0].paths[0]: host may contain only letters, digits, '-' and '.'") != described.end());
   CHECK(std::find(described.begin(), described.end(),
                   "backends[0].endpoints[0]: endpoint address is not an IPv4 or IPv6 address: 10.1.0.300") != described.end());
+}
+
+TEST_CASE("rules of hosts an Ingress has TLS for redirect to HTTPS unless the Ingress opts out") {
+  const auto r = parse_description(R"({
+    "backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}],
+    "ingresses": [
+      {"namespace": "shop", "name": "secure", "tls": [{"hosts": ["Shop.com"], "secretName": "t"}],
+       "rules": [{"host": "shop.com", "paths": [{"pathType": "Prefix", "backend": "web"}]},
+                 {"host": "plain.com", "paths": [{"pathType": "Prefix", "backend": "web"}]}]},
+      {"namespace": "shop", "name": "optout", "sslRedirect": false, "tls": [{"hosts": ["b.com"], "secretName": "t"}],
+       "rules": [{"host": "b.com", "paths": [{"pathType": "Prefix", "backend": "web"}]}]}]})");
+  REQUIRE(r.errors.empty());
+  const auto& rules = r.description.model.rules;
+  REQUIRE(rules.size() == 3);
+  CHECK(rules[0].ssl_redirect);
+  CHECK_FALSE(rules[1].ssl_redirect);
+  CHECK_FALSE(rules[2].ssl_redirect);
+  const auto built = kroute::build_snapshot(r.description.model);
+  kroute::SnapshotView view;
+  REQUIRE(kroute::SnapshotView::open(built.bytes, view).ok);
+  CHECK((view.lookup("shop.com", "/").rule->flags & kroute::format::kSslRedirect) != 0);
+  CHECK((view.lookup("plain.com", "/").rule->flags & kroute::format::kSslRedirect) == 0);
 }

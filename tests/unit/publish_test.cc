@@ -193,16 +193,20 @@ TEST_CASE("a replaced control file is noticed on refresh") {
   CHECK(served_by(reader) == "new");
 }
 
-TEST_CASE("snapshot files get the configured mode") {
+TEST_CASE("snapshot files get the configured mode and group") {
   TempDir dir;
   std::string error;
-  auto publisher = Publisher::open({dir.path.string(), 3, 0640}, error);
+  // A group other than our own: only root may give files away to it, so root uses gid 33 (www-data).
+  const gid_t group = geteuid() == 0 ? 33 : getegid();
+  auto publisher = Publisher::open({dir.path.string(), 3, 0640, group}, error);
   REQUIRE(publisher);
   auto bytes = table_routing_to("a");
   const auto published = publisher->publish(bytes);
+  REQUIRE(published.generation != 0);
   struct stat st {};
   REQUIRE(stat((dir.path / ("table." + std::to_string(published.generation))).c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0640);
+  CHECK(st.st_gid == group);
 }
 
 TEST_CASE("a control file that is not ours is refused") {
