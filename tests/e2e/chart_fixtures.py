@@ -3,12 +3,20 @@
 `helm` runs the control plane's helm binary with its kubeconfig; `releases` installs releases for one test
 and uninstalls every one of them when the test ends, also when it fails. Each release gets its own
 namespace and its own IngressClass name, because IngressClasses and ClusterRoles are cluster-wide.
+
+For the image: `image` is the kroute image (built by `make image` if docker lacks it), `containers_of_test`
+tracks the docker containers, networks and volumes of one test and removes them when it ends, and `Relay`
+lets containers reach the loopback-only API server.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -181,3 +189,147 @@ def service_monitor_crd(cluster: Cluster) -> None:
     cluster.apply(SERVICE_MONITOR_CRD)
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                     "crd/servicemonitors.monitoring.coreos.com")
+
+
+# ---- the image, run with docker the way the chart's pod spec runs it ------------------------------------------
+
+DOCKER_LABEL = "kroute.test"
+# Every docker object of this session also carries kroute.test.session=<this>, so a suite can remove what a
+# killed pytest left behind (tests/suites/55-image.sh).
+DOCKER_SESSION = os.environ.get("KROUTE_DOCKER_SESSION") or uuid.uuid4().hex[:8]
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
+    return run(["docker", *args], check=check, timeout=timeout).stdout.strip()
+
+
+def image_name() -> str:
+    """The image `make image` builds: kroute:<version from meson.build>, or $KROUTE_IMAGE."""
+    if os.environ.get("KROUTE_IMAGE"):
+        return os.environ["KROUTE_IMAGE"]
+    version = re.search(r"version\s*:\s*'([^']+)'", (ROOT / "meson.build").read_text()).group(1)
+    return f"kroute:{version}"
+
+
+class Docker:
+    """Containers, networks and volumes made by one test, all labelled, all removed by cleanup()."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.label = f"{DOCKER_LABEL}={run_id}"
+        self.session_label = f"{DOCKER_LABEL}.session={DOCKER_SESSION}"
+        self.containers: list[str] = []
+        self.networks: list[str] = []
+        self.volumes: list[str] = []
+
+    def name(self, what: str) -> str:
+        return f"kroute-test-{self.run_id}-{what}"
+
+    def network(self, what: str) -> dict[str, Any]:
+        name = self.name(what)
+        docker("network", "create", "--label", self.label, "--label", self.session_label, name)
+        self.networks.append(name)
+        return json.loads(docker("network", "inspect", name))[0]
+
+    def tmpfs_volume(self, what: str, size: str = "64m") -> str:
+        """A memory-backed volume with an emptyDir's permissions (0777), shareable between containers."""
+        name = self.name(what)
+        docker("volume", "create", "--label", self.label, "--label", self.session_label, "--driver", "local",
+               "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", f"o=size={size},mode=0777", name)
+        self.volumes.append(name)
+        return name
+
+    def run(self, what: str, *args: str) -> str:
+        name = self.name(what)
+        self.containers.append(name)
+        docker("run", "-d", "--name", name, "--label", self.label, "--label", self.session_label, *args)
+        return name
+
+    def ip(self, container: str, network: str) -> str:
+        return docker("inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', container)
+
+    def logs(self) -> str:
+        out = []
+        for name in self.containers:
+            logs = run(["docker", "logs", "--tail", "60", name], check=False)
+            out.append(f"---- {name}\n{logs.stdout}{logs.stderr}")
+        return "\n".join(out)
+
+    def cleanup(self) -> None:
+        for name in self.containers:
+            run(["docker", "rm", "-f", "-v", name], check=False)
+        for name in self.volumes:
+            run(["docker", "volume", "rm", "-f", name], check=False)
+        for name in self.networks:
+            run(["docker", "network", "rm", name], check=False)
+
+
+@pytest.fixture
+def containers_of_test() -> Iterator[Docker]:
+    made = Docker(uuid.uuid4().hex[:8])
+    try:
+        yield made
+    finally:
+        print(made.logs())  # shown by pytest when the test failed
+        made.cleanup()
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The kroute image; built with `make image` when docker does not have it (minutes the first time)."""
+    name = image_name()
+    if run(["docker", "image", "inspect", name], check=False).returncode != 0:
+        subprocess.run(["make", "-C", str(ROOT), "image", f"IMAGE={name}"], check=True, timeout=3600)
+    return name
+
+
+class Relay(threading.Thread):
+    """A TCP relay from listen_host to the API server on 127.0.0.1: a pod on a docker network reaches the
+    test control plane (which listens on loopback only) as it would reach the kubernetes Service."""
+
+    def __init__(self, listen_host: str, target_port: int):
+        super().__init__(daemon=True)
+        self.target_port = target_port
+        self.server = socket.create_server((listen_host, 0))
+        self.port = self.server.getsockname()[1]
+        self.stopping = False
+        self.sockets: list[socket.socket] = []
+
+    def run(self) -> None:
+        while not self.stopping:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.server.close()
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
