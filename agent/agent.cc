@@ -66,6 +66,14 @@ void Agent::publish() {
   const auto started = std::chrono::steady_clock::now();
   CompiledTable table = compile(store_, options_.compile);
   const std::vector<std::string> owned = table.owned;
+  if (table.default_certificate_problem != default_certificate_problem_) {
+    default_certificate_problem_ = table.default_certificate_problem;
+    if (default_certificate_problem_.empty()) {
+      log::info("default certificate in use", {{"secret", options_.compile.default_certificate}});
+    } else {
+      log::warn("no default certificate; nginx serves its own", {{"error", default_certificate_problem_}});
+    }
+  }
   PublishOutcome outcome = publisher_.publish(std::move(table));
   metrics_.publish_duration.observe(std::chrono::steady_clock::now() - started);
   if (!outcome.error.empty()) {

@@ -51,6 +51,7 @@ class Agent {
   kube::TimerId publish_timer_ = 0;
   bool synced_ = false;
   std::set<Warning> warnings_;
+  std::string default_certificate_problem_;  // logged when it changes
 };
 
 }  // namespace kroute::agent

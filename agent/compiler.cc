@@ -71,6 +71,7 @@ class Compiler {
              "spec.defaultBackend is not used: Ingress " + winner.ns + "/" + winner.name + " is older and has one");
       }
     }
+    add_default_certificate();
     std::sort(table_.warnings.begin(), table_.warnings.end());
     table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
     return std::move(table_);
@@ -92,25 +93,60 @@ class Compiler {
         }
         const std::uint32_t backend = backend_for(ingress, path.backend);
         if (backend == kNoBackend) continue;
-        table_.model.rules.push_back({rule.host, path.path, path.type, backend, source});
+        const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host);
+        table_.model.rules.push_back({rule.host, path.path, path.type, backend, source, redirect});
       }
     }
     for (const IngressTls& tls : ingress.tls) add_tls(ingress, tls, source);
   }
 
+  // A host whose Secret is missing or invalid keeps its entry with an empty certificate: the handshake
+  // then falls back to a wildcard certificate covering it, or the default one, and its rules still
+  // redirect to HTTPS as the Ingress asked. Messages name the problem, never key material.
   void add_tls(const Ingress& ingress, const IngressTls& tls, std::uint32_t source) {
     if (tls.secret_name.empty() || tls.hosts.empty()) return;
-    auto it = store_.secrets.find(ingress.ns + "/" + tls.secret_name);
+    const std::string key = ingress.ns + "/" + tls.secret_name;
+    const Certificate* certificate = nullptr;
+    auto it = store_.secrets.find(key);
     if (it == store_.secrets.end()) {
-      warn(ingress, "TLSSecretNotFound", "TLS Secret " + ingress.ns + "/" + tls.secret_name +
-                                             " not found (or not of type kubernetes.io/tls)");
-      return;
+      warn(ingress, "TLSSecretNotFound", "TLS Secret " + key + " not found (or not of type kubernetes.io/tls)");
+    } else if (!it->second.error.empty()) {
+      warn(ingress, "TLSSecretInvalid", "TLS Secret " + key + ": " + it->second.error);
+    } else {
+      certificate = &it->second.certificate;
     }
-    if (!it->second.error.empty()) {
-      warn(ingress, "TLSSecretInvalid", "TLS Secret " + ingress.ns + "/" + tls.secret_name + ": " + it->second.error);
-      return;
+    for (const std::string& host : tls.hosts) {
+      table_.model.tls.push_back({host, ingress.ns, tls.secret_name, source, certificate ? *certificate : Certificate{}});
     }
-    for (const std::string& host : tls.hosts) table_.model.tls.push_back({host, ingress.ns, tls.secret_name, source});
+  }
+
+  void add_default_certificate() {
+    const std::string& key = options_.default_certificate;
+    if (key.empty()) return;
+    auto it = store_.secrets.find(key);
+    if (it == store_.secrets.end()) {
+      table_.default_certificate_problem = "TLS Secret " + key + " not found (or not of type kubernetes.io/tls)";
+    } else if (!it->second.error.empty()) {
+      table_.default_certificate_problem = "TLS Secret " + key + ": " + it->second.error;
+    } else {
+      table_.model.default_certificate = it->second.certificate;
+    }
+  }
+
+  // Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
+  static bool has_tls_for(const Ingress& ingress, const std::string& host) {
+    if (host.empty()) return false;
+    const std::size_t dot = host.find('.');
+    for (const IngressTls& tls : ingress.tls) {
+      for (const std::string& name : tls.hosts) {
+        if (name == host) return true;
+        if (name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
+            host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   static std::string display_host(const std::string& host) { return host.empty() ? "(any)" : host; }

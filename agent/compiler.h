@@ -17,6 +17,7 @@ struct CompileOptions {
   std::string controller = kDefaultController;  // IngressClass spec.controller that means "ours"
   std::string annotation_class = "kroute";      // kubernetes.io/ingress.class value that means "ours"
   bool watch_without_class = false;             // Ingresses without any class are ours
+  std::string default_certificate;              // "ns/name" of the TLS Secret served when no host matches
 };
 
 // Something wrong with one Ingress, to be logged and turned into a Warning Event on it.
@@ -32,6 +33,8 @@ struct CompiledTable {
   RouteModel model;
   std::vector<std::string> owned;  // keys ("ns/name") of the Ingresses that are ours, sorted
   std::vector<Warning> warnings;   // sorted, without duplicates
+  // Why the default certificate Secret gives no certificate ("" when it does, or none is configured).
+  std::string default_certificate_problem;
 };
 
 // Whether an Ingress is ours. `default_class_is_ours`: one of our IngressClasses is the cluster default.

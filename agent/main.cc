@@ -1,7 +1,9 @@
 // kroute-agent: watches the API server and publishes the route table for nginx (docs/agent.md).
 #include <CLI/CLI.hpp>
+#include <grp.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -21,6 +23,47 @@ static_assert(std::atomic<bool>::is_always_lock_free);
 
 void on_signal(int) { g_stop.store(true); }
 
+// --table-mode: octal permission bits that give others nothing (snapshots hold private keys).
+bool parse_table_mode(const std::string& text, mode_t& mode, std::string& error) {
+  char* end = nullptr;
+  const unsigned long value = std::strtoul(text.c_str(), &end, 8);
+  if (text.empty() || *end != '\0' || value > 0777) {
+    error = "--table-mode must be octal permission bits such as 0640, not " + text;
+    return false;
+  }
+  if ((value & 0007) != 0) {
+    error = "--table-mode " + text + " lets every user read the private keys in the table; use 0640 and --table-group";
+    return false;
+  }
+  mode = static_cast<mode_t>(value);
+  return true;
+}
+
+// --table-group: a group name or number; empty: the table directory's group (kept by every snapshot, so
+// a Pod's fsGroup works without the flag), or the agent's own when the directory does not exist yet.
+bool resolve_table_group(const std::string& text, const std::string& dir, gid_t& gid, std::string& error) {
+  if (text.empty()) {
+    struct stat st {};
+    gid = ::stat(dir.c_str(), &st) == 0 ? st.st_gid : static_cast<gid_t>(-1);
+    return true;
+  }
+  char* end = nullptr;
+  const unsigned long number = std::strtoul(text.c_str(), &end, 10);
+  if (*end == '\0' && number < static_cast<gid_t>(-1)) {
+    gid = static_cast<gid_t>(number);
+    return true;
+  }
+  struct group entry {};
+  struct group* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (getgrnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
+    error = "--table-group " + text + ": no such group";
+    return false;
+  }
+  gid = found->gr_gid;
+  return true;
+}
+
 std::string default_identity() {
   if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') return pod;
   char host[256] = {};
@@ -36,6 +79,8 @@ int run(int argc, char** argv) {
   std::string kubeconfig;
   std::string context;
   std::string table_dir = "/run/kroute";
+  std::string table_mode = "0640";
+  std::string table_group;
   std::string log_level = "info";
   std::string listen = "0.0.0.0:10254";
   AgentOptions options;
@@ -52,6 +97,13 @@ int run(int argc, char** argv) {
   app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   app.add_option("--context", context, "kubeconfig context instead of current-context");
   app.add_option("--table-dir", table_dir, "directory the route table is published into")->capture_default_str();
+  app.add_option("--table-mode", table_mode, "permission bits of the snapshot files (octal; never for others)")
+      ->capture_default_str();
+  app.add_option("--table-group", table_group,
+                 "group (name or number) that may read the snapshots, i.e. nginx's workers (default: the table directory's)");
+  app.add_option("--default-ssl-certificate", options.compile.default_certificate,
+                 "namespace/name of the kubernetes.io/tls Secret served to TLS clients no host matches "
+                 "(default: nginx's own self-signed certificate)");
   app.add_option("--controller-class", options.compile.controller,
                  "IngressClass spec.controller value that selects kroute")->capture_default_str();
   app.add_option("--ingress-class", options.compile.annotation_class,
@@ -99,6 +151,19 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "--publish-service must be namespace/name\n");
     return 2;
   }
+  if (!options.compile.default_certificate.empty() &&
+      options.compile.default_certificate.find('/') == std::string::npos) {
+    std::fprintf(stderr, "--default-ssl-certificate must be namespace/name\n");
+    return 2;
+  }
+  kroute::PublisherOptions table;
+  table.dir = table_dir;
+  std::string flag_error;
+  if (!parse_table_mode(table_mode, table.file_mode, flag_error) ||
+      !resolve_table_group(table_group, table_dir, table.group, flag_error)) {
+    std::fprintf(stderr, "%s\n", flag_error.c_str());
+    return 2;
+  }
 
   // A long-running publisher rebuilds multi-megabyte snapshots: keep freed memory in the heap instead
   // of returning it to the kernel and faulting fresh pages in on every build.
@@ -127,7 +192,7 @@ int run(int argc, char** argv) {
     log::error("cannot create the API client", {{"error", error}});
     return 1;
   }
-  std::unique_ptr<TablePublisher> publisher = TablePublisher::open(table_dir, error);
+  std::unique_ptr<TablePublisher> publisher = TablePublisher::open(table, error);
   if (!publisher) {
     log::error("cannot open the table directory", {{"dir", table_dir}, {"error", error}});
     return 1;

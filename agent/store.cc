@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <ctime>
 #include <memory>
 
 #include "log.h"
@@ -70,7 +71,26 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   std::unique_ptr<EVP_PKEY, KeyDeleter> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (!key) return "tls.key holds no PEM private key";
   if (X509_check_private_key(cert.get(), key.get()) != 1) return "tls.key does not match the certificate in tls.crt";
+  const ASN1_TIME* not_after = X509_get0_notAfter(cert.get());
+  if (X509_cmp_current_time(not_after) < 0) {
+    std::string when = "an unreadable date";
+    if (std::tm tm{}; ASN1_TIME_to_tm(not_after, &tm) == 1) {
+      char text[32];
+      std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      when = text;
+    }
+    return "the certificate in tls.crt expired on " + when;
+  }
   return {};
+}
+
+// ingress-nginx's boolean annotations follow Go's strconv.ParseBool; anything else means the default.
+std::optional<bool> annotation_bool(const Json::Value& value) {
+  if (!value.isString()) return std::nullopt;
+  const std::string text = value.asString();
+  if (text == "1" || text == "t" || text == "T" || text == "true" || text == "TRUE" || text == "True") return true;
+  if (text == "0" || text == "f" || text == "F" || text == "false" || text == "FALSE" || text == "False") return false;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -85,7 +105,12 @@ std::string object_key(const Json::Value& object) {
 bool Ingress::same_routes(const Ingress& o) const {
   return ns == o.ns && name == o.name && uid == o.uid && created_unix == o.created_unix && class_name == o.class_name &&
          class_annotation == o.class_annotation && default_backend == o.default_backend && rules == o.rules &&
-         tls == o.tls;
+         tls == o.tls && ssl_redirect == o.ssl_redirect;
+}
+
+bool TlsSecret::operator==(const TlsSecret& o) const {
+  return ns == o.ns && name == o.name && error == o.error && certificate.chain_pem == o.certificate.chain_pem &&
+         certificate.key_pem == o.certificate.key_pem;
 }
 
 std::string parse_ingress(const Json::Value& object, Ingress& out) {
@@ -96,6 +121,13 @@ std::string parse_ingress(const Json::Value& object, Ingress& out) {
   if (!parse_rfc3339(str(metadata["creationTimestamp"]), out.created_unix)) out.created_unix = 0;
   const Json::Value& annotation = metadata["annotations"]["kubernetes.io/ingress.class"];
   if (annotation.isString()) out.class_annotation = annotation.asString();
+  // kroute's own annotation wins over ingress-nginx's, which is honoured so migrated Ingresses keep working.
+  const Json::Value& annotations = metadata["annotations"];
+  if (std::optional<bool> own = annotation_bool(annotations["kroute.dev/ssl-redirect"])) {
+    out.ssl_redirect = *own;
+  } else if (std::optional<bool> nginx = annotation_bool(annotations["nginx.ingress.kubernetes.io/ssl-redirect"])) {
+    out.ssl_redirect = *nginx;
+  }
   const Json::Value& spec = object["spec"];
   if (!spec.isObject()) return "no spec";
   if (spec["ingressClassName"].isString()) out.class_name = spec["ingressClassName"].asString();
@@ -211,6 +243,7 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   } else {
     out.error = check_tls_pair(cert, key);
   }
+  if (out.error.empty()) out.certificate = {std::move(cert), std::move(key)};
   return {};
 }
 

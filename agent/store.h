@@ -67,6 +67,9 @@ struct Ingress {
   std::optional<ServiceBackendRef> default_backend;
   std::vector<IngressRule> rules;
   std::vector<IngressTls> tls;
+  // Plain-HTTP requests for the hosts in spec.tls get a redirect to https:// unless the Ingress opts
+  // out (kroute.dev/ssl-redirect: "false", else nginx.ingress.kubernetes.io/ssl-redirect: "false").
+  bool ssl_redirect = true;
   std::vector<LoadBalancerAddress> status;      // status.loadBalancer.ingress
 
   // Everything that can change the route table (all but status and resourceVersion).
@@ -124,12 +127,14 @@ struct EndpointSlice {
   bool operator==(const EndpointSlice&) const = default;
 };
 
-// Only whether the certificate and key are usable; the key material is never kept.
+// The decoded certificate chain and key when they are usable (a PEM certificate, not expired, and the
+// private key that matches it); otherwise only why not. The key material is never logged.
 struct TlsSecret {
   std::string ns;
   std::string name;
-  std::string error;  // empty: tls.crt and tls.key hold a PEM certificate and private key
-  bool operator==(const TlsSecret&) const = default;
+  Certificate certificate;  // empty when `error` is set
+  std::string error;        // empty: `certificate` holds the Secret's tls.crt and tls.key
+  bool operator==(const TlsSecret& other) const;
 };
 
 // Projections from JSON. An object without metadata.name (or a kind-specific fatal problem) fails with

@@ -2,9 +2,7 @@
 
 namespace kroute::agent {
 
-std::unique_ptr<TablePublisher> TablePublisher::open(const std::string& dir, std::string& error) {
-  PublisherOptions options;
-  options.dir = dir;
+std::unique_ptr<TablePublisher> TablePublisher::open(const PublisherOptions& options, std::string& error) {
   std::unique_ptr<Publisher> publisher = Publisher::open(options, error);
   if (!publisher) return nullptr;
   return std::unique_ptr<TablePublisher>(new TablePublisher(std::move(publisher)));

@@ -26,7 +26,8 @@ struct PublishOutcome {
 
 class TablePublisher {
  public:
-  static std::unique_ptr<TablePublisher> open(const std::string& dir, std::string& error);
+  // `options`: directory, file mode and group of the snapshots (they hold private keys).
+  static std::unique_ptr<TablePublisher> open(const PublisherOptions& options, std::string& error);
   PublishOutcome publish(CompiledTable&& table);
   std::uint64_t generation() const { return publisher_->generation(); }
 

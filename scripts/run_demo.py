@@ -125,7 +125,10 @@ class Demo:
         self.agent = subprocess.Popen([str(self.build / "agent" / "kroute-agent"), "--kubeconfig",
                                        str(self.cluster.kubeconfig), "--table-dir", str(self.table_dir),
                                        "--listen", f"127.0.0.1:{self.agent_port}", "--election-namespace", NAMESPACE,
-                                       "--publish-address", "127.0.0.1", "--identity", "demo"],
+                                       "--publish-address", "127.0.0.1", "--identity", "demo",
+                                       # The table holds private keys (mode 0640): nginx's workers read it
+                                       # through their group.
+                                       *(["--table-group", "www-data"] if os.geteuid() == 0 else [])],
                                       stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.wait(lambda: self.http_status(f"http://127.0.0.1:{self.agent_port}/readyz") == 200, "kroute-agent ready",
                   lambda: (self.state / "agent.log").read_text(errors="replace")[-2000:])

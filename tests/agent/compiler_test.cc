@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "certificates.h"
 #include "compiler.h"
 #include "json_helpers.h"
 #include "store.h"
@@ -156,7 +157,92 @@ TEST_CASE("warnings: missing Service, unknown port, ExternalName, TLS Secret mis
   CHECK(has_warning(t, "i", "TLSSecretInvalid"));
   // The rules stay (and answer 503): a broken backend must not send its traffic to another route.
   CHECK(t.model.rules.size() == 4);
-  CHECK(t.model.tls.empty());
+  // TLS hosts stay too, without a certificate: the handshake falls back to a wildcard or the default.
+  REQUIRE(t.model.tls.size() == 2);
+  for (const TlsHost& tls : t.model.tls) CHECK(tls.certificate.chain_pem.empty());
+}
+
+TEST_CASE("certificates: kept for a valid Secret, blanked for a missing, mismatched or expired one") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  const TestCertificate good = make_certificate("good.com");
+  const TestCertificate other = make_certificate("other.com");
+  const TestCertificate expired = make_certificate("expired.com", -30, -1);
+  f.add(Kind::kSecret, tls_secret_json("good", good.chain_pem, good.key_pem));
+  f.add(Kind::kSecret, tls_secret_json("mismatch", good.chain_pem, other.key_pem));
+  f.add(Kind::kSecret, tls_secret_json("expired", expired.chain_pem, expired.key_pem));
+  const auto tls_ingress = [&](const std::string& name, const std::string& secret) {
+    const std::string host = name + ".com";
+    f.ingress(name, "", R"({"rules": [)" + Fixture::rule(host, "/", "s", "80") + R"(], "tls": [{"hosts": [")" + host +
+                            R"("], "secretName": ")" + secret + R"("}]})");
+  };
+  tls_ingress("good", "good");
+  tls_ingress("mismatch", "mismatch");
+  tls_ingress("expired", "expired");
+  tls_ingress("missing", "missing");
+  const CompiledTable t = f.compile_and_build();
+  const auto certificate_of = [&](const std::string& host) -> const Certificate* {
+    for (const TlsHost& tls : t.model.tls) {
+      if (tls.host == host) return &tls.certificate;
+    }
+    return nullptr;
+  };
+  REQUIRE(certificate_of("good.com") != nullptr);
+  CHECK(certificate_of("good.com")->chain_pem == good.chain_pem);
+  CHECK(certificate_of("good.com")->key_pem == good.key_pem);
+  for (const char* host : {"mismatch.com", "expired.com", "missing.com"}) {
+    CAPTURE(host);
+    REQUIRE(certificate_of(host) != nullptr);
+    CHECK(certificate_of(host)->chain_pem.empty());
+    CHECK(certificate_of(host)->key_pem.empty());
+  }
+  CHECK_FALSE(has_warning(t, "good", "TLSSecretInvalid"));
+  CHECK(has_warning(t, "mismatch", "TLSSecretInvalid"));
+  CHECK(has_warning(t, "expired", "TLSSecretInvalid"));
+  CHECK(has_warning(t, "missing", "TLSSecretNotFound"));
+  for (const Warning& w : t.warnings) {
+    CHECK(w.message.find("PRIVATE KEY") == std::string::npos);
+    if (w.name == "expired") CHECK(w.message.find("expired on") != std::string::npos);
+  }
+
+  // The default certificate comes from the named Secret, only when it is usable.
+  CHECK(t.model.default_certificate.chain_pem.empty());
+  f.options.default_certificate = "n/good";
+  CHECK(compile(f.store, f.options).model.default_certificate.key_pem == good.key_pem);
+  f.options.default_certificate = "n/expired";
+  const CompiledTable without = compile(f.store, f.options);
+  CHECK(without.model.default_certificate.chain_pem.empty());
+  CHECK(without.default_certificate_problem.find("expired on") != std::string::npos);
+}
+
+TEST_CASE("ssl redirect: rules of the Ingress's TLS hosts, unless an annotation says false (kroute's first)") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  const std::string spec = R"({"rules": [)" + Fixture::rule("a.com", "/", "s", "80") + "," +
+                           Fixture::rule("x.w.com", "/", "s", "80") + "," + Fixture::rule("plain.com", "/", "s", "80") +
+                           R"(], "tls": [{"hosts": ["a.com", "*.w.com"], "secretName": "cert"}]})";
+  f.ingress("default", "", spec);
+  f.ingress("off", R"(, "annotations": {"kroute.dev/ssl-redirect": "false"})", spec, "2024-02-01T00:00:00Z");
+  f.ingress("nginx-off", R"(, "annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "false"})", spec,
+            "2024-03-01T00:00:00Z");
+  f.ingress("kroute-wins", R"(, "annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "false", "kroute.dev/ssl-redirect": "true"})",
+            spec, "2024-04-01T00:00:00Z");
+  const CompiledTable t = f.compile_and_build();
+  const auto redirect = [&](const std::string& ingress, const std::string& host) {
+    for (const Rule& r : t.model.rules) {
+      if (t.model.sources[r.source].name == ingress && r.host == host) return r.ssl_redirect;
+    }
+    FAIL("no rule for " << ingress << " " << host);
+    return false;
+  };
+  CHECK(redirect("default", "a.com"));
+  CHECK(redirect("default", "x.w.com"));  // covered by the wildcard TLS host
+  CHECK_FALSE(redirect("default", "plain.com"));
+  CHECK_FALSE(redirect("off", "a.com"));
+  CHECK_FALSE(redirect("nginx-off", "a.com"));
+  CHECK(redirect("kroute-wins", "a.com"));
 }
 
 TEST_CASE("collisions: the younger Ingress's rule is shadowed and warned about, whatever the arrival order") {

@@ -1,5 +1,6 @@
 #include <doctest.h>
 
+#include "certificates.h"
 #include "json_helpers.h"
 #include "store.h"
 
@@ -70,7 +71,40 @@ TEST_CASE("endpointslice projection: conditions default to ready; serving follow
   CHECK((!s.endpoints[2].ready && s.endpoints[2].serving && s.endpoints[2].terminating));
 }
 
-TEST_CASE("tls secret projection keeps only validity") {
+TEST_CASE("tls secret projection keeps a usable chain and key, and says why others are not") {
+  const TestCertificate good = make_certificate("a.com");
+  TlsSecret s;
+  REQUIRE(parse_tls_secret(json(tls_secret_json("c", good.chain_pem, good.key_pem)), s) == "");
+  CHECK(s.error == "");
+  CHECK(s.certificate.chain_pem == good.chain_pem);
+  CHECK(s.certificate.key_pem == good.key_pem);
+  const TestCertificate expired = make_certificate("a.com", -10, -2);
+  TlsSecret old;
+  REQUIRE(parse_tls_secret(json(tls_secret_json("c", expired.chain_pem, expired.key_pem)), old) == "");
+  CHECK(old.error.rfind("the certificate in tls.crt expired on 20", 0) == 0);
+  CHECK(old.certificate.key_pem.empty());
+  TlsSecret mismatch;
+  REQUIRE(parse_tls_secret(json(tls_secret_json("c", good.chain_pem, expired.key_pem)), mismatch) == "");
+  CHECK(mismatch.error == "tls.key does not match the certificate in tls.crt");
+  CHECK(mismatch.certificate.chain_pem.empty());
+}
+
+TEST_CASE("ingress projection: ssl-redirect annotations, kroute's before ingress-nginx's") {
+  const auto redirect = [](const std::string& annotations) {
+    Ingress in;
+    REQUIRE(parse_ingress(json(R"({"metadata": {"name": "a", "namespace": "n", "annotations": )" + annotations +
+                               R"(}, "spec": {}})"), in) == "");
+    return in.ssl_redirect;
+  };
+  CHECK(redirect("{}"));
+  CHECK_FALSE(redirect(R"({"kroute.dev/ssl-redirect": "false"})"));
+  CHECK_FALSE(redirect(R"({"nginx.ingress.kubernetes.io/ssl-redirect": "false"})"));
+  CHECK(redirect(R"({"nginx.ingress.kubernetes.io/ssl-redirect": "false", "kroute.dev/ssl-redirect": "true"})"));
+  CHECK_FALSE(redirect(R"({"nginx.ingress.kubernetes.io/ssl-redirect": "true", "kroute.dev/ssl-redirect": "false"})"));
+  CHECK(redirect(R"({"kroute.dev/ssl-redirect": "maybe"})"));
+}
+
+TEST_CASE("tls secret projection: missing or junk data") {
   TlsSecret s;
   REQUIRE(parse_tls_secret(json(R"({"metadata": {"name": "c", "namespace": "n"}, "data": {}})"), s) == "");
   CHECK(s.error == "no tls.crt");

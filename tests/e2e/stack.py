@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -197,7 +198,9 @@ class Stack:
             self.agent = Agent(cluster, self.workdir, [
                 "--controller-class", self.controller, "--ingress-class", self.class_name,
                 "--election-namespace", self.namespace, "--publish-address", PUBLISH_ADDRESS,
-                "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "1", *agent_args],
+                "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "1",
+                # Snapshots hold private keys (mode 0640): nginx's workers read them through their group.
+                *(["--table-group", "www-data"] if os.geteuid() == 0 else []), *agent_args],
                 None, cluster.kubeconfig)
             self.agent.wait_ready()
             self.nginx = Nginx(self.agent.table_dir)

@@ -4,6 +4,7 @@ two agents writes status and Events, the other taking over when it dies."""
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import signal
@@ -163,6 +164,11 @@ def test_ingressclass_changes_select_the_ingresses(cluster: Cluster, agents: Age
         cluster.kubectl("delete", "ingressclass", cls)
 
 
+def tls_of(table: Path, host: str) -> dict[str, Any]:
+    """The host's TLS entry in `kroute-table dump --json`: secret, certificate (bool), fingerprint."""
+    return hosts(table).get(host, {}).get("tls", {})
+
+
 def test_tls_secret_changes_reach_the_table(cluster: Cluster, agents: Agents, tmp_path: Path) -> None:
     ns = cluster.new_namespace("agent")
     cls = unique("kroute")
@@ -170,24 +176,84 @@ def test_tls_secret_changes_reach_the_table(cluster: Cluster, agents: Agents, tm
     objects = app(ns, "web", ["10.3.0.1"], cls, host)
     objects[2] = ingress(ns, "web", cls, host, [("/", "web", "http")], tls_secret="web-tls")
     cluster.apply(ingress_class(cls), *objects)
-    agent = agents.start("--no-election")
+    agent = agents.start("--election-namespace", ns, "--retry-period", "1", "--lease-duration", "4",
+                         "--renew-deadline", "3", "--table-group", "www-data")
     table = agent.table_dir
-    assert tls_secret_of(table, host) is None
+    # No Secret yet: the host keeps a TLS entry without a certificate (nginx serves the default one) and
+    # its rules still redirect plain HTTP.
+    assert tls_secret_of(table, host) == f"{ns}/web-tls"
+    assert tls_of(table, host)["certificate"] is False
+    assert lookup(table, host)["sslRedirect"] is True
+    wait_for("a TLSSecretNotFound Event",
+             lambda: [e for e in events_for(cluster, ns, "web") if e["reason"] == "TLSSecretNotFound"])
 
     good = self_signed_tls(tmp_path, host)
     cluster.apply(tls_secret(ns, "web-tls", good))
-    wait_for("the TLS Secret", lambda: tls_secret_of(table, host) == f"{ns}/web-tls")
+    wait_for("the certificate", lambda: tls_of(table, host).get("certificate") is True)
+    first = tls_of(table, host)["fingerprint"]
+
+    (tmp_path / "rotated").mkdir()
+    rotated = self_signed_tls(tmp_path / "rotated", host)
+    cluster.apply(tls_secret(ns, "web-tls", rotated))
+    wait_for("the rotated certificate", lambda: tls_of(table, host).get("fingerprint") not in (None, first))
+    assert tls_of(table, host)["certificate"] is True
+
+    # Corrupted: a key that does not match. The entry stays, without a certificate, and the Ingress gets
+    # a Warning Event that names the problem and never the key.
     other = self_signed_tls(tmp_path, "other.example.com")
-    cluster.apply(tls_secret(ns, "web-tls", {"tls.crt": good["tls.crt"], "tls.key": other["tls.key"]}))
-    wait_for("a key that does not match", lambda: tls_secret_of(table, host) is None)
+    cluster.apply(tls_secret(ns, "web-tls", {"tls.crt": rotated["tls.crt"], "tls.key": other["tls.key"]}))
+    wait_for("a key that does not match", lambda: tls_of(table, host).get("certificate") is False)
+    assert tls_secret_of(table, host) == f"{ns}/web-tls"
+    invalid = wait_for("a TLSSecretInvalid Event",
+                       lambda: [e for e in events_for(cluster, ns, "web") if e["reason"] == "TLSSecretInvalid"])
+    assert invalid[0]["type"] == "Warning"
+    assert "does not match" in invalid[0]["message"]
+    assert "PRIVATE KEY" not in json.dumps(invalid) and "PRIVATE KEY" not in agent.log()
+    assert endpoints(table, host) == ["10.3.0.1:8080"]  # routing is unaffected
+
     cluster.apply(tls_secret(ns, "web-tls", good))
-    wait_for("the TLS Secret again", lambda: tls_secret_of(table, host) == f"{ns}/web-tls")
+    wait_for("the first certificate again", lambda: tls_of(table, host).get("fingerprint") == first)
     cluster.kubectl("delete", "secret", "-n", ns, "web-tls")
-    wait_for("the TLS Secret deleted", lambda: tls_secret_of(table, host) is None)
+    wait_for("the TLS Secret deleted", lambda: tls_of(table, host).get("certificate") is False)
+
+    # Snapshots hold private keys: readable by the owner and the configured group only.
+    snapshot = table / f"table.{int(agent.metric('kroute_agent_table_generation'))}"
+    info = snapshot.stat()
+    assert oct(info.st_mode & 0o777) == oct(0o640)
+    assert info.st_gid == grp.getgrnam("www-data").gr_gid
+
     # Other Secrets are never seen: the watch asks only for type kubernetes.io/tls.
     cluster.kubectl("create", "secret", "generic", "-n", ns, "plain", "--from-literal=a=b")
     time.sleep(0.5)
     assert agent.metric("kroute_agent_objects", resource="secret") == 0
+
+
+def test_ssl_redirect_annotations_and_the_default_certificate(cluster: Cluster, agents: Agents,
+                                                              tmp_path: Path) -> None:
+    ns = cluster.new_namespace("agent")
+    cls = unique("kroute")
+    host = f"{ns}.example.com"
+    objects = app(ns, "web", ["10.3.1.1"], cls, host)
+    objects[2] = ingress(ns, "web", cls, host, [("/", "web", "http")], tls_secret="web-tls")
+    opted_out = ingress(ns, "plain", cls, f"plain.{host}", [("/", "web", "http")], tls_secret="web-tls")
+    opted_out["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}
+    cluster.apply(ingress_class(cls), *objects, opted_out, tls_secret(ns, "fallback", self_signed_tls(tmp_path, "fallback")))
+    agent = agents.start("--no-election", "--default-ssl-certificate", f"{ns}/fallback")
+    table = agent.table_dir
+    assert lookup(table, host)["sslRedirect"] is True
+    assert lookup(table, f"plain.{host}")["sslRedirect"] is False
+    default = dump_table(table)["defaultCertificate"]
+    assert default["certificate"] is True
+
+    # kroute's own annotation wins over ingress-nginx's.
+    opted_out["metadata"]["annotations"]["kroute.dev/ssl-redirect"] = "true"
+    cluster.apply(opted_out)
+    wait_for("the redirect back on", lambda: (lookup(table, f"plain.{host}") or {}).get("sslRedirect") is True)
+
+    # Without a usable default Secret the table has no default certificate: nginx serves its own.
+    cluster.kubectl("delete", "secret", "-n", ns, "fallback")
+    wait_for("no default certificate", lambda: "defaultCertificate" not in (dump_table(table) or {"defaultCertificate": 1}))
+    assert "no default certificate" in agent.log()
 
 
 def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cluster, agents: Agents) -> None:
