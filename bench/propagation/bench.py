@@ -312,11 +312,14 @@ def main() -> int:
     parser.add_argument("--creations", type=int, default=1000, help="new Ingresses per phase (idle, load)")
     parser.add_argument("--baseline-creations", type=int, default=None,
                         help="reloads per phase for the baseline (default: --creations); 0 skips the baseline")
-    parser.add_argument("--quick", action="store_true", help="500 routes, 100 creations, 50 baseline reloads")
+    parser.add_argument("--quick", action="store_true",
+                        help="500 routes, 100 creations, 50 baseline reloads (unless --baseline-creations is given)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "propagation.md")
     args = parser.parse_args()
     if args.quick:
-        args.routes, args.creations, args.baseline_creations = 500, 100, 50
+        args.routes, args.creations = 500, 100
+        if args.baseline_creations is None:
+            args.baseline_creations = 50
     if args.baseline_creations is None:
         args.baseline_creations = args.creations
 
@@ -341,13 +344,10 @@ def main() -> int:
         # The baseline's upstream is never contacted before the first 200 matters: two echo pods, as for kroute.
         from netns import PodNetwork
         with PodNetwork() as network:
-            from stack import ECHO_POD
             addresses = []
             for i in range(2):
                 pod = network.add_pod(f"web-{i}")
-                process = pod.popen(["/usr/bin/python3", str(ECHO_POD), f"web/{pod.name}={pod.address}:8080"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                assert process.stdout.readline().strip() == "ready"
+                pod.echo([8080], f"web/{pod.name}")
                 addresses.append(f"{pod.address}:8080")
             baseline = run_baseline(addresses, args.routes, args.baseline_creations, log)
     text = report(args, kroute, baseline, time.monotonic() - began)
