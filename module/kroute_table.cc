@@ -124,6 +124,7 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
   route->default_backend = m.default_backend ? 1 : 0;
   route->service = c_str(view.str(m.backend->service));
   if (m.rule != nullptr) {
+    route->ssl_redirect = (m.rule->flags & kroute::format::kSslRedirect) != 0 ? 1 : 0;
     const kroute::format::SourceEntry& source = view.source_of(*m.rule);
     route->ns = c_str(view.str(source.ns));
     route->ingress = c_str(view.str(source.name));

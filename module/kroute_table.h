@@ -39,6 +39,8 @@ typedef struct {
     uint32_t              ready;
     /* 1: no rule matched, the default backend serves */
     unsigned              default_backend;
+    /* 1: the rule answers plain HTTP with a redirect to https:// */
+    unsigned              ssl_redirect;
     /* the Ingress's namespace (the backend's for the default backend) */
     kroute_str_t          ns;
     /* empty for the default backend */

@@ -63,6 +63,8 @@ ngx_http_kroute_create_srv_conf(ngx_conf_t *cf)
     }
 
     kscf->fail_timeout = NGX_CONF_UNSET_MSEC;
+    kscf->ssl = NGX_CONF_UNSET;
+    kscf->ssl_cache = NGX_CONF_UNSET_UINT;
 
     return kscf;
 }

@@ -22,6 +22,9 @@ static void ngx_http_kroute_refresh_handler(ngx_event_t *ev);
 static void ngx_http_kroute_log_poll(ngx_log_t *log, kroute_poll_e rc);
 static void ngx_http_kroute_unpin(void *data);
 static ngx_int_t ngx_http_kroute_route_handler(ngx_http_request_t *r);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_kroute_redirect_to_https(ngx_http_request_t *r);
+#endif
 static ngx_int_t ngx_http_kroute_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kroute_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -60,6 +63,13 @@ static ngx_command_t  ngx_http_kroute_commands[] = {
       0,
       NULL },
 
+    { ngx_string("kroute_ssl"),
+      NGX_HTTP_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_http_kroute_ssl,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("kroute_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_kroute_status,
@@ -79,7 +89,7 @@ static ngx_http_module_t  ngx_http_kroute_module_ctx = {
     ngx_http_kroute_init_main_conf,        /* init main configuration */
 
     ngx_http_kroute_create_srv_conf,       /* create server configuration */
-    NULL,                                  /* merge server configuration */
+    ngx_http_kroute_merge_srv_conf,        /* merge server configuration */
 
     ngx_http_kroute_create_loc_conf,       /* create location configuration */
     ngx_http_kroute_merge_loc_conf         /* merge location configuration */
@@ -195,6 +205,7 @@ ngx_http_kroute_create_main_conf(ngx_conf_t *cf)
      */
 
     kmcf->refresh = NGX_CONF_UNSET_MSEC;
+    kmcf->ssl_cache = 0;
 
     return kmcf;
 }
@@ -241,8 +252,9 @@ ngx_http_kroute_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if ((conf->route || conf->status) && kmcf->dir.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"kroute_route\" and \"kroute_status\" need "
-                           "\"kroute_table\" in the http block");
+                           "\"kroute_route\", \"kroute_status\" and "
+                           "\"kroute_ssl\" need \"kroute_table\" in the http "
+                           "block");
         return NGX_CONF_ERROR;
     }
 
@@ -368,7 +380,7 @@ ngx_http_kroute_init_process(ngx_cycle_t *cycle)
     ngx_add_timer(&ngx_http_kroute_refresh_event,
                   ngx_http_kroute_refresh_interval);
 
-    return NGX_OK;
+    return ngx_http_kroute_ssl_init_process(cycle, kmcf);
 }
 
 
@@ -385,6 +397,8 @@ ngx_http_kroute_exit_process(ngx_cycle_t *cycle)
     {
         shm->workers[ngx_worker].pid = 0;
     }
+
+    ngx_http_kroute_ssl_exit_process();
 
     if (ngx_http_kroute_table) {
         kroute_table_destroy(ngx_http_kroute_table);
@@ -465,6 +479,20 @@ ngx_http_kroute_log_poll(ngx_log_t *log, kroute_poll_e rc)
 }
 
 
+/* Picks up a new generation if there is one: one atomic load otherwise. */
+
+void
+ngx_http_kroute_poll(ngx_log_t *log)
+{
+    kroute_poll_e  rc;
+
+    rc = kroute_table_poll(ngx_http_kroute_table, ngx_current_msec);
+    if (rc != KROUTE_POLL_UNCHANGED) {
+        ngx_http_kroute_log_poll(log, rc);
+    }
+}
+
+
 static void
 ngx_http_kroute_unpin(void *data)
 {
@@ -477,7 +505,6 @@ ngx_http_kroute_unpin(void *data)
 ngx_http_kroute_ctx_t *
 ngx_http_kroute_route_request(ngx_http_request_t *r)
 {
-    kroute_poll_e           rc;
     ngx_pool_cleanup_t     *cln;
     ngx_http_kroute_ctx_t  *ctx;
 
@@ -500,10 +527,7 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
         return ctx;
     }
 
-    rc = kroute_table_poll(ngx_http_kroute_table, ngx_current_msec);
-    if (rc != KROUTE_POLL_UNCHANGED) {
-        ngx_http_kroute_log_poll(r->connection->log, rc);
-    }
+    ngx_http_kroute_poll(r->connection->log);
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -564,12 +588,61 @@ ngx_http_kroute_route_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+#if (NGX_HTTP_SSL)
+    if (ctx->route.ssl_redirect && r->connection->ssl == NULL) {
+        return ngx_http_kroute_redirect_to_https(r);
+    }
+#endif
+
     if (ctx->status) {
         return ctx->status;
     }
 
     return NGX_DECLINED;
 }
+
+
+#if (NGX_HTTP_SSL)
+
+/* 308 to https://host/uri?args, keeping the method and body */
+
+static ngx_int_t
+ngx_http_kroute_redirect_to_https(ngx_http_request_t *r)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *location;
+
+    len = sizeof("https://") - 1 + r->headers_in.server.len
+          + r->unparsed_uri.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location = ngx_list_push(&r->headers_out.headers);
+    if (location == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location->hash = 1;
+    ngx_str_set(&location->key, "Location");
+    location->value.data = p;
+
+    p = ngx_cpymem(p, "https://", sizeof("https://") - 1);
+    p = ngx_cpymem(p, r->headers_in.server.data, r->headers_in.server.len);
+    p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
+
+    location->value.len = p - location->value.data;
+
+    ngx_http_clear_location(r);
+    r->headers_out.location = location;
+
+    return NGX_HTTP_PERMANENT_REDIRECT;
+}
+
+#endif
 
 
 static ngx_int_t

@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "kroute_table.h"
+#include "kroute_tls.h"
 
 
 #define NGX_HTTP_KROUTE_MAX_WORKERS      64
@@ -25,6 +26,10 @@
 #define NGX_HTTP_KROUTE_ERROR_LEN        384
 #define NGX_HTTP_KROUTE_STATUS_CLASSES   6      /* 1xx..5xx, anything else */
 #define NGX_HTTP_KROUTE_BUCKETS          12     /* the last one is +Inf */
+/* fingerprints of unusable certificates recently logged as errors */
+#define NGX_HTTP_KROUTE_LOGGED_CERTS     64
+/* parsed certificates each worker keeps by default (kroute_ssl cache=N) */
+#define NGX_HTTP_KROUTE_SSL_CACHE        1000
 
 
 /*
@@ -41,6 +46,9 @@ typedef struct {
     ngx_atomic_t                  endpoints;
     ngx_atomic_t                  pickups;
     ngx_atomic_t                  rejections;
+    ngx_atomic_t                  certificates_parsed;
+    ngx_atomic_t                  certificate_failures;
+    ngx_atomic_t                  certificates_cached;
     ngx_atomic_t                  requests[NGX_HTTP_KROUTE_STATUS_CLASSES];
     ngx_atomic_t                  response_time[NGX_HTTP_KROUTE_BUCKETS];
     ngx_atomic_t                  response_time_ms_sum;
@@ -66,6 +74,8 @@ typedef struct {
 typedef struct {
     /* a checksum of the last refusal logged as an error, so it is logged once */
     ngx_atomic_t                  logged_rejection;
+    /* the same for unusable certificates, by fingerprint */
+    ngx_atomic_t         logged_certificates[NGX_HTTP_KROUTE_LOGGED_CERTS];
     ngx_atomic_t         ingress_overflow[NGX_HTTP_KROUTE_STATUS_CLASSES];
     ngx_http_kroute_worker_stats_t    workers[NGX_HTTP_KROUTE_MAX_WORKERS];
     ngx_http_kroute_ingress_stats_t   ingresses[NGX_HTTP_KROUTE_MAX_INGRESSES];
@@ -76,10 +86,15 @@ typedef struct {
     ngx_str_t                     dir;          /* kroute_table */
     ngx_msec_t                    refresh;
     ngx_shm_zone_t               *shm_zone;
+    ngx_uint_t                    ssl_cache;    /* the largest kroute_ssl cache= */
 } ngx_http_kroute_main_conf_t;
 
 typedef struct {
     ngx_msec_t                    fail_timeout; /* kroute_balancer */
+    ngx_flag_t                    ssl;          /* kroute_ssl */
+    ngx_uint_t                    ssl_cache;
+    /* kroute_ssl made this server's fallback certificate itself */
+    unsigned                      ssl_generated:1;
 } ngx_http_kroute_srv_conf_t;
 
 typedef struct {
@@ -105,9 +120,18 @@ typedef struct {
 
 extern ngx_module_t  ngx_http_kroute_module;
 extern kroute_table_t  *ngx_http_kroute_table;
+extern kroute_tls_cache_t  *ngx_http_kroute_tls_cache;
 
 
 ngx_http_kroute_ctx_t *ngx_http_kroute_route_request(ngx_http_request_t *r);
+void ngx_http_kroute_poll(ngx_log_t *log);
+
+char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_kroute_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+ngx_int_t ngx_http_kroute_ssl_init_process(ngx_cycle_t *cycle,
+    ngx_http_kroute_main_conf_t *kmcf);
+void ngx_http_kroute_ssl_exit_process(void);
 
 void *ngx_http_kroute_create_srv_conf(ngx_conf_t *cf);
 char *ngx_http_kroute_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -55,6 +55,20 @@ static ngx_http_kroute_worker_metric_t  ngx_http_kroute_worker_metrics[] = {
       "Snapshots refused by validation.", "counter",
       offsetof(ngx_http_kroute_worker_stats_t, rejections), 0 },
 
+    { "kroute_tls_certificates_parsed_total",
+      "Certificates parsed into the worker's cache (one per certificate "
+      "per worker, again after eviction).", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, certificates_parsed), 0 },
+
+    { "kroute_tls_certificate_failures_total",
+      "Certificates of the table that did not parse, did not match their "
+      "key or had expired.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, certificate_failures), 0 },
+
+    { "kroute_tls_certificates_cached",
+      "Parsed certificates in the worker's cache.", "gauge",
+      offsetof(ngx_http_kroute_worker_stats_t, certificates_cached), 0 },
+
     { NULL, NULL, NULL, 0, 0 }
 };
 
@@ -110,6 +124,7 @@ ngx_http_kroute_worker_slot(void)
 void
 ngx_http_kroute_publish_stats(ngx_log_t *log)
 {
+    kroute_tls_stats_t               tls;
     kroute_table_stats_t             stats;
     ngx_http_kroute_worker_stats_t  *w;
 
@@ -130,6 +145,13 @@ ngx_http_kroute_publish_stats(ngx_log_t *log)
     w->endpoints = stats.endpoints;
     w->pickups = stats.pickups;
     w->rejections = stats.rejections;
+    if (ngx_http_kroute_tls_cache) {
+        kroute_tls_stats(ngx_http_kroute_tls_cache, &tls);
+        w->certificates_parsed = tls.parses;
+        w->certificate_failures = tls.failures;
+        w->certificates_cached = tls.size;
+    }
+
     w->last_error_len = kroute_table_last_error(ngx_http_kroute_table,
                                                 w->last_error,
                                                 NGX_HTTP_KROUTE_ERROR_LEN);
@@ -427,9 +449,14 @@ ngx_http_kroute_status_json(ngx_http_request_t *r, ngx_http_kroute_shm_t *shm)
                               "\"hosts\":%uA,\"routes\":%uA,"
                               "\"backends\":%uA,\"endpoints\":%uA,"
                               "\"pickups\":%uA,\"rejectedSnapshots\":%uA,"
+                              "\"certificatesParsed\":%uA,"
+                              "\"certificateFailures\":%uA,"
+                              "\"certificatesCached\":%uA,"
                               "\"lastError\":\"",
                               w->hosts, w->routes, w->backends, w->endpoints,
-                              w->pickups, w->rejections);
+                              w->pickups, w->rejections,
+                              w->certificates_parsed, w->certificate_failures,
+                              w->certificates_cached);
 
         len = ngx_min((size_t) w->last_error_len, NGX_HTTP_KROUTE_ERROR_LEN);
         b->last = (u_char *) ngx_escape_json(b->last, w->last_error, len);

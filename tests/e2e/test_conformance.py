@@ -118,6 +118,12 @@ def test_path_rules(rules_stack: Stack, host: str, path: str, served_by: str | N
 ])
 def test_host_rules(rules_stack: Stack, host: str, served_by: str | None) -> None:
     reply = rules_stack.request(host, "/")
+    if host == "foo.bar.com":
+        # Its Ingress has TLS for it: plain HTTP gets a 308 to HTTPS, which test_host_rule_serves_tls_traffic
+        # follows.
+        assert reply.status == 308, (reply.status, reply.body[:300])
+        assert reply.headers["location"] == "https://foo.bar.com/"
+        return
     if served_by is None:
         assert reply.status == 404, (reply.status, reply.echo)
         return
@@ -138,17 +144,9 @@ def test_host_rule_with_tls_has_its_certificate_in_the_table(rules_stack: Stack)
     wait_for("the TLS Secret in the table", lambda: tls_secret() == secret)
 
 
-def _tls_port(s: Stack) -> int | None:
-    """nginx's TLS port, once the nginx runner starts nginx with a TLS listener (issue 7)."""
-    return getattr(s.nginx, "tls_port", None)
-
-
 def test_host_rule_serves_tls_traffic(rules_stack: Stack) -> None:
-    port = _tls_port(rules_stack)
-    if port is None:
-        pytest.skip("blocked on issue 7 (TLS from Secrets): nginx-conf/nginx.conf has no TLS listener and the module "
-                    "no certificate callback yet, so https://foo.bar.com cannot be served; the Secret reaching the "
-                    "table is checked by test_host_rule_with_tls_has_its_certificate_in_the_table")
+    """https://foo.bar.com: the certificate from the Secret, chosen by SNI, verified against the host name."""
+    port = rules_stack.nginx.tls_port
     context = ssl.create_default_context(cafile=str(rules_stack.tls_certificate))
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     try:

@@ -145,9 +145,12 @@ class Table:
     def __init__(self, directory):
         self.dir = directory
 
-    def publish(self, description):
-        out = subprocess.run([str(TABLE_TOOL), "-d", str(self.dir), "build", "-"], input=json.dumps(description),
-                             capture_output=True, text=True, timeout=30)
+    def publish(self, description, group=None):
+        """Publishes a generation; with `group`, readable by that group only (mode 0640), as a table holding
+        private keys must be."""
+        private = ["--mode", "0640", "--group", group] if group else []
+        out = subprocess.run([str(TABLE_TOOL), "-d", str(self.dir), "build", *private, "-"],
+                             input=json.dumps(description), capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         return int(out.stdout.split()[2])  # "published generation N to ..."
 
@@ -176,9 +179,11 @@ def table():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def render_config(workdir, table_dir, port, status_port, text=None):
-    """nginx-conf/nginx.conf with paths and ports of this test; everything else as the image ships it."""
+def render_config(workdir, table_dir, port, status_port, text=None, tls_port=None):
+    """nginx-conf/nginx.conf with paths and ports of this test; everything else as the image ships it. The
+    TLS listener is on 127.0.0.1:tls_port (a free port when None)."""
     text = NGINX_CONF.read_text() if text is None else text
+    tls_port = free_port() if tls_port is None else tls_port
     replacements = [
         ("load_module /usr/lib/nginx/modules/ngx_http_kroute_module.so;", f"load_module {MODULE};"),
         ("user www-data;", "user www-data;" if os.geteuid() == 0 else ""),
@@ -192,6 +197,9 @@ def render_config(workdir, table_dir, port, status_port, text=None):
         ("access_log /dev/stdout kroute;", f"access_log {workdir}/access.log kroute;"),
         ("listen 80 default_server reuseport;", f"listen 127.0.0.1:{port} default_server reuseport;"),
         ("listen [::]:80 default_server reuseport;", f"listen [::1]:{port} default_server reuseport;"),
+        ("listen 443 ssl http2 default_server reuseport;",
+         f"listen 127.0.0.1:{tls_port} ssl http2 default_server reuseport;"),
+        ("listen [::]:443 ssl http2 default_server reuseport;", ""),
         ("listen 10246;", f"listen 127.0.0.1:{status_port};"),
         ("listen [::]:10246;", ""),
     ]
@@ -206,8 +214,10 @@ class Nginx:
         self.workdir = readable_tempdir("kroute-nginx-")
         self.port = free_port()
         self.status_port = free_port()
+        self.tls_port = free_port()
         self.conf = self.workdir / "nginx.conf"
-        self.conf.write_text(render_config(self.workdir, table_dir, self.port, self.status_port, config))
+        self.conf.write_text(render_config(self.workdir, table_dir, self.port, self.status_port, config,
+                                           self.tls_port))
         self.process = None
 
     def test_config(self):

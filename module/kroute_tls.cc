@@ -1,0 +1,288 @@
+// Certificates from the route table, parsed once per worker: kroute_tls.h's C interface. The cache is
+// keyed by the table's fingerprint of chain + key, so a rotated Secret (a new fingerprint) is parsed on
+// its first handshake and an unchanged one never again; least recently used entries go first.
+#include "kroute_tls.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/rand.h>
+#include <openssl/bn.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <list>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+
+#include "reader.h"
+#include "snapshot.h"
+
+namespace {
+
+struct X509Free {
+  void operator()(X509* x) const noexcept { X509_free(x); }
+};
+struct KeyFree {
+  void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
+};
+struct ChainFree {
+  void operator()(STACK_OF(X509)* s) const noexcept { sk_X509_pop_free(s, X509_free); }
+};
+struct BioFree {
+  void operator()(BIO* b) const noexcept { BIO_free(b); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using KeyPtr = std::unique_ptr<EVP_PKEY, KeyFree>;
+using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainFree>;
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+
+// A parsed certificate; `usable` false remembers a failure so it is reported (and parsed) only once.
+struct ParsedCertificate {
+  std::uint64_t fingerprint = 0;
+  bool usable = false;
+  std::int64_t not_after = 0;  // seconds since the epoch
+  X509Ptr leaf;
+  KeyPtr key;
+  ChainPtr chain;
+};
+
+// An encrypted key must fail, not prompt on nginx's terminal.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+BioPtr memory_bio(std::string_view pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+// The reason OpenSSL gave, without anything from the input (never key material), and an empty queue.
+std::string_view openssl_reason(char* buf, std::size_t size) {
+  const unsigned long e = ERR_peek_error();
+  const char* reason = e != 0 ? ERR_reason_error_string(e) : nullptr;
+  ERR_clear_error();
+  std::snprintf(buf, size, "%s", reason != nullptr ? reason : "unknown error");
+  return buf;
+}
+
+std::int64_t not_after_of(X509* leaf) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+// Fills `c` from the entry's PEM text; returns what is wrong (empty when nothing is).
+std::string_view parse(const kroute::SnapshotView& view, const kroute::format::TlsEntry& entry, ParsedCertificate& c,
+                       char* buf, std::size_t size) {
+  const std::string_view chain_pem = view.str(entry.chain_pem);
+  const std::string_view key_pem = view.str(entry.key_pem);
+  if (chain_pem.empty() || key_pem.empty()) return "no certificate or no key";
+  BioPtr bio = memory_bio(chain_pem);
+  if (!bio) return openssl_reason(buf, size);
+  c.leaf.reset(PEM_read_bio_X509_AUX(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!c.leaf) return "bad certificate PEM";
+  c.chain.reset(sk_X509_new_null());
+  if (!c.chain) return openssl_reason(buf, size);
+  while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr)) {
+    if (sk_X509_push(c.chain.get(), extra) == 0) {
+      X509_free(extra);
+      return openssl_reason(buf, size);
+    }
+  }
+  const unsigned long last = ERR_peek_last_error();
+  if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();  // the end of the chain
+  } else if (last != 0) {
+    return "bad certificate chain PEM";
+  }
+  bio = memory_bio(key_pem);
+  if (!bio) return openssl_reason(buf, size);
+  c.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!c.key) {
+    ERR_clear_error();
+    return "bad private key PEM (or an encrypted key)";
+  }
+  if (X509_check_private_key(c.leaf.get(), c.key.get()) != 1) {
+    ERR_clear_error();
+    return "the private key does not match the certificate";
+  }
+  c.not_after = not_after_of(c.leaf.get());
+  return {};
+}
+
+}  // namespace
+
+struct kroute_tls_cache_s {
+  explicit kroute_tls_cache_s(std::size_t capacity) : capacity(capacity) { index.reserve(capacity + 1); }
+
+  // The parsed certificate of `entry`: from the cache, else parsed now (reported once when unusable).
+  const ParsedCertificate& get(const kroute::SnapshotView& view, const kroute::format::TlsEntry& entry,
+                               kroute_tls_report_pt report, void* data) {
+    if (auto it = index.find(entry.fingerprint); it != index.end()) {
+      ++stats.hits;
+      entries.splice(entries.begin(), entries, it->second);  // most recently used first; no allocation
+      return *it->second;
+    }
+    if (entries.size() >= capacity) {
+      index.erase(entries.back().fingerprint);
+      entries.pop_back();
+      ++stats.evictions;
+    }
+    entries.emplace_front();
+    ParsedCertificate& c = entries.front();
+    c.fingerprint = entry.fingerprint;
+    index.emplace(entry.fingerprint, entries.begin());
+    ++stats.parses;
+    char buf[160];
+    const std::string_view problem = parse(view, entry, c, buf, sizeof buf);
+    c.usable = problem.empty();
+    if (!c.usable) {
+      c.leaf.reset();
+      c.key.reset();
+      c.chain.reset();
+      ++stats.failures;
+      this->report(view, entry, problem, report, data);
+    }
+    return c;
+  }
+
+  static void report(const kroute::SnapshotView& view, const kroute::format::TlsEntry& entry, std::string_view problem,
+                     kroute_tls_report_pt report, void* data) {
+    if (report == nullptr) return;
+    const std::string_view host = view.str(entry.host);
+    const std::string_view ns = view.str(entry.secret_ns);
+    const std::string_view name = view.str(entry.secret_name);
+    char line[512];
+    const int n = std::snprintf(line, sizeof line, "certificate of Secret %.*s/%.*s for \"%.*s\": %.*s",
+                                static_cast<int>(ns.size()), ns.data(), static_cast<int>(name.size()), name.data(),
+                                static_cast<int>(host.size()), host.data(), static_cast<int>(problem.size()),
+                                problem.data());
+    if (n > 0) report(data, entry.fingerprint, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+  }
+
+  std::size_t capacity;
+  std::list<ParsedCertificate> entries;  // most recently used first
+  std::unordered_map<std::uint64_t, std::list<ParsedCertificate>::iterator> index;
+  kroute_tls_stats_t stats{};
+};
+
+namespace {
+
+bool use(SSL* ssl, const ParsedCertificate& c) {
+  // Certificates of other key types from nginx's static configuration must go, or OpenSSL may pick one
+  // of them by the client's signature algorithms.
+  SSL_certs_clear(ssl);
+  if (SSL_use_cert_and_key(ssl, c.leaf.get(), c.key.get(), c.chain.get(), 1) == 1) return true;
+  ERR_clear_error();
+  return false;
+}
+
+// Back to the certificate(s) nginx configured for this server, after a failed use().
+void restore_static(SSL* ssl) {
+  SSL_CTX* ctx = SSL_get_SSL_CTX(ssl);
+  X509* leaf = SSL_CTX_get0_certificate(ctx);
+  EVP_PKEY* key = SSL_CTX_get0_privatekey(ctx);
+  STACK_OF(X509)* chain = nullptr;
+  SSL_CTX_get0_chain_certs(ctx, &chain);
+  if (leaf != nullptr && key != nullptr) SSL_use_cert_and_key(ssl, leaf, key, chain, 1);
+  ERR_clear_error();
+}
+
+const kroute::SnapshotView& view_of(const kroute_snapshot_t* snapshot) {
+  return reinterpret_cast<const kroute::MappedSnapshot*>(snapshot)->view;
+}
+
+}  // namespace
+
+extern "C" {
+
+kroute_tls_cache_t* kroute_tls_cache_create(std::size_t capacity) {
+  try {
+    return new kroute_tls_cache_s(capacity == 0 ? 1 : capacity);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void kroute_tls_cache_destroy(kroute_tls_cache_t* cache) { delete cache; }
+
+kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_snapshot_t* snapshot,
+                                      const unsigned char* server_name, std::size_t len, std::int64_t now_sec,
+                                      SSL* ssl, kroute_tls_report_pt report, void* data) {
+  if (snapshot == nullptr) return KROUTE_TLS_STATIC;
+  try {
+    const kroute::SnapshotView& view = view_of(snapshot);
+    const kroute::format::TlsEntry* candidates[2] = {
+        view.certificate_for({reinterpret_cast<const char*>(server_name), len}), view.default_certificate()};
+    bool cleared = false;
+    for (int i = 0; i < 2; ++i) {
+      const kroute::format::TlsEntry* entry = candidates[i];
+      if (entry == nullptr || entry->chain_pem.length == 0) continue;
+      if (i == 1 && candidates[0] != nullptr && candidates[0]->fingerprint == entry->fingerprint) break;
+      const ParsedCertificate& c = cache->get(view, *entry, report, data);
+      if (!c.usable) continue;
+      if (c.not_after != 0 && c.not_after < now_sec) {
+        // Expired since it was parsed (the agent refuses already-expired Secrets): the next candidate.
+        continue;
+      }
+      cleared = true;
+      if (use(ssl, c)) return entry == view.default_certificate() ? KROUTE_TLS_DEFAULT : KROUTE_TLS_HOST;
+    }
+    if (cleared) restore_static(ssl);
+  } catch (...) {
+    // Out of memory while filling the cache: nginx's own certificate serves this handshake.
+    ERR_clear_error();
+  }
+  return KROUTE_TLS_STATIC;
+}
+
+void kroute_tls_stats(const kroute_tls_cache_t* cache, kroute_tls_stats_t* stats) {
+  *stats = cache->stats;
+  stats->size = cache->entries.size();
+}
+
+int kroute_tls_self_signed(const char* common_name, char* cert, std::size_t cert_size, char* key,
+                           std::size_t key_size) {
+  KeyPtr pkey(EVP_EC_gen("P-256"));
+  X509Ptr x509(X509_new());
+  bool ok = pkey && x509 && X509_set_version(x509.get(), 2) == 1;
+  unsigned char serial[16];
+  if (ok) {
+    ok = RAND_bytes(serial, sizeof serial) == 1;
+    serial[0] &= 0x7f;  // a positive serial
+  }
+  if (ok) {
+    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(BN_bin2bn(serial, sizeof serial, nullptr), BN_free);
+    ok = bn && BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(x509.get())) != nullptr;
+  }
+  ok = ok && X509_gmtime_adj(X509_getm_notBefore(x509.get()), -3600) != nullptr &&
+       X509_gmtime_adj(X509_getm_notAfter(x509.get()), 10L * 365 * 24 * 3600) != nullptr &&
+       X509_set_pubkey(x509.get(), pkey.get()) == 1;
+  if (ok) {
+    X509_NAME* name = X509_get_subject_name(x509.get());
+    ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(common_name),
+                                    -1, -1, 0) == 1 &&
+         X509_set_issuer_name(x509.get(), name) == 1 && X509_sign(x509.get(), pkey.get(), EVP_sha256()) > 0;
+  }
+  auto write = [](BioPtr& bio, char* out, std::size_t size) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    if (n <= 0 || static_cast<std::size_t>(n) >= size) return false;
+    std::memcpy(out, data, static_cast<std::size_t>(n));
+    out[n] = '\0';
+    return true;
+  };
+  if (ok) {
+    BioPtr c(BIO_new(BIO_s_mem())), k(BIO_new(BIO_s_mem()));
+    ok = c && k && PEM_write_bio_X509(c.get(), x509.get()) == 1 &&
+         PEM_write_bio_PrivateKey(k.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1 &&
+         write(c, cert, cert_size) && write(k, key, key_size);
+  }
+  ERR_clear_error();
+  return ok ? 0 : -1;
+}
+
+}  // extern "C"

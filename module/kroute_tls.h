@@ -1,0 +1,73 @@
+/*
+ * TLS certificates from the route table for the nginx module: picks a
+ * connection's certificate by SNI from a snapshot and keeps a per-worker
+ * cache of parsed certificates keyed by fingerprint. C interface over
+ * OpenSSL and routetable/ (C++); no exception ever reaches nginx.
+ */
+
+#ifndef _KROUTE_TLS_H_INCLUDED_
+#define _KROUTE_TLS_H_INCLUDED_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "kroute_table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kroute_tls_cache_s  kroute_tls_cache_t;
+
+/* A certificate of the table that could not be used, reported once per worker. */
+typedef void (*kroute_tls_report_pt)(void *data, uint64_t fingerprint,
+    const char *what, size_t len);
+
+typedef enum {
+    KROUTE_TLS_STATIC = 0,   /* nothing usable in the table: keep nginx's certificate */
+    KROUTE_TLS_HOST,         /* the host's (or its wildcard's) certificate */
+    KROUTE_TLS_DEFAULT       /* the table's default certificate */
+} kroute_tls_choice_e;
+
+typedef struct {
+    uint64_t  hits;
+    uint64_t  parses;        /* cache fills: one per certificate per worker */
+    uint64_t  failures;      /* certificates that did not parse or match their key */
+    uint64_t  evictions;
+    uint64_t  size;
+} kroute_tls_stats_t;
+
+/* NULL when out of memory. capacity >= 1: parsed certificates kept. */
+kroute_tls_cache_t *kroute_tls_cache_create(size_t capacity);
+void kroute_tls_cache_destroy(kroute_tls_cache_t *cache);
+
+/*
+ * Sets the certificate for server_name (SNI, may be empty) from the snapshot
+ * on ssl: exact host, one-label wildcard, then the table's default; an entry
+ * that does not parse, does not match its key or has expired (at now_sec)
+ * falls back to the next. KROUTE_TLS_STATIC leaves ssl
+ * as it is.
+ */
+kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
+    const kroute_snapshot_t *snapshot, const unsigned char *server_name,
+    size_t len, int64_t now_sec, SSL *ssl, kroute_tls_report_pt report,
+    void *data);
+
+void kroute_tls_stats(const kroute_tls_cache_t *cache,
+    kroute_tls_stats_t *stats);
+
+/*
+ * A self-signed ECDSA P-256 certificate and key (PEM, NUL-terminated) for
+ * common_name, valid for ten years. 0 on success; -1 when a buffer is too
+ * small or OpenSSL fails.
+ */
+int kroute_tls_self_signed(const char *common_name, char *cert, size_t cert_size,
+    char *key, size_t key_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* _KROUTE_TLS_H_INCLUDED_ */
