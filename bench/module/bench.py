@@ -124,6 +124,9 @@ def module_config(workdir, build, table_dir, port, cpu):
         ("keepalive_requests 10000;\n    client", "client"),
         ("listen 80 default_server reuseport;", f"listen 127.0.0.1:{port} default_server reuseport;"),
         ("listen [::]:80 default_server reuseport;", ""),
+        # Plain HTTP is measured; the TLS listeners would otherwise bind 0.0.0.0:443.
+        ("listen 443 ssl http2 default_server reuseport;", ""),
+        ("listen [::]:443 ssl http2 default_server reuseport;", ""),
         ("listen 10246;", f"listen 127.0.0.1:{free_port()};"),
         ("listen [::]:10246;", ""),
     ]
