@@ -64,42 +64,70 @@ void StatusWriter::set_leader(bool leader) {
 }
 
 void StatusWriter::update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings) {
-  owned_ = std::set<std::string>(owned.begin(), owned.end());
-  warnings_ = std::set<Warning>(warnings.begin(), warnings.end());
-  for (auto it = emitted_.begin(); it != emitted_.end();) {
-    it = warnings_.count(*it) != 0 ? std::next(it) : emitted_.erase(it);
-  }
-  if (leader_) {
-    for (const Warning& w : warnings_) {
-      if (emitted_.insert(w).second) event_queue_.push_back(w);
+  std::vector<std::string> changed;
+  std::set_symmetric_difference(owned_.begin(), owned_.end(), owned.begin(), owned.end(), std::back_inserter(changed));
+  owned_ = owned;
+  if (warnings_.size() != warnings.size() || !std::equal(warnings_.begin(), warnings_.end(), warnings.begin())) {
+    warnings_ = std::set<Warning>(warnings.begin(), warnings.end());
+    for (auto it = emitted_.begin(); it != emitted_.end();) {
+      it = warnings_.count(*it) != 0 ? std::next(it) : emitted_.erase(it);
+    }
+    if (leader_) {
+      for (const Warning& w : warnings_) {
+        if (emitted_.insert(w).second) event_queue_.push_back(w);
+      }
     }
   }
-  reconcile();
+  if (!leader_) return;
+  // The publish addresses come from flags or a Service: when they change, every Ingress is checked.
+  if (publish_addresses(options_, store_) != addresses_) {
+    reconcile();
+    return;
+  }
+  for (const std::string& key : changed) reconcile(key);
+  pump();
+}
+
+bool StatusWriter::is_owned(const std::string& key) const {
+  return std::binary_search(owned_.begin(), owned_.end(), key);
 }
 
 void StatusWriter::reconcile() {
   if (!leader_) return;
-  const std::vector<LoadBalancerAddress> addresses = publish_addresses(options_, store_);
-  for (const auto& [key, ingress] : store_.ingresses) {
-    const std::vector<LoadBalancerAddress> current = sorted(ingress.status);
-    std::vector<LoadBalancerAddress> want;
-    if (owned_.count(key) != 0) {
-      want = addresses;
-    } else if (!addresses.empty() && current == addresses) {
-      want = {};  // ours before (it carries exactly our addresses): clear it
-    } else {
-      written_.erase(key);
-      continue;
-    }
-    if (want == current) {
-      written_.erase(key);
-      continue;
-    }
-    auto w = written_.find(key);
-    if (w != written_.end() && w->second == ingress.resource_version) continue;  // written; the watch lags
-    status_queue_.insert(key);
-  }
+  addresses_ = publish_addresses(options_, store_);
+  for (const auto& [key, ingress] : store_.ingresses) check(key, ingress);
   pump();
+}
+
+void StatusWriter::reconcile(const std::string& key) {
+  if (!leader_) return;
+  auto it = store_.ingresses.find(key);
+  if (it == store_.ingresses.end()) {
+    written_.erase(key);
+    return;
+  }
+  check(key, it->second);
+  pump();
+}
+
+void StatusWriter::check(const std::string& key, const Ingress& ingress) {
+  const std::vector<LoadBalancerAddress> current = sorted(ingress.status);
+  std::vector<LoadBalancerAddress> want;
+  if (is_owned(key)) {
+    want = addresses_;
+  } else if (!addresses_.empty() && current == addresses_) {
+    want = {};  // ours before (it carries exactly our addresses): clear it
+  } else {
+    written_.erase(key);
+    return;
+  }
+  if (want == current) {
+    written_.erase(key);
+    return;
+  }
+  auto w = written_.find(key);
+  if (w != written_.end() && w->second == ingress.resource_version) return;  // written; the watch lags
+  status_queue_.insert(key);
 }
 
 void StatusWriter::pump() {
@@ -124,8 +152,8 @@ void StatusWriter::write_status(const std::string& key) {
   const Ingress& ingress = it->second;
   Json::Value patch;
   Json::Value list(Json::arrayValue);
-  if (owned_.count(key) != 0) {
-    for (const LoadBalancerAddress& a : publish_addresses(options_, store_)) {
+  if (is_owned(key)) {
+    for (const LoadBalancerAddress& a : addresses_) {
       Json::Value item(Json::objectValue);
       if (!a.ip.empty()) item["ip"] = a.ip;
       if (!a.hostname.empty()) item["hostname"] = a.hostname;
@@ -154,6 +182,14 @@ void StatusWriter::write_status(const std::string& key) {
       const std::string why = response.describe();
       if (why != last_error_) log::warn("cannot write ingress status", {{"ingress", key}, {"error", why}});
       last_error_ = why;
+      // Nothing else may come along to check this Ingress again: look at everything in a second.
+      if (!retry_scheduled_) {
+        retry_scheduled_ = true;
+        client_.after(std::chrono::seconds(1), [this] {
+          retry_scheduled_ = false;
+          reconcile();
+        });
+      }
     }
     pump();
   });

@@ -30,12 +30,18 @@ class StatusWriter {
  public:
   StatusWriter(kube::Client& client, Metrics& metrics, const Store& store, StatusOptions options);
   void set_leader(bool leader);
-  // After each compile: the Ingresses we own and the warnings of the current table.
+  // After each compile: the Ingresses we own (sorted) and the warnings of the current table. Only the
+  // Ingresses whose ownership changed are checked again, unless the addresses to publish changed.
   void update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings);
   // Compares every Ingress's status with what it should be and queues the writes that differ.
   void reconcile();
+  // The same for one Ingress, after a change of its status alone (our own writes, mostly): with
+  // thousands of Ingresses a full pass per status event would cost more than the compile.
+  void reconcile(const std::string& key);
 
  private:
+  void check(const std::string& key, const Ingress& ingress);
+  bool is_owned(const std::string& key) const;
   void pump();
   void write_status(const std::string& key);
   void emit_event(const Warning& warning);
@@ -45,7 +51,9 @@ class StatusWriter {
   const Store& store_;
   StatusOptions options_;
   bool leader_ = false;
-  std::set<std::string> owned_;
+  std::vector<std::string> owned_;   // sorted
+  std::vector<LoadBalancerAddress> addresses_;  // what reconcile() last wrote
+  bool retry_scheduled_ = false;
   std::set<Warning> warnings_;       // of the current table
   std::set<Warning> emitted_;        // Events created while these warnings held
   std::deque<Warning> event_queue_;

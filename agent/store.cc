@@ -247,7 +247,7 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   return {};
 }
 
-Store::Store(Metrics& metrics, std::function<void(Change)> on_change)
+Store::Store(Metrics& metrics, OnChange on_change)
     : metrics_(metrics), on_change_(std::move(on_change)) {}
 
 void Store::begin_list(Kind kind) {
@@ -280,12 +280,12 @@ void Store::end_list(Kind kind) {
     case Kind::kSecret: secrets = std::move(listed->secrets); break;
   }
   update_gauge(kind);
-  if (on_change_) on_change_(Change::kRoutes);
+  if (on_change_) on_change_(Change::kRoutes, kind, {});
 }
 
 void Store::event(Kind kind, kube::EventType type, const Json::Value& object) {
   const Change change = apply(kind, type, object);
-  if (change != Change::kNone && on_change_) on_change_(change);
+  if (change != Change::kNone && on_change_) on_change_(change, kind, object_key(object));
 }
 
 void Store::report_bad(Kind kind, const std::string& key, const std::string& error) {

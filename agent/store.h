@@ -152,8 +152,10 @@ enum class Change { kNone, kStatus, kRoutes };
 
 class Store : public kube::WatchSink {
  public:
-  // `on_change` runs after every change, with what it may affect.
-  Store(Metrics& metrics, std::function<void(Change)> on_change);
+  // `on_change` runs after every change, with what it may affect, the kind and the object's key ("" when
+  // a relist replaced every object of the kind).
+  using OnChange = std::function<void(Change, Kind, const std::string& key)>;
+  Store(Metrics& metrics, OnChange on_change);
 
   void begin_list(Kind kind) override;
   void listed(Kind kind, const Json::Value& item) override;
@@ -175,7 +177,7 @@ class Store : public kube::WatchSink {
   void update_gauge(Kind kind);
 
   Metrics& metrics_;
-  std::function<void(Change)> on_change_;
+  OnChange on_change_;
   bool staging_ = false;  // this Store collects a LIST in progress for another
   std::unordered_map<int, std::unique_ptr<Store>> pending_;  // a LIST in progress, per kind
   // Bad objects already logged ("kind key: error"), so an object is logged once, not on every relist.

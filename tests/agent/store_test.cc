@@ -117,7 +117,7 @@ TEST_CASE("tls secret projection: missing or junk data") {
 TEST_CASE("store: changes, status-only changes, deletes, relists replace, bad objects are skipped") {
   Metrics metrics;
   std::vector<Change> changes;
-  Store store(metrics, [&](Change c) { changes.push_back(c); });
+  Store store(metrics, [&](Change c, Kind, const std::string&) { changes.push_back(c); });
   const auto ingress = [](const std::string& rv, const std::string& ip, const std::string& host) {
     return json(R"({"metadata": {"name": "a", "namespace": "n", "resourceVersion": ")" + rv +
                 R"("}, "spec": {"rules": [{"host": ")" + host + R"("}]},
