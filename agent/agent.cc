@@ -9,7 +9,7 @@ Agent::Agent(kube::Client& client, TablePublisher& publisher, Metrics& metrics, 
       publisher_(publisher),
       metrics_(metrics),
       options_(std::move(options)),
-      store_(metrics, [this](Change change) { on_change(change); }),
+      store_(metrics, [this](Change change, Kind kind, const std::string& key) { on_change(change, kind, key); }),
       status_(client, metrics, store_, options_.status) {}
 
 void Agent::start() {
@@ -43,10 +43,19 @@ bool Agent::all_synced() const {
   return !watchers_.empty();
 }
 
-void Agent::on_change(Change change) {
+void Agent::on_change(Change change, Kind kind, const std::string& key) {
   if (change == Change::kStatus) {
-    status_.reconcile();
+    status_.reconcile(key);
     return;
+  }
+  if (kind == Kind::kService) compile_cache_.service_changed(key);
+  if (kind == Kind::kEndpointSlice) compile_cache_.slice_changed(store_, key);
+  if (kind == Kind::kIngress) {
+    if (key.empty()) {
+      ingresses_relisted_ = true;
+    } else {
+      changed_ingresses_.insert(key);
+    }
   }
   // Nothing is published before every kind has synced: a table with Ingresses but no endpoints yet
   // would answer 503 for routes that work.
@@ -56,7 +65,15 @@ void Agent::on_change(Change change) {
     log::info("every watch has synced; publishing the first table");
   }
   if (publish_timer_ != 0) return;
-  publish_timer_ = client_.after(options_.coalesce, [this] {
+  // The first change after a quiet spell is published at once (after the events already received are
+  // applied); later ones wait until a coalescing window has passed since that publish, so a burst
+  // costs one compile per window and a single change costs no waiting at all.
+  const auto now = std::chrono::steady_clock::now();
+  const auto next = last_publish_ + options_.coalesce;
+  const auto delay = next > now ? std::chrono::duration_cast<std::chrono::milliseconds>(next - now) +
+                                      std::chrono::milliseconds(1)
+                                : std::chrono::milliseconds(0);
+  publish_timer_ = client_.after(delay, [this] {
     publish_timer_ = 0;
     publish();
   });
@@ -64,7 +81,8 @@ void Agent::on_change(Change change) {
 
 void Agent::publish() {
   const auto started = std::chrono::steady_clock::now();
-  CompiledTable table = compile(store_, options_.compile);
+  last_publish_ = started;
+  CompiledTable table = compile(store_, options_.compile, compile_cache_);
   const std::vector<std::string> owned = table.owned;
   if (table.default_certificate_problem != default_certificate_problem_) {
     default_certificate_problem_ = table.default_certificate_problem;
@@ -109,6 +127,13 @@ void Agent::publish() {
   }
   warnings_ = std::move(current);
   status_.update(owned, outcome.warnings);
+  if (ingresses_relisted_) {
+    status_.reconcile();
+  } else {
+    for (const std::string& key : changed_ingresses_) status_.reconcile(key);
+  }
+  ingresses_relisted_ = false;
+  changed_ingresses_.clear();
 }
 
 }  // namespace kroute::agent

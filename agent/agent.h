@@ -36,7 +36,7 @@ class Agent {
   void shutdown(std::function<void()> done);
 
  private:
-  void on_change(Change change);
+  void on_change(Change change, Kind kind, const std::string& key);
   bool all_synced() const;
   void publish();
 
@@ -45,10 +45,16 @@ class Agent {
   Metrics& metrics_;
   AgentOptions options_;
   Store store_;
+  CompileCache compile_cache_;
   std::vector<std::unique_ptr<kube::Watcher>> watchers_;
   StatusWriter status_;
   std::unique_ptr<Elector> elector_;
   kube::TimerId publish_timer_ = 0;
+  std::chrono::steady_clock::time_point last_publish_{};  // when the last compile started
+  // Ingresses whose spec changed since the last publish (their status is checked after it); a relist
+  // of Ingresses checks them all.
+  std::set<std::string> changed_ingresses_;
+  bool ingresses_relisted_ = false;
   bool synced_ = false;
   std::set<Warning> warnings_;
   std::string default_certificate_problem_;  // logged when it changes

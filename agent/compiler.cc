@@ -31,32 +31,37 @@ void settle_readiness(std::vector<Endpoint>& endpoints) {
 
 int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1); }
 
+}  // namespace
+
 class Compiler {
  public:
-  Compiler(const Store& store, const CompileOptions& options) : store_(store), options_(options) {
-    for (const auto& [key, slice] : store.slices) {
-      if (!slice.service.empty()) slices_by_service_[slice.ns + "/" + slice.service].push_back(&slice);
-    }
-    for (auto& [key, list] : slices_by_service_) {
-      std::sort(list.begin(), list.end(), [](const EndpointSlice* a, const EndpointSlice* b) { return a->name < b->name; });
-    }
+  Compiler(const Store& store, const CompileOptions& options, CompileCache& cache)
+      : store_(store), options_(options), cache_(cache) {
+    cache_.index(store);
     for (const auto& [name, cls] : store.classes) {
       if (cls.controller == options.controller && cls.is_default) default_class_is_ours_ = true;
     }
   }
 
   CompiledTable run() {
+    std::vector<std::pair<const std::string*, const Ingress*>> owned;
+    owned.reserve(store_.ingresses.size());
     for (const auto& [key, ingress] : store_.ingresses) {
-      if (owns(ingress, store_, options_, default_class_is_ours_)) table_.owned.push_back(key);
+      if (owns(ingress, store_, options_, default_class_is_ours_)) owned.emplace_back(&key, &ingress);
     }
-    std::sort(table_.owned.begin(), table_.owned.end());
+    std::sort(owned.begin(), owned.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+    table_.owned.reserve(owned.size());
+    table_.model.sources.reserve(owned.size());
+    table_.model.rules.reserve(owned.size());
+    table_.model.backends.reserve(owned.size());
+    backend_index_.reserve(owned.size());
     // Oldest first for the default backend; sources keep the owned order (the builder settles collisions
     // by age itself).
     std::vector<const Ingress*> by_age;
-    for (const std::string& key : table_.owned) {
-      const Ingress& ingress = store_.ingresses.at(key);
-      add_ingress(ingress);
-      if (ingress.default_backend) by_age.push_back(&ingress);
+    for (const auto& [key, ingress] : owned) {
+      table_.owned.push_back(*key);
+      add_ingress(*ingress);
+      if (ingress->default_backend) by_age.push_back(ingress);
     }
     std::stable_sort(by_age.begin(), by_age.end(), [](const Ingress* a, const Ingress* b) {
       return a->created_unix != b->created_unix ? a->created_unix < b->created_unix
@@ -164,28 +169,36 @@ class Compiler {
       return kNoBackend;
     }
     const std::string port_label = ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name;
-    const std::string key = ingress.ns + "/" + ref.service + ":" + port_label;
-    if (auto it = backend_index_.find(key); it != backend_index_.end()) {
-      for (Warning w : backend_warnings_[it->second]) warn(ingress, std::move(w.reason), std::move(w.message));
-      return it->second;
+    std::string service_key = ingress.ns + "/" + ref.service;
+    const std::size_t service_length = service_key.size();
+    service_key += ':';
+    service_key += port_label;
+    auto [known, inserted] = backend_index_.try_emplace(service_key);
+    if (!inserted) {
+      for (const Warning& w : known->second.second->problems) warn(ingress, w.reason, w.message);
+      return known->second.first;
+    }
+    service_key.resize(service_length);
+    auto& cached = cache_.resolved_[service_key];
+    auto resolved = cached.find(port_label);
+    if (resolved == cached.end()) {
+      CompileCache::Resolved fresh;
+      fresh.backend.ns = ingress.ns;
+      fresh.backend.service = ref.service;
+      fresh.backend.port = ref.port_number;
+      fresh.backend.port_name = ref.port_name;
+      resolve_endpoints(service_key, ref, port_label, fresh.backend, fresh.problems);
+      resolved = cached.emplace(port_label, std::move(fresh)).first;
     }
     const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
-    backend_index_.emplace(key, index);
-    Backend backend;
-    backend.ns = ingress.ns;
-    backend.service = ref.service;
-    backend.port = ref.port_number;
-    backend.port_name = ref.port_name;
-    std::vector<Warning>& problems = backend_warnings_[index];
-    resolve_endpoints(ingress.ns, ref, port_label, backend, problems);
-    table_.model.backends.push_back(std::move(backend));
-    for (Warning w : problems) warn(ingress, std::move(w.reason), std::move(w.message));
+    known->second = {index, &resolved->second};
+    table_.model.backends.push_back(resolved->second.backend);
+    for (const Warning& w : resolved->second.problems) warn(ingress, w.reason, w.message);
     return index;
   }
 
-  void resolve_endpoints(const std::string& ns, const ServiceBackendRef& ref, const std::string& port_label,
+  void resolve_endpoints(const std::string& service_key, const ServiceBackendRef& ref, const std::string& port_label,
                          Backend& backend, std::vector<Warning>& problems) {
-    const std::string service_key = ns + "/" + ref.service;
     auto service = store_.services.find(service_key);
     if (service == store_.services.end()) {
       problems.push_back({"", "", "ServiceNotFound", "Service " + service_key + " not found"});
@@ -208,8 +221,8 @@ class Compiler {
       return;
     }
     std::map<std::pair<std::string, std::uint16_t>, Endpoint> unique;
-    if (auto slices = slices_by_service_.find(service_key); slices != slices_by_service_.end()) {
-      for (const EndpointSlice* slice : slices->second) {
+    if (auto slices = cache_.slices_.find(service_key); slices != cache_.slices_.end()) {
+      for (const auto& [name, slice] : slices->second) {
         if (slice->address_type != "IPv4" && slice->address_type != "IPv6") continue;
         // EndpointSlice ports carry the Service port's name, with the container's port number.
         const SlicePort* target = nullptr;
@@ -233,14 +246,60 @@ class Compiler {
 
   const Store& store_;
   const CompileOptions& options_;
+  CompileCache& cache_;
   CompiledTable table_;
   bool default_class_is_ours_ = false;
-  std::unordered_map<std::string, std::vector<const EndpointSlice*>> slices_by_service_;
-  std::unordered_map<std::string, std::uint32_t> backend_index_;
-  std::unordered_map<std::uint32_t, std::vector<Warning>> backend_warnings_;
+  // "ns/service:port" -> (index in the model, the cached resolution)
+  std::unordered_map<std::string, std::pair<std::uint32_t, const CompileCache::Resolved*>> backend_index_;
 };
 
-}  // namespace
+void CompileCache::index(const Store& store) {
+  if (indexed_) return;
+  service_of_slice_.clear();
+  slices_.clear();
+  resolved_.clear();
+  for (const auto& [key, slice] : store.slices) {
+    if (slice.service.empty()) continue;
+    const std::string service = slice.ns + "/" + slice.service;
+    service_of_slice_.emplace(key, service);
+    slices_[service].emplace_back(slice.name, &slice);
+  }
+  for (auto& [service, list] : slices_) std::sort(list.begin(), list.end());
+  indexed_ = true;
+}
+
+void CompileCache::service_changed(const std::string& key) {
+  if (key.empty()) {
+    resolved_.clear();
+  } else {
+    resolved_.erase(key);
+  }
+}
+
+void CompileCache::slice_changed(const Store& store, const std::string& key) {
+  // Pointers into the store's map stay valid for elements that were not erased; a relist replaces the map.
+  if (key.empty() || !indexed_) {
+    indexed_ = false;
+    return;
+  }
+  if (auto old = service_of_slice_.find(key); old != service_of_slice_.end()) {
+    auto& list = slices_[old->second];
+    const std::string name = key.substr(key.find('/') + 1);
+    std::erase_if(list, [&](const auto& entry) { return entry.first == name; });
+    resolved_.erase(old->second);
+    if (list.empty()) slices_.erase(old->second);
+    service_of_slice_.erase(old);
+  }
+  auto it = store.slices.find(key);
+  if (it == store.slices.end() || it->second.service.empty()) return;
+  const EndpointSlice& slice = it->second;
+  const std::string service = slice.ns + "/" + slice.service;
+  service_of_slice_.emplace(key, service);
+  auto& list = slices_[service];
+  const std::pair<std::string, const EndpointSlice*> entry{slice.name, &slice};
+  list.insert(std::upper_bound(list.begin(), list.end(), entry), entry);
+  resolved_.erase(service);
+}
 
 bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours) {
   // The legacy annotation, when present, decides (it predates and overrides ingressClassName).
@@ -252,7 +311,14 @@ bool owns(const Ingress& ingress, const Store& store, const CompileOptions& opti
   return options.watch_without_class || default_class_is_ours;
 }
 
-CompiledTable compile(const Store& store, const CompileOptions& options) { return Compiler(store, options).run(); }
+CompiledTable compile(const Store& store, const CompileOptions& options, CompileCache& cache) {
+  return Compiler(store, options, cache).run();
+}
+
+CompiledTable compile(const Store& store, const CompileOptions& options) {
+  CompileCache cache;
+  return compile(store, options, cache);
+}
 
 void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings) {
   const RouteModel& model = table.model;

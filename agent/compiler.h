@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "builder.h"
@@ -37,10 +38,33 @@ struct CompiledTable {
   std::string default_certificate_problem;
 };
 
+// What compile() keeps between runs so that a change costs what it touches: the EndpointSlices of each
+// Service and the resolved backend (endpoints and problems) of each Service port. The agent reports
+// every Service and EndpointSlice change; a relist of either kind (key "") starts over.
+class CompileCache {
+ public:
+  void service_changed(const std::string& key);
+  void slice_changed(const Store& store, const std::string& key);
+
+ private:
+  friend class Compiler;
+  struct Resolved {
+    Backend backend;
+    std::vector<Warning> problems;  // without ns/name: they go to each Ingress naming the port
+  };
+  void index(const Store& store);
+  bool indexed_ = false;
+  std::unordered_map<std::string, std::string> service_of_slice_;               // slice key -> "ns/service"
+  // "ns/service" -> its slices by name (the name is kept: a deleted slice's pointer must not be read)
+  std::unordered_map<std::string, std::vector<std::pair<std::string, const EndpointSlice*>>> slices_;
+  std::unordered_map<std::string, std::unordered_map<std::string, Resolved>> resolved_;  // "ns/service" -> port
+};
+
 // Whether an Ingress is ours. `default_class_is_ours`: one of our IngressClasses is the cluster default.
 bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours);
 
 CompiledTable compile(const Store& store, const CompileOptions& options);
+CompiledTable compile(const Store& store, const CompileOptions& options, CompileCache& cache);
 
 // Adds warnings for what the builder skipped or shadowed (collisions: the younger Ingress loses).
 void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings);
