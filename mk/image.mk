@@ -11,7 +11,7 @@ DOCKER_BUILD_FLAGS ?=
 base-images: ## make debian:bookworm and debian:bookworm-slim with debootstrap when docker has none (no registry needed)
 	@bash scripts/base-images.sh
 
-image: base-images ## build the image kroute:<version> (nginx + module + agent); ~7 min the first time, seconds for an unchanged tree
+image: base-images ## build the image kroute:<version> (nginx + module + agent); ~8 min the first time, seconds for an unchanged tree
 	@echo "image: docker build -t $(IMAGE)"
 	@DOCKER_BUILDKIT=0 docker build -t $(IMAGE) $(DOCKER_BUILD_FLAGS) \
 	  --build-arg VERSION=$(KROUTE_VERSION) \

@@ -4,6 +4,10 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/cluster-suite.sh"
 root=${KROUTE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 
+if ! docker info >/dev/null 2>&1; then
+  echo "image suite: needs a running Docker engine ('docker info' fails); Debian: apt-get install docker.io" >&2
+  exit 1
+fi
 started=$(date +%s)
 make -C "$root" --no-print-directory image
 echo "image suite: image ready in $(( $(date +%s) - started ))s"
