@@ -27,7 +27,6 @@ import yaml
 from kube import ROOT, Cluster, ClusterError
 
 CHART = ROOT / "charts" / "kroute"
-RBAC_RULES = CHART / "files" / "rbac-rules.yaml"
 
 
 def run(args: list[str], *, env: dict[str, str] | None = None, input: str | None = None,
@@ -74,10 +73,6 @@ def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> di
 
 def containers(workload: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in workload["spec"]["template"]["spec"]["containers"]}
-
-
-def rbac_rules() -> dict[str, list[dict[str, Any]]]:
-    return yaml.safe_load(RBAC_RULES.read_text())
 
 
 class Release:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chart_fixtures import (CHART, Helm, Releases, containers, find, one, rbac_rules, run,  # noqa: F401
+from agent_fixtures import rbac_rules
+from chart_fixtures import (CHART, Helm, Releases, containers, find, one,  # noqa: F401
                             helm, releases, service_monitor_crd)
 from kube import Cluster
 
