@@ -226,11 +226,13 @@ class Docker:
         self.networks.append(name)
         return json.loads(docker("network", "inspect", name))[0]
 
-    def tmpfs_volume(self, what: str, size: str = "64m") -> str:
-        """A memory-backed volume with an emptyDir's permissions (0777), shareable between containers."""
+    def tmpfs_volume(self, what: str, size: str = "64m", fs_group: int | None = None) -> str:
+        """A memory-backed volume with an emptyDir's permissions, shareable between containers: 0777, or with
+        the pod's fsGroup as its group and the setgid bit, as the kubelet leaves it."""
         name = self.name(what)
+        options = f"size={size},mode=0777" if fs_group is None else f"size={size},mode=2777,gid={fs_group}"
         docker("volume", "create", "--label", self.label, "--label", self.session_label, "--driver", "local",
-               "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", f"o=size={size},mode=0777", name)
+               "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", f"o={options}", name)
         self.volumes.append(name)
         return name
 

@@ -21,8 +21,9 @@ from kube import Cluster
 # Value sets that between them turn every template and branch on.
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "daemonset-nodeport": {"kind": "DaemonSet", "service": {"type": "NodePort", "nodePort": 30080,
-                                                            "externalTrafficPolicy": "Local"}},
+    "daemonset-nodeport": {"kind": "DaemonSet", "service": {"type": "NodePort", "nodePorts": {"http": 30080},
+                                                            "externalTrafficPolicy": "Local"},
+                           "controller": {"defaultSSLCertificate": "ingress/wildcard"}},
     "replicas-hpa-default-class": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5,
                                                    "targetMemoryUtilizationPercentage": 90},
                                    "ingressClass": {"name": "kroute", "default": True}},
@@ -137,7 +138,10 @@ def test_defaults_render_the_pod_the_agent_and_nginx_need(helm: Helm) -> None:
 
     service = one(objects, "Service")
     assert service["spec"]["type"] == "LoadBalancer" and "externalTrafficPolicy" not in service["spec"]
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                                        {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    assert [(p["name"], p["containerPort"]) for p in nginx["ports"]] == [("http", 80), ("https", 443),
+                                                                         ("status", 10246)]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
@@ -172,7 +176,8 @@ def test_options_render_as_documented(helm: Helm) -> None:
     assert not find(objects, "PodDisruptionBudget") and not find(objects, "HorizontalPodAutoscaler")
     service = one(objects, "Service")
     assert service["spec"]["type"] == "NodePort" and service["spec"]["externalTrafficPolicy"] == "Local"
-    assert service["spec"]["ports"][0]["nodePort"] == 30080
+    assert service["spec"]["ports"][0]["nodePort"] == 30080 and "nodePort" not in service["spec"]["ports"][1]
+    assert "--default-ssl-certificate=ingress/wildcard" in containers(daemonset)["agent"]["args"]
 
     objects = helm.objects(VARIANTS["replicas-hpa-default-class"], release="edge")
     deployment = one(objects, "Deployment")
@@ -202,7 +207,7 @@ def test_options_render_as_documented(helm: Helm) -> None:
     assert not find(objects, "Role", "edge-kroute-election")
 
     # nginx on unprivileged ports (an image whose nginx.conf says so): no capability at all.
-    objects = helm.objects({"nginx": {"containerPorts": {"http": 8080, "status": 10246}}})
+    objects = helm.objects({"nginx": {"containerPorts": {"http": 8080, "https": 8443, "status": 10246}}})
     assert "add" not in containers(one(objects, "Deployment"))["nginx"]["securityContext"]["capabilities"]
 
 

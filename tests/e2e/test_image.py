@@ -10,9 +10,13 @@ docker network the test creates. Then it routes traffic and changes Ingresses wh
 
 from __future__ import annotations
 
+import base64
 import http.client
 import ipaddress
 import json
+import socket
+import ssl
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,8 @@ def start_pod(pod: dict[str, Any], *, name: str, namespace: str, image: str, box
     for volume in spec["volumes"]:
         if "emptyDir" in volume:
             size = volume["emptyDir"].get("sizeLimit", "64Mi").replace("Mi", "m").replace("Gi", "g")
-            volumes[volume["name"]] = (box.tmpfs_volume(f"{name}-{volume['name']}", size), False)
+            volumes[volume["name"]] = (box.tmpfs_volume(f"{name}-{volume['name']}", size,
+                                                        pod_context.get("fsGroup")), False)
         elif "projected" in volume:
             sources = volume["projected"]["sources"]
             assert any("serviceAccountToken" in s for s in sources), volume
@@ -111,6 +116,31 @@ def ingress(ns: str, name: str, cls: str, rules: dict[str, str]) -> dict[str, An
                 {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
                     "service": {"name": service, "port": {"name": "http"}}}}]}}
                 for host, service in rules.items()]}}
+
+
+def self_signed(host: str, workdir: Path) -> tuple[bytes, bytes]:
+    """A certificate and key for host (PEM)."""
+    key, cert = workdir / f"{host}.key", workdir / f"{host}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    return cert.read_bytes(), key.read_bytes()
+
+
+def https_get(address: str, host: str, ca_pem: bytes) -> tuple[int, str]:
+    """GET / over TLS with SNI host, trusting only ca_pem: succeeds only with the host's own certificate."""
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    data = b""
+    try:
+        with socket.create_connection((address, 443), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            while chunk := tls.recv(65536):
+                data += chunk
+    except (OSError, ssl.SSLError) as error:
+        return 0, str(error)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
 
 
 def test_image_labels_user_and_size(image: str) -> None:
@@ -188,6 +218,18 @@ def test_pod_from_the_chart_routes_traffic_and_follows_ingress_changes(
         lookup = json.loads(docker("exec", started["agent"], "kroute-table", "lookup", "--json", "shop.test", "/"))
         assert [e["address"] for e in lookup["backend"]["endpoints"]] == [f"{backends['blue']}:8080"]
         nginx_pids = docker("exec", started["nginx"], "sh", "-c", "cat /run/nginx.pid; ls /proc | sort -n")
+
+        # TLS from a Secret: the host's own certificate by SNI, and plain HTTP redirected to HTTPS.
+        cert, key = self_signed("secure.test", tmp_path)
+        cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                       "metadata": {"name": "secure-tls", "namespace": ns},
+                       "data": {"tls.crt": base64.b64encode(cert).decode(), "tls.key": base64.b64encode(key).decode()}})
+        secure = ingress(ns, "secure", release.ingress_class, {"secure.test": "blue"})
+        secure["spec"]["tls"] = [{"hosts": ["secure.test"], "secretName": "secure-tls"}]
+        cluster.apply(secure)
+        wait_for("secure.test over TLS with its certificate",
+                 lambda: "backend=blue" in https_get(pod_ip, "secure.test", cert)[1], timeout=20)
+        assert get(pod_ip, 80, "/", "secure.test")[0] == 308
 
         # Live changes: move shop.test to green, add a host; nginx is never reloaded or restarted.
         cluster.apply(ingress(ns, "shop", release.ingress_class, {"shop.test": "green", "new.test": "blue"}))
