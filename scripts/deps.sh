@@ -8,7 +8,7 @@ packages=(
   libcurl4-openssl-dev libjsoncpp-dev libfmt-dev libxxhash-dev
   doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev libyaml-cpp-dev
   wrk nghttp2-client curl openssl jq iproute2 procps psmisc
-  python3 python3-pytest python3-websocket debootstrap
+  python3 python3-pytest python3-websocket python3-matplotlib strace debootstrap
 )
 
 missing=()
