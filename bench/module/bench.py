@@ -2,8 +2,10 @@
 
 Both proxies run at once with one worker each, pinned to one CPU; the backends (a separate nginx that
 answers "ok") and wrk share the other CPU. For each size (hosts), every round runs both back to back
-(alternating which goes first) and the ratio of the pair is kept; the report gives medians. Writes
-bench/results/module.md (and .json).
+(alternating which goes first) and the ratio of the pair is kept; the report gives medians. After the
+rounds, the memory of each proxy's master and worker (RSS and PSS from /proc/PID/smaps_rollup; the
+module's table snapshot is a mapped file and counted in them as far as the workers touched it) is read
+at rest. Writes bench/results/module.md and module.json (or into --out).
 """
 import argparse
 import json
@@ -20,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench" / "report"))
+
+import procmem  # noqa: E402
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVICES = 10        # backends the hosts map onto (host i -> service i % SERVICES)
 PODS = 4             # backend listeners; each service has 2 of them
@@ -206,16 +211,21 @@ class Nginx:
     def worker_cpu_seconds(self):
         """CPU time (user + system) of the workers so far: what the proxy spent, whatever else runs."""
         total = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for pid in self.pids()[1:]:
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.process.pid:
-                total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += int(fields[11]) + int(fields[12])  # utime, stime
         return total / os.sysconf("SC_CLK_TCK")
+
+    def pids(self):
+        """The master and its workers."""
+        return [self.process.pid, *procmem.children(self.process.pid)]
+
+    def memory_kb(self):
+        """RSS, PSS and private (USS) kB of the master and workers together, from smaps_rollup."""
+        return procmem.memory_kb(self.pids())
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -300,9 +310,13 @@ def main():
                     runs[name].append({"rps": rps, "p99_ms": p99, "cpu_us_per_request": cpu_us})
                     print(f"bench-module: {hosts} hosts, round {r + 1}: {name} {rps:.0f} req/s, p99 {p99:.3f} ms, "
                           f"proxy CPU {cpu_us:.1f} us/request", flush=True)
+            memory = {"module": module.memory_kb(), "static": static.memory_kb()}
+            memory["module"]["table_kb"] = sum(f.stat().st_size for f in table_dir.iterdir()) // 1024
+            print(f"bench-module: {hosts} hosts, memory (PSS): module {memory['module']['pss_kb'] / 1024:.1f} MB, "
+                  f"static {memory['static']['pss_kb'] / 1024:.1f} MB", flush=True)
             module.stop()
             static.stop()
-            summary = {"hosts": hosts, "runs": runs}
+            summary = {"hosts": hosts, "runs": runs, "memory": memory}
             for name in runs:
                 summary[name] = {key: statistics.median(x[key] for x in runs[name])
                                  for key in ("rps", "p99_ms", "cpu_us_per_request")}
@@ -321,7 +335,9 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "module.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "module.json").write_text(json.dumps({
+        "command": ["python3", "bench/module/bench.py", *sys.argv[1:]], "args": vars(args),
+        "proxy_cpu": proxy_cpu, "load_cpu": load_cpu, "results": results}, indent=2) + "\n")
     lines = [
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} rounds per size, each running module and "
         "static back to back (order alternating); req/s and p99 are medians over rounds, ratios the medians "
@@ -340,6 +356,19 @@ def main():
                      f"{s['rps_ratio']:.3f} | {s['module']['p99_ms']:.2f} ms | {s['static']['p99_ms']:.2f} ms | "
                      f"{s['p99_ratio']:.3f} | {s['module']['cpu_us_per_request']:.1f} µs | "
                      f"{s['static']['cpu_us_per_request']:.1f} µs | {s['cpu_ratio']:.3f} |")
+    lines += [
+        "",
+        "Memory at rest after the rounds, master + worker, MB (PSS counts each shared page once, split among "
+        "the processes sharing it; RSS counts it in each; the table is the module's snapshot file):",
+        "",
+        "| hosts | module PSS | static PSS | PSS ratio | module RSS | static RSS | table file |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in results:
+        m, st = s["memory"]["module"], s["memory"]["static"]
+        lines.append(f"| {s['hosts']:,} | {m['pss_kb'] / 1024:.1f} | {st['pss_kb'] / 1024:.1f} | "
+                     f"{m['pss_kb'] / st['pss_kb']:.2f} | {m['rss_kb'] / 1024:.1f} | {st['rss_kb'] / 1024:.1f} | "
+                     f"{m['table_kb'] / 1024:.2f} |")
     (out / "module.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
