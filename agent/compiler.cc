@@ -90,6 +90,7 @@ class Compiler {
   void add_ingress(const Ingress& ingress) {
     const auto source = static_cast<std::uint32_t>(table_.model.sources.size());
     table_.model.sources.push_back({ingress.ns, ingress.name, ingress.created_unix});
+    for (const IngressProblem& problem : ingress.problems) warn(ingress, problem.reason, problem.message);
     for (const IngressRule& rule : ingress.rules) {
       for (const IngressPath& path : rule.paths) {
         if (!path.type_error.empty()) {

@@ -8,16 +8,33 @@
 #include <ctime>
 #include <memory>
 
+#include "host.h"
 #include "log.h"
 #include "text.h"
+#include "validate.h"
 
 namespace kroute::agent {
 namespace {
 
+// Field access that never throws. jsoncpp's operator[] throws on a value that is not an object (and
+// asInt64() on a number out of range); an object of an unexpected shape must be read as far as it goes,
+// not end the agent. at(v, "a", "b") is v.a.b, or null when any step is missing or not an object.
+const Json::Value& at(const Json::Value& v) { return v; }
+template <typename... Keys>
+const Json::Value& at(const Json::Value& v, const char* key, Keys... rest) {
+  return at(v.isObject() ? v[key] : Json::Value::nullSingleton(), rest...);
+}
+
+// The elements of v when it is an array; nothing otherwise.
+const Json::Value& elements(const Json::Value& v) {
+  static const Json::Value empty(Json::arrayValue);
+  return v.isArray() ? v : empty;
+}
+
 std::string str(const Json::Value& v) { return v.isString() ? v.asString() : std::string(); }
 
 std::uint32_t port_number(const Json::Value& v) {
-  if (!v.isIntegral()) return 0;
+  if (!v.isInt64()) return 0;
   const Json::Int64 n = v.asInt64();
   return n > 0 && n <= 65535 ? static_cast<std::uint32_t>(n) : 0;
 }
@@ -32,24 +49,47 @@ std::string common_metadata(const Json::Value& object, std::string& ns, std::str
   return {};
 }
 
+// The names the API server allows: `check_name` for metadata.name, a label for a namespace. An empty
+// namespace is left to the builder, which refuses sources and backends without one.
+std::string check_object_names(const std::string& ns, const std::string& name,
+                               std::string (*check_name)(std::string_view)) {
+  if (std::string problem = check_name(name); !problem.empty()) return "metadata.name " + problem;
+  if (ns.empty()) return {};
+  if (std::string problem = check_dns_label(ns); !problem.empty()) return "metadata.namespace " + problem;
+  return {};
+}
+
 ServiceBackendRef parse_backend(const Json::Value& backend) {
   ServiceBackendRef ref;
-  if (backend["resource"].isObject()) {
+  if (at(backend, "resource").isObject()) {
     ref.is_resource = true;
-    ref.service = str(backend["resource"]["name"]);
+    // Named in the warning that the backend is unsupported, nowhere else.
+    ref.service = printable(str(at(backend, "resource", "name")));
     return ref;
   }
-  const Json::Value& service = backend["service"];
-  ref.service = str(service["name"]);
-  ref.port_number = port_number(service["port"]["number"]);
-  ref.port_name = str(service["port"]["name"]);
+  const Json::Value& service = at(backend, "service");
+  ref.service = str(at(service, "name"));
+  ref.port_number = port_number(at(service, "port", "number"));
+  ref.port_name = str(at(service, "port", "name"));
   return ref;
+}
+
+// Why a service reference cannot be used ("" when it can, or when the compiler has its own message: a
+// missing name or port). The service and port names reach the table and nginx's $kroute_service.
+std::string check_backend(const ServiceBackendRef& ref) {
+  if (ref.is_resource) return {};
+  if (!ref.service.empty()) {
+    if (std::string problem = check_dns_label(ref.service); !problem.empty()) return "backend service name " + problem;
+  }
+  if (!ref.port_name.empty()) {
+    if (std::string problem = check_port_name(ref.port_name); !problem.empty()) return "backend " + problem;
+  }
+  return {};
 }
 
 std::vector<LoadBalancerAddress> parse_lb_ingress(const Json::Value& list) {
   std::vector<LoadBalancerAddress> out;
-  if (!list.isArray()) return out;
-  for (const Json::Value& item : list) out.push_back({str(item["ip"]), str(item["hostname"])});
+  for (const Json::Value& item : elements(list)) out.push_back({str(at(item, "ip")), str(at(item, "hostname"))});
   return out;
 }
 
@@ -84,13 +124,66 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   return {};
 }
 
-// ingress-nginx's boolean annotations follow Go's strconv.ParseBool; anything else means the default.
-std::optional<bool> annotation_bool(const Json::Value& value) {
-  if (!value.isString()) return std::nullopt;
-  const std::string text = value.asString();
+// ingress-nginx's boolean annotations follow Go's strconv.ParseBool; anything else is reported and
+// means the default. The value is only compared, never copied anywhere.
+std::optional<bool> annotation_bool(const Json::Value& annotations, const char* name, std::vector<IngressProblem>& problems) {
+  const Json::Value& value = at(annotations, name);
+  if (value.isNull()) return std::nullopt;
+  const std::string text = value.isString() ? value.asString() : std::string();
   if (text == "1" || text == "t" || text == "T" || text == "true" || text == "TRUE" || text == "True") return true;
   if (text == "0" || text == "f" || text == "F" || text == "false" || text == "FALSE" || text == "False") return false;
+  problems.push_back({"InvalidAnnotation", std::string("annotation ") + name + " is ignored: \"" + printable(text, 64) +
+                                               "\" is not true or false"});
   return std::nullopt;
+}
+
+void parse_paths(const Json::Value& paths, const std::string& host_problem, IngressRule& rule) {
+  for (const Json::Value& p : elements(paths)) {
+    IngressPath path;
+    path.path = str(at(p, "path"));
+    const std::string type = str(at(p, "pathType"));
+    if (type == "Exact") {
+      path.type = PathType::kExact;
+    } else if (type == "Prefix") {
+      path.type = PathType::kPrefix;
+    } else if (type == "ImplementationSpecific") {
+      path.type = PathType::kImplementationSpecific;
+    } else {
+      path.type_error = type.empty() ? "no pathType" : "unknown pathType " + printable(type, 64);
+    }
+    path.backend = parse_backend(at(p, "backend"));
+    if (path.type_error.empty()) path.type_error = host_problem;
+    if (path.type_error.empty()) path.type_error = check_rule_path(path.path);
+    if (path.type_error.empty()) path.type_error = check_backend(path.backend);
+    if (!path.type_error.empty()) {
+      path.path = printable(path.path);
+      path.backend.service = printable(path.backend.service, 64);
+    }
+    rule.paths.push_back(std::move(path));
+  }
+}
+
+void parse_tls(const Json::Value& list, Ingress& out) {
+  for (const Json::Value& t : elements(list)) {
+    IngressTls tls;
+    tls.secret_name = str(at(t, "secretName"));
+    if (!tls.secret_name.empty()) {
+      if (std::string problem = check_dns_subdomain(tls.secret_name); !problem.empty()) {
+        out.problems.push_back({"InvalidTLS", "a spec.tls entry is skipped: secretName " + problem});
+        continue;
+      }
+    }
+    for (const Json::Value& h : elements(at(t, "hosts"))) {
+      const std::string host = str(h);
+      std::string normalized;
+      if (std::string problem = check_rule_host(host, normalized); !problem.empty()) {
+        out.problems.push_back({"InvalidTLS", "spec.tls host \"" + printable(host) + "\" is skipped: " + problem});
+        continue;
+      }
+      tls.hosts.push_back(host);
+    }
+    out.tls.push_back(std::move(tls));
+  }
 }
 
 }  // namespace
@@ -105,7 +198,7 @@ std::string object_key(const Json::Value& object) {
 bool Ingress::same_routes(const Ingress& o) const {
   return ns == o.ns && name == o.name && uid == o.uid && created_unix == o.created_unix && class_name == o.class_name &&
          class_annotation == o.class_annotation && default_backend == o.default_backend && rules == o.rules &&
-         tls == o.tls && ssl_redirect == o.ssl_redirect;
+         tls == o.tls && ssl_redirect == o.ssl_redirect && problems == o.problems;
 }
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
@@ -115,130 +208,110 @@ bool TlsSecret::operator==(const TlsSecret& o) const {
 
 std::string parse_ingress(const Json::Value& object, Ingress& out) {
   if (std::string error = common_metadata(object, out.ns, out.name); !error.empty()) return error;
+  if (std::string error = check_object_names(out.ns, out.name, check_dns_subdomain); !error.empty()) return error;
   const Json::Value& metadata = object["metadata"];
   out.uid = str(metadata["uid"]);
   out.resource_version = str(metadata["resourceVersion"]);
   if (!parse_rfc3339(str(metadata["creationTimestamp"]), out.created_unix)) out.created_unix = 0;
-  const Json::Value& annotation = metadata["annotations"]["kubernetes.io/ingress.class"];
+  const Json::Value& annotations = metadata["annotations"];
+  const Json::Value& annotation = at(annotations, "kubernetes.io/ingress.class");
   if (annotation.isString()) out.class_annotation = annotation.asString();
   // kroute's own annotation wins over ingress-nginx's, which is honoured so migrated Ingresses keep working.
-  const Json::Value& annotations = metadata["annotations"];
-  if (std::optional<bool> own = annotation_bool(annotations["kroute.dev/ssl-redirect"])) {
-    out.ssl_redirect = *own;
-  } else if (std::optional<bool> nginx = annotation_bool(annotations["nginx.ingress.kubernetes.io/ssl-redirect"])) {
-    out.ssl_redirect = *nginx;
-  }
+  const std::optional<bool> own = annotation_bool(annotations, "kroute.dev/ssl-redirect", out.problems);
+  const std::optional<bool> nginx = annotation_bool(annotations, "nginx.ingress.kubernetes.io/ssl-redirect", out.problems);
+  out.ssl_redirect = own.value_or(nginx.value_or(true));
   const Json::Value& spec = object["spec"];
   if (!spec.isObject()) return "no spec";
   if (spec["ingressClassName"].isString()) out.class_name = spec["ingressClassName"].asString();
-  if (spec["defaultBackend"].isObject()) out.default_backend = parse_backend(spec["defaultBackend"]);
-  if (spec["rules"].isArray()) {
-    for (const Json::Value& r : spec["rules"]) {
-      IngressRule rule;
-      rule.host = str(r["host"]);
-      const Json::Value& paths = r["http"]["paths"];
-      if (paths.isArray()) {
-        for (const Json::Value& p : paths) {
-          IngressPath path;
-          path.path = str(p["path"]);
-          const std::string type = str(p["pathType"]);
-          if (type == "Exact") {
-            path.type = PathType::kExact;
-          } else if (type == "Prefix") {
-            path.type = PathType::kPrefix;
-          } else if (type == "ImplementationSpecific") {
-            path.type = PathType::kImplementationSpecific;
-          } else {
-            path.type_error = type.empty() ? "no pathType" : "unknown pathType " + type;
-          }
-          path.backend = parse_backend(p["backend"]);
-          rule.paths.push_back(std::move(path));
-        }
-      }
-      out.rules.push_back(std::move(rule));
+  if (spec["defaultBackend"].isObject()) {
+    ServiceBackendRef ref = parse_backend(spec["defaultBackend"]);
+    if (std::string problem = check_backend(ref); !problem.empty()) {
+      out.problems.push_back({"InvalidBackend", "spec.defaultBackend is skipped: " + problem});
+    } else {
+      out.default_backend = std::move(ref);
     }
   }
-  if (spec["tls"].isArray()) {
-    for (const Json::Value& t : spec["tls"]) {
-      IngressTls tls;
-      tls.secret_name = str(t["secretName"]);
-      if (t["hosts"].isArray()) {
-        for (const Json::Value& h : t["hosts"]) tls.hosts.push_back(str(h));
-      }
-      out.tls.push_back(std::move(tls));
+  for (const Json::Value& r : elements(spec["rules"])) {
+    IngressRule rule;
+    rule.host = str(at(r, "host"));
+    std::string host_problem;
+    if (!rule.host.empty()) {
+      std::string normalized;
+      host_problem = check_rule_host(rule.host, normalized);
+      if (!host_problem.empty()) rule.host = printable(rule.host);
     }
+    parse_paths(at(r, "http", "paths"), host_problem, rule);
+    out.rules.push_back(std::move(rule));
   }
-  out.status = parse_lb_ingress(object["status"]["loadBalancer"]["ingress"]);
+  parse_tls(spec["tls"], out);
+  out.status = parse_lb_ingress(at(object, "status", "loadBalancer", "ingress"));
   return {};
 }
 
 std::string parse_ingress_class(const Json::Value& object, IngressClass& out) {
   std::string ns;
   if (std::string error = common_metadata(object, ns, out.name); !error.empty()) return error;
-  out.controller = str(object["spec"]["controller"]);
-  out.is_default = str(object["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"]) == "true";
+  if (std::string error = check_object_names(ns, out.name, check_dns_subdomain); !error.empty()) return error;
+  out.controller = str(at(object, "spec", "controller"));
+  out.is_default = str(at(object, "metadata", "annotations", "ingressclass.kubernetes.io/is-default-class")) == "true";
   return {};
 }
 
 std::string parse_service(const Json::Value& object, Service& out) {
   if (std::string error = common_metadata(object, out.ns, out.name); !error.empty()) return error;
-  const Json::Value& spec = object["spec"];
-  if (spec["type"].isString()) out.type = spec["type"].asString();
-  out.external_name = str(spec["externalName"]);
-  out.cluster_ip = str(spec["clusterIP"]);
-  if (spec["ports"].isArray()) {
-    for (const Json::Value& p : spec["ports"]) {
-      ServicePort port;
-      port.name = str(p["name"]);
-      port.port = port_number(p["port"]);
-      if (p["protocol"].isString()) port.protocol = p["protocol"].asString();
-      out.ports.push_back(std::move(port));
-    }
+  if (std::string error = check_object_names(out.ns, out.name, check_dns_label); !error.empty()) return error;
+  const Json::Value& spec = at(object, "spec");
+  if (at(spec, "type").isString()) out.type = at(spec, "type").asString();
+  out.external_name = str(at(spec, "externalName"));
+  out.cluster_ip = str(at(spec, "clusterIP"));
+  for (const Json::Value& p : elements(at(spec, "ports"))) {
+    ServicePort port;
+    port.name = str(at(p, "name"));
+    port.port = port_number(at(p, "port"));
+    if (at(p, "protocol").isString()) port.protocol = at(p, "protocol").asString();
+    out.ports.push_back(std::move(port));
   }
-  if (spec["externalIPs"].isArray()) {
-    for (const Json::Value& ip : spec["externalIPs"]) out.external_ips.push_back(str(ip));
-  }
-  out.load_balancer = parse_lb_ingress(object["status"]["loadBalancer"]["ingress"]);
+  for (const Json::Value& ip : elements(at(spec, "externalIPs"))) out.external_ips.push_back(str(ip));
+  out.load_balancer = parse_lb_ingress(at(object, "status", "loadBalancer", "ingress"));
   return {};
 }
 
 std::string parse_endpoint_slice(const Json::Value& object, EndpointSlice& out) {
   if (std::string error = common_metadata(object, out.ns, out.name); !error.empty()) return error;
-  out.service = str(object["metadata"]["labels"]["kubernetes.io/service-name"]);
+  if (std::string error = check_object_names(out.ns, out.name, check_dns_subdomain); !error.empty()) return error;
+  out.service = str(at(object, "metadata", "labels", "kubernetes.io/service-name"));
   out.address_type = str(object["addressType"]);
-  if (object["ports"].isArray()) {
-    for (const Json::Value& p : object["ports"]) {
-      SlicePort port;
-      port.name = str(p["name"]);
-      port.port = port_number(p["port"]);
-      if (p["protocol"].isString()) port.protocol = p["protocol"].asString();
-      out.ports.push_back(std::move(port));
-    }
+  for (const Json::Value& p : elements(object["ports"])) {
+    SlicePort port;
+    port.name = str(at(p, "name"));
+    port.port = port_number(at(p, "port"));
+    if (at(p, "protocol").isString()) port.protocol = at(p, "protocol").asString();
+    out.ports.push_back(std::move(port));
   }
-  if (object["endpoints"].isArray()) {
-    for (const Json::Value& e : object["endpoints"]) {
-      SliceEndpoint endpoint;
-      if (e["addresses"].isArray()) {
-        for (const Json::Value& a : e["addresses"]) endpoint.addresses.push_back(str(a));
-      }
-      const Json::Value& conditions = e["conditions"];
-      endpoint.ready = !conditions["ready"].isBool() || conditions["ready"].asBool();
-      endpoint.serving = conditions["serving"].isBool() ? conditions["serving"].asBool() : endpoint.ready;
-      endpoint.terminating = conditions["terminating"].isBool() && conditions["terminating"].asBool();
-      out.endpoints.push_back(std::move(endpoint));
-    }
+  for (const Json::Value& e : elements(object["endpoints"])) {
+    SliceEndpoint endpoint;
+    for (const Json::Value& a : elements(at(e, "addresses"))) endpoint.addresses.push_back(str(a));
+    const Json::Value& ready = at(e, "conditions", "ready");
+    const Json::Value& serving = at(e, "conditions", "serving");
+    const Json::Value& terminating = at(e, "conditions", "terminating");
+    endpoint.ready = !ready.isBool() || ready.asBool();
+    endpoint.serving = serving.isBool() ? serving.asBool() : endpoint.ready;
+    endpoint.terminating = terminating.isBool() && terminating.asBool();
+    out.endpoints.push_back(std::move(endpoint));
   }
   return {};
 }
 
 std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   if (std::string error = common_metadata(object, out.ns, out.name); !error.empty()) return error;
-  const Json::Value& data = object["data"];
+  if (std::string error = check_object_names(out.ns, out.name, check_dns_subdomain); !error.empty()) return error;
+  const Json::Value& crt = at(object, "data", "tls.crt");
+  const Json::Value& key_data = at(object, "data", "tls.key");
   std::string cert;
   std::string key;
-  if (!data["tls.crt"].isString() || !base64_decode(data["tls.crt"].asString(), cert) || cert.empty()) {
+  if (!crt.isString() || !base64_decode(crt.asString(), cert) || cert.empty()) {
     out.error = "no tls.crt";
-  } else if (!data["tls.key"].isString() || !base64_decode(data["tls.key"].asString(), key) || key.empty()) {
+  } else if (!key_data.isString() || !base64_decode(key_data.asString(), key) || key.empty()) {
     out.error = "no tls.key";
   } else {
     out.error = check_tls_pair(cert, key);

@@ -30,15 +30,17 @@ struct ServiceBackendRef {
 };
 
 struct IngressPath {
-  std::string path;
+  std::string path;  // as written; when the path is skipped, a printable rendering for the warning
   PathType type = PathType::kPrefix;
-  std::string type_error;  // an unknown pathType: the path is skipped with a warning
+  // Why the path is skipped with a warning ("" when it is served): an unknown pathType, a path, host or
+  // backend reference that fails the checks of validate.h.
+  std::string type_error;
   ServiceBackendRef backend;
   bool operator==(const IngressPath&) const = default;
 };
 
 struct IngressRule {
-  std::string host;
+  std::string host;  // as written; printable (see IngressPath::path) when it fails check_rule_host
   std::vector<IngressPath> paths;
   bool operator==(const IngressRule&) const = default;
 };
@@ -47,6 +49,14 @@ struct IngressTls {
   std::vector<std::string> hosts;
   std::string secret_name;
   bool operator==(const IngressTls&) const = default;
+};
+
+// A part of an Ingress that was dropped while reading it (an invalid defaultBackend, TLS entry or
+// annotation), for a Warning Event on the Ingress. The message is printable (validate.h).
+struct IngressProblem {
+  std::string reason;
+  std::string message;
+  bool operator==(const IngressProblem&) const = default;
 };
 
 struct LoadBalancerAddress {
@@ -71,6 +81,7 @@ struct Ingress {
   // out (kroute.dev/ssl-redirect: "false", else nginx.ingress.kubernetes.io/ssl-redirect: "false").
   bool ssl_redirect = true;
   std::vector<LoadBalancerAddress> status;      // status.loadBalancer.ingress
+  std::vector<IngressProblem> problems;
 
   // Everything that can change the route table (all but status and resourceVersion).
   bool same_routes(const Ingress& other) const;
@@ -137,8 +148,10 @@ struct TlsSecret {
   bool operator==(const TlsSecret& other) const;
 };
 
-// Projections from JSON. An object without metadata.name (or a kind-specific fatal problem) fails with
-// `error`; smaller problems are kept inside the projection for the compiler to report.
+// Projections from JSON. An object without a valid metadata.name or namespace (or a kind-specific fatal
+// problem) fails with `error`; smaller problems are kept inside the projection for the compiler to
+// report. Strings that can reach the route table pass the checks of validate.h, so none carries a
+// control character into nginx's variables, logs or headers.
 std::string parse_ingress(const Json::Value& object, Ingress& out);
 std::string parse_ingress_class(const Json::Value& object, IngressClass& out);
 std::string parse_service(const Json::Value& object, Service& out);

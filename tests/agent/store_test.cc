@@ -1,8 +1,13 @@
 #include <doctest.h>
 
+#include <set>
+
 #include "certificates.h"
+#include "compiler.h"
 #include "json_helpers.h"
+#include "snapshot.h"
 #include "store.h"
+#include "validate.h"
 
 using namespace kroute;
 using namespace kroute::agent;
@@ -153,4 +158,154 @@ TEST_CASE("store: changes, status-only changes, deletes, relists replace, bad ob
 
   store.event(Kind::kService, EventType::kDeleted, json(R"({"metadata": {"name": "new", "namespace": "n"}})"));
   CHECK(store.services.empty());
+}
+
+TEST_CASE("projections read fields of the wrong JSON type as absent and never throw") {
+  Ingress in;
+  CHECK_NOTHROW(CHECK(parse_ingress(json(R"({"metadata": {"name": "x", "namespace": "n", "annotations": 5},
+      "spec": {"rules": [5, "x", {"host": 7, "http": {"paths": [1, {"path": 5, "backend": 3}]}}, {"http": 4}],
+               "tls": [1, {"hosts": [1]}], "defaultBackend": {"service": "x"}},
+      "status": {"loadBalancer": []}})"), in) == ""));
+  REQUIRE(in.rules.size() == 4);
+  REQUIRE(in.rules[2].paths.size() == 2);
+  CHECK(in.rules[2].paths[1].type_error == "no pathType");
+  CHECK(in.tls.size() == 2);  // without secret and hosts: the compiler passes over them
+  REQUIRE(in.problems.size() == 1);
+  CHECK(in.problems[0].message == "spec.tls host \"\" is skipped: a host must not be empty (leave it out for a host-less rule)");
+  Ingress annotations_list;
+  CHECK_NOTHROW(parse_ingress(json(R"({"metadata": {"name": "x", "annotations": ["a"]}, "spec": {}})"), annotations_list));
+  Service svc;
+  CHECK_NOTHROW(CHECK(parse_service(json(R"({"metadata": {"name": "s", "namespace": "n"}, "status": 1,
+      "spec": {"ports": [1, {"port": 1e19}, {"port": 18446744073709551615}, {"port": -80}, {"port": 80.5}],
+               "externalIPs": 5}})"), svc) == ""));
+  REQUIRE(svc.ports.size() == 5);
+  for (const ServicePort& p : svc.ports) CHECK(p.port == 0);
+  Service spec_list;
+  CHECK_NOTHROW(parse_service(json(R"({"metadata": {"name": "s"}, "spec": [1]})"), spec_list));
+  EndpointSlice slice;
+  CHECK_NOTHROW(CHECK(parse_endpoint_slice(json(R"({"metadata": {"name": "e", "namespace": "n", "labels": 1},
+      "ports": [{"port": "x"}, 2], "endpoints": [1, {"conditions": 5, "addresses": "x"}, {"addresses": [1, "10.0.0.1"]}]})"),
+                                           slice) == ""));
+  REQUIRE(slice.endpoints.size() == 3);
+  CHECK(slice.endpoints[2].addresses == std::vector<std::string>{"", "10.0.0.1"});
+  TlsSecret secret;
+  CHECK_NOTHROW(CHECK(parse_tls_secret(json(R"({"metadata": {"name": "t", "namespace": "n"}, "data": [1]})"), secret) == ""));
+  CHECK(secret.error == "no tls.crt");
+  IngressClass cls;
+  CHECK_NOTHROW(CHECK(parse_ingress_class(json(R"({"metadata": {"name": "c", "annotations": []}, "spec": 1})"), cls) == ""));
+}
+
+TEST_CASE("projections refuse names the API server would refuse") {
+  Ingress in;
+  CHECK(parse_ingress(json(R"({"metadata": {"name": "Web", "namespace": "n"}, "spec": {}})"), in).rfind("metadata.name ", 0) == 0);
+  CHECK(parse_ingress(json(R"({"metadata": {"name": "web\r\nX-Evil: 1", "namespace": "n"}, "spec": {}})"), in)
+            .find("\\x0d\\x0a") != std::string::npos);
+  CHECK(parse_ingress(json(R"({"metadata": {"name": "web", "namespace": "a.b"}, "spec": {}})"), in)
+            .rfind("metadata.namespace ", 0) == 0);
+  Service svc;
+  CHECK(parse_service(json(R"({"metadata": {"name": "a.b", "namespace": "n"}})"), svc) != "");
+  CHECK(parse_service(json(R"({"metadata": {"name": "1st", "namespace": "n"}})"), svc) == "");
+  TlsSecret secret;
+  CHECK(parse_tls_secret(json(R"({"metadata": {"name": "a_b", "namespace": "n"}})"), secret) != "");
+  EndpointSlice slice;
+  CHECK(parse_endpoint_slice(json(R"({"metadata": {"name": "e\n", "namespace": "n"}})"), slice) != "");
+  IngressClass cls;
+  CHECK(parse_ingress_class(json(R"({"metadata": {"name": "C"}})"), cls) != "");
+}
+
+TEST_CASE("ingress projection: hostile paths, hosts and backend names are skipped, shown printable") {
+  const auto path = [](const std::string& p, const std::string& service = "s", const std::string& port = R"({"number": 80})") {
+    return R"({"path": ")" + p + R"(", "pathType": "ImplementationSpecific", "backend": {"service": {"name": ")" + service +
+           R"(", "port": )" + port + "}}}";
+  };
+  Ingress in;
+  REQUIRE(parse_ingress(json(R"({"metadata": {"name": "h", "namespace": "n"}, "spec": {"rules": [
+      {"host": "a.com", "http": {"paths": [)" + path("/ok") + "," + path("/a b") + "," + path("/a\\r\\nb") + "," +
+                             path("/a/../b") + "," + path("/\\u0000") + "," + path("/%00") + "," + path("/ok2", "Bad_Name") +
+                             "," + path("/ok3", "s", R"({"name": "HTTP"})") + "," + path("/ok4", "s\\nx") + R"(]}},
+      {"host": "a\r\n.com", "http": {"paths": [)" + path("/") + "]}}]}})"),
+                        in) == "");
+  REQUIRE(in.rules.size() == 2);
+  const auto& paths = in.rules[0].paths;
+  REQUIRE(paths.size() == 9);
+  CHECK(paths[0].type_error == "");
+  CHECK(paths[1].type_error == "path must not contain spaces or control characters");
+  CHECK(paths[2].type_error == "path must not contain spaces or control characters");
+  CHECK(paths[2].path == "/a\\x0d\\x0ab");
+  CHECK(paths[3].type_error.find("could never match") != std::string::npos);
+  CHECK(paths[4].path == "/\\x00");
+  CHECK(paths[5].type_error == "");  // "%00" is three characters; nginx compares decoded request paths
+  CHECK(paths[6].type_error.rfind("backend service name ", 0) == 0);
+  CHECK(paths[7].type_error.rfind("backend port name ", 0) == 0);
+  CHECK(paths[8].type_error.rfind("backend service name ", 0) == 0);
+  CHECK(paths[8].backend.service == "s\\x0ax");
+  CHECK(in.rules[1].host == "a\\x0d\\x0a.com");
+  CHECK(in.rules[1].paths[0].type_error == "host may contain only letters, digits, '-' and '.'");
+}
+
+TEST_CASE("ingress projection: a bad TLS entry, default backend or annotation becomes a problem, the rest stays") {
+  Ingress in;
+  REQUIRE(parse_ingress(json(R"({"metadata": {"name": "h", "namespace": "n",
+      "annotations": {"kroute.dev/ssl-redirect": "}; location / { return 200 owned; }\n",
+                      "nginx.ingress.kubernetes.io/ssl-redirect": "false"}},
+      "spec": {"defaultBackend": {"service": {"name": "s\r\n", "port": {"number": 80}}},
+               "tls": [{"hosts": ["a.com"], "secretName": "bad\nname"},
+                       {"hosts": ["b.com", "bad host", "*.c.com"], "secretName": "good"}]}})"),
+                        in) == "");
+  CHECK_FALSE(in.default_backend);
+  CHECK_FALSE(in.ssl_redirect);  // the junk own annotation is ignored; ingress-nginx's applies
+  REQUIRE(in.tls.size() == 1);
+  CHECK(in.tls[0].hosts == std::vector<std::string>{"b.com", "*.c.com"});
+  REQUIRE(in.problems.size() == 4);
+  CHECK(in.problems[0].reason == "InvalidAnnotation");
+  CHECK(in.problems[0].message ==
+        "annotation kroute.dev/ssl-redirect is ignored: \"}; location / { return 200 owned; }\\x0a\" is not true or false");
+  CHECK(in.problems[1].reason == "InvalidBackend");
+  CHECK(in.problems[2].reason == "InvalidTLS");
+  CHECK(in.problems[2].message.find("bad\\x0aname") != std::string::npos);
+  CHECK(in.problems[3].message.rfind("spec.tls host \"bad host\" is skipped", 0) == 0);
+  for (const IngressProblem& p : in.problems) CHECK(p.message.find('\n') == std::string::npos);
+}
+
+TEST_CASE("hostile Ingress next to a healthy one: warnings for the bad parts, a table without control characters") {
+  Metrics metrics;
+  Store store(metrics, nullptr);
+  store.apply(Kind::kService, EventType::kAdded, json(R"({"metadata": {"name": "s", "namespace": "n"},
+      "spec": {"ports": [{"name": "http", "port": 80}]}})"));
+  store.apply(Kind::kEndpointSlice, EventType::kAdded, json(R"({"metadata": {"name": "s-1", "namespace": "n",
+      "labels": {"kubernetes.io/service-name": "s"}}, "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+      "endpoints": [{"addresses": ["10.0.0.1"]}]})"));
+  const auto rule = [](const std::string& host, const std::string& path, const std::string& service) {
+    return R"({"host": ")" + host + R"(", "http": {"paths": [{"path": ")" + path +
+           R"(", "pathType": "ImplementationSpecific", "backend": {"service": {"name": ")" + service +
+           R"(", "port": {"name": "http"}}}}]}})";
+  };
+  store.apply(Kind::kIngress, EventType::kAdded, json(R"({"metadata": {"name": "healthy", "namespace": "n"},
+      "spec": {"rules": [)" + rule("ok.example.com", "/", "s") + "]}}"));
+  store.apply(Kind::kIngress, EventType::kAdded, json(R"({"metadata": {"name": "hostile", "namespace": "n",
+      "annotations": {"kroute.dev/ssl-redirect": "x\r\nLocation: http://evil"}},
+      "spec": {"defaultBackend": {"service": {"name": "s\r\nX: y", "port": {"number": 80}}},
+               "tls": [{"hosts": ["ok.example.com"], "secretName": "a\r\nb"}],
+               "rules": [)" + rule("ok.example.com", "/x\r\ny", "s") + "," + rule("bad\r\nhost", "/", "s") + "," +
+                                                      rule("ok.example.com", "/z", "s\r\nX-Evil: 1") + "]}}"));
+  CompileOptions options;
+  options.watch_without_class = true;
+  CompiledTable table = compile(store, options);
+  BuildResult build = build_snapshot(table.model);
+  add_build_warnings(table, build, table.warnings);
+  std::set<std::string> reasons;
+  for (const Warning& w : table.warnings) {
+    CHECK(w.name == "hostile");
+    CHECK(check_header_value(w.message) == "");
+    reasons.insert(w.reason);
+  }
+  CHECK(reasons == std::set<std::string>{"InvalidAnnotation", "InvalidBackend", "InvalidRule", "InvalidTLS"});
+  CHECK(build.stats.rules == 1);
+  SnapshotView view;
+  REQUIRE(SnapshotView::open(build.bytes, view).ok);
+  const RouteMatch match = view.lookup("ok.example.com", "/x");
+  REQUIRE(match.backend != nullptr);
+  CHECK(view.str(view.source_of(*match.rule).name) == "healthy");
+  CHECK(view.default_backend() == nullptr);
+  CHECK(view.tls().empty());
 }
