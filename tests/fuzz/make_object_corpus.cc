@@ -1,0 +1,191 @@
+// Writes a seed corpus for fuzz-objects: a mode byte, then Kubernetes objects as JSON (see
+// fuzz_objects.cc). The seeds cover a working cluster (with real certificates, so mutations reach
+// the TLS checks), watch events that change and delete objects, a LIST, and the hostile shapes of
+// tests/README.md: bad paths and names, control characters, non-UTF-8 bytes, duplicate hosts,
+// garbage PEM and fields of the wrong JSON type.
+#include <json/json.h>
+
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "certificates.h"
+
+namespace {
+
+Json::Value parse(const std::string& text) {
+  Json::Value value;
+  std::string error;
+  Json::CharReaderBuilder builder;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  if (!reader->parse(text.data(), text.data() + text.size(), &value, &error)) {
+    throw std::runtime_error("bad seed JSON: " + error + "\n" + text);
+  }
+  return value;
+}
+
+std::string to_text(const Json::Value& value) {
+  Json::StreamWriterBuilder builder;
+  builder["indentation"] = "";
+  return Json::writeString(builder, value);
+}
+
+Json::Value tls_secret(const std::string& ns, const std::string& name, const std::string& crt, const std::string& key) {
+  Json::Value secret = parse(R"({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls"})");
+  secret["metadata"]["namespace"] = ns;
+  secret["metadata"]["name"] = name;
+  secret["data"]["tls.crt"] = base64(crt);
+  secret["data"]["tls.key"] = base64(key);
+  return secret;
+}
+
+// A small working cluster: a class, a Service with two ports, its EndpointSlice, Secrets and an
+// Ingress with every kind of rule, TLS and a default backend.
+std::vector<Json::Value> cluster() {
+  const TestCertificate web = make_certificate("a.example.com");
+  const TestCertificate fallback = make_certificate("default.example.com");
+  return {
+      parse(R"({"kind": "IngressClass", "metadata": {"name": "kroute",
+          "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+          "spec": {"controller": "kroute.dev/ingress-controller"}})"),
+      parse(R"({"kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+          "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10",
+                   "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "admin", "port": 9000}]}})"),
+      parse(R"({"kind": "EndpointSlice", "metadata": {"name": "web-1", "namespace": "shop",
+          "labels": {"kubernetes.io/service-name": "web"}}, "addressType": "IPv4",
+          "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "admin", "port": 9090}],
+          "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                        {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}}]})"),
+      parse(R"({"kind": "EndpointSlice", "metadata": {"name": "web-2", "namespace": "shop",
+          "labels": {"kubernetes.io/service-name": "web"}}, "addressType": "IPv6",
+          "ports": [{"name": "http", "port": 8080}], "endpoints": [{"addresses": ["fd00::1"]}]})"),
+      tls_secret("shop", "web-tls", web.chain_pem, web.key_pem),
+      tls_secret("default", "tls", fallback.chain_pem, fallback.key_pem),
+      parse(R"({"kind": "Ingress", "metadata": {"name": "web", "namespace": "shop", "uid": "u-1",
+          "creationTimestamp": "2024-01-02T03:04:05Z", "annotations": {"kroute.dev/ssl-redirect": "false"}},
+        "spec": {"ingressClassName": "kroute",
+          "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+          "rules": [
+            {"host": "a.example.com", "http": {"paths": [
+              {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
+              {"path": "/api/", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"number": 9000}}}},
+              {"path": "/img", "pathType": "ImplementationSpecific",
+               "backend": {"service": {"name": "web", "port": {"name": "admin"}}}}]}},
+            {"host": "*.example.com", "http": {"paths": [
+              {"path": "/w", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}},
+            {"http": {"paths": [
+              {"path": "/any", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}],
+          "tls": [{"hosts": ["a.example.com", "*.example.com"], "secretName": "web-tls"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})"),
+  };
+}
+
+Json::Value array(const std::vector<Json::Value>& items) {
+  Json::Value out(Json::arrayValue);
+  for (const Json::Value& item : items) out.append(item);
+  return out;
+}
+
+Json::Value event(const char* type, const Json::Value& object) {
+  Json::Value out;
+  out["type"] = type;
+  out["object"] = object;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: fuzz-object-corpus DIR\n";
+    return 1;
+  }
+  std::vector<std::pair<char, std::string>> seeds;
+  const std::vector<Json::Value> objects = cluster();
+  const std::string whole = to_text(array(objects));
+  // The cluster as events, plain, with a default certificate, with class-less Ingresses ours, as a LIST.
+  for (char mode : {'\0', '\x10', '\x08', '\x20'}) seeds.emplace_back(mode, whole);
+
+  // Changes after the first compile: a Service port renamed, a slice deleted, the Ingress modified.
+  {
+    std::vector<Json::Value> events;
+    for (const Json::Value& o : objects) events.push_back(event("ADDED", o));
+    Json::Value service = objects[1];
+    service["spec"]["ports"][0]["name"] = "web";
+    Json::Value ingress = objects.back();
+    ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/v2";
+    events.push_back(event("MODIFIED", service));
+    events.push_back(event("DELETED", objects[2]));
+    events.push_back(event("MODIFIED", ingress));
+    events.push_back(event("DELETED", objects[4]));
+    seeds.emplace_back('\0', to_text(array(events)));
+  }
+
+  // Hostile paths, hosts, names and annotations next to a good rule (tests/README.md lists them).
+  // The raw bytes \xff and \xc3\x28 are not UTF-8; \u escapes give NUL, CR, LF and a lone surrogate.
+  const std::string good_service = R"({"kind": "Service", "metadata": {"name": "s", "namespace": "n"},
+      "spec": {"ports": [{"name": "http", "port": 80}]}})";
+  const auto path = [](const std::string& p, const std::string& type = "ImplementationSpecific",
+                       const std::string& service = "s", const std::string& port = R"({"name": "http"})") {
+    return R"({"path": ")" + p + R"(", "pathType": ")" + type + R"(", "backend": {"service": {"name": ")" + service +
+           R"(", "port": )" + port + "}}}";
+  };
+  seeds.emplace_back('\x08', "[" + good_service + R"(, {"kind": "Ingress", "metadata": {"name": "hostile", "namespace": "n",
+      "annotations": {"kroute.dev/ssl-redirect": "}; location / { return 200 owned; }\n",
+                      "nginx.ingress.kubernetes.io/configuration-snippet": "return 200 owned;\r\n"}},
+    "spec": {"rules": [{"host": "h.example.com", "http": {"paths": [)" +
+                             path("/ok", "Prefix") + "," + path("/a/../b") + "," + path("/a/./b") + "," + path("/a//b") +
+                             "," + path("/%00") + "," + path("/a b") + "," + path("/a\\r\\nb") + "," + path("/nul\\u0000") +
+                             "," + path("/\xff") + "," + path("/\xc3\x28") + "," + path("/\\udc00") + "," +
+                             path("/\\u00e9t\\u00e9", "Prefix") + "," + path("relative") + "," +
+                             path("/bad-service", "Prefix", "Bad_Name") + "," +
+                             path("/bad-port", "Prefix", "s", R"({"name": "a-very-long-port-name"})") + "," +
+                             path("/no-port", "Prefix", "s", "{}") + R"(]}},
+      {"host": "bad host!", "http": {"paths": [)" + path("/", "Prefix") + R"(]}},
+      {"host": "UPPER.Example.COM", "http": {"paths": [)" + path("/", "Prefix") + R"(]}},
+      {"host": "h\r\n.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}],
+      "tls": [{"hosts": ["h.example.com", "bad host"], "secretName": "bad\nname"}, {"hosts": ["h.example.com"]}],
+      "defaultBackend": {"service": {"name": "s\r\nx", "port": {"number": 80}}}}}])");
+
+  // Two Ingresses claim the same host and path: the older one wins.
+  seeds.emplace_back('\x08', "[" + good_service + R"(,
+    {"kind": "Ingress", "metadata": {"name": "young", "namespace": "n", "creationTimestamp": "2024-06-01T00:00:00Z"},
+     "spec": {"rules": [{"host": "dup.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "old", "namespace": "n", "creationTimestamp": "2024-01-01T00:00:00Z"},
+     "spec": {"rules": [{"host": "dup.example.com", "http": {"paths": [)" + path("/", "Prefix") + "," +
+                             path("/", "Exact") + R"(]}}],
+              "tls": [{"hosts": ["dup.example.com"], "secretName": "garbage"}]}},
+    {"kind": "Secret", "metadata": {"name": "garbage", "namespace": "n"},
+     "data": {"tls.crt": ")" + base64("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n") +
+                             R"(", "tls.key": "bm90IGEga2V5"}}])");
+
+  // Fields of the wrong JSON type everywhere a projection looks.
+  seeds.emplace_back('\x08', R"([{"kind": "Ingress", "metadata": {"name": "shapes", "namespace": "n", "annotations": 5},
+      "spec": {"rules": [5, "x", {"host": 7, "http": {"paths": [1, {"path": 5, "backend": 3}]}}],
+               "tls": [1, {"hosts": [1]}], "defaultBackend": {"service": "x"}}, "status": []},
+    {"kind": "Service", "metadata": {"name": "s", "namespace": "n"}, "spec": {"ports": [1, {"port": 1e19}, {"port": -1}]}},
+    {"kind": "EndpointSlice", "metadata": {"name": "e", "namespace": "n", "labels": 1},
+     "ports": [{"port": 18446744073709551615}], "endpoints": [1, {"conditions": 5, "addresses": "x"}]},
+    {"kind": "Secret", "metadata": {"name": "t", "namespace": "n"}, "data": []},
+    {"kind": "IngressClass", "metadata": {"name": "c", "annotations": []}, "spec": 1},
+    {"type": "DELETED", "object": 5}, 17, null])");
+
+  // Each kind alone, picked by the mode byte (no "kind" field).
+  for (std::size_t k = 0; k < objects.size(); ++k) {
+    Json::Value object = objects[k];
+    const std::string kind = object["kind"].asString();
+    object.removeMember("kind");
+    const char mode = kind == "Ingress" ? 0 : kind == "IngressClass" ? 1 : kind == "Service" ? 2
+                    : kind == "EndpointSlice" ? 3 : 4;
+    seeds.emplace_back(mode, to_text(object));
+  }
+
+  int n = 0;
+  for (const auto& [mode, text] : seeds) {
+    std::ofstream out(std::string(argv[1]) + "/seed-" + std::to_string(n++), std::ios::binary);
+    out.put(mode);
+    out << text;
+  }
+  return 0;
+}
