@@ -309,3 +309,17 @@ TEST_CASE("hostile Ingress next to a healthy one: warnings for the bad parts, a 
   CHECK(view.default_backend() == nullptr);
   CHECK(view.tls().empty());
 }
+
+TEST_CASE("a 1 MiB annotation (more than the API server allows) is read and ignored") {
+  Ingress in;
+  Json::Value object = json(R"({"metadata": {"name": "big", "namespace": "n"}, "spec": {"rules": [
+      {"host": "a.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+       "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}})");
+  object["metadata"]["annotations"]["example.com/blob"] = std::string(1 << 20, '}');
+  object["metadata"]["annotations"]["kroute.dev/ssl-redirect"] = std::string(1 << 20, 'x');
+  REQUIRE(parse_ingress(object, in) == "");
+  REQUIRE(in.rules.size() == 1);
+  CHECK(in.rules[0].paths[0].type_error == "");
+  REQUIRE(in.problems.size() == 1);
+  CHECK(in.problems[0].message.size() < 200);  // the value is shown cut short
+}
