@@ -20,19 +20,20 @@ namespace {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-// Generations of the table.N files in `dir`; removes leftover temporary files on the way.
+// Generations of the table.N files in `dir`; removes leftover temporary files (of snapshots and of
+// control files) on the way.
 std::vector<std::uint64_t> list_generations(const std::string& dir, bool remove_temporaries) {
   std::vector<std::uint64_t> generations;
   DIR* d = opendir(dir.c_str());
   if (d == nullptr) return generations;
   while (const dirent* entry = readdir(d)) {
     std::string_view name = entry->d_name;
-    if (!name.starts_with(kSnapshotPrefix)) continue;
-    name.remove_prefix(std::strlen(kSnapshotPrefix));
-    if (name.ends_with(".tmp")) {
+    if (name.ends_with(".tmp") && (name.starts_with(kSnapshotPrefix) || name.starts_with(kControlName))) {
       if (remove_temporaries) unlink((dir + "/" + entry->d_name).c_str());
       continue;
     }
+    if (!name.starts_with(kSnapshotPrefix)) continue;
+    name.remove_prefix(std::strlen(kSnapshotPrefix));
     if (name.empty() || name.size() > 19 || name.find_first_not_of("0123456789") != std::string_view::npos) continue;
     generations.push_back(std::stoull(std::string(name)));
   }
@@ -54,6 +55,105 @@ bool write_all(int fd, const std::byte* data, std::size_t size) {
   return true;
 }
 
+struct MappedControl {
+  ControlPage* page = nullptr;
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+enum class Found { kMapped, kAbsent, kUnfinished, kError };
+
+// Maps the control file at `path` when it is a whole kroute control file.
+Found map_control(const std::string& path, MappedControl& out, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Found::kAbsent;
+    error = errno_text("cannot open control file " + path);
+    return Found::kError;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    error = errno_text("cannot stat control file " + path);
+    close(fd);
+    return Found::kError;
+  }
+  // Shorter than a page: made by an older publisher that died before sizing it. No reader maps it.
+  if (st.st_size < static_cast<off_t>(kControlSize)) {
+    close(fd);
+    return Found::kUnfinished;
+  }
+  void* mapped = mmap(nullptr, kControlSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (mapped == MAP_FAILED) {
+    error = errno_text("cannot map control file " + path);
+    return Found::kError;
+  }
+  auto* page = static_cast<ControlPage*>(mapped);
+  const std::uint64_t magic = __atomic_load_n(&page->magic, __ATOMIC_ACQUIRE);
+  if (magic == kControlMagic) {
+    out = {page, st.st_dev, st.st_ino};
+    return Found::kMapped;
+  }
+  munmap(mapped, kControlSize);
+  if (magic == 0) return Found::kUnfinished;  // readers ignore a page without the magic
+  error = "control file " + path + " is not a kroute control file";
+  return Found::kError;
+}
+
+// Makes a control file: a whole page (magic, generation 0) written under a temporary name, then put in
+// place. Readers never see part of a page, and the page is allocated by write(), which fails cleanly on
+// a full tmpfs, not by a store through a mapping, which would raise SIGBUS there.
+bool make_control(const std::string& dir, bool replace, std::string& error) {
+  const std::string path = dir + "/" + kControlName;
+  const std::string temp = path + "." + std::to_string(getpid()) + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = errno_text("cannot create " + temp);
+    return false;
+  }
+  std::vector<std::byte> page(kControlSize);
+  const ControlPage header{kControlMagic, 0};
+  std::memcpy(page.data(), &header, sizeof header);
+  // Only a generation number: every reader may see it, whatever the umask.
+  const bool written = fchmod(fd, 0644) == 0 && write_all(fd, page.data(), page.size());
+  const int write_errno = errno;
+  close(fd);
+  if (!written) {
+    unlink(temp.c_str());
+    errno = write_errno;
+    error = errno_text("cannot write " + temp);
+    return false;
+  }
+  // link() leaves a control file someone else made meanwhile alone; rename() replaces an unfinished one.
+  const int placed = replace ? rename(temp.c_str(), path.c_str()) : link(temp.c_str(), path.c_str());
+  const int place_errno = errno;
+  unlink(temp.c_str());
+  if (placed != 0 && !(place_errno == EEXIST && !replace)) {
+    errno = place_errno;
+    error = errno_text("cannot put control file in place: " + path);
+    return false;
+  }
+  return true;
+}
+
+// The directory's control file, made when there is none yet.
+bool attach_control(const std::string& dir, MappedControl& out, std::string& error) {
+  const std::string path = dir + "/" + kControlName;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const Found found = map_control(path, out, error);
+    if (found == Found::kMapped) return true;
+    if (found == Found::kError) return false;
+    if (!make_control(dir, found == Found::kUnfinished, error)) return false;
+  }
+  error = "control file " + path + " keeps changing while it is opened";
+  return false;
+}
+
+bool same_file(const struct stat& st, dev_t device, ino_t inode) { return st.st_dev == device && st.st_ino == inode; }
+
+// stat() failed because the path (or a directory on it) does not exist.
+bool absent() { return errno == ENOENT || errno == ENOTDIR; }
+
 }  // namespace
 
 std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std::string& error) {
@@ -65,47 +165,74 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
     error = errno_text("cannot create table directory " + options.dir);
     return nullptr;
   }
-  const std::string control_path = options.dir + "/" + kControlName;
-  // The control file is created once and never replaced: readers keep it mapped for their lifetime.
-  const int fd = ::open(control_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = errno_text("cannot open control file " + control_path);
+  struct stat dir {};
+  if (stat(options.dir.c_str(), &dir) != 0) {
+    error = errno_text("cannot stat table directory " + options.dir);
     return nullptr;
   }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || (st.st_size < static_cast<off_t>(kControlSize) && ftruncate(fd, kControlSize) != 0)) {
-    error = errno_text("cannot size control file " + control_path);
-    close(fd);
+  if (!S_ISDIR(dir.st_mode)) {
+    error = "table directory " + options.dir + " is not a directory";
     return nullptr;
   }
-  void* mapped = mmap(nullptr, kControlSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (mapped == MAP_FAILED) {
-    error = errno_text("cannot map control file " + control_path);
-    return nullptr;
-  }
-  auto* control = static_cast<ControlPage*>(mapped);
-  const std::uint64_t magic = __atomic_load_n(&control->magic, __ATOMIC_ACQUIRE);
-  if (magic == 0) {
-    __atomic_store_n(&control->magic, kControlMagic, __ATOMIC_RELEASE);
-  } else if (magic != kControlMagic) {
-    munmap(mapped, kControlSize);
-    error = "control file " + control_path + " is not a kroute control file";
-    return nullptr;
-  }
+  MappedControl control;
+  if (!attach_control(options.dir, control, error)) return nullptr;
   const std::vector<std::uint64_t> existing = list_generations(options.dir, true);
   const std::uint64_t newest = existing.empty() ? 0 : existing.back();
-  const std::uint64_t next = std::max(newest, load_generation(control)) + 1;
-  return std::unique_ptr<Publisher>(new Publisher(options, control, next));
+  const std::uint64_t next = std::max(newest, load_generation(control.page)) + 1;
+  return std::unique_ptr<Publisher>(new Publisher(options, control.page, control.device, control.inode,
+                                                  dir.st_mode & 07777, dir.st_gid, next));
 }
 
-Publisher::Publisher(PublisherOptions options, ControlPage* control, std::uint64_t next)
-    : options_(std::move(options)), control_(control), next_generation_(next) {}
+Publisher::Publisher(PublisherOptions options, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,
+                     gid_t dir_group, std::uint64_t next)
+    : options_(std::move(options)),
+      control_(control),
+      control_device_(device),
+      control_inode_(inode),
+      dir_mode_(dir_mode),
+      dir_group_(dir_group),
+      next_generation_(next) {}
 
 Publisher::~Publisher() { munmap(control_, kControlSize); }
 
+bool Publisher::control_in_place() const {
+  struct stat st {};
+  const std::string path = options_.dir + "/" + kControlName;
+  // Any other failure (no permission, say) is not a removal: the write that follows reports it.
+  if (stat(path.c_str(), &st) != 0) return !absent();
+  return same_file(st, control_device_, control_inode_);
+}
+
+// The directory (with its old mode and group) and a control file again, after someone removed or
+// replaced them. Generations go on from where they were: readers follow the new control file (they
+// notice it by its inode) and never see a generation number go back.
+bool Publisher::make_again(std::string& error) {
+  if (mkdir(options_.dir.c_str(), dir_mode_) == 0) {
+    // Past the umask, and the group readers may rely on; a publisher that may not set them still publishes.
+    (void)chmod(options_.dir.c_str(), dir_mode_);
+    (void)chown(options_.dir.c_str(), static_cast<uid_t>(-1), dir_group_);
+  } else if (errno != EEXIST) {
+    error = errno_text("cannot make the table directory " + options_.dir + " again");
+    return false;
+  }
+  MappedControl control;
+  if (!attach_control(options_.dir, control, error)) return false;
+  munmap(control_, kControlSize);
+  control_ = control.page;
+  control_device_ = control.device;
+  control_inode_ = control.inode;
+  const std::vector<std::uint64_t> existing = list_generations(options_.dir, false);
+  const std::uint64_t newest = existing.empty() ? 0 : existing.back();
+  next_generation_ = std::max({next_generation_, newest + 1, load_generation(control_) + 1});
+  return true;
+}
+
 PublishResult Publisher::publish(std::span<std::byte> snapshot) {
   if (snapshot.size() < sizeof(format::Header)) return {0, "snapshot is smaller than its header"};
+  if (!control_in_place()) {
+    std::string error;
+    if (!make_again(error)) return {0, error};
+  }
   const std::uint64_t generation = next_generation_;
   std::memcpy(snapshot.data() + offsetof(format::Header, generation), &generation, sizeof generation);
 
@@ -134,6 +261,21 @@ PublishResult Publisher::publish(std::span<std::byte> snapshot) {
   ++next_generation_;
   prune();
   return {generation, {}};
+}
+
+std::string Publisher::missing() const {
+  struct stat st {};
+  if (stat(options_.dir.c_str(), &st) != 0) {
+    return absent() ? "table directory " + options_.dir + " is gone" : std::string();
+  }
+  const std::string control_path = options_.dir + "/" + kControlName;
+  if (stat(control_path.c_str(), &st) != 0) return absent() ? "control file " + control_path + " is gone" : std::string();
+  if (!same_file(st, control_device_, control_inode_)) return "control file " + control_path + " was replaced";
+  const std::uint64_t current = generation();
+  if (current == 0) return {};
+  const std::string current_path = snapshot_path(options_.dir, current);
+  if (stat(current_path.c_str(), &st) != 0 && absent()) return "snapshot " + current_path + " is gone";
+  return {};
 }
 
 // Unlinked snapshots stay valid for workers that still map them; the kernel frees them after the last unmap.

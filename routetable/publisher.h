@@ -1,5 +1,6 @@
 // Publisher: puts a built snapshot in place (temporary name, rename, then the new generation in the
-// control file) and keeps only the newest few snapshots in the directory.
+// control file) and keeps only the newest few snapshots in the directory. A directory or control file
+// that was removed or replaced is made again on the next publish, so readers find the table there.
 #pragma once
 
 #include <sys/types.h>
@@ -34,17 +35,31 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  // Stamps the next generation into `snapshot` (built by build_snapshot) and publishes it.
+  // Stamps the next generation into `snapshot` (built by build_snapshot) and publishes it. When the
+  // directory or the control file is no longer the one this publisher made, it is made again first
+  // (the directory with the mode and group it had).
   PublishResult publish(std::span<std::byte> snapshot);
 
   std::uint64_t generation() const noexcept { return load_generation(control_); }
 
+  // Why readers that start now would not find the current table: the directory or the control file
+  // is gone or was replaced, or the current snapshot file is gone. Empty when everything is in place.
+  // Two stat calls; for a timer, not for every publish.
+  std::string missing() const;
+
  private:
-  Publisher(PublisherOptions options, ControlPage* control, std::uint64_t next);
+  Publisher(PublisherOptions options, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,
+            gid_t dir_group, std::uint64_t next);
+  bool control_in_place() const;
+  bool make_again(std::string& error);
   void prune();
 
   PublisherOptions options_;
   ControlPage* control_;
+  dev_t control_device_;  // the control file this publisher maps, to notice one removed or replaced
+  ino_t control_inode_;
+  mode_t dir_mode_;   // what the directory had when opened, for making it again
+  gid_t dir_group_;
   std::uint64_t next_generation_;
 };
 

@@ -31,24 +31,31 @@ void TableReader::detach() noexcept {
   control_ = nullptr;
 }
 
-TableReader::Poll TableReader::attach(std::uint64_t now_ms) noexcept {
-  if (now_ms < attach_after_ms_) return current_ ? Poll::kUnchanged : Poll::kNoTable;
-  attach_after_ms_ = now_ms + kRetryMs;
-  const std::string path = dir_ + "/" + kControlName;
+// The control file at `path`, mapped, when it is a whole kroute control page; null otherwise.
+const ControlPage* TableReader::map_control(const std::string& path, struct stat& st) noexcept {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return current_ ? Poll::kUnchanged : Poll::kNoTable;
-  struct stat st {};
+  if (fd < 0) return nullptr;
   void* mapped = MAP_FAILED;
   if (fstat(fd, &st) == 0 && st.st_size >= static_cast<off_t>(kControlSize))
     mapped = mmap(nullptr, kControlSize, PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
-  if (mapped == MAP_FAILED) return current_ ? Poll::kUnchanged : Poll::kNoTable;
+  if (mapped == MAP_FAILED) return nullptr;
   const auto* control = static_cast<const ControlPage*>(mapped);
   if (__atomic_load_n(&control->magic, __ATOMIC_ACQUIRE) != kControlMagic) {
-    munmap(mapped, kControlSize);  // not made yet, or not ours: look again later
-    return current_ ? Poll::kUnchanged : Poll::kNoTable;
+    munmap(mapped, kControlSize);  // not made yet, or not ours
+    return nullptr;
   }
+  return control;
+}
+
+TableReader::Poll TableReader::attach(std::uint64_t now_ms) noexcept {
+  if (now_ms < attach_after_ms_) return current_ ? Poll::kUnchanged : Poll::kNoTable;
+  attach_after_ms_ = now_ms + kRetryMs;
+  struct stat st {};
+  const ControlPage* control = map_control(dir_ + "/" + kControlName, st);
+  if (control == nullptr) return current_ ? Poll::kUnchanged : Poll::kNoTable;  // look again later
   control_ = control;
+  control_device_ = st.st_dev;
   control_inode_ = st.st_ino;
   attach_after_ms_ = 0;
   return poll(now_ms);
@@ -112,13 +119,19 @@ TableReader::Poll TableReader::pick_up(std::uint64_t generation, std::uint64_t n
 
 TableReader::Poll TableReader::refresh(std::uint64_t now_ms) noexcept {
   if (control_ != nullptr) {
-    // A control file replaced under us (the directory was recreated) would never change again.
+    // A control file replaced under us (the directory was made again, a new volume mounted there)
+    // would never change again. The new one is mapped before the old one is let go, so requests keep
+    // their single load whatever the path names; while it names nothing, the old table still serves.
     struct stat st {};
     const std::string path = dir_ + "/" + kControlName;
-    if (stat(path.c_str(), &st) == 0 && st.st_ino != control_inode_) {
-      detach();
-      seen_generation_ = 0;
-      attach_after_ms_ = 0;
+    if (stat(path.c_str(), &st) == 0 && (st.st_ino != control_inode_ || st.st_dev != control_device_)) {
+      if (const ControlPage* replacement = map_control(path, st)) {
+        detach();
+        control_ = replacement;
+        control_device_ = st.st_dev;
+        control_inode_ = st.st_ino;
+        seen_generation_ = 0;  // the new file's generations need not continue the old ones
+      }
     }
   }
   std::erase_if(retired_, [](const std::unique_ptr<MappedSnapshot>& s) { return s->pins == 0; });

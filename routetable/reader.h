@@ -3,6 +3,7 @@
 // Not thread-safe: nginx workers are single-threaded.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -61,6 +62,7 @@ class TableReader {
   std::size_t retired() const noexcept { return retired_.size(); }
 
  private:
+  static const ControlPage* map_control(const std::string& path, struct stat& st) noexcept;
   Poll attach(std::uint64_t now_ms) noexcept;
   Poll pick_up(std::uint64_t generation, std::uint64_t now_ms) noexcept;
   void detach() noexcept;
@@ -68,6 +70,7 @@ class TableReader {
 
   std::string dir_;
   const ControlPage* control_ = nullptr;
+  dev_t control_device_ = 0;  // the mapped control file, to notice one replaced (a recreated directory)
   ino_t control_inode_ = 0;
   std::uint64_t seen_generation_ = 0;
   std::uint64_t attach_after_ms_ = 0;       // no control file yet: look again after this

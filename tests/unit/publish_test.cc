@@ -253,3 +253,101 @@ TEST_CASE("a generation that cannot be opened is retried later, a newer one at o
   CHECK(reader.poll(200) == Poll::kPickedUp);  // well within the retry interval of generation 2
   CHECK(served_by(reader) == "third");
 }
+
+// ---- faults of the table directory (docs/agent.md, "Faults") ----------------------------------------
+
+TEST_CASE("a removed table directory is made again by the next publish, with its mode and group") {
+  TempDir parent;
+  const fs::path table = parent.path / "table";
+  fs::create_directory(table);
+  const gid_t group = geteuid() == 0 ? 33 : getegid();
+  REQUIRE(chown(table.c_str(), static_cast<uid_t>(-1), group) == 0);
+  fs::permissions(table, fs::perms(0750));
+  std::string error;
+  auto publisher = Publisher::open({table.string(), 3}, error);
+  REQUIRE(publisher);
+  TableReader reader(table.string());
+  auto old_bytes = table_routing_to("old");
+  REQUIRE(publisher->publish(old_bytes).generation == 1);
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+
+  fs::remove_all(table);
+  CHECK(publisher->missing().find("is gone") != std::string::npos);
+  CHECK(reader.refresh(0) == Poll::kUnchanged);  // the path names nothing: the mapped table serves
+  CHECK(served_by(reader) == "old");
+
+  auto new_bytes = table_routing_to("new");
+  const auto published = publisher->publish(new_bytes);
+  REQUIRE_MESSAGE(published.generation == 2, published.error);  // generations go on
+  CHECK(publisher->missing().empty());
+  struct stat st {};
+  REQUIRE(stat(table.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0750);
+  CHECK(st.st_gid == group);
+  CHECK(reader.poll(0) == Poll::kUnchanged);  // requests never look at the path...
+  CHECK(reader.refresh(0) == Poll::kPickedUp);  // ...the refresh timer does
+  CHECK(served_by(reader) == "new");
+  auto newer = table_routing_to("newer");
+  REQUIRE(publisher->publish(newer).generation == 3);
+  CHECK(reader.poll(0) == Poll::kPickedUp);  // and then requests follow the new control file
+  CHECK(served_by(reader) == "newer");
+}
+
+TEST_CASE("missing(): a removed control file or current snapshot, nothing when in place") {
+  TempDir dir;
+  auto publisher = open_publisher(dir);
+  CHECK(publisher->missing().empty());  // nothing published yet is nothing missing
+  auto bytes = table_routing_to("a");
+  REQUIRE(publisher->publish(bytes).generation == 1);
+  CHECK(publisher->missing().empty());
+  fs::remove(dir.path / "table.1");
+  CHECK(publisher->missing().find("table.1 is gone") != std::string::npos);
+  REQUIRE(publisher->publish(bytes).generation == 2);
+  CHECK(publisher->missing().empty());
+  fs::remove(dir.path / "control");
+  CHECK(publisher->missing().find("control is gone") != std::string::npos);
+  TableReader reader(dir.path.string());
+  REQUIRE(publisher->publish(bytes).generation == 3);  // a new control file, the generation going on
+  CHECK(publisher->missing().empty());
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  CHECK(reader.current()->view.generation() == 3);
+}
+
+TEST_CASE("a control file replaced by one that is not ours: the reader keeps its own and its table") {
+  TempDir dir;
+  auto publisher = open_publisher(dir);
+  TableReader reader(dir.path.string());
+  auto bytes = table_routing_to("kept");
+  publisher->publish(bytes);
+  REQUIRE(reader.poll(0) == Poll::kPickedUp);
+  fs::remove(dir.path / "control");
+  std::ofstream(dir.path / "control") << std::string(4096, 'x');
+  CHECK(reader.refresh(0) == Poll::kUnchanged);
+  CHECK(served_by(reader) == "kept");
+  CHECK(reader.poll(0) == Poll::kUnchanged);
+  CHECK(publisher->missing().find("was replaced") != std::string::npos);
+  auto next = table_routing_to("next");
+  // The publisher refuses to write into someone else's control file...
+  CHECK(publisher->publish(next).error.find("not a kroute control file") != std::string::npos);
+  // ...and takes the path back once that file is gone.
+  fs::remove(dir.path / "control");
+  REQUIRE(publisher->publish(next).generation != 0);
+  CHECK(reader.refresh(0) == Poll::kPickedUp);
+  CHECK(served_by(reader) == "next");
+}
+
+TEST_CASE("an unfinished control file is replaced on open; leftover temporaries are removed") {
+  TempDir dir;
+  std::ofstream(dir.path / "control");  // empty: an older publisher died before sizing it
+  std::ofstream(dir.path / "control.123.tmp") << "partial";
+  auto publisher = open_publisher(dir);
+  CHECK(fs::file_size(dir.path / "control") == kroute::kControlSize);
+  CHECK_FALSE(fs::exists(dir.path / "control.123.tmp"));
+  TableReader reader(dir.path.string());
+  auto bytes = table_routing_to("a");
+  REQUIRE(publisher->publish(bytes).generation == 1);
+  CHECK(reader.poll(0) == Poll::kPickedUp);
+  struct stat st {};
+  REQUIRE(stat((dir.path / "control").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0644);
+}
