@@ -5,6 +5,8 @@ set -euo pipefail
 #   long.sh ASAN_BUILD_DIR SECONDS
 #
 # Each target starts from its seeds plus the corpus earlier runs left in ASAN_BUILD_DIR/<target>-corpus;
+# libFuzzer's -timeout is wall-clock time, and at nice 19 on a busy machine one input can wait tens of
+# seconds for a CPU, so the timeout is 10 minutes: only a real hang ends a run.
 # logs and any crash inputs go to ASAN_BUILD_DIR/fuzz-long/. Prints each target's final line and stats;
 # exits non-zero when either target found a crash, a leak, undefined behaviour or a broken invariant.
 asan=$(cd "$1" && pwd)
@@ -23,7 +25,7 @@ for target in fuzz-snapshot fuzz-objects; do
   corpus="$asan/$target-corpus"
   mkdir -p "$corpus"
   "$asan/tests/fuzz/${corpus_tool[$target]}" "$corpus"
-  (cd "$out" && exec nice -n 19 "$asan/tests/fuzz/$target" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
+  (cd "$out" && exec nice -n 19 "$asan/tests/fuzz/$target" -max_total_time="$seconds" -timeout=600 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$out/$target-" "$corpus" >"$out/$target.log" 2>&1) &
   pids+=("$!")
   echo "$target: running for ${seconds}s (pid $!), log $out/$target.log"

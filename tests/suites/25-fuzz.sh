@@ -17,7 +17,7 @@ fuzz() {
   local corpus="$asan/$target-corpus" log="$KROUTE_RESULTS/$target.log"
   mkdir -p "$corpus"
   "$asan/tests/fuzz/$corpus_tool" "$corpus"
-  (cd "$asan" && "$asan/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  (cd "$asan" && "$asan/tests/fuzz/$target" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$KROUTE_RESULTS/$target-" "$corpus") >"$log" 2>&1 || rc=$?
   echo "$target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || echo 'did not finish')"
   local body=""
