@@ -230,9 +230,11 @@ class Stack:
 
     def _stop_nginx(self) -> None:
         if self.nginx is not None:
-            self.nginx.stop()
-            self.nginx.cleanup()
-            self.nginx = None
+            try:
+                self.nginx.stop()  # raises after stopping when a sanitizer build reported something
+            finally:
+                self.nginx.cleanup()
+                self.nginx = None
 
     def _stop_agent(self) -> None:
         if self.agent is not None:

@@ -16,6 +16,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(os.environ.get("KROUTE_ROOT", Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(ROOT / "tests" / "lib"))
+import sanitizers  # noqa: E402
+
+# KROUTE_BUILD=build-asan runs the sanitizer build (make asan); see tests/lib/sanitizers.py.
 BUILD = Path(os.environ.get("KROUTE_BUILD", ROOT / "build"))
 BUILT_MODULE = BUILD / "module" / "ngx_http_kroute_module.so"
 BUILT_TABLE_TOOL = BUILD / "routetable" / "tool" / "kroute-table"
@@ -43,6 +47,10 @@ def _private_copies():
 
 
 MODULE, TABLE_TOOL = _private_copies()
+# A module built with -fsanitize=address,undefined: nginx runs with clang's runtime preloaded, and a
+# sanitizer report in its logs fails the test.
+SANITIZED = sanitizers.instrumented(MODULE)
+NGINX_ENV = sanitizers.nginx_env() if SANITIZED else None
 
 
 def free_port(host="127.0.0.1"):
@@ -222,16 +230,18 @@ class Nginx:
 
     def test_config(self):
         return subprocess.run([NGINX, "-t", "-p", str(self.workdir), "-c", str(self.conf)],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, env=NGINX_ENV)
 
     def start(self):
         self.stderr = open(self.workdir / "stderr.log", "w")
         self.process = subprocess.Popen([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-g", "daemon off;"],
-                                        stdout=self.stderr, stderr=self.stderr)
-        if not wait_for_port("127.0.0.1", self.port) or not wait_until(lambda: len(self.worker_pids()) == WORKERS):
+                                        stdout=self.stderr, stderr=self.stderr, env=NGINX_ENV)
+        if not wait_for_port("127.0.0.1", self.port) or not wait_until(lambda: self.initialized_workers() == WORKERS,
+                                                                      timeout=20):
             raise RuntimeError("nginx did not start:\n" + self.error_log() + self.stderr_log())
 
     def stop(self):
+        """Stops nginx; then fails (AssertionError) when a sanitizer reported anything while it ran."""
         if self.process is None:
             return
         workers = self.worker_pids()
@@ -249,6 +259,9 @@ class Nginx:
                 pass
         self.stderr.close()
         self.process = None
+        if SANITIZED:
+            reports = sanitizers.findings(self.stderr_log() + "\n" + self.error_log())
+            assert not reports, "sanitizer reports from nginx:\n" + "\n----\n".join(reports)
 
     def worker_pids(self):
         if self.process is None:
@@ -264,6 +277,18 @@ class Nginx:
             if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
                 pids.append(int(entry.name))
         return sorted(pids)
+
+    def initialized_workers(self):
+        """Workers past their modules' init_process (the kroute status slot, the table mapping): a worker
+        names itself "nginx: worker process" only after that; a freshly forked one still has the master's name."""
+        count = 0
+        for pid in self.worker_pids():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nginx: worker process"):
+                    count += 1
+            except OSError:
+                pass
+        return count
 
     def pids(self):
         return (self.process.pid, tuple(self.worker_pids()))
@@ -323,9 +348,16 @@ def nginx(table):
         return n
 
     yield start
+    failures = []
     for n in started:
-        n.stop()
-        n.cleanup()
+        try:
+            n.stop()
+        except AssertionError as e:  # the others must still be stopped
+            failures.append(e)
+        finally:
+            n.cleanup()
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
