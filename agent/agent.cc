@@ -95,9 +95,8 @@ void Agent::publish() {
   PublishOutcome outcome = publisher_.publish(std::move(table));
   metrics_.publish_duration.observe(std::chrono::steady_clock::now() - started);
   if (!outcome.error.empty()) {
-    metrics_.publish_errors.fetch_add(1, std::memory_order_relaxed);
-    log::error("cannot publish the route table", {{"error", outcome.error}});
-    // Try again later: the directory may come back (a remounted tmpfs, a full disk freed).
+    // Logged and counted by the publisher. Try again later: the directory may come back (a remounted
+    // tmpfs, a full disk freed).
     publish_timer_ = client_.after(std::chrono::seconds(1), [this] {
       publish_timer_ = 0;
       publish();

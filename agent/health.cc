@@ -2,7 +2,10 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
+
+#include "log.h"
 
 namespace kroute::agent {
 
@@ -17,6 +20,51 @@ HealthServer::HealthServer(const Metrics& metrics, const std::atomic<long long>&
 HealthServer::~HealthServer() {
   server_->stop();
   if (thread_.joinable()) thread_.join();
+}
+
+void track_apiserver(kube::Client& client, Metrics& metrics) {
+  client.add_reachability_handler([&metrics](const kube::Reachability& reachability) {
+    if (!reachability.reachable) metrics.apiserver_probe_failures.fetch_add(1, std::memory_order_relaxed);
+    if (!reachability.changed) return;
+    metrics.apiserver_connected.store(reachability.reachable, std::memory_order_relaxed);
+    if (reachability.reachable) {
+      const auto since = static_cast<long long>(metrics.apiserver_unreachable_since_ms.exchange(0));
+      if (since != 0) log::info("the API server answers again", {{"after_s", (steady_ms() - since) / 1000}});
+      return;
+    }
+    metrics.apiserver_disconnects.fetch_add(1, std::memory_order_relaxed);
+    metrics.apiserver_unreachable_since_ms.store(static_cast<std::uint64_t>(steady_ms()), std::memory_order_relaxed);
+    log::warn("the API server does not answer; nginx keeps serving the last table; retrying with backoff",
+              {{"error", reachability.error}});
+  });
+}
+
+ReadinessAnswer answer_readiness(const std::vector<ReadinessCheck>& checks, bool verbose,
+                                 const std::vector<std::string>& exclude) {
+  for (const std::string& name : exclude) {
+    if (std::none_of(checks.begin(), checks.end(), [&](const ReadinessCheck& c) { return name == c.name; })) {
+      std::string known;
+      for (const ReadinessCheck& c : checks) known += std::string(known.empty() ? "" : ", ") + c.name;
+      return {400, "no readiness check named \"" + name + "\" (there are: " + known + ")\n"};
+    }
+  }
+  bool ok = true;
+  std::string listing;
+  std::string reasons;
+  for (const ReadinessCheck& check : checks) {
+    const bool excluded = std::find(exclude.begin(), exclude.end(), check.name) != exclude.end();
+    if (excluded) {
+      listing += std::string("[+]") + check.name + " excluded: " + (check.ok ? "ok" : check.reason) + "\n";
+      continue;
+    }
+    listing += std::string(check.ok ? "[+]" : "[-]") + check.name + (check.ok ? " ok" : " failed: " + check.reason) + "\n";
+    if (!check.ok) {
+      ok = false;
+      reasons += (reasons.empty() ? "" : "; ") + check.reason;
+    }
+  }
+  if (verbose) return {ok ? 200 : 503, listing + (ok ? "readyz check passed\n" : "readyz check failed\n")};
+  return {ok ? 200 : 503, ok ? "ok\n" : "not ready: " + reasons + "\n"};
 }
 
 bool HealthServer::start(const std::string& listen, std::string& error) {
@@ -41,10 +89,14 @@ bool HealthServer::start(const std::string& listen, std::string& error) {
     res.status = alive ? 200 : 500;
     res.set_content(alive ? "ok\n" : "event loop stalled\n", "text/plain");
   });
-  server_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-    const bool ready = metrics_.ready.load(std::memory_order_relaxed);
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ok\n" : "not ready: watches syncing or no table published yet\n", "text/plain");
+  server_->Get("/readyz", [this](const httplib::Request& req, httplib::Response& res) {
+    std::vector<std::string> exclude;
+    for (std::size_t i = 0; i < req.get_param_value_count("exclude"); ++i)
+      exclude.push_back(req.get_param_value("exclude", i));
+    const ReadinessAnswer answer =
+        answer_readiness(metrics_.readiness(steady_ms()), req.has_param("verbose"), exclude);
+    res.status = answer.status;
+    res.set_content(answer.body, "text/plain");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");

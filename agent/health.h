@@ -1,12 +1,15 @@
-// The small HTTP listener: /healthz (the loop is alive), /readyz (synced and published) and /metrics
-// (Prometheus text format), served by cpp-httplib on its own thread.
+// The small HTTP listener: /healthz (the loop is alive), /readyz (synced and published, the API server
+// answering, the table written) and /metrics (Prometheus text format), served by cpp-httplib on its own
+// thread.
 #pragma once
 
 #include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "kube/client.h"
 #include "metrics.h"
 
 namespace httplib {
@@ -33,5 +36,20 @@ class HealthServer {
 };
 
 long long steady_ms();
+
+// Keeps the API server's reachability (the client's probes and answers) in `metrics`, for /readyz and
+// /metrics, and logs each change once.
+void track_apiserver(kube::Client& client, Metrics& metrics);
+
+struct ReadinessAnswer {
+  int status;
+  std::string body;
+};
+
+// /readyz in kube-apiserver's manner: 200 "ok" when every check holds, 503 naming those that do not.
+// `exclude` skips checks by name (an unknown name is a 400, so a typo in a probe shows at once);
+// `verbose` lists each check as "[+]name ok" or "[-]name failed: reason".
+ReadinessAnswer answer_readiness(const std::vector<ReadinessCheck>& checks, bool verbose,
+                                 const std::vector<std::string>& exclude);
 
 }  // namespace kroute::agent

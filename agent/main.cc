@@ -90,6 +90,7 @@ int run(int argc, char** argv) {
   int retry_period = 2;
   int watch_timeout = 300;
   int silence_margin = 30;
+  int probe_interval = 5;
   bool no_election = false;
   std::string election_namespace;
   options.election.identity = default_identity();
@@ -132,6 +133,9 @@ int run(int argc, char** argv) {
   app.add_option("--watch-silence-margin", silence_margin,
                  "seconds past a watch's timeout without a byte after which it is restarted")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  app.add_option("--apiserver-probe-interval", probe_interval,
+                 "seconds between probes of the API server (also each probe's timeout); unanswered: not ready")
+      ->capture_default_str()->check(CLI::Range(1, 300));
   app.add_option("--listen", listen, "host:port of /healthz, /readyz and /metrics (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
@@ -192,12 +196,12 @@ int run(int argc, char** argv) {
     log::error("cannot create the API client", {{"error", error}});
     return 1;
   }
-  std::unique_ptr<TablePublisher> publisher = TablePublisher::open(table, error);
+  Metrics metrics;
+  std::unique_ptr<TablePublisher> publisher = TablePublisher::open(table, metrics, error);
   if (!publisher) {
     log::error("cannot open the table directory", {{"dir", table_dir}, {"error", error}});
     return 1;
   }
-  Metrics metrics;
   std::atomic<long long> heartbeat{steady_ms()};
   HealthServer health(metrics, heartbeat);
   if (!health.start(listen, error)) {
@@ -212,9 +216,12 @@ int run(int argc, char** argv) {
   sigaction(SIGINT, &action, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  track_apiserver(*client, metrics);
+  client->probe_every(std::chrono::seconds(probe_interval));
   Agent agent(*client, *publisher, metrics, options);
   std::function<void()> tick = [&] {
     heartbeat.store(steady_ms(), std::memory_order_relaxed);
+    publisher->keep_in_place();
     client->after(std::chrono::seconds(1), tick);
   };
   tick();

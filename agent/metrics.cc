@@ -80,9 +80,43 @@ std::string Metrics::render() const {
   single(out, "kroute_agent_leader", "gauge", "1 while this replica holds the leader Lease.", leader);
   single(out, "kroute_agent_leader_transitions_total", "counter", "Times this replica became leader.",
          leader_transitions);
-  header(out, "kroute_agent_ready", "gauge", "1 once every watch has synced and the first table is published.");
-  out += fmt::format("kroute_agent_ready {}\n", ready.load(std::memory_order_relaxed) ? 1 : 0);
+  header(out, "kroute_agent_apiserver_connected", "gauge",
+         "1 while the API server answers; 0 from a failed probe until the next answer.");
+  out += fmt::format("kroute_agent_apiserver_connected {}\n", apiserver_connected.load(std::memory_order_relaxed) ? 1 : 0);
+  single(out, "kroute_agent_apiserver_disconnects_total", "counter", "Times the API server stopped answering.",
+         apiserver_disconnects);
+  single(out, "kroute_agent_apiserver_probe_failures_total", "counter",
+         "Probes of the API server that got no answer.", apiserver_probe_failures);
+  header(out, "kroute_agent_table_publish_failing", "gauge",
+         "1 while the route table cannot be written (nginx serves the last one published).");
+  out += fmt::format("kroute_agent_table_publish_failing {}\n",
+                     table_publish_failing.load(std::memory_order_relaxed) ? 1 : 0);
+  single(out, "kroute_agent_table_repairs_total", "counter",
+         "Tables published again because their directory, control file or snapshot was removed.", table_repairs);
+  bool all_ready = true;
+  for (const ReadinessCheck& check : readiness(0)) all_ready = all_ready && check.ok;
+  header(out, "kroute_agent_ready", "gauge",
+         "1 while /readyz answers 200: watches synced and a table published, the API server answering, the "
+         "last publish written.");
+  out += fmt::format("kroute_agent_ready {}\n", all_ready ? 1 : 0);
   return out;
+}
+
+std::vector<ReadinessCheck> Metrics::readiness(long long now_ms) const {
+  std::vector<ReadinessCheck> checks;
+  const bool synced = ready.load(std::memory_order_relaxed);
+  checks.push_back({"synced", synced, synced ? "" : "watches syncing or no table published yet"});
+  const bool connected = apiserver_connected.load(std::memory_order_relaxed);
+  std::string why;
+  if (!connected) {
+    const auto since = static_cast<long long>(apiserver_unreachable_since_ms.load(std::memory_order_relaxed));
+    why = since == 0 ? "no answer from the API server yet"
+                     : fmt::format("the API server has not answered for {}s", (now_ms - since) / 1000);
+  }
+  checks.push_back({"apiserver", connected, why});
+  const bool failing = table_publish_failing.load(std::memory_order_relaxed);
+  checks.push_back({"table", !failing, failing ? "the route table cannot be written; nginx serves the last one" : ""});
+  return checks;
 }
 
 }  // namespace kroute::agent

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "kind.h"
 
@@ -26,6 +27,13 @@ class Histogram {
 };
 
 enum class WatchEventKind { kAdded, kModified, kDeleted, kBookmark };
+
+// One condition of readiness (/readyz): "synced", "apiserver" or "table".
+struct ReadinessCheck {
+  const char* name;
+  bool ok;
+  std::string reason;  // why not, when not ok
+};
 
 struct Metrics {
   using Counter = std::atomic<std::uint64_t>;
@@ -48,9 +56,19 @@ struct Metrics {
   Counter events_emitted{0};
   Counter leader{0};  // gauge: 1 while this replica holds the lease
   Counter leader_transitions{0};
-  std::atomic<bool> ready{false};
+  std::atomic<bool> ready{false};  // every watch has synced and the first table is published
+  // The API server (docs/agent.md, "Faults"): contact means any HTTP answer; a failed probe loses it.
+  std::atomic<bool> apiserver_connected{false};
+  Counter apiserver_unreachable_since_ms{0};  // steady-clock ms when contact was lost; 0 while connected
+  Counter apiserver_disconnects{0};
+  Counter apiserver_probe_failures{0};
+  // The table directory: true from a failed publish until the next one succeeds (nginx serves the last).
+  std::atomic<bool> table_publish_failing{false};
+  Counter table_repairs{0};  // tables put back after their directory, control file or snapshot vanished
 
   static std::size_t at(Kind kind) { return static_cast<std::size_t>(kind); }
+  // Every readiness condition, at steady-clock time `now_ms`; ready means all of them hold.
+  std::vector<ReadinessCheck> readiness(long long now_ms) const;
   std::string render() const;
 };
 

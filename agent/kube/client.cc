@@ -29,6 +29,15 @@ struct CurlGlobal {
 }  // namespace
 
 struct Client::Transfer {
+  // The first bytes of an answer: the API server is there (told to the client once per transfer).
+  void answered() {
+    if (answered_once) return;
+    answered_once = true;
+    client->contact();
+  }
+
+  Client* client = nullptr;
+  bool answered_once = false;
   RequestId id = 0;
   std::unique_ptr<CURL, EasyDeleter> easy;
   std::unique_ptr<curl_slist, SlistDeleter> headers;
@@ -112,6 +121,7 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
   }
   long status = 0;
   curl_easy_getinfo(transfer->easy.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status != 0) transfer->answered();
   if (status != 200) {
     if (transfer->response.body.size() < kMaxErrorBody) transfer->response.body.append(data, bytes);
     return bytes;
@@ -153,6 +163,7 @@ curl_blob blob_of(const std::string& text) {
 
 RequestId Client::send(Request request, DoneHandler on_done, ChunkHandler on_chunk) {
   auto transfer = std::make_unique<Transfer>();
+  transfer->client = this;
   transfer->id = next_id_++;
   transfer->easy.reset(curl_easy_init());
   transfer->request = std::move(request);
@@ -263,6 +274,11 @@ void Client::finish_done_transfers() {
       if (transfer->error_buffer[0] != '\0') response.transport_error += ": " + std::string(transfer->error_buffer);
     }
     if (response.status == 401) token_.invalidate();
+    if (response.status != 0) {
+      transfer->answered();
+    } else if (id != probe_request_) {
+      probe_soon();  // is it this request, or the server?
+    }
     if (transfer->on_done) guarded("request handler", [&] { transfer->on_done(std::move(response)); });
   }
 }
@@ -300,5 +316,76 @@ void Client::run(const std::atomic<bool>& stop) {
 }
 
 void Client::wakeup() { curl_multi_wakeup(static_cast<CURLM*>(multi_)); }
+
+void Client::probe_every(std::chrono::milliseconds interval) {
+  probe_interval_ = std::max(interval, std::chrono::milliseconds(1000));
+  cancel_timer(probe_timer_);
+  schedule_probe();
+}
+
+std::uint64_t Client::add_reachability_handler(ReachabilityHandler handler) {
+  const std::uint64_t id = next_handler_++;
+  reachability_handlers_.emplace(id, std::move(handler));
+  return id;
+}
+
+void Client::remove_reachability_handler(std::uint64_t id) { reachability_handlers_.erase(id); }
+
+void Client::schedule_probe() {
+  probe_timer_ = after(probe_interval_, [this] {
+    probe_timer_ = 0;
+    probe();
+    schedule_probe();
+  });
+}
+
+void Client::probe() {
+  if (probe_request_ != 0 || probe_interval_.count() == 0) return;
+  last_probe_ = std::chrono::steady_clock::now();
+  Request request;
+  request.path = "/version";  // every authenticated identity may read it (system:public-info-viewer)
+  request.timeout = probe_interval_;
+  probe_request_ = send(std::move(request), [this](Response&& response) {
+    probe_request_ = 0;
+    if (response.status != 0) return;  // contact(), already
+    const bool changed = reach_ != Reach::kUnreachable;
+    reach_ = Reach::kUnreachable;
+    notify({false, changed, response.transport_error});
+  });
+}
+
+// After a request failed without an answer: probe now, unless the server is already known to be gone
+// (the periodic probe finds it back) or a probe is under way; at most one a second.
+void Client::probe_soon() {
+  if (probe_interval_.count() == 0 || reach_ == Reach::kUnreachable || probe_request_ != 0 || probe_soon_timer_ != 0)
+    return;
+  const auto earliest = last_probe_ + std::chrono::seconds(1);
+  const auto now = std::chrono::steady_clock::now();
+  const auto delay = earliest > now ? std::chrono::duration_cast<std::chrono::milliseconds>(earliest - now)
+                                    : std::chrono::milliseconds(0);
+  probe_soon_timer_ = after(delay, [this] {
+    probe_soon_timer_ = 0;
+    probe();
+  });
+}
+
+void Client::contact() {
+  if (reach_ == Reach::kReachable) return;
+  reach_ = Reach::kReachable;
+  // Told from the loop, not from inside curl's write callback, so handlers may start requests.
+  after(std::chrono::milliseconds(0), [this] {
+    if (reach_ == Reach::kReachable) notify({true, true, {}});
+  });
+}
+
+void Client::notify(const Reachability& reachability) {
+  // A handler may add or remove handlers (a watcher going away): walk a copy of the ids.
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, handler] : reachability_handlers_) ids.push_back(id);
+  for (std::uint64_t id : ids) {
+    auto it = reachability_handlers_.find(id);
+    if (it != reachability_handlers_.end()) guarded("reachability handler", [&] { it->second(reachability); });
+  }
+}
 
 }  // namespace kroute::agent::kube

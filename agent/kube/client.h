@@ -42,6 +42,14 @@ struct Response {
 using RequestId = std::uint64_t;
 using TimerId = std::uint64_t;
 
+// What a reachability handler hears: after every failed probe (reachable false), and when an answer
+// comes after none (reachable true). `changed`: the state differs from the last one heard.
+struct Reachability {
+  bool reachable = false;
+  bool changed = false;
+  std::string error;  // the failed probe's
+};
+
 class Client {
  public:
   using ChunkHandler = std::function<bool(std::string_view)>;  // false: abort the transfer
@@ -69,11 +77,27 @@ class Client {
 
   const ClusterAccess& access() const { return access_; }
 
+  // Whether the API server answers. Any HTTP answer to any request (a watch's first bytes included) is
+  // contact. After a request fails without one, and every `interval` anyway, a probe (GET /version,
+  // timing out after `interval`) decides: no answer, no contact. A watch on a connection that went
+  // dark (a network partition) only learns it from a probe: its stream just stays silent.
+  void probe_every(std::chrono::milliseconds interval);
+  using ReachabilityHandler = std::function<void(const Reachability&)>;
+  std::uint64_t add_reachability_handler(ReachabilityHandler handler);
+  void remove_reachability_handler(std::uint64_t id);
+
  private:
+  enum class Reach { kUnknown, kReachable, kUnreachable };
+
   explicit Client(ClusterAccess access);
   void finish_done_transfers();
   void run_due_timers();
   std::chrono::milliseconds until_next_timer() const;
+  void contact();
+  void probe();
+  void probe_soon();
+  void schedule_probe();
+  void notify(const Reachability& reachability);
 
   ClusterAccess access_;
   TokenSource token_;
@@ -83,6 +107,14 @@ class Client {
   std::map<std::pair<std::chrono::steady_clock::time_point, TimerId>, std::function<void()>> timers_;
   std::unordered_map<TimerId, std::chrono::steady_clock::time_point> timer_due_;
   TimerId next_timer_ = 1;
+  Reach reach_ = Reach::kUnknown;
+  std::chrono::milliseconds probe_interval_{0};  // 0: no probes
+  RequestId probe_request_ = 0;
+  TimerId probe_timer_ = 0;
+  TimerId probe_soon_timer_ = 0;
+  std::chrono::steady_clock::time_point last_probe_{};
+  std::map<std::uint64_t, ReachabilityHandler> reachability_handlers_;
+  std::uint64_t next_handler_ = 1;
 };
 
 // Percent-encodes a query parameter value.

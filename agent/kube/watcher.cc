@@ -24,9 +24,19 @@ Watcher::Watcher(Client& client, Kind kind, WatchSink& sink, Metrics& metrics, W
       metrics_(metrics),
       options_(std::move(options)),
       backoff_(options_.backoff),
-      random_(std::random_device{}()) {}
+      random_(std::random_device{}()) {
+  reachability_handler_ = client_.add_reachability_handler([this](const Reachability& reachability) {
+    if (!reachability.changed) return;
+    if (reachability.reachable) {
+      resume();
+    } else {
+      interrupt(reachability.error);
+    }
+  });
+}
 
 Watcher::~Watcher() {
+  client_.remove_reachability_handler(reachability_handler_);
   client_.cancel(request_);
   client_.cancel_timer(timer_);
 }
@@ -178,10 +188,7 @@ void Watcher::relist_soon(const std::string& why) {
   std::uniform_int_distribution<long> jitter(0, 1000);
   const std::chrono::milliseconds delay(jitter(random_));
   log::info("relisting", {{"resource", info_.name}, {"reason", why}, {"delay_ms", delay.count()}});
-  timer_ = client_.after(delay, [this] {
-    timer_ = 0;
-    list("");
-  });
+  retry_after(delay, true);
 }
 
 void Watcher::retry_later(bool relist, const std::string& why) {
@@ -193,6 +200,12 @@ void Watcher::retry_later(bool relist, const std::string& why) {
   }
   log::warn(relist ? "list failed; retrying" : "watch interrupted; restarting",
             {{"resource", info_.name}, {"error", why}, {"retry_in_ms", delay.count()}});
+  retry_after(delay, relist);
+}
+
+void Watcher::retry_after(std::chrono::milliseconds delay, bool relist) {
+  client_.cancel_timer(timer_);
+  timer_relists_ = relist;
   timer_ = client_.after(delay, [this, relist] {
     timer_ = 0;
     if (relist) {
@@ -201,6 +214,30 @@ void Watcher::retry_later(bool relist, const std::string& why) {
       watch();
     }
   });
+}
+
+// The API server stopped answering probes. A stream on a dark connection would only be noticed when its
+// silence limit runs out (minutes): give the request up and retry with backoff, through new connections.
+void Watcher::interrupt(const std::string& why) {
+  if (request_ == 0) return;  // already waiting to retry
+  client_.cancel(request_);
+  request_ = 0;
+  const bool relist = listing_;
+  if (listing_) {
+    sink_.abort_list(kind_);
+    listing_ = false;
+  }
+  retry_later(relist, "the API server does not answer: " + why);
+}
+
+// The API server answers again: a retry still waiting out a long backoff starts now, spread over a
+// second so that many watchers (and agents) do not all come back at the same instant.
+void Watcher::resume() {
+  if (timer_ == 0) return;
+  std::uniform_int_distribution<long> jitter(0, 1000);
+  const std::chrono::milliseconds delay(jitter(random_));
+  log::debug("the API server answers again; retrying sooner", {{"resource", info_.name}, {"delay_ms", delay.count()}});
+  retry_after(delay, timer_relists_);
 }
 
 }  // namespace kroute::agent::kube

@@ -1,7 +1,9 @@
 // One resource kept in sync: paged LIST, then WATCH from the list's resourceVersion with bookmarks and
 // a server timeout. 410 Gone or an expired resourceVersion: LIST again. Other errors: watch again from
 // the last resourceVersion after an exponential backoff with jitter. A stream that stays silent longer
-// than its timeout plus a margin is cut by curl and started again.
+// than its timeout plus a margin is cut by curl and started again. When the client's probe finds the
+// API server gone, the request under way is given up (its connection may be dark) and retried with
+// backoff; when the server answers again, a retry waiting out its backoff starts within a second.
 #pragma once
 
 #include <json/json.h>
@@ -56,6 +58,9 @@ class Watcher {
   void on_watch_done(Response&& response);
   void relist_soon(const std::string& why);
   void retry_later(bool relist, const std::string& why);
+  void retry_after(std::chrono::milliseconds delay, bool relist);
+  void interrupt(const std::string& why);
+  void resume();
   std::string collection_path() const;
 
   Client& client_;
@@ -68,6 +73,8 @@ class Watcher {
   std::mt19937_64 random_;
   RequestId request_ = 0;
   TimerId timer_ = 0;
+  bool timer_relists_ = false;      // what timer_ starts: a LIST, or a WATCH
+  std::uint64_t reachability_handler_ = 0;
   bool synced_ = false;
   bool listing_ = false;
   bool expired_ = false;            // the current watch reported 410
