@@ -3,6 +3,9 @@
 // one std::unordered_map<std::string> find (for lookups) and one acquire load (for the reader).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
+#include <cstdlib>
+#include <memory>
+#include <span>
 #include <unistd.h>
 
 #include <filesystem>
@@ -28,8 +31,28 @@ struct Request {
   std::string path;
 };
 
+// Snapshot bytes on a page boundary, as a mapped file is, so entries sit on cache lines as in nginx.
+struct PageAligned {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
+struct AlignedBytes {
+  std::unique_ptr<std::byte[], PageAligned> data;
+  std::size_t length = 0;
+  std::size_t size() const noexcept { return length; }
+  operator std::span<const std::byte>() const noexcept { return {data.get(), length}; }
+};
+
+AlignedBytes aligned_copy(const std::vector<std::byte>& bytes) {
+  const std::size_t rounded = (bytes.size() + 4095) / 4096 * 4096;
+  AlignedBytes out{std::unique_ptr<std::byte[], PageAligned>(static_cast<std::byte*>(std::aligned_alloc(4096, rounded))),
+                   bytes.size()};
+  if (!out.data) std::abort();
+  std::copy(bytes.begin(), bytes.end(), out.data.get());
+  return out;
+}
+
 struct Table {
-  std::vector<std::byte> bytes;
+  AlignedBytes bytes;
   kroute::SnapshotView view;
   std::vector<Request> requests;
 };
@@ -54,7 +77,7 @@ kroute::RouteModel model_of(std::size_t hosts, std::size_t paths_per_host, bool 
 
 Table make_table(std::size_t hosts, std::size_t paths_per_host, bool wildcard) {
   Table t;
-  t.bytes = kroute::build_snapshot(model_of(hosts, paths_per_host, wildcard)).bytes;
+  t.bytes = aligned_copy(kroute::build_snapshot(model_of(hosts, paths_per_host, wildcard)).bytes);
   if (!kroute::SnapshotView::open(t.bytes, t.view).ok) std::abort();
   std::mt19937 random(42);
   for (std::size_t i = 0; i < kRequests; ++i) {

@@ -160,6 +160,10 @@ std::vector<std::uint32_t> make_slots(const std::vector<std::pair<std::uint64_t,
   return slots;
 }
 
+void set_key(char (&key)[format::kInlineKey], std::string_view text) {
+  std::memcpy(key, text.data(), std::min(text.size(), format::kInlineKey));
+}
+
 class SnapshotWriter {
  public:
   explicit SnapshotWriter(std::size_t expected_bytes) : bytes_(sizeof(format::Header)) {
@@ -169,6 +173,12 @@ class SnapshotWriter {
   template <typename T>
   void section(format::Section id, const std::vector<T>& elements) {
     raw_section(id, elements.data(), elements.size() * sizeof(T), elements.size());
+  }
+
+  template <typename T>
+  void section(format::Section id, const std::vector<T>& elements, std::size_t alignment) {
+    bytes_.resize((bytes_.size() + alignment - 1) / alignment * alignment);
+    section(id, elements);
   }
 
   void raw_section(format::Section id, const void* data, std::size_t size, std::size_t count) {
@@ -481,6 +491,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     format::HostEntry host{};
     host.name = strings.add(key.name);
     host.hash = host_hash(key.name);
+    set_key(host.key, key.name);
     host.kind = key.kind;
     host.first_rule = static_cast<std::uint32_t>(rules.size());
     host.rule_count = static_cast<std::uint32_t>(group.rules.size());
@@ -499,7 +510,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       const Rule& declared = model.rules[rule.model_index];
       format::RuleEntry entry{};
       entry.path = strings.add(rule.path);
-      entry.hash = path_hash(host_number, rule.match, rule.path);
+      entry.hash = path_hash(host.hash, rule.match, rule.path);
+      set_key(entry.key, rule.path);
       entry.host = host_number;
       entry.match = rule.match;
       entry.declared = rule.declared;
@@ -545,12 +557,12 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                         (host_slots.size() + wildcard_slots.size() + path_slots.size()) * 4 +
                         rules.size() * sizeof(format::RuleEntry) + backends.size() * sizeof(format::BackendEntry) +
                         endpoints.size() * sizeof(format::EndpointEntry) + sources.size() * sizeof(format::SourceEntry) +
-                        tls_entries.size() * sizeof(format::TlsEntry) + format::kSectionCount * format::kAlign);
+                        tls_entries.size() * sizeof(format::TlsEntry) + format::kSectionCount * format::kEntryAlign);
   writer.raw_section(format::kStrings, strings.bytes().data(), strings.bytes().size(), strings.bytes().size());
-  writer.section(format::kHosts, hosts);
+  writer.section(format::kHosts, hosts, format::kEntryAlign);
   writer.section(format::kHostSlots, host_slots);
   writer.section(format::kWildcardSlots, wildcard_slots);
-  writer.section(format::kRules, rules);
+  writer.section(format::kRules, rules, format::kEntryAlign);
   writer.section(format::kPathSlots, path_slots);
   writer.section(format::kBackends, backends);
   writer.section(format::kEndpoints, endpoints);

@@ -12,13 +12,17 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;  // 2: path hashes keyed by the host's hash, inline keys
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
 inline constexpr std::uint64_t kMaxSnapshotBytes = 1ULL << 30;
 inline constexpr std::size_t kMaxHostLength = 253;
 inline constexpr std::size_t kMaxPathLength = 4096;
+// Host and rule entries carry the first bytes of their name or path, so a lookup compares a short key
+// without a cache miss into the string pool; both sections start on a cache line, one entry per line.
+inline constexpr std::size_t kInlineKey = 24;
+inline constexpr std::size_t kEntryAlign = 64;
 
 // Sections, in file order. The header holds one descriptor per section.
 enum Section : std::uint32_t {
@@ -71,6 +75,7 @@ struct HostEntry {
   std::uint32_t tls;             // TlsEntry index or kNone
   std::uint32_t max_prefix_length;  // longest Prefix rule path of this host, to bound lookups
   std::uint32_t max_exact_length;   // longest Exact rule path; 0: the host has no Exact rule
+  char key[kInlineKey];             // the first bytes of name, zero-padded
 };
 
 enum class Match : std::uint8_t { kExact = 0, kPrefix = 1 };
@@ -79,7 +84,7 @@ enum class DeclaredType : std::uint8_t { kExact = 0, kPrefix = 1, kImplementatio
 
 struct RuleEntry {
   StrRef path;                   // normalized: Prefix paths without trailing slashes, "/" as ""
-  std::uint64_t hash;            // path_hash(host, match, path)
+  std::uint64_t hash;            // path_hash(hosts[host].hash, match, path)
   std::uint32_t host;
   Match match;
   DeclaredType declared;
@@ -87,6 +92,7 @@ struct RuleEntry {
   StrRef declared_path;          // the path as written in the Ingress, for dump and logs
   std::uint32_t backend;
   std::uint32_t source;
+  char key[kInlineKey];          // the first bytes of path, zero-padded
 };
 
 enum RuleFlags : std::uint16_t { kSslRedirect = 1 };
@@ -135,8 +141,8 @@ struct TlsEntry {
 static_assert(sizeof(SectionRef) == 16);
 static_assert(sizeof(Header) == 64 + 16 * kSectionCount);
 static_assert(sizeof(StrRef) == 8);
-static_assert(sizeof(HostEntry) == 40);
-static_assert(sizeof(RuleEntry) == 40);
+static_assert(sizeof(HostEntry) == kEntryAlign);
+static_assert(sizeof(RuleEntry) == kEntryAlign);
 static_assert(sizeof(BackendEntry) == 40);
 static_assert(sizeof(EndpointEntry) == 24);
 static_assert(sizeof(SourceEntry) == 24);

@@ -11,7 +11,9 @@
 namespace kroute {
 
 std::uint64_t host_hash(std::string_view host) noexcept;
-std::uint64_t path_hash(std::uint32_t host, format::Match match, std::string_view path) noexcept;
+// Keyed by the host's hash (not its index), so a lookup can compute a path's slot before the host
+// entry arrives and fetch both at once.
+std::uint64_t path_hash(std::uint64_t host_hash, format::Match match, std::string_view path) noexcept;
 
 std::uint64_t payload_checksum(const void* data, std::size_t size) noexcept;
 // Identifies a certificate + key pair: equal PEM text, equal fingerprint. 0 for an empty pair.

@@ -179,8 +179,11 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
   const std::vector<std::uint64_t> existing = list_generations(options.dir, true);
   const std::uint64_t newest = existing.empty() ? 0 : existing.back();
   const std::uint64_t next = std::max(newest, load_generation(control.page)) + 1;
-  return std::unique_ptr<Publisher>(new Publisher(options, control.page, control.device, control.inode,
-                                                  dir.st_mode & 07777, dir.st_gid, next));
+  std::unique_ptr<Publisher> publisher(new Publisher(options, control.page, control.device, control.inode,
+                                                     dir.st_mode & 07777, dir.st_gid, next));
+  // A publisher killed between a rename and its prune left one snapshot too many.
+  publisher->prune();
+  return publisher;
 }
 
 Publisher::Publisher(PublisherOptions options, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <string>
@@ -47,6 +48,13 @@ class Checker {
   void string(format::StrRef ref, const char* what, std::uint64_t index) {
     require(static_cast<std::uint64_t>(ref.offset) + ref.length <= string_bytes_, what, index,
             "string outside the string pool");
+  }
+  // An entry's inline key must be the start of its string (checked after string(ref) passed).
+  void key(const char (&key)[format::kInlineKey], format::StrRef ref, const char* strings, const char* what,
+           std::uint64_t index) {
+    if (!ok()) return;
+    require(std::memcmp(key, strings + ref.offset, std::min<std::size_t>(ref.length, format::kInlineKey)) == 0,
+            what, index, "inline key differs from its string");
   }
   void index(std::uint32_t value, std::uint64_t limit, const char* what, std::uint64_t i, const char* problem) {
     require(value < limit, what, i, problem);
@@ -156,6 +164,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   for (std::uint64_t i = 0; i < n_hosts && check.ok(); ++i) {
     const format::HostEntry& h = v.hosts_[i];
     check.string(h.name, "hosts", i);
+    check.key(h.key, h.name, v.strings_, "hosts", i);
     check.require(h.kind == format::HostKind::kExact || h.kind == format::HostKind::kWildcard ||
                       h.kind == format::HostKind::kAny,
                   "hosts", i, "unknown host kind");
@@ -164,6 +173,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(h.max_prefix_length <= format::kMaxPathLength && h.max_exact_length <= format::kMaxPathLength,
                   "hosts", i, "path length bound too large");
     check.require(h.name.length <= format::kMaxHostLength, "hosts", i, "host name too long");
+    v.max_prefix_length_ = std::max(v.max_prefix_length_, h.max_prefix_length);
+    v.max_exact_length_ = std::max(v.max_exact_length_, h.max_exact_length);
     exact_hosts += h.kind == format::HostKind::kExact;
     wildcard_hosts += h.kind == format::HostKind::kWildcard;
   }
@@ -173,6 +184,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   for (std::uint64_t i = 0; i < n_rules && check.ok(); ++i) {
     const format::RuleEntry& r = v.rules_[i];
     check.string(r.path, "rules", i);
+    check.key(r.key, r.path, v.strings_, "rules", i);
     check.string(r.declared_path, "rules", i);
     check.index(r.host, n_hosts, "rules", i, "host out of range");
     check.index(r.backend, n_backends, "rules", i, "backend out of range");
@@ -214,59 +226,143 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   return {true, {}};
 }
 
+// A short key is compared in the entry itself; only a longer one reads its tail from the string pool.
+bool SnapshotView::key_equals(const char (&key)[format::kInlineKey], format::StrRef ref,
+                              std::string_view text) const noexcept {
+  if (ref.length != text.size()) return false;
+  if (text.size() <= format::kInlineKey) return std::memcmp(key, text.data(), text.size()) == 0;
+  return std::memcmp(key, text.data(), format::kInlineKey) == 0 &&
+         std::memcmp(strings_ + ref.offset + format::kInlineKey, text.data() + format::kInlineKey,
+                     text.size() - format::kInlineKey) == 0;
+}
+
 const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name) const noexcept {
+  return probe_host(slots_id, name, host_hash(name));
+}
+
+const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name,
+                                                  std::uint64_t hash) const noexcept {
   const std::uint64_t capacity = count(slots_id);
   if (capacity == 0) return nullptr;
   const std::uint32_t* slots = slots_id == format::kHostSlots ? host_slots_ : wildcard_slots_;
-  const std::uint64_t hash = host_hash(name);
   const std::uint64_t mask = capacity - 1;
   for (std::uint64_t i = hash & mask, probes = 0; probes < capacity; i = (i + 1) & mask, ++probes) {
     const std::uint32_t slot = slots[i];
     if (slot == 0) return nullptr;
     const format::HostEntry& h = hosts_[slot - 1];
-    if (h.hash == hash && str(h.name) == name) return &h;
+    if (h.hash == hash && key_equals(h.key, h.name, name)) return &h;
   }
   return nullptr;
 }
 
-const format::RuleEntry* SnapshotView::probe_rule(std::uint32_t host, format::Match match,
-                                                  std::string_view path) const noexcept {
+const format::RuleEntry* SnapshotView::probe_rule(std::uint32_t host, format::Match match, std::string_view path,
+                                                  std::uint64_t hash) const noexcept {
   const std::uint64_t capacity = count(format::kPathSlots);
   if (capacity == 0) return nullptr;
-  const std::uint64_t hash = path_hash(host, match, path);
   const std::uint64_t mask = capacity - 1;
   for (std::uint64_t i = hash & mask, probes = 0; probes < capacity; i = (i + 1) & mask, ++probes) {
     const std::uint32_t slot = path_slots_[i];
     if (slot == 0) return nullptr;
     const format::RuleEntry& r = rules_[slot - 1];
-    if (r.hash == hash && r.host == host && r.match == match && str(r.path) == path) return &r;
+    if (r.hash == hash && r.host == host && r.match == match && key_equals(r.key, r.path, path)) return &r;
   }
   return nullptr;
 }
 
+namespace {
+
+// The Prefix candidates of a path, longest first: "/a/b/c" gives "/a/b/c", "/a/b", "/a" and "" (the
+// rule "/"), skipping those longer than `max_length`. Trailing slashes are not part of a candidate.
+class PrefixCandidates {
+ public:
+  PrefixCandidates(std::string_view path, std::uint32_t max_length) noexcept : path_(path), max_(max_length) {
+    while (!path_.empty() && path_.back() == '/') path_.remove_suffix(1);
+    end_ = path_.size();
+    skip();
+  }
+  // Starting at a candidate already known (`end` is the length of one), for a bound <= the one it was
+  // found with: the longer ones were skipped then and would be now.
+  PrefixCandidates(std::string_view path, std::uint32_t max_length, std::size_t end) noexcept
+      : path_(path.substr(0, end)), max_(max_length), end_(end) {
+    skip();
+  }
+  bool done() const noexcept { return done_; }
+  std::string_view current() const noexcept { return path_.substr(0, end_); }
+  void next() noexcept {
+    step();
+    skip();
+  }
+
+ private:
+  void step() noexcept {
+    if (end_ == 0) {
+      done_ = true;
+      return;
+    }
+    const std::size_t slash = path_.rfind('/', end_ - 1);
+    if (slash == std::string_view::npos) {
+      done_ = true;
+      return;
+    }
+    end_ = slash;
+  }
+  void skip() noexcept {
+    while (!done_ && end_ > max_ && end_ != 0) step();
+  }
+  std::string_view path_;
+  std::uint32_t max_;
+  std::size_t end_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+// The first probe match_path() would make for a host with the longest paths of any host, computed from
+// the request host's hash alone, with its path slot and rule fetched: those cache misses then overlap
+// the ones of the host slot and host entry instead of following them.
+SnapshotView::PathHint SnapshotView::first_probe(std::uint64_t hash_of_host, std::string_view path) const noexcept {
+  PathHint hint;
+  const std::uint64_t capacity = count(format::kPathSlots);
+  if (capacity == 0) return hint;
+  if (path.size() <= max_exact_length_) {
+    hint = {format::Match::kExact, path.size(), path_hash(hash_of_host, format::Match::kExact, path), true};
+  } else {
+    const PrefixCandidates candidates(path, max_prefix_length_);
+    if (candidates.done()) return hint;
+    const std::string_view prefix = candidates.current();
+    hint = {format::Match::kPrefix, prefix.size(), path_hash(hash_of_host, format::Match::kPrefix, prefix), true};
+  }
+  // The slot's rule too: nothing waits on this load, so the host probe proceeds while both arrive.
+  if (const std::uint32_t slot = path_slots_[hint.hash & (capacity - 1)]; slot != 0) __builtin_prefetch(&rules_[slot - 1]);
+  return hint;
+}
+
 // Exact first (when the host has an Exact rule that long): an Exact rule equal to the whole path is at
-// least as long as any Prefix match and wins ties. Then Prefix candidates at element boundaries, longest first, never longer than the host's
-// longest Prefix rule: "/a/b/c" tries "/a/b/c", "/a/b", "/a", and "" (the rule "/").
-const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host,
-                                                  std::string_view path) const noexcept {
+// least as long as any Prefix match and wins ties. Then Prefix candidates at element boundaries, longest
+// first, never longer than the host's longest Prefix rule. `hint` supplies a hash already computed.
+const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host, std::string_view path,
+                                                  const PathHint& hint) const noexcept {
   if (host.rule_count == 0) return nullptr;
   const auto host_index = static_cast<std::uint32_t>(&host - hosts_);
+  auto hash_of = [&](format::Match match, std::string_view candidate) {
+    if (hint.valid && hint.match == match && hint.length == candidate.size()) return hint.hash;
+    return path_hash(host.hash, match, candidate);
+  };
   if (path.size() <= host.max_exact_length) {
-    if (const format::RuleEntry* exact = probe_rule(host_index, format::Match::kExact, path)) return exact;
+    if (const format::RuleEntry* exact =
+            probe_rule(host_index, format::Match::kExact, path, hash_of(format::Match::kExact, path)))
+      return exact;
   }
-  std::string_view trimmed = path;
-  while (!trimmed.empty() && trimmed.back() == '/') trimmed.remove_suffix(1);
-  std::size_t end = trimmed.size();
-  while (true) {
-    if (end <= host.max_prefix_length || end == 0) {
-      if (const format::RuleEntry* rule = probe_rule(host_index, format::Match::kPrefix, trimmed.substr(0, end)))
-        return rule;
-    }
-    if (end == 0) return nullptr;
-    const std::size_t slash = trimmed.rfind('/', end - 1);
-    if (slash == std::string_view::npos) return nullptr;
-    end = slash;
+  PrefixCandidates candidates = hint.valid && hint.match == format::Match::kPrefix
+                                    ? PrefixCandidates(path, host.max_prefix_length, hint.length)
+                                    : PrefixCandidates(path, host.max_prefix_length);
+  for (; !candidates.done(); candidates.next()) {
+    const std::string_view prefix = candidates.current();
+    if (const format::RuleEntry* rule =
+            probe_rule(host_index, format::Match::kPrefix, prefix, hash_of(format::Match::kPrefix, prefix)))
+      return rule;
   }
+  return nullptr;
 }
 
 const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, HostMatch& how) const noexcept {
@@ -313,22 +409,28 @@ RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path
     const std::string_view host = normalize_request_host(raw_host, buffer);
     // A host's rules are tried most specific first: exact host, its one-label wildcard, then the
     // host-less rules. A request falls through to the next when the more specific has no matching path.
-    auto try_host = [&](const format::HostEntry* h, HostMatch how) {
+    auto try_host = [&](const format::HostEntry* h, HostMatch how, const PathHint& hint) {
       if (h == nullptr) return false;
-      if (const format::RuleEntry* rule = match_path(*h, path)) {
+      if (const format::RuleEntry* rule = match_path(*h, path, hint)) {
         match = {h, rule, &backends_[rule->backend], how, false};
         return true;
       }
       return false;
     };
+    const PathHint none;
     if (!host.empty()) {
-      if (try_host(probe_host(format::kHostSlots, host), HostMatch::kExact)) return match;
+      const std::uint64_t hash = host_hash(host);
+      if (const std::uint64_t capacity = count(format::kHostSlots); capacity != 0)
+        __builtin_prefetch(&host_slots_[hash & (capacity - 1)]);
+      const PathHint hint = first_probe(hash, path);
+      if (try_host(probe_host(format::kHostSlots, host, hash), HostMatch::kExact, hint)) return match;
       const std::size_t dot = host.find('.');
       if (dot != std::string_view::npos && dot > 0 &&
-          try_host(probe_host(format::kWildcardSlots, host.substr(dot + 1)), HostMatch::kWildcard))
+          try_host(probe_host(format::kWildcardSlots, host.substr(dot + 1)), HostMatch::kWildcard, none))
         return match;
     }
-    if (header_->any_host != format::kNone && try_host(&hosts_[header_->any_host], HostMatch::kAny)) return match;
+    if (header_->any_host != format::kNone && try_host(&hosts_[header_->any_host], HostMatch::kAny, none))
+      return match;
   }
   if (const format::BackendEntry* fallback = default_backend()) {
     match.backend = fallback;

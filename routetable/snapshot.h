@@ -77,9 +77,21 @@ class SnapshotView {
 
  private:
   std::size_t count(format::Section s) const noexcept { return header_->sections[s].count; }
+  // A path probe computed ahead of the host entry (see lookup()): its kind, length and hash.
+  struct PathHint {
+    format::Match match = format::Match::kPrefix;
+    std::size_t length = 0;
+    std::uint64_t hash = 0;
+    bool valid = false;
+  };
   const format::HostEntry* probe_host(format::Section slots, std::string_view name) const noexcept;
-  const format::RuleEntry* probe_rule(std::uint32_t host, format::Match match, std::string_view path) const noexcept;
-  const format::RuleEntry* match_path(const format::HostEntry& host, std::string_view path) const noexcept;
+  const format::HostEntry* probe_host(format::Section slots, std::string_view name, std::uint64_t hash) const noexcept;
+  const format::RuleEntry* probe_rule(std::uint32_t host, format::Match match, std::string_view path,
+                                      std::uint64_t hash) const noexcept;
+  const format::RuleEntry* match_path(const format::HostEntry& host, std::string_view path,
+                                      const PathHint& hint) const noexcept;
+  PathHint first_probe(std::uint64_t host_hash, std::string_view path) const noexcept;
+  bool key_equals(const char (&key)[format::kInlineKey], format::StrRef ref, std::string_view text) const noexcept;
 
   const format::Header* header_ = nullptr;
   const char* strings_ = nullptr;
@@ -92,6 +104,9 @@ class SnapshotView {
   const format::EndpointEntry* endpoints_ = nullptr;
   const format::SourceEntry* sources_ = nullptr;
   const format::TlsEntry* tls_ = nullptr;
+  // The longest Prefix and Exact rule paths of any host: bound the probe computed before the host is known.
+  std::uint32_t max_prefix_length_ = 0;
+  std::uint32_t max_exact_length_ = 0;
 };
 
 const char* path_type_name(format::DeclaredType type) noexcept;
