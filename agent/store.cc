@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -315,6 +316,8 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
     out.error = "no tls.key";
   } else {
     out.error = check_tls_pair(cert, key);
+    // A refused PEM leaves OpenSSL's per-thread error queue filled; curl shares this thread.
+    ERR_clear_error();
   }
   if (out.error.empty()) out.certificate = {std::move(cert), std::move(key)};
   return {};
