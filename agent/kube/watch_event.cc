@@ -9,8 +9,13 @@ bool parse_json(std::string_view text, Json::Value& out, std::string& error) {
   builder["collectComments"] = false;
   builder["stackLimit"] = 200;
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  if (!reader->parse(text.data(), text.data() + text.size(), &out, &error)) return false;
-  return true;
+  // jsoncpp throws, rather than fail the parse, for input nested deeper than stackLimit.
+  try {
+    return reader->parse(text.data(), text.data() + text.size(), &out, &error);
+  } catch (const Json::Exception& e) {
+    error = e.what();
+    return false;
+  }
 }
 
 std::string to_json(const Json::Value& value) {
@@ -56,9 +61,12 @@ ParsedEvent parse_watch_event(std::string_view line) {
     return parsed;
   }
   if (event.type == EventType::kError) {
-    event.error_code = event.object.get("code", 0).asInt();
-    const std::string reason = event.object.get("reason", "").asString();
-    event.error_message = event.object.get("message", "").asString();
+    const Json::Value& code = event.object["code"];
+    const Json::Value& reason_value = event.object["reason"];
+    const Json::Value& message = event.object["message"];
+    event.error_code = code.isInt() ? code.asInt() : 0;
+    const std::string reason = reason_value.isString() ? reason_value.asString() : std::string();
+    event.error_message = message.isString() ? message.asString() : std::string();
     if (is_expired(event.error_code, reason)) event.error_code = 410;
     return parsed;
   }

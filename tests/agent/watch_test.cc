@@ -32,3 +32,16 @@ TEST_CASE("line splitter: lines across chunks, empty lines, oversized lines drop
   CHECK(lines.feed("def\nok\n") == std::vector<std::string>{"ok"});
   CHECK(lines.oversized() == 1);
 }
+
+TEST_CASE("watch events nested past the reader's depth limit, or with fields of the wrong type, are errors") {
+  // jsoncpp throws past its stackLimit instead of failing the parse; a line of brackets must not end the agent.
+  const std::string deep = R"({"type":"ADDED","object":{"metadata":{"name":)" + std::string(300, '[') + "}}}";
+  ParsedEvent nested;
+  CHECK_NOTHROW(nested = parse_watch_event(deep));
+  CHECK(nested.error.find("not JSON") != std::string::npos);
+  ParsedEvent odd;
+  CHECK_NOTHROW(odd = parse_watch_event(R"({"type":"ERROR","object":{"code":"x","reason":{},"message":[1]}})"));
+  CHECK(odd.error == "");
+  CHECK(odd.event.error_code == 0);
+  CHECK(odd.event.error_message == "");
+}
