@@ -1,7 +1,7 @@
 // libFuzzer target: Kubernetes objects as the agent reads them. Bytes -> JSON (the agent's reader) ->
 // the Store's projections -> compile() -> build_snapshot() -> SnapshotView::open() -> lookups.
 //
-// Input: one mode byte, then JSON: one object or an array of them. An element shaped like a watch event
+// Input: one mode byte, then JSON: one object or an array of them (also read as one watch event line). An element shaped like a watch event
 // ({"type": "DELETED", "object": {...}}) is applied with that type, others as ADDED; an object's "kind"
 // picks the projection, else the mode byte does. Mode bits 0-2: that kind; bit 3: Ingresses without a
 // class are ours; bit 4: a default certificate Secret "default/tls"; bit 5: the objects arrive in a
@@ -184,9 +184,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::uint8_t mode = data[0];
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  // The same bytes as one line of a watch stream, as the watcher reads it.
+  (void)kroute::agent::kube::parse_watch_event(text);
   Json::Value root;
   std::string error;
-  if (!kroute::agent::kube::parse_json({reinterpret_cast<const char*>(data + 1), size - 1}, root, error)) return 0;
+  if (!kroute::agent::kube::parse_json(text, root, error)) return 0;
 
   kroute::agent::CompileOptions options;
   options.watch_without_class = (mode & 8) != 0;

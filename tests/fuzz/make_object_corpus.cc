@@ -171,6 +171,12 @@ int main(int argc, char** argv) {
     {"kind": "IngressClass", "metadata": {"name": "c", "annotations": []}, "spec": 1},
     {"type": "DELETED", "object": 5}, 17, null])");
 
+  // Nested past the JSON reader's depth limit (jsoncpp threw here, found by this fuzzer), and watch
+  // events of every type, an ERROR event with fields of the wrong type among them.
+  seeds.emplace_back('\x02', R"({"kind": "Service", "metadata": {"name": )" + std::string(250, '[') + "}}");
+  seeds.emplace_back('\0', R"({"type": "ERROR", "object": {"code": "410", "reason": {}, "message": [1]}})");
+  seeds.emplace_back('\0', R"({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": 7}}})");
+
   // Each kind alone, picked by the mode byte (no "kind" field).
   for (std::size_t k = 0; k < objects.size(); ++k) {
     Json::Value object = objects[k];
