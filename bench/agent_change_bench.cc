@@ -1,0 +1,150 @@
+// What one route change costs inside kroute-agent at a given cluster size: compile (store -> route
+// model), build (model -> snapshot bytes) and publish (write, rename, control file) after one new
+// Ingress, with N Ingresses (one host, one path each), N Services and N EndpointSlices present. This is
+// the agent's share of route propagation (bench/propagation measures the whole path).
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "compiler.h"
+#include "metrics.h"
+#include "publisher.h"
+#include "store.h"
+
+namespace fs = std::filesystem;
+using namespace kroute;
+using namespace kroute::agent;
+
+namespace {
+
+Json::Value ingress(std::size_t i) {
+  Json::Value o;
+  o["metadata"]["name"] = "ing-" + std::to_string(i);
+  o["metadata"]["namespace"] = "bench";
+  o["metadata"]["uid"] = "uid-" + std::to_string(i);
+  o["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z";
+  o["spec"]["ingressClassName"] = "kroute";
+  Json::Value path;
+  path["path"] = "/";
+  path["pathType"] = "Prefix";
+  path["backend"]["service"]["name"] = "svc-" + std::to_string(i);
+  path["backend"]["service"]["port"]["number"] = 80;
+  Json::Value rule;
+  rule["host"] = "host" + std::to_string(i) + ".bench.example";
+  rule["http"]["paths"].append(path);
+  o["spec"]["rules"].append(rule);
+  return o;
+}
+
+Json::Value service(std::size_t i) {
+  Json::Value o;
+  o["metadata"]["name"] = "svc-" + std::to_string(i);
+  o["metadata"]["namespace"] = "bench";
+  o["spec"]["type"] = "ClusterIP";
+  Json::Value port;
+  port["port"] = 80;
+  port["targetPort"] = 8080;
+  o["spec"]["ports"].append(port);
+  return o;
+}
+
+Json::Value slice(std::size_t i) {
+  Json::Value o;
+  o["metadata"]["name"] = "svc-" + std::to_string(i) + "-abc";
+  o["metadata"]["namespace"] = "bench";
+  o["metadata"]["labels"]["kubernetes.io/service-name"] = "svc-" + std::to_string(i);
+  o["addressType"] = "IPv4";
+  Json::Value port;
+  port["port"] = 8080;
+  o["ports"].append(port);
+  for (int e = 0; e < 2; ++e) {
+    Json::Value endpoint;
+    endpoint["addresses"].append("10.1." + std::to_string(i / 250 % 250) + "." + std::to_string(i % 250 + e));
+    endpoint["conditions"]["ready"] = true;
+    o["endpoints"].append(endpoint);
+  }
+  return o;
+}
+
+struct Cluster {
+  Metrics metrics;
+  Store store{metrics, nullptr};
+  CompileCache cache;
+  CompileOptions options;
+  explicit Cluster(std::size_t n) {
+    Json::Value cls;
+    cls["metadata"]["name"] = "kroute";
+    cls["spec"]["controller"] = kDefaultController;
+    store.apply(Kind::kIngressClass, kube::EventType::kAdded, cls);
+    for (std::size_t i = 0; i <= n; ++i) {
+      store.apply(Kind::kService, kube::EventType::kAdded, service(i));
+      store.apply(Kind::kEndpointSlice, kube::EventType::kAdded, slice(i));
+      if (i < n) store.apply(Kind::kIngress, kube::EventType::kAdded, ingress(i));
+    }
+    compile(store, options, cache);  // warm the cache as a running agent's is
+  }
+  // One change: Ingress n appears (or disappears again, alternately, so the store stays the same size).
+  void toggle(std::size_t n, bool add) {
+    store.apply(Kind::kIngress, add ? kube::EventType::kAdded : kube::EventType::kDeleted, ingress(n));
+  }
+};
+
+void BM_Compile(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Cluster c(n);
+  bool add = true;
+  for (auto _ : state) {
+    state.PauseTiming();
+    c.toggle(n, add);
+    add = !add;
+    state.ResumeTiming();
+    CompiledTable table = compile(c.store, c.options, c.cache);
+    benchmark::DoNotOptimize(table);
+  }
+}
+
+void BM_Build(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Cluster c(n);
+  const CompiledTable table = compile(c.store, c.options, c.cache);
+  for (auto _ : state) {
+    BuildResult build = build_snapshot(table.model);
+    benchmark::DoNotOptimize(build);
+  }
+}
+
+void BM_Publish(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Cluster c(n);
+  std::vector<std::byte> bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
+  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  const std::string dir = (base / ("kroute-change-bench-" + std::to_string(getpid()))).string();
+  std::string error;
+  auto publisher = Publisher::open({dir, 3}, error);
+  if (!publisher) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(publisher->publish(bytes));
+  publisher.reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Compile)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Build)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Publish)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
+
+// The agent tells glibc to keep its heap (agent/main.cc); so does this bench, or page faults dominate.
+int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
