@@ -137,13 +137,18 @@ def certificate_for(stack: Stack, server_name: str) -> bytes:
 # ---- the stack, with one healthy route ----------------------------------------------------------------
 
 
+def with_healthy_route(stack: Stack, *backends: str) -> Stack:
+    """The stack with backends `healthy` (serving HEALTHY, for Steady) and `backends`."""
+    for name in ("healthy", *backends):
+        stack.backend(name)
+    stack.apply(stack.ingress("healthy", {"rules": [rule(HEALTHY, ("/", "Prefix", "healthy"))]}))
+    stack.wait_status(HEALTHY)
+    return stack
+
+
 @pytest.fixture(scope="module")
 def stack(module_stack: Stack) -> Iterator[Stack]:  # noqa: F811
-    module_stack.backend("healthy")
-    module_stack.backend("hostile")
-    module_stack.apply(module_stack.ingress("healthy", {"rules": [rule(HEALTHY, ("/", "Prefix", "healthy"))]}))
-    module_stack.wait_status(HEALTHY)
-    yield module_stack
+    yield with_healthy_route(module_stack, "hostile")
 
 
 # ---- the cases ----------------------------------------------------------------------------------------

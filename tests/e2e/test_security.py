@@ -23,7 +23,7 @@ import pytest
 from agent_fixtures import AGENT, dump_table, lookup, wait_for
 from kube import ROOT, free_ports
 from stack import Nginx, Stack, module_stack, rule  # noqa: F401 (Nginx: tests/lib/nginx_runner.py, on the path stack.py sets)
-from test_hostile import HEALTHY, Steady, wait_warning
+from test_hostile import HEALTHY, Steady, wait_warning, with_healthy_route
 
 NGINX_CONF = ROOT / "nginx-conf" / "nginx.conf"
 INJECTED = "injected.security.test"
@@ -39,11 +39,7 @@ HOSTILE_ANNOTATIONS = {
 
 @pytest.fixture(scope="module")
 def stack(module_stack: Stack) -> Iterator[Stack]:  # noqa: F811
-    module_stack.backend("healthy")
-    module_stack.backend("web")
-    module_stack.apply(module_stack.ingress("healthy", {"rules": [rule(HEALTHY, ("/", "Prefix", "healthy"))]}))
-    module_stack.wait_status(HEALTHY)
-    yield module_stack
+    yield with_healthy_route(module_stack, "web")
 
 
 def injected_ingress(stack: Stack) -> dict:
