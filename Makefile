@@ -46,8 +46,8 @@ test: all asan ## run every test suite; ends with one line 'N passed, N failed'
 test-%: all asan ## run one suite, e.g. make test-unit
 	@KROUTE_BUILD=$(abspath $(BUILD)) KROUTE_BUILD_ASAN=$(abspath $(BUILD_ASAN)) bash tests/run-suites.sh $*
 
-bench: all ## run the benchmarks and write bench/results/
-	@bash bench/run.sh $(abspath $(BUILD))
+bench: all cluster-tools ## every benchmark, alternating with its baseline; writes bench/REPORT.md and plots (~30 min)
+	@/usr/bin/python3 bench/report/run.py --build $(abspath $(BUILD))
 
 run: all ## run the demo (see README)
 	@bash scripts/run-demo.sh $(abspath $(BUILD))
