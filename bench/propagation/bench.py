@@ -504,7 +504,7 @@ def report(command: list[str], results: dict[str, Any], seconds: float) -> str:
         "With N Ingresses present (one host each), new Ingresses are created one at a time; each number is the "
         "time from the API server acknowledging the create (kroute) or from the change being known (baseline) to "
         "the first 200 for the new host, polled from C (bench/propagation/first200.c) with a new connection every 0.5 ms, "
-        "whichever is longer, with a 50 ms pause "
+        "with a 50 ms pause "
         "after each first 200; the creations alternate between kroute and the baseline. \"load\": wrk on two "
         "existing hosts of each proxy during the phase.",
         "",
