@@ -174,6 +174,19 @@ TEST_CASE("a new publisher continues the generation sequence and clears leftover
   CHECK_FALSE(fs::exists(dir.path / "table.9.tmp"));
 }
 
+TEST_CASE("a publisher killed between rename and prune: the next one keeps only the newest") {
+  TempDir dir;
+  {
+    auto publisher = open_publisher(dir, 5);
+    auto bytes = table_routing_to("a");
+    for (int i = 0; i < 5; ++i) publisher->publish(bytes);
+  }
+  auto publisher = open_publisher(dir, 3);
+  CHECK(snapshot_files(dir) == 3);
+  CHECK(fs::exists(dir.path / "table.5"));
+  CHECK_FALSE(fs::exists(dir.path / "table.2"));
+}
+
 TEST_CASE("a replaced control file is noticed on refresh") {
   TempDir dir;
   TableReader reader(dir.path.string());
