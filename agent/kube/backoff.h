@@ -21,6 +21,11 @@ class Backoff {
   explicit Backoff(BackoffPolicy policy = {}, std::uint64_t seed = std::random_device{}());
   // The delay before retrying after a failure at `now`.
   std::chrono::milliseconds next(std::chrono::steady_clock::time_point now);
+  // Starts over: the failures so far were someone else's (an outage that has ended).
+  void reset() {
+    attempt_ = 0;
+    last_failure_.reset();
+  }
   int attempts() const { return attempt_; }
 
  private:

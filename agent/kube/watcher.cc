@@ -28,6 +28,7 @@ Watcher::Watcher(Client& client, Kind kind, WatchSink& sink, Metrics& metrics, W
   reachability_handler_ = client_.add_reachability_handler([this](const Reachability& reachability) {
     if (!reachability.changed) return;
     if (reachability.reachable) {
+      backoff_.reset();  // the failures were the outage's: a watch that fails again now starts short
       resume();
     } else {
       interrupt(reachability.error);
@@ -236,7 +237,7 @@ void Watcher::resume() {
   if (timer_ == 0) return;
   std::uniform_int_distribution<long> jitter(0, 1000);
   const std::chrono::milliseconds delay(jitter(random_));
-  log::debug("the API server answers again; retrying sooner", {{"resource", info_.name}, {"delay_ms", delay.count()}});
+  log::debug("retrying sooner: the API server answers again", {{"resource", info_.name}, {"delay_ms", delay.count()}});
   retry_after(delay, timer_relists_);
 }
 

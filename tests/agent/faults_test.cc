@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "health.h"
+#include "kube/backoff.h"
 #include "metrics.h"
 #include "reader.h"
 #include "table_publisher.h"
@@ -52,6 +53,16 @@ std::unique_ptr<TablePublisher> open_publisher(const fs::path& dir, Metrics& met
 std::vector<ReadinessCheck> all_ok() { return {{"synced", true, ""}, {"apiserver", true, ""}, {"table", true, ""}}; }
 
 }  // namespace
+
+TEST_CASE("backoff after an outage: reset() starts the delays short again") {
+  kube::BackoffPolicy policy;  // 0.5 s doubling to 30 s
+  kube::Backoff backoff(policy, 7);
+  auto now = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) backoff.next(now += std::chrono::seconds(1));
+  CHECK(backoff.next(now += std::chrono::seconds(1)).count() >= 15000);
+  backoff.reset();
+  CHECK(backoff.next(now += std::chrono::seconds(1)).count() < 750);
+}
 
 TEST_CASE("readiness: ok, the failing checks named, exclude, verbose, an unknown check") {
   CHECK(answer_readiness(all_ok(), false, {}).status == 200);
