@@ -80,12 +80,12 @@ class Agent:
     """One kroute-agent process with its own table directory, listener port and log file."""
 
     def __init__(self, cluster: Cluster, workdir: Path, args: list[str], env: dict[str, str] | None,
-                 kubeconfig: Path | None):
+                 kubeconfig: Path | None, table_dir: Path | None = None):
         self.cluster = cluster
         self.name = f"agent-{uuid.uuid4().hex[:6]}"
         self.dir = workdir / self.name
         self.dir.mkdir(parents=True)
-        self.table_dir = self.dir / "table"
+        self.table_dir = table_dir or self.dir / "table"
         self.log_path = self.dir / "agent.log"
         self.port = free_ports(1)[0]
         command = [str(AGENT), "--table-dir", str(self.table_dir), "--listen", f"127.0.0.1:{self.port}",
@@ -93,9 +93,9 @@ class Agent:
         if kubeconfig is not None:
             command += ["--kubeconfig", str(kubeconfig)]
         base = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+        self._env = {**base, **(env or {})}
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**base, **(env or {})})
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=self._env)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -157,6 +157,12 @@ class Agent:
         self.process.kill()
         self.process.wait(timeout=10)
         self._log.close()
+
+    def restart(self) -> None:
+        """The same command again (table directory, port, log file) after the process was stopped or killed."""
+        assert not self.alive(), f"{self.name} still runs"
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.process.args, stdout=self._log, stderr=subprocess.STDOUT, env=self._env)
 
 
 class Agents:

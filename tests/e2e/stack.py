@@ -179,7 +179,10 @@ class Backend:
 
 
 class Stack:
-    def __init__(self, cluster: Cluster, agent_args: tuple[str, ...] = ()):
+    def __init__(self, cluster: Cluster, agent_args: tuple[str, ...] = (), kubeconfig: Path | None = None,
+                 table_dir: Path | None = None):
+        """kubeconfig: the agent's (default: the cluster's admin one); table_dir: where it publishes (default:
+        a new directory of its own)."""
         self.cluster = cluster
         self.id = uuid.uuid4().hex[:6]
         self.workdir = readable_tempdir("kroute-stack-")
@@ -201,7 +204,7 @@ class Stack:
                 "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "1",
                 # Snapshots hold private keys (mode 0640): nginx's workers read them through their group.
                 *(["--table-group", "www-data"] if os.geteuid() == 0 else []), *agent_args],
-                None, cluster.kubeconfig)
+                None, kubeconfig or cluster.kubeconfig, table_dir)
             self.agent.wait_ready()
             self.nginx = Nginx(self.agent.table_dir)
             self.nginx.start()
@@ -344,8 +347,8 @@ def make_stack(cluster: Cluster) -> Iterator[Callable[..., Stack]]:
     """Starts stacks for one test and closes every one of them afterwards, also when the test fails."""
     started: list[Stack] = []
 
-    def start(*agent_args: str) -> Stack:
-        s = Stack(cluster, tuple(agent_args))
+    def start(*agent_args: str, kubeconfig: Path | None = None, table_dir: Path | None = None) -> Stack:
+        s = Stack(cluster, tuple(agent_args), kubeconfig, table_dir)
         started.append(s)
         return s
 
