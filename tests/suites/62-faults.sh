@@ -7,16 +7,14 @@ root=${KROUTE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$root/tests/lib/cluster-suite.sh"
 source "$root/tests/lib/e2e-leftovers.sh"
 
-# The table directory tests also mount (a small tmpfs, a read-only bind mount); none may stay.
-fault_mounts() { awk '$2 ~ /\/kroute-(full|stack)-/ { print $2 }' /proc/mounts | sort; }
-mounts_before=$(fault_mounts)
-e2e_leftovers_before
+e2e_run_begin faults  # TMPDIR: the run's own directory, where the tests also mount their table directories
 rc=0
 run_cluster_suite faults test_faults.py || rc=$?
-e2e_leftovers_check faults || rc=1
-for dir in $(comm -13 <(echo "$mounts_before") <(fault_mounts) | sort -r); do
+# A tmpfs or read-only bind mount the tests left: unmounted before the run's directory is removed.
+for dir in $(awk -v run="$TMPDIR/" 'index($2, run) == 1 { print $2 }' /proc/mounts | sort -r); do
   echo "faults suite: mount left behind: $dir" >&2
   umount -l "$dir" || true
   rc=1
 done
+e2e_run_end faults || rc=1
 exit "$rc"
