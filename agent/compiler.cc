@@ -180,7 +180,9 @@ class Compiler {
       return known->second.first;
     }
     service_key.resize(service_length);
-    auto& cached = cache_.resolved_[service_key];
+    // A missing Service is resolved again in each compile, not cached: no event of that Service would
+    // ever drop the entry, so Ingresses naming Services that come and go would grow the cache forever.
+    auto& cached = store_.services.count(service_key) != 0 ? cache_.resolved_[service_key] : unresolved_[service_key];
     auto resolved = cached.find(port_label);
     if (resolved == cached.end()) {
       CompileCache::Resolved fresh;
@@ -252,6 +254,8 @@ class Compiler {
   bool default_class_is_ours_ = false;
   // "ns/service:port" -> (index in the model, the cached resolution)
   std::unordered_map<std::string, std::pair<std::uint32_t, const CompileCache::Resolved*>> backend_index_;
+  // Resolutions of Services not in the store, for this compile only (see backend_for).
+  std::unordered_map<std::string, std::unordered_map<std::string, CompileCache::Resolved>> unresolved_;
 };
 
 void CompileCache::index(const Store& store) {
