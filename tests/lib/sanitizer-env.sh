@@ -15,8 +15,8 @@ use_sanitizer_build() {
   sanitizer_reports=$(mktemp -d "${TMPDIR:-/tmp}/kroute-sanitizer-reports.XXXXXX")
   export KROUTE_SANITIZER_REPORTS="$sanitizer_reports"
   # Leaks are checked in the executables (they free what they own at exit), not in nginx.
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:log_path=$sanitizer_reports/asan"
-  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$sanitizer_reports/ubsan"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:log_path=$sanitizer_reports/report"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$sanitizer_reports/report"
   local symbolizer
   symbolizer=$(command -v llvm-symbolizer || command -v llvm-symbolizer-14 || true)
   [ -z "$symbolizer" ] || export ASAN_SYMBOLIZER_PATH="$symbolizer"

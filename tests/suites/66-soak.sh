@@ -9,8 +9,8 @@ source "$root/tests/lib/e2e-leftovers.sh"
 export KROUTE_SOAK_SECONDS=${KROUTE_SOAK_SECONDS:-100}
 export KROUTE_RESULTS=${KROUTE_RESULTS:-$root/build/test-results}
 
-e2e_leftovers_before
+e2e_run_begin soak
 rc=0
 run_cluster_suite soak test_soak.py || rc=$?
-e2e_leftovers_check soak || rc=1
+e2e_run_end soak || rc=1
 exit "$rc"
