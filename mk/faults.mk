@@ -3,5 +3,5 @@
 
 .PHONY: faults-full
 
-faults-full: all ## the long fault suite: 100 agent SIGKILLs while publishing, 60 s API server outages (~8 min)
+faults-full: all ## the long fault suite: 100 agent SIGKILLs while publishing, 60 s API server outages (~6 min)
 	@KROUTE_FAULTS_FULL=1 KROUTE_BUILD=$(abspath $(BUILD)) bash tests/run-suites.sh faults

@@ -13,7 +13,7 @@ happens to the agent, the API server or the table directory, and everything reco
   one clear error, the old table keeps serving, recovery once fixed; a deleted directory is made again by
   the agent and nginx follows the new control file without a reload.
 
-Two variants. `make test` runs the short one (suite "faults": 20 kills, 15 s outages; about four minutes):
+Two variants. `make test` runs the short one (suite "faults": 20 kills, 15 s outages; about three minutes):
 15 s is enough to see an outage through, because the slowest detection, a blackhole, takes at most two
 probe intervals (10 s) and the backoff's first retries happen within the first few seconds.
 `make faults-full` (KROUTE_FAULTS_FULL=1) kills the agent 100 times and keeps each outage up for 60 s,
@@ -23,7 +23,6 @@ long enough for every watch's backoff to reach its 30 s ceiling.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
 import re
