@@ -185,7 +185,9 @@ class Report:
             "new connection every 0.5 ms, or every 1 % of the time elapsed when that is longer (so that the poller leaves "
             "the CPU to a seconds-long reload). Creations alternate between the two systems, one at a time; "
             "\"load\": wrk on two existing hosts of each proxy meanwhile. Both nginx run 2 workers, no access "
-            "log, and proxy to the same two echo pods.", "")
+            "log, and proxy to the same two echo pods; the pods are Python servers, so the load is light (the "
+            "\"load served\" column): it puts requests through both proxies during the changes, it does not "
+            "saturate them.", "")
         self.out("Creations per phase (kroute / baseline): " +
                  "; ".join(f"{s['creations']['kroute']} / {s['creations']['baseline']} at {s['routes']:,} routes"
                            for s in sizes) +
@@ -331,7 +333,10 @@ class Report:
             "through the API server; the baseline regenerates its config and runs `nginx -s reload` after each "
             "change (back to back when a reload takes longer than the interval). Failed requests: responses "
             "other than 2xx/3xx plus wrk timeouts. Cut connections: wrk's connect, read and write errors, i.e. "
-            "connections closed or reset under a request.", "")
+            "connections the server closed or reset while a request sent on them had no response yet (for the "
+            "baseline: old workers closing kept-alive connections as they exit). wrk counts each and reconnects; "
+            "an HTTP client would see an error, or retry the request on a new connection if it is idempotent "
+            "and the client does that.", "")
         totals: dict[str, dict[str, int]] = {}
         for rnd in st["rounds"]:
             for name, s in rnd.items():
