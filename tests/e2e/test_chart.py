@@ -120,7 +120,7 @@ def test_defaults_render_the_pod_the_agent_and_nginx_need(helm: Helm) -> None:
 
     # Probes and resources.
     assert nginx["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "status"}
-    assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "agent"}
+    assert agent["readinessProbe"]["httpGet"] == {"path": "/readyz?exclude=apiserver", "port": "agent"}
     assert agent["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "agent"}
     assert nginx["resources"]["requests"] and agent["resources"]["requests"]
 
