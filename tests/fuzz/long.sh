@@ -39,5 +39,13 @@ pids=()
 for target in fuzz-snapshot fuzz-objects; do
   echo "== $target"
   grep -E '^#[0-9]+[[:space:]]+DONE|^stat::|^SUMMARY|^==[0-9]+==ERROR|fuzz-objects: ' "$out/$target.log" || tail -n 20 "$out/$target.log"
+  # Edge coverage of the final corpus per source file (exception and sanitizer edges count too, so no
+  # file reaches 100 %); the per-function detail stays in $target.coverage.txt.
+  (cd "$out" && "$asan/tests/fuzz/$target" -runs=0 -print_coverage=1 "$asan/$target-corpus" >/dev/null 2>"$target.coverage.txt") || true
+  awk '/^(UN)?COVERED_FUNC/ { split($5, e, "/"); file = $NF; sub(/:[0-9]+$/, "", file); sub(/.*\.\.\//, "", file);
+         covered[file] += e[1]; total[file] += e[2] }
+       END { for (f in covered) if (f ~ /^(agent|routetable)\/.*\.cc$/)
+               printf "  %-26s %5d of %5d edges (%.0f%%)\n", f, covered[f], total[f], 100 * covered[f] / total[f] }' \
+    "$out/$target.coverage.txt" | sort | tee "$out/$target.coverage"
 done
 exit "$failed"
