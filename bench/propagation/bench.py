@@ -6,8 +6,8 @@ kroute: a real etcd + kube-apiserver, kroute-agent and nginx with the module (th
 tests/e2e/stack.py; nginx from the shipped nginx.conf with 2 workers and no access log). With N Ingresses
 present (one host each, all to one Service "web" of two echo pods), new Ingresses are created one at a time;
 for each, the clock starts when the API server answers the POST and stops at the first 200 for the new host
-through nginx, polled by a client with a new connection every 0.5 ms (or every 1 % of the time elapsed, when
-that is longer: the poller leaves the CPU to a seconds-long reload; the resolution stays 1 %).
+through nginx, polled by bench/propagation/first200.c (a C poller started before the change) with a new
+connection every 0.5 ms.
 
 Baseline: nginx without the module (2 workers, no access log) and a generated nginx.conf with what a
 reload-based controller writes for the same objects (a server block per host, an upstream per Service, the
@@ -51,9 +51,9 @@ from kube import Cluster, tools_bin  # noqa: E402
 from nginx_runner import NGINX, Nginx, free_port, wait_for_port  # noqa: E402
 from stack import Stack, endpoint_slice, rule  # noqa: E402
 
-# Seconds between polls (plus the request itself): 0.5 ms, or 1 % of the time elapsed when that is longer, so
-# that a poller making a new connection every millisecond does not take the CPU a seconds-long reload needs
-# (the resolution stays 1 %).
+# Seconds between polls: first200 polls every POLL_INTERVAL. poll_until_200 (growing to a size, not a
+# measured creation) polls every 0.5 ms or every 1 % of the time elapsed when that is longer, so that a
+# Python poller does not take the CPU a seconds-long reload needs.
 POLL_INTERVAL = 0.0005
 POLL_FRACTION = 0.01
 GIVE_UP = 120.0          # a creation not served after this long fails the run
