@@ -154,6 +154,26 @@ bool same_file(const struct stat& st, dev_t device, ino_t inode) { return st.st_
 // stat() failed because the path (or a directory on it) does not exist.
 bool absent() { return errno == ENOENT || errno == ENOTDIR; }
 
+// The directory's mode for snapshots of `file_mode`: whoever may read them may list and enter it.
+mode_t directory_mode(mode_t file_mode) {
+  return 0700 | ((file_mode & 0040) != 0 ? 0050 : 0) | ((file_mode & 0004) != 0 ? 0005 : 0);
+}
+
+// Snapshots hold private keys, so when they are not for others, neither is the directory they are in:
+// a directory of ours gets the snapshots' group and loses the bits for others (past the umask, for one
+// made by mkdir). Only when its group is the snapshots' group, so the readers can still enter it. A
+// directory we may not change (a pod's emptyDir, made by the kubelet) keeps its mode; the files' own
+// modes protect the keys there.
+void close_to_others(const PublisherOptions& options, struct stat& dir) {
+  if ((options.file_mode & 0007) != 0 || dir.st_uid != geteuid()) return;
+  if (options.group != static_cast<gid_t>(-1) && dir.st_gid != options.group) {
+    if (chown(options.dir.c_str(), static_cast<uid_t>(-1), options.group) != 0) return;
+    dir.st_gid = options.group;
+  }
+  const mode_t wanted = (dir.st_mode & 07770) | directory_mode(options.file_mode);
+  if (wanted != (dir.st_mode & 07777) && chmod(options.dir.c_str(), wanted) == 0) dir.st_mode = S_IFDIR | wanted;
+}
+
 }  // namespace
 
 std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std::string& error) {
@@ -161,7 +181,7 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
     error = "keep must be at least 1";
     return nullptr;
   }
-  if (mkdir(options.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (mkdir(options.dir.c_str(), directory_mode(options.file_mode)) != 0 && errno != EEXIST) {
     error = errno_text("cannot create table directory " + options.dir);
     return nullptr;
   }
@@ -174,6 +194,7 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
     error = "table directory " + options.dir + " is not a directory";
     return nullptr;
   }
+  close_to_others(options, dir);
   MappedControl control;
   if (!attach_control(options.dir, control, error)) return nullptr;
   const std::vector<std::uint64_t> existing = list_generations(options.dir, true);

@@ -222,6 +222,40 @@ TEST_CASE("snapshot files get the configured mode and group") {
   CHECK(st.st_gid == group);
 }
 
+TEST_CASE("the table directory is not for others when the snapshots are not") {
+  const gid_t group = geteuid() == 0 ? 33 : getegid();
+  std::string error;
+  SUBCASE("a directory the publisher makes") {
+    TempDir parent;
+    const fs::path made = parent.path / "table";
+    auto publisher = Publisher::open({made.string(), 3, 0640, group}, error);
+    REQUIRE(publisher);
+    struct stat st {};
+    REQUIRE(stat(made.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+    CHECK(st.st_gid == group);
+  }
+  SUBCASE("a directory of ours that others could read") {
+    TempDir dir;
+    REQUIRE(chmod(dir.path.c_str(), 0755) == 0);
+    auto publisher = Publisher::open({dir.path.string(), 3, 0640, group}, error);
+    REQUIRE(publisher);
+    struct stat st {};
+    REQUIRE(stat(dir.path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+    CHECK(st.st_gid == group);
+  }
+  SUBCASE("snapshots for everyone leave the directory alone") {
+    TempDir dir;
+    REQUIRE(chmod(dir.path.c_str(), 0755) == 0);
+    auto publisher = Publisher::open({dir.path.string(), 3, 0644}, error);
+    REQUIRE(publisher);
+    struct stat st {};
+    REQUIRE(stat(dir.path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0755);
+  }
+}
+
 TEST_CASE("a control file that is not ours is refused") {
   TempDir dir;
   std::ofstream(dir.path / "control") << std::string(4096, 'x');
