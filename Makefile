@@ -46,7 +46,7 @@ test: all asan ## run every test suite; ends with one line 'N passed, N failed'
 test-%: all asan ## run one suite, e.g. make test-unit
 	@KROUTE_BUILD=$(abspath $(BUILD)) KROUTE_BUILD_ASAN=$(abspath $(BUILD_ASAN)) bash tests/run-suites.sh $*
 
-bench: all cluster-tools ## every benchmark, alternating with its baseline; writes bench/REPORT.md and plots (~30 min)
+bench: all cluster-tools ## every benchmark, alternating with its baseline; writes bench/REPORT.md and plots (15-25 min)
 	@/usr/bin/python3 bench/report/run.py --build $(abspath $(BUILD))
 
 run: all ## run the demo (see README)
