@@ -22,7 +22,9 @@ import sanitizers  # noqa: E402
 # KROUTE_BUILD=build-asan runs the sanitizer build (make asan); see tests/lib/sanitizers.py.
 BUILD = Path(os.environ.get("KROUTE_BUILD", ROOT / "build"))
 BUILT_MODULE = BUILD / "module" / "ngx_http_kroute_module.so"
-BUILT_TABLE_TOOL = BUILD / "routetable" / "tool" / "kroute-table"
+# The tool that publishes the tests' tables; KROUTE_TABLE_TOOL picks another build's (the suite
+# integration-asan publishes with the release build's: see tests/suites/31-integration-asan.sh).
+BUILT_TABLE_TOOL = Path(os.environ.get("KROUTE_TABLE_TOOL") or BUILD / "routetable" / "tool" / "kroute-table")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NGINX_CONF = ROOT / "nginx-conf" / "nginx.conf"
 ECHO_SERVER = Path(__file__).resolve().parent / "echo_server.py"
