@@ -70,8 +70,12 @@ ParsedEvent parse_watch_event(std::string_view line) {
     if (is_expired(event.error_code, reason)) event.error_code = 410;
     return parsed;
   }
-  const Json::Value& rv = event.object["metadata"]["resourceVersion"];
-  if (rv.isString()) event.resource_version = rv.asString();
+  // jsoncpp throws when a member is looked up in a value that is not an object (metadata: "x").
+  const Json::Value* metadata = event.object.find("metadata", "metadata" + 8);
+  if (metadata != nullptr && metadata->isObject()) {
+    const Json::Value& rv = (*metadata)["resourceVersion"];
+    if (rv.isString()) event.resource_version = rv.asString();
+  }
   return parsed;
 }
 

@@ -45,3 +45,12 @@ TEST_CASE("watch events nested past the reader's depth limit, or with fields of 
   CHECK(odd.event.error_code == 0);
   CHECK(odd.event.error_message == "");
 }
+
+TEST_CASE("a watch event whose metadata is not an object is read without throwing") {
+  // Found by fuzz-objects: jsoncpp throws when a member is looked up in a string.
+  ParsedEvent parsed;
+  CHECK_NOTHROW(parsed = parse_watch_event(R"({"type":"ADDED","object":{"metadata":"x"}})"));
+  CHECK(parsed.event.resource_version.empty());
+  CHECK_NOTHROW(parsed = parse_watch_event(R"({"type":"MODIFIED","object":{"metadata":[1,2]}})"));
+  CHECK(parsed.event.resource_version.empty());
+}
