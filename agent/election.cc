@@ -1,18 +1,19 @@
 #include "election.h"
 
+#include "json_read.h"
 #include "kube/watch_event.h"
 #include "log.h"
 #include "text.h"
 
 namespace kroute::agent {
 LeaseRecord parse_lease_record(const Json::Value& lease) {
-  const Json::Value& spec = lease["spec"];
+  const Json::Value& spec = at(lease, "spec");
   LeaseRecord r;
-  r.holder = spec.get("holderIdentity", "").asString();
-  r.duration_seconds = spec.get("leaseDurationSeconds", 0).asInt();
-  r.acquire_time = spec.get("acquireTime", "").asString();
-  r.renew_time = spec.get("renewTime", "").asString();
-  r.transitions = spec.get("leaseTransitions", 0).asInt();
+  r.holder = str(at(spec, "holderIdentity"));
+  r.duration_seconds = static_cast<int>(integer(at(spec, "leaseDurationSeconds"), 0, INT32_MAX, 0));
+  r.acquire_time = str(at(spec, "acquireTime"));
+  r.renew_time = str(at(spec, "renewTime"));
+  r.transitions = static_cast<int>(integer(at(spec, "leaseTransitions"), 0, INT32_MAX, 0));
   return r;
 }
 
@@ -100,7 +101,8 @@ void Elector::write(Json::Value lease, bool create) {
   const LeaseRecord record = parse_lease_record(lease);
   kube::Request request;
   request.method = create ? "POST" : "PUT";
-  request.path = lease_path() + (create ? "" : "/" + kube::url_encode(options_.lease_name));
+  request.path = lease_path();
+  if (!create) request.path.append("/").append(kube::url_encode(options_.lease_name));
   request.body = kube::to_json(lease);
   request.timeout = options_.retry_period;
   request_ = client_.send(std::move(request), [this, record](kube::Response&& r) { on_written(std::move(r), record); });

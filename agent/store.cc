@@ -12,33 +12,13 @@
 #include "host.h"
 #include "log.h"
 #include "text.h"
+#include "json_read.h"
 #include "validate.h"
 
 namespace kroute::agent {
 namespace {
 
-// Field access that never throws. jsoncpp's operator[] throws on a value that is not an object (and
-// asInt64() on a number out of range); an object of an unexpected shape must be read as far as it goes,
-// not end the agent. at(v, "a", "b") is v.a.b, or null when any step is missing or not an object.
-const Json::Value& at(const Json::Value& v) { return v; }
-template <typename... Keys>
-const Json::Value& at(const Json::Value& v, const char* key, Keys... rest) {
-  return at(v.isObject() ? v[key] : Json::Value::nullSingleton(), rest...);
-}
-
-// The elements of v when it is an array; nothing otherwise.
-const Json::Value& elements(const Json::Value& v) {
-  static const Json::Value empty(Json::arrayValue);
-  return v.isArray() ? v : empty;
-}
-
-std::string str(const Json::Value& v) { return v.isString() ? v.asString() : std::string(); }
-
-std::uint32_t port_number(const Json::Value& v) {
-  if (!v.isInt64()) return 0;
-  const Json::Int64 n = v.asInt64();
-  return n > 0 && n <= 65535 ? static_cast<std::uint32_t>(n) : 0;
-}
+std::uint32_t port_number(const Json::Value& v) { return static_cast<std::uint32_t>(integer(v, 1, 65535, 0)); }
 
 std::string common_metadata(const Json::Value& object, std::string& ns, std::string& name) {
   if (!object.isObject()) return "not a JSON object";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "json_read.h"
 #include "log.h"
 
 namespace kroute::agent::kube {
@@ -58,8 +59,8 @@ std::string Response::describe() const {
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
   if (!body.empty() && reader->parse(body.data(), body.data() + body.size(), &status_object, &errors) &&
       status_object.isObject()) {
-    const std::string reason = status_object.get("reason", "").asString();
-    const std::string message = status_object.get("message", "").asString();
+    const std::string reason = str(status_object["reason"]);
+    const std::string message = str(status_object["message"]);
     if (!reason.empty()) text += " " + reason;
     if (!message.empty()) text += ": " + message;
   } else if (!body.empty()) {

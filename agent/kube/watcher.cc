@@ -1,5 +1,6 @@
 #include "kube/watcher.h"
 
+#include "json_read.h"
 #include "log.h"
 
 namespace kroute::agent::kube {
@@ -91,9 +92,8 @@ void Watcher::on_list(Response&& response) {
   response.body.clear();
   response.body.shrink_to_fit();
   for (const Json::Value& item : page["items"]) sink_.listed(kind_, item);
-  const Json::Value& metadata = page["metadata"];
-  const std::string next = metadata.get("continue", "").asString();
-  resource_version_ = metadata.get("resourceVersion", "").asString();
+  const std::string next = str(at(page, "metadata", "continue"));
+  resource_version_ = str(at(page, "metadata", "resourceVersion"));
   page = Json::Value();
   if (!next.empty()) {
     list(next);

@@ -3,6 +3,7 @@
 #include "election.h"
 #include "json_helpers.h"
 #include "kube/backoff.h"
+#include "kube/client.h"
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
@@ -62,6 +63,32 @@ TEST_CASE("metrics render in the Prometheus text format") {
   CHECK(text.find("kroute_agent_publish_duration_seconds_bucket{le=\"0.005\"} 1\n") != std::string::npos);
   CHECK(text.find("kroute_agent_publish_duration_seconds_bucket{le=\"0.001\"} 0\n") != std::string::npos);
   CHECK(text.find("# TYPE kroute_agent_objects gauge\n") != std::string::npos);
+}
+
+TEST_CASE("a Lease or an error body of an unexpected shape is read as far as it goes") {
+  // Any of these made jsoncpp throw, which ended the election loop (and the agent with it).
+  for (const char* text : {R"([1, 2])", R"("spec")", R"({"spec": []})", R"({"spec": "x"})",
+                           R"({"spec": {"holderIdentity": {}, "leaseDurationSeconds": "15", "renewTime": [],
+                               "acquireTime": 7, "leaseTransitions": 1e300}})"}) {
+    CAPTURE(text);
+    LeaseRecord r;
+    CHECK_NOTHROW(r = parse_lease_record(json(text)));
+    CHECK(r.holder.empty());
+    CHECK(r.duration_seconds == 0);
+    CHECK(r.transitions == 0);
+  }
+  const LeaseRecord r = parse_lease_record(json(R"({"spec": {"holderIdentity": "b", "leaseTransitions": -2}})"));
+  CHECK(r.holder == "b");
+  CHECK(r.transitions == 0);
+
+  kube::Response response;
+  response.status = 409;
+  response.body = R"({"kind": "Status", "reason": {"a": 1}, "message": ["x"]})";
+  std::string text;
+  CHECK_NOTHROW(text = response.describe());
+  CHECK(text == "HTTP 409");
+  response.body = R"({"kind": "Status", "reason": "Conflict", "message": "the object has been modified"})";
+  CHECK(response.describe() == "HTTP 409 Conflict: the object has been modified");
 }
 
 TEST_CASE("lease records and publish addresses") {
