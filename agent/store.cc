@@ -315,9 +315,8 @@ void Store::begin_list(Kind kind) {
 void Store::listed(Kind kind, const Json::Value& item) {
   auto it = pending_.find(static_cast<int>(kind));
   if (it == pending_.end()) return;
-  it->second->reported_ = std::move(reported_);
+  it->second->reported_before_ = &reported_;
   it->second->apply(kind, kube::EventType::kAdded, item);
-  reported_ = std::move(it->second->reported_);
 }
 
 void Store::abort_list(Kind kind) { pending_.erase(static_cast<int>(kind)); }
@@ -335,6 +334,10 @@ void Store::end_list(Kind kind) {
     case Kind::kEndpointSlice: slices = std::move(listed->slices); break;
     case Kind::kSecret: secrets = std::move(listed->secrets); break;
   }
+  // Bad objects of the kind: what this LIST found, nothing older (objects deleted meanwhile are forgotten).
+  const std::string prefix = std::string(kind_info(kind).name) + " ";
+  std::erase_if(reported_, [&](const auto& entry) { return entry.first.starts_with(prefix); });
+  reported_.merge(listed->reported_);
   update_gauge(kind);
   if (on_change_) on_change_(Change::kRoutes, kind, {});
 }
@@ -346,8 +349,13 @@ void Store::event(Kind kind, kube::EventType type, const Json::Value& object) {
 
 void Store::report_bad(Kind kind, const std::string& key, const std::string& error) {
   metrics_.bad_objects[Metrics::at(kind)].fetch_add(1, std::memory_order_relaxed);
-  const std::string id = std::string(kind_info(kind).name) + " " + key + ": " + error;
-  if (reported_.insert(id).second) {
+  const std::string id = std::string(kind_info(kind).name) + " " + key;
+  std::string& last = reported_[id];
+  if (last.empty() && reported_before_ != nullptr) {
+    if (auto before = reported_before_->find(id); before != reported_before_->end()) last = before->second;
+  }
+  if (last != error) {
+    last = error;
     log::warn("skipping an object that cannot be used", {{"resource", kind_info(kind).name}, {"object", key}, {"error", error}});
   }
 }
@@ -438,10 +446,8 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
   }
   if (!error.empty()) {
     report_bad(kind, key, error);
-  } else if (type == kube::EventType::kDeleted) {
-    std::erase_if(reported_, [&](const std::string& id) {
-      return id.rfind(std::string(kind_info(kind).name) + " " + key + ":", 0) == 0;
-    });
+  } else if (!reported_.empty()) {
+    reported_.erase(std::string(kind_info(kind).name) + " " + key);  // fixed, or deleted
   }
   update_gauge(kind);
   return change;

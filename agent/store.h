@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -178,6 +179,8 @@ class Store : public kube::WatchSink {
 
   // Applies one object as a watch event would; returns what changed (for tests and the sink).
   Change apply(Kind kind, kube::EventType type, const Json::Value& object);
+  // How many objects are remembered as bad (for tests: the memory this takes stays one entry per object).
+  std::size_t bad_objects_remembered() const { return reported_.size(); }
 
   std::unordered_map<std::string, Ingress> ingresses;
   std::unordered_map<std::string, IngressClass> classes;
@@ -193,8 +196,12 @@ class Store : public kube::WatchSink {
   OnChange on_change_;
   bool staging_ = false;  // this Store collects a LIST in progress for another
   std::unordered_map<int, std::unique_ptr<Store>> pending_;  // a LIST in progress, per kind
-  // Bad objects already logged ("kind key: error"), so an object is logged once, not on every relist.
-  std::set<std::string> reported_;
+  // The error last logged per bad object ("kind key" -> error): an object is logged when its error
+  // changes, not on every relist; one entry per object that is bad now, dropped when it is fixed or gone.
+  std::map<std::string, std::string> reported_;
+  // While this Store collects a LIST: the owner's reported_, so an object bad in the same way before the
+  // relist is not logged again. At the end of the LIST this Store's entries of the kind replace the owner's.
+  const std::map<std::string, std::string>* reported_before_ = nullptr;
 };
 
 }  // namespace kroute::agent

@@ -162,6 +162,36 @@ TEST_CASE("store: changes, status-only changes, deletes, relists replace, bad ob
   CHECK(store.services.empty());
 }
 
+TEST_CASE("store: a bad object is remembered once, until it is fixed, deleted or gone from a relist") {
+  Metrics metrics;
+  Store store(metrics, nullptr);
+  const auto ingress = [](const std::string& name, const std::string& spec) {
+    return json(R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "spec": )" + spec + "}");
+  };
+  // One object bad on every update: counted each time, remembered (and logged) once.
+  for (int i = 0; i < 50; ++i) store.apply(Kind::kIngress, EventType::kModified, ingress("a", "[" + std::to_string(i) + "]"));
+  CHECK(metrics.bad_objects[Metrics::at(Kind::kIngress)] == 50);
+  CHECK(store.bad_objects_remembered() == 1);
+  store.apply(Kind::kIngress, EventType::kModified, ingress("a", "{}"));  // fixed
+  CHECK(store.bad_objects_remembered() == 0);
+  CHECK(store.ingresses.count("n/a") == 1);
+  store.apply(Kind::kIngress, EventType::kModified, ingress("a", "1"));
+  store.apply(Kind::kIngress, EventType::kModified, ingress("b", "1"));
+  CHECK(store.bad_objects_remembered() == 2);
+  store.apply(Kind::kIngress, EventType::kDeleted, ingress("b", "1"));  // a delete event carries the last state
+  CHECK(store.bad_objects_remembered() == 1);
+  // A relist that no longer has "a" (deleted while the watch was down) but a new bad "c".
+  store.apply(Kind::kService, EventType::kAdded, json(R"({"metadata": {"name": "Bad_Name", "namespace": "n"}})"));
+  CHECK(store.bad_objects_remembered() == 2);
+  store.begin_list(Kind::kIngress);
+  store.listed(Kind::kIngress, ingress("c", "1"));
+  store.listed(Kind::kIngress, ingress("d", "{}"));
+  store.end_list(Kind::kIngress);
+  CHECK(store.bad_objects_remembered() == 2);  // Ingress c and the Service
+  CHECK(store.ingresses.count("n/d") == 1);
+  CHECK(store.ingresses.count("n/a") == 0);
+}
+
 TEST_CASE("projections read fields of the wrong JSON type as absent and never throw") {
   Ingress in;
   CHECK_NOTHROW(CHECK(parse_ingress(json(R"({"metadata": {"name": "x", "namespace": "n", "annotations": 5},
