@@ -1,7 +1,8 @@
 // What one route change costs inside kroute-agent at a given cluster size: compile (store -> route
 // model), build (model -> snapshot bytes) and publish (write, rename, control file) after one new
-// Ingress, with N Ingresses (one host, one path each), N Services and N EndpointSlices present. This is
-// the agent's share of route propagation (bench/propagation measures the whole path).
+// Ingress, with N Ingresses (one host, one path each), N Services and N EndpointSlices present; the
+// "/shared" variants have every Ingress name one Service, as bench/propagation's do. This is the agent's
+// share of route propagation (bench/propagation measures the whole path).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -20,7 +21,11 @@ using namespace kroute::agent;
 
 namespace {
 
-Json::Value ingress(std::size_t i) {
+// Ingress i's Service: its own, or with `shared` all Ingresses name Service 0 (as the propagation
+// benchmark's do).
+std::size_t service_of(std::size_t i, bool shared) { return shared ? 0 : i; }
+
+Json::Value ingress(std::size_t i, bool shared) {
   Json::Value o;
   o["metadata"]["name"] = "ing-" + std::to_string(i);
   o["metadata"]["namespace"] = "bench";
@@ -30,7 +35,7 @@ Json::Value ingress(std::size_t i) {
   Json::Value path;
   path["path"] = "/";
   path["pathType"] = "Prefix";
-  path["backend"]["service"]["name"] = "svc-" + std::to_string(i);
+  path["backend"]["service"]["name"] = "svc-" + std::to_string(service_of(i, shared));
   path["backend"]["service"]["port"]["number"] = 80;
   Json::Value rule;
   rule["host"] = "host" + std::to_string(i) + ".bench.example";
@@ -74,7 +79,8 @@ struct Cluster {
   Store store{metrics, nullptr};
   CompileCache cache;
   CompileOptions options;
-  explicit Cluster(std::size_t n) {
+  bool shared;
+  Cluster(std::size_t n, bool shared_service) : shared(shared_service) {
     Json::Value cls;
     cls["metadata"]["name"] = "kroute";
     cls["spec"]["controller"] = kDefaultController;
@@ -82,19 +88,19 @@ struct Cluster {
     for (std::size_t i = 0; i <= n; ++i) {
       store.apply(Kind::kService, kube::EventType::kAdded, service(i));
       store.apply(Kind::kEndpointSlice, kube::EventType::kAdded, slice(i));
-      if (i < n) store.apply(Kind::kIngress, kube::EventType::kAdded, ingress(i));
+      if (i < n) store.apply(Kind::kIngress, kube::EventType::kAdded, ingress(i, shared));
     }
     compile(store, options, cache);  // warm the cache as a running agent's is
   }
   // One change: Ingress n appears (or disappears again, alternately, so the store stays the same size).
   void toggle(std::size_t n, bool add) {
-    store.apply(Kind::kIngress, add ? kube::EventType::kAdded : kube::EventType::kDeleted, ingress(n));
+    store.apply(Kind::kIngress, add ? kube::EventType::kAdded : kube::EventType::kDeleted, ingress(n, shared));
   }
 };
 
 void BM_Compile(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n);
+  Cluster c(n, state.range(1) != 0);
   bool add = true;
   for (auto _ : state) {
     state.PauseTiming();
@@ -108,7 +114,7 @@ void BM_Compile(benchmark::State& state) {
 
 void BM_Build(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n);
+  Cluster c(n, state.range(1) != 0);
   const CompiledTable table = compile(c.store, c.options, c.cache);
   for (auto _ : state) {
     BuildResult build = build_snapshot(table.model);
@@ -118,7 +124,7 @@ void BM_Build(benchmark::State& state) {
 
 void BM_Publish(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n);
+  Cluster c(n, state.range(1) != 0);
   std::vector<std::byte> bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
   const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
   const std::string dir = (base / ("kroute-change-bench-" + std::to_string(getpid()))).string();
@@ -135,9 +141,16 @@ void BM_Publish(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Compile)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Build)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Publish)->Arg(1000)->Arg(5000)->Arg(10000)->Unit(benchmark::kMillisecond);
+// Arguments: Ingresses, and whether they share one Service.
+void sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"ingresses", "shared"})->Unit(benchmark::kMillisecond);
+  for (const int n : {1000, 5000, 10000}) b->Args({n, 0});
+  b->Args({5000, 1});
+}
+
+BENCHMARK(BM_Compile)->Apply(sizes);
+BENCHMARK(BM_Build)->Apply(sizes);
+BENCHMARK(BM_Publish)->Apply(sizes);
 
 // The agent tells glibc to keep its heap (agent/main.cc); so does this bench, or page faults dominate.
 int main(int argc, char** argv) {
