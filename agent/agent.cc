@@ -83,7 +83,7 @@ void Agent::publish() {
   const auto started = std::chrono::steady_clock::now();
   last_publish_ = started;
   CompiledTable table = compile(store_, options_.compile, compile_cache_);
-  const std::vector<std::string> owned = table.owned;
+  std::vector<std::string> owned = std::move(table.owned);  // the publisher needs only the model
   if (table.default_certificate_problem != default_certificate_problem_) {
     default_certificate_problem_ = table.default_certificate_problem;
     if (default_certificate_problem_.empty()) {

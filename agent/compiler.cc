@@ -182,7 +182,12 @@ class Compiler {
     service_key.resize(service_length);
     // A missing Service is resolved again in each compile, not cached: no event of that Service would
     // ever drop the entry, so Ingresses naming Services that come and go would grow the cache forever.
-    auto& cached = store_.services.count(service_key) != 0 ? cache_.resolved_[service_key] : unresolved_[service_key];
+    // A Service already in the cache exists (its deletion drops the entry), so the store is asked only
+    // about the others.
+    auto in_cache = cache_.resolved_.find(service_key);
+    auto& cached = in_cache != cache_.resolved_.end()            ? in_cache->second
+                   : store_.services.count(service_key) != 0 ? cache_.resolved_[service_key]
+                                                             : unresolved_[service_key];
     auto resolved = cached.find(port_label);
     if (resolved == cached.end()) {
       CompileCache::Resolved fresh;
