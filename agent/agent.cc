@@ -64,6 +64,7 @@ void Agent::on_change(Change change, Kind kind, const std::string& key) {
     synced_ = true;
     log::info("every watch has synced; publishing the first table");
   }
+  if (!pending_since_) pending_since_ = std::chrono::steady_clock::now();
   if (publish_timer_ != 0) return;
   // The first change after a quiet spell is published at once (after the events already received are
   // applied); later ones wait until a coalescing window has passed since that publish, so a burst
@@ -93,7 +94,8 @@ void Agent::publish() {
     }
   }
   PublishOutcome outcome = publisher_.publish(std::move(table));
-  metrics_.publish_duration.observe(std::chrono::steady_clock::now() - started);
+  const auto finished = std::chrono::steady_clock::now();
+  metrics_.publish_duration.observe(finished - started);
   if (!outcome.error.empty()) {
     // Logged and counted by the publisher. Try again later: the directory may come back (a remounted
     // tmpfs, a full disk freed).
@@ -102,6 +104,11 @@ void Agent::publish() {
       publish();
     });
     return;
+  }
+  // One thread runs the watches and this: every change pending now is in this table.
+  if (pending_since_) {
+    metrics_.change_to_publish.observe(finished - *pending_since_);
+    pending_since_.reset();
   }
   if (outcome.published) {
     metrics_.publishes.fetch_add(1, std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -51,6 +52,8 @@ class Agent {
   std::unique_ptr<Elector> elector_;
   kube::TimerId publish_timer_ = 0;
   std::chrono::steady_clock::time_point last_publish_{};  // when the last compile started
+  // When the first change not yet in a published table arrived (after the first sync); empty: none.
+  std::optional<std::chrono::steady_clock::time_point> pending_since_;
   // Ingresses whose spec changed since the last publish (their status is checked after it); a relist
   // of Ingresses checks them all.
   std::set<std::string> changed_ingresses_;

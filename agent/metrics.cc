@@ -73,6 +73,10 @@ std::string Metrics::render() const {
   header(out, "kroute_agent_publish_duration_seconds", "histogram",
          "Compile, build and publish time of a route table (also when unchanged).");
   publish_duration.render(out, "kroute_agent_publish_duration_seconds");
+  header(out, "kroute_agent_change_to_publish_seconds", "histogram",
+         "From the first watch event of a change to its table being published (or found unchanged): the "
+         "agent's share of route propagation, with any coalescing wait.");
+  change_to_publish.render(out, "kroute_agent_change_to_publish_seconds");
   single(out, "kroute_agent_status_updates_total", "counter", "Ingress status updates written.", status_updates);
   single(out, "kroute_agent_status_errors_total", "counter", "Ingress status or Event writes that failed.",
          status_errors);

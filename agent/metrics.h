@@ -51,6 +51,7 @@ struct Metrics {
   Counter generation{0};  // gauge
   Counter routes{0};      // gauge: rules in the current table
   Histogram publish_duration;
+  Histogram change_to_publish;
   Counter status_updates{0};
   Counter status_errors{0};
   Counter events_emitted{0};

@@ -262,6 +262,8 @@ def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cl
     cluster.apply(ingress_class(cls))
     agent = agents.start("--no-election", "--coalesce-ms", "300")
     before = agent.metric("kroute_agent_publishes_total")
+    compiles_before = before + agent.metric("kroute_agent_publishes_unchanged_total")
+    timed_before = agent.metric("kroute_agent_change_to_publish_seconds_count")
     # A Service nobody routes to: compiled, equal, not published.
     cluster.apply(service(ns, "unused", [{"port": 80}]))
     wait_for("a compile", lambda: agent.metric("kroute_agent_publishes_unchanged_total") >= 1)
@@ -271,6 +273,9 @@ def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cl
     wait_for("all ten", lambda: len([h for h in hosts(agent.table_dir) if h.endswith(f".{ns}.example.com")]) == 10)
     time.sleep(0.5)
     assert agent.metric("kroute_agent_publishes_total") - before <= 2
+    # Each compile after a change is timed from that change's first event.
+    compiles = agent.metric("kroute_agent_publishes_total") + agent.metric("kroute_agent_publishes_unchanged_total")
+    assert agent.metric("kroute_agent_change_to_publish_seconds_count") - timed_before == compiles - compiles_before
 
 
 def test_watch_namespace_and_publish_service(cluster: Cluster, agents: Agents) -> None:
@@ -375,7 +380,8 @@ def test_health_readiness_and_metrics(cluster: Cluster, agents: Agents) -> None:
     names = {k.split("{")[0] for k in agent.metrics()}
     for expected in ["kroute_agent_watch_restarts_total", "kroute_agent_relists_total",
                      "kroute_agent_watch_events_total", "kroute_agent_publishes_total",
-                     "kroute_agent_publish_duration_seconds_bucket", "kroute_agent_objects", "kroute_agent_ready"]:
+                     "kroute_agent_publish_duration_seconds_bucket", "kroute_agent_change_to_publish_seconds_bucket",
+                     "kroute_agent_objects", "kroute_agent_ready"]:
         assert expected in names
 
 
