@@ -44,12 +44,12 @@ class Compiler {
   }
 
   CompiledTable run() {
+    // In key order: the store keeps Ingresses sorted.
     std::vector<std::pair<const std::string*, const Ingress*>> owned;
     owned.reserve(store_.ingresses.size());
     for (const auto& [key, ingress] : store_.ingresses) {
       if (owns(ingress, store_, options_, default_class_is_ours_)) owned.emplace_back(&key, &ingress);
     }
-    std::sort(owned.begin(), owned.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
     table_.owned.reserve(owned.size());
     table_.model.sources.reserve(owned.size());
     table_.model.rules.reserve(owned.size());

@@ -20,6 +20,14 @@ namespace {
 
 std::uint32_t port_number(const Json::Value& v) { return static_cast<std::uint32_t>(integer(v, 1, 65535, 0)); }
 
+// The key of a bad object in Store::reported_: "kind key"; with key "", the prefix of the kind's entries.
+std::string reported_id(Kind kind, const std::string& key) {
+  std::string id = kind_info(kind).name;
+  id += ' ';
+  id += key;
+  return id;
+}
+
 std::string common_metadata(const Json::Value& object, std::string& ns, std::string& name) {
   if (!object.isObject()) return "not a JSON object";
   const Json::Value& metadata = object["metadata"];
@@ -335,7 +343,7 @@ void Store::end_list(Kind kind) {
     case Kind::kSecret: secrets = std::move(listed->secrets); break;
   }
   // Bad objects of the kind: what this LIST found, nothing older (objects deleted meanwhile are forgotten).
-  const std::string prefix = std::string(kind_info(kind).name) + " ";
+  const std::string prefix = reported_id(kind, "");
   std::erase_if(reported_, [&](const auto& entry) { return entry.first.starts_with(prefix); });
   reported_.merge(listed->reported_);
   update_gauge(kind);
@@ -349,7 +357,7 @@ void Store::event(Kind kind, kube::EventType type, const Json::Value& object) {
 
 void Store::report_bad(Kind kind, const std::string& key, const std::string& error) {
   metrics_.bad_objects[Metrics::at(kind)].fetch_add(1, std::memory_order_relaxed);
-  const std::string id = std::string(kind_info(kind).name) + " " + key;
+  const std::string id = reported_id(kind, key);
   std::string& last = reported_[id];
   if (last.empty() && reported_before_ != nullptr) {
     if (auto before = reported_before_->find(id); before != reported_before_->end()) last = before->second;
@@ -447,7 +455,7 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
   if (!error.empty()) {
     report_bad(kind, key, error);
   } else if (!reported_.empty()) {
-    reported_.erase(std::string(kind_info(kind).name) + " " + key);  // fixed, or deleted
+    reported_.erase(reported_id(kind, key));  // fixed, or deleted
   }
   update_gauge(kind);
   return change;

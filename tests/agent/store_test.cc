@@ -169,7 +169,12 @@ TEST_CASE("store: a bad object is remembered once, until it is fixed, deleted or
     return json(R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "spec": )" + spec + "}");
   };
   // One object bad on every update: counted each time, remembered (and logged) once.
-  for (int i = 0; i < 50; ++i) store.apply(Kind::kIngress, EventType::kModified, ingress("a", "[" + std::to_string(i) + "]"));
+  for (int i = 0; i < 50; ++i) {
+    std::string spec = "[";
+    spec += std::to_string(i);
+    spec += ']';
+    store.apply(Kind::kIngress, EventType::kModified, ingress("a", spec));
+  }
   CHECK(metrics.bad_objects[Metrics::at(Kind::kIngress)] == 50);
   CHECK(store.bad_objects_remembered() == 1);
   store.apply(Kind::kIngress, EventType::kModified, ingress("a", "{}"));  // fixed
