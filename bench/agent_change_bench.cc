@@ -1,6 +1,6 @@
 // What one route change costs inside kroute-agent at a given cluster size: compile (store -> route
 // model), build (model -> snapshot bytes) and publish (write, rename, control file) after one new
-// Ingress, with N Ingresses (one host, one path each), N Services and N EndpointSlices present; the
+// Ingress, and nginx's pick-up of the result, with N Ingresses (one host, one path each), N Services and N EndpointSlices present; the
 // "/shared" variants have every Ingress name one Service, as bench/propagation's do. This is the agent's
 // share of route propagation (bench/propagation measures the whole path).
 #include <benchmark/benchmark.h>
@@ -13,6 +13,7 @@
 #include "compiler.h"
 #include "metrics.h"
 #include "publisher.h"
+#include "reader.h"
 #include "store.h"
 
 namespace fs = std::filesystem;
@@ -139,6 +140,32 @@ void BM_Publish(benchmark::State& state) {
   fs::remove_all(dir);
 }
 
+// The nginx side of the same change: a worker's first request after the publish opens, maps and
+// validates the new snapshot (each worker does this once per generation).
+void BM_PickUp(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Cluster c(n, state.range(1) != 0);
+  std::vector<std::byte> bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
+  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  const std::string dir = (base / ("kroute-pickup-bench-" + std::to_string(getpid()))).string();
+  std::string error;
+  auto publisher = Publisher::open({dir, 3}, error);
+  if (!publisher) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  TableReader reader(dir);
+  std::uint64_t now_ms = 1;
+  for (auto _ : state) {
+    state.PauseTiming();
+    publisher->publish(bytes);
+    state.ResumeTiming();
+    if (reader.poll(++now_ms) != TableReader::Poll::kPickedUp) state.SkipWithError("the new table was not picked up");
+  }
+  publisher.reset();
+  fs::remove_all(dir);
+}
+
 }  // namespace
 
 // Arguments: Ingresses, and whether they share one Service.
@@ -151,6 +178,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Compile)->Apply(sizes);
 BENCHMARK(BM_Build)->Apply(sizes);
 BENCHMARK(BM_Publish)->Apply(sizes);
+BENCHMARK(BM_PickUp)->Apply(sizes);
 
 // The agent tells glibc to keep its heap (agent/main.cc); so does this bench, or page faults dominate.
 int main(int argc, char** argv) {
