@@ -48,6 +48,7 @@ void Agent::on_change(Change change, Kind kind, const std::string& key) {
     status_.reconcile(key);
     return;
   }
+  if (kind == Kind::kIngress) compile_cache_.ingress_changed(key);
   if (kind == Kind::kService) compile_cache_.service_changed(key);
   if (kind == Kind::kEndpointSlice) compile_cache_.slice_changed(store_, key);
   if (kind == Kind::kIngress) {

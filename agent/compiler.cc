@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -31,48 +32,116 @@ void settle_readiness(std::vector<Endpoint>& endpoints) {
 
 int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1); }
 
+// Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
+bool has_tls_for(const Ingress& ingress, const std::string& host) {
+  if (host.empty()) return false;
+  const std::size_t dot = host.find('.');
+  for (const IngressTls& tls : ingress.tls) {
+    for (const std::string& name : tls.hosts) {
+      if (name == host) return true;
+      if (name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
+          host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string display_host(const std::string& host) { return host.empty() ? "(any)" : host; }
+
+// Why a backend reference cannot be used at all (reason, message), or nothing when it can.
+std::optional<std::pair<const char*, std::string>> unusable(const ServiceBackendRef& ref) {
+  if (ref.is_resource) {
+    return std::pair{"ResourceBackendUnsupported", "backend.resource " + ref.service + " is not supported; rule skipped"};
+  }
+  if (ref.service.empty() || (ref.port_number == 0) == ref.port_name.empty()) {
+    return std::pair{"InvalidRule", std::string("backend needs a service name and exactly one of port.number and port.name")};
+  }
+  return std::nullopt;
+}
+
+// The class fields of an Ingress decide whether it is ours (see owns()).
+bool owns_class(const std::optional<std::string>& annotation, const std::optional<std::string>& class_name,
+                const Store& store, const CompileOptions& options, bool default_class_is_ours) {
+  // The legacy annotation, when present, decides (it predates and overrides ingressClassName).
+  if (annotation) return *annotation == options.annotation_class;
+  if (class_name) {
+    auto it = store.classes.find(*class_name);
+    return it != store.classes.end() && it->second.controller == options.controller;
+  }
+  return options.watch_without_class || default_class_is_ours;
+}
+
 }  // namespace
+
+CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
+  Part part;
+  part.ingress = &ingress;
+  part.source = {ingress.ns, ingress.name, ingress.created_unix};
+  part.class_annotation = ingress.class_annotation;
+  part.class_name = ingress.class_name;
+  part.has_default_backend = ingress.default_backend.has_value();
+  part.has_tls = !ingress.tls.empty();
+  const auto warn = [&](std::string reason, std::string message) {
+    part.warnings.push_back({ingress.ns, ingress.name, std::move(reason), std::move(message)});
+  };
+  for (const IngressProblem& problem : ingress.problems) warn(problem.reason, problem.message);
+  for (const IngressRule& rule : ingress.rules) {
+    for (const IngressPath& path : rule.paths) {
+      if (!path.type_error.empty()) {
+        warn("InvalidRule", "path " + path.path + " of host " + display_host(rule.host) + " skipped: " + path.type_error);
+        continue;
+      }
+      if (auto problem = unusable(path.backend)) {
+        warn(problem->first, std::move(problem->second));
+        continue;
+      }
+      const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host);
+      part.rules.push_back({rule.host, path.path, path.type, kNoBackend, 0, redirect});
+      part.refs.push_back(path.backend);
+    }
+  }
+  return part;
+}
 
 class Compiler {
  public:
   Compiler(const Store& store, const CompileOptions& options, CompileCache& cache)
       : store_(store), options_(options), cache_(cache) {
     cache_.index(store);
+    cache_.refresh_parts(store);
     for (const auto& [name, cls] : store.classes) {
       if (cls.controller == options.controller && cls.is_default) default_class_is_ours_ = true;
     }
   }
 
   CompiledTable run() {
-    // In key order: the store keeps Ingresses sorted.
-    std::vector<std::pair<const std::string*, const Ingress*>> owned;
-    owned.reserve(store_.ingresses.size());
-    for (const auto& [key, ingress] : store_.ingresses) {
-      if (owns(ingress, store_, options_, default_class_is_ours_)) owned.emplace_back(&key, &ingress);
+    const std::size_t n = cache_.parts_.size();
+    table_.owned.reserve(n);
+    table_.model.sources.reserve(n);
+    table_.model.rules.reserve(n);
+    table_.model.backends.reserve(n);
+    backend_index_.reserve(n);
+    // In key order (the parts are kept sorted), which `owned` promises; oldest first for the default
+    // backend. Sources keep the key order: the builder settles collisions by age itself.
+    std::vector<const CompileCache::Part*> by_age;
+    for (const auto& [key, part] : cache_.parts_) {
+      if (!owns_class(part.class_annotation, part.class_name, store_, options_, default_class_is_ours_)) continue;
+      table_.owned.push_back(key);
+      add_part(part);
+      if (part.has_default_backend) by_age.push_back(&part);
     }
-    table_.owned.reserve(owned.size());
-    table_.model.sources.reserve(owned.size());
-    table_.model.rules.reserve(owned.size());
-    table_.model.backends.reserve(owned.size());
-    backend_index_.reserve(owned.size());
-    // Oldest first for the default backend; sources keep the owned order (the builder settles collisions
-    // by age itself).
-    std::vector<const Ingress*> by_age;
-    for (const auto& [key, ingress] : owned) {
-      table_.owned.push_back(*key);
-      add_ingress(*ingress);
-      if (ingress->default_backend) by_age.push_back(ingress);
-    }
-    std::stable_sort(by_age.begin(), by_age.end(), [](const Ingress* a, const Ingress* b) {
-      return a->created_unix != b->created_unix ? a->created_unix < b->created_unix
-                                                : std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
+    std::stable_sort(by_age.begin(), by_age.end(), [](const CompileCache::Part* a, const CompileCache::Part* b) {
+      return std::tie(a->source.created_unix, a->source.ns, a->source.name) <
+             std::tie(b->source.created_unix, b->source.ns, b->source.name);
     });
-    for (const Ingress* ingress : by_age) {
+    for (const CompileCache::Part* part : by_age) {
       if (table_.model.default_backend == kNoBackend) {
-        table_.model.default_backend = backend_for(*ingress, *ingress->default_backend);
+        table_.model.default_backend = backend_for(part->source, *part->ingress->default_backend);
       } else {
-        const Ingress& winner = *by_age.front();
-        warn(*ingress, "DefaultBackendShadowed",
+        const Source& winner = by_age.front()->source;
+        warn(part->source.ns, part->source.name, "DefaultBackendShadowed",
              "spec.defaultBackend is not used: Ingress " + winner.ns + "/" + winner.name + " is older and has one");
       }
     }
@@ -83,27 +152,24 @@ class Compiler {
   }
 
  private:
-  void warn(const Ingress& ingress, std::string reason, std::string message) {
-    table_.warnings.push_back({ingress.ns, ingress.name, std::move(reason), std::move(message)});
+  void warn(const std::string& ns, const std::string& name, std::string reason, std::string message) {
+    table_.warnings.push_back({ns, name, std::move(reason), std::move(message)});
   }
 
-  void add_ingress(const Ingress& ingress) {
+  void add_part(const CompileCache::Part& part) {
     const auto source = static_cast<std::uint32_t>(table_.model.sources.size());
-    table_.model.sources.push_back({ingress.ns, ingress.name, ingress.created_unix});
-    for (const IngressProblem& problem : ingress.problems) warn(ingress, problem.reason, problem.message);
-    for (const IngressRule& rule : ingress.rules) {
-      for (const IngressPath& path : rule.paths) {
-        if (!path.type_error.empty()) {
-          warn(ingress, "InvalidRule", "path " + path.path + " of host " + display_host(rule.host) + " skipped: " + path.type_error);
-          continue;
-        }
-        const std::uint32_t backend = backend_for(ingress, path.backend);
-        if (backend == kNoBackend) continue;
-        const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host);
-        table_.model.rules.push_back({rule.host, path.path, path.type, backend, source, redirect});
-      }
+    table_.model.sources.push_back(part.source);
+    table_.warnings.insert(table_.warnings.end(), part.warnings.begin(), part.warnings.end());
+    for (std::size_t i = 0; i < part.rules.size(); ++i) {
+      const std::uint32_t backend = backend_for(part.source, part.refs[i]);
+      if (backend == kNoBackend) continue;
+      Rule& rule = table_.model.rules.emplace_back(part.rules[i]);
+      rule.backend = backend;
+      rule.source = source;
     }
-    for (const IngressTls& tls : ingress.tls) add_tls(ingress, tls, source);
+    if (part.has_tls) {
+      for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
+    }
   }
 
   // A host whose Secret is missing or invalid keeps its entry with an empty certificate: the handshake
@@ -115,9 +181,9 @@ class Compiler {
     const Certificate* certificate = nullptr;
     auto it = store_.secrets.find(key);
     if (it == store_.secrets.end()) {
-      warn(ingress, "TLSSecretNotFound", "TLS Secret " + key + " not found (or not of type kubernetes.io/tls)");
+      warn(ingress.ns, ingress.name, "TLSSecretNotFound", "TLS Secret " + key + " not found (or not of type kubernetes.io/tls)");
     } else if (!it->second.error.empty()) {
-      warn(ingress, "TLSSecretInvalid", "TLS Secret " + key + ": " + it->second.error);
+      warn(ingress.ns, ingress.name, "TLSSecretInvalid", "TLS Secret " + key + ": " + it->second.error);
     } else {
       certificate = &it->second.certificate;
     }
@@ -139,34 +205,12 @@ class Compiler {
     }
   }
 
-  // Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
-  static bool has_tls_for(const Ingress& ingress, const std::string& host) {
-    if (host.empty()) return false;
-    const std::size_t dot = host.find('.');
-    for (const IngressTls& tls : ingress.tls) {
-      for (const std::string& name : tls.hosts) {
-        if (name == host) return true;
-        if (name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
-            host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0) {
-          return true;
-        }
-      }
-    }
-    return false;
-  }
-
-  static std::string display_host(const std::string& host) { return host.empty() ? "(any)" : host; }
-
   // The backend of a service reference, shared by every rule naming the same Service port. kNoBackend
   // when the reference itself is unusable; a missing Service or port still yields a backend without
   // endpoints, so the rule answers 503 rather than falling through to another route.
-  std::uint32_t backend_for(const Ingress& ingress, const ServiceBackendRef& ref) {
-    if (ref.is_resource) {
-      warn(ingress, "ResourceBackendUnsupported", "backend.resource " + ref.service + " is not supported; rule skipped");
-      return kNoBackend;
-    }
-    if (ref.service.empty() || (ref.port_number == 0) == ref.port_name.empty()) {
-      warn(ingress, "InvalidRule", "backend needs a service name and exactly one of port.number and port.name");
+  std::uint32_t backend_for(const Source& ingress, const ServiceBackendRef& ref) {
+    if (auto problem = unusable(ref)) {
+      warn(ingress.ns, ingress.name, problem->first, std::move(problem->second));
       return kNoBackend;
     }
     const std::string port_label = ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name;
@@ -176,7 +220,7 @@ class Compiler {
     service_key += port_label;
     auto [known, inserted] = backend_index_.try_emplace(service_key);
     if (!inserted) {
-      for (const Warning& w : known->second.second->problems) warn(ingress, w.reason, w.message);
+      for (const Warning& w : known->second.second->problems) warn(ingress.ns, ingress.name, w.reason, w.message);
       return known->second.first;
     }
     service_key.resize(service_length);
@@ -201,7 +245,7 @@ class Compiler {
     const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
     known->second = {index, &resolved->second};
     table_.model.backends.push_back(resolved->second.backend);
-    for (const Warning& w : resolved->second.problems) warn(ingress, w.reason, w.message);
+    for (const Warning& w : resolved->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message);
     return index;
   }
 
@@ -312,13 +356,34 @@ void CompileCache::slice_changed(const Store& store, const std::string& key) {
 }
 
 bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours) {
-  // The legacy annotation, when present, decides (it predates and overrides ingressClassName).
-  if (ingress.class_annotation) return *ingress.class_annotation == options.annotation_class;
-  if (ingress.class_name) {
-    auto it = store.classes.find(*ingress.class_name);
-    return it != store.classes.end() && it->second.controller == options.controller;
+  return owns_class(ingress.class_annotation, ingress.class_name, store, options, default_class_is_ours);
+}
+
+void CompileCache::ingress_changed(const std::string& key) {
+  if (key.empty()) {
+    parts_complete_ = false;
+    changed_.clear();
+  } else if (parts_complete_) {
+    changed_.insert(key);
   }
-  return options.watch_without_class || default_class_is_ours;
+}
+
+void CompileCache::refresh_parts(const Store& store) {
+  if (!parts_complete_) {
+    parts_.clear();
+    for (const auto& [key, ingress] : store.ingresses) parts_.emplace_hint(parts_.end(), key, make_part(ingress));
+    parts_complete_ = true;
+  } else {
+    for (const std::string& key : changed_) {
+      auto it = store.ingresses.find(key);
+      if (it == store.ingresses.end()) {
+        parts_.erase(key);
+      } else {
+        parts_.insert_or_assign(key, make_part(it->second));
+      }
+    }
+  }
+  changed_.clear();
 }
 
 CompiledTable compile(const Store& store, const CompileOptions& options, CompileCache& cache) {

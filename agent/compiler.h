@@ -2,6 +2,9 @@
 // references, and the Warning events the result deserves. Pure: no I/O, unit-tested without a server.
 #pragma once
 
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,11 +41,14 @@ struct CompiledTable {
   std::string default_certificate_problem;
 };
 
-// What compile() keeps between runs so that a change costs what it touches: the EndpointSlices of each
-// Service and the resolved backend (endpoints and problems) of each Service port. The agent reports
-// every Service and EndpointSlice change; a relist of either kind (key "") starts over.
+// What compile() keeps between runs so that a change costs what it touches: what each Ingress
+// contributes on its own (its rules, checked), the EndpointSlices of each Service and the resolved backend
+// (endpoints and problems) of each Service port. A compile then walks these compact parts instead of
+// every Ingress in the store, whose objects are scattered through memory. The agent reports every
+// Ingress, Service and EndpointSlice change; a relist of a kind (key "") starts that kind over.
 class CompileCache {
  public:
+  void ingress_changed(const std::string& key);
   void service_changed(const std::string& key);
   void slice_changed(const Store& store, const std::string& key);
 
@@ -52,12 +58,29 @@ class CompileCache {
     Backend backend;
     std::vector<Warning> problems;  // without ns/name: they go to each Ingress naming the port
   };
+  // One Ingress's share of the table, from the Ingress alone (no Service, Secret or class looked up).
+  struct Part {
+    const Ingress* ingress = nullptr;  // in the store; valid until the Ingress changes, which is reported
+    Source source;
+    std::optional<std::string> class_annotation;
+    std::optional<std::string> class_name;
+    std::vector<Rule> rules;               // `backend` and `source` are set when the table is assembled
+    std::vector<ServiceBackendRef> refs;   // the backend of each rule, usable (checked)
+    std::vector<Warning> warnings;         // problems of the Ingress itself
+    bool has_default_backend = false;
+    bool has_tls = false;
+  };
+  static Part make_part(const Ingress& ingress);
   void index(const Store& store);
+  void refresh_parts(const Store& store);
   bool indexed_ = false;
   std::unordered_map<std::string, std::string> service_of_slice_;               // slice key -> "ns/service"
   // "ns/service" -> its slices by name (the name is kept: a deleted slice's pointer must not be read)
   std::unordered_map<std::string, std::vector<std::pair<std::string, const EndpointSlice*>>> slices_;
   std::unordered_map<std::string, std::unordered_map<std::string, Resolved>> resolved_;  // "ns/service" -> port
+  bool parts_complete_ = false;    // false: every Ingress is read again
+  std::set<std::string> changed_;  // Ingresses changed since the last compile
+  std::map<std::string, Part> parts_;  // by Ingress key, in the store's (sorted) order
 };
 
 // Whether an Ingress is ours. `default_class_is_ours`: one of our IngressClasses is the cluster default.

@@ -96,6 +96,7 @@ struct Cluster {
   // One change: Ingress n appears (or disappears again, alternately, so the store stays the same size).
   void toggle(std::size_t n, bool add) {
     store.apply(Kind::kIngress, add ? kube::EventType::kAdded : kube::EventType::kDeleted, ingress(n, shared));
+    cache.ingress_changed("bench/ing-" + std::to_string(n));  // as the agent reports each change
   }
 };
 

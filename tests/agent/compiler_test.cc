@@ -328,3 +328,77 @@ TEST_CASE("compile cache: only what a Service or EndpointSlice change touches is
   CHECK(compile(f.store, f.options).model.backends.size() == t.model.backends.size());
   CHECK(compile(f.store, f.options).warnings == t.warnings);
 }
+
+TEST_CASE("compile cache: with every Ingress change reported, a compile gives what one from scratch gives") {
+  Fixture f;
+  f.ours_class();
+  CompileCache cache;
+  f.service("a", R"([{"name": "http", "port": 80}])");
+  f.service("b", R"([{"name": "http", "port": 80}])");
+  f.slice("a-1", "a", R"([{"name": "http", "port": 8080}])", R"([{"addresses": ["10.0.0.1"]}])");
+  f.slice("b-1", "b", R"([{"name": "http", "port": 8080}])", R"([{"addresses": ["10.0.1.1"]}])");
+  const auto same_as_from_scratch = [&](const char* step) {
+    CAPTURE(step);
+    const CompiledTable cached = compile(f.store, f.options, cache);
+    const CompiledTable fresh = compile(f.store, f.options);
+    CHECK(cached.owned == fresh.owned);
+    CHECK(cached.warnings == fresh.warnings);
+    const BuildOptions at{1};
+    CHECK(build_snapshot(cached.model, at).bytes == build_snapshot(fresh.model, at).bytes);
+    return cached;
+  };
+  const auto ingress = [&](const std::string& name, const std::string& spec, const std::string& created) {
+    f.ingress(name, "", spec, created);
+    cache.ingress_changed("n/" + name);
+  };
+  const std::string route_a = Fixture::rule("a.com", "/", "a", "80");
+  ingress("i1", R"({"ingressClassName": "kroute", "rules": [)" + route_a + "]}", "2024-01-02T00:00:00Z");
+  ingress("i2", R"({"rules": [)" + Fixture::rule("two.com", "/", "b", "80") + "]}", "2024-01-02T00:00:00Z");
+  ingress("i3", R"({"ingressClassName": "kroute", "tls": [{"hosts": ["a.com"], "secretName": "missing"}],
+                    "rules": [)" + Fixture::rule("a.com", "/x", "b", "\"http\"") + "]}", "2024-01-03T00:00:00Z");
+  ingress("i4", R"({"ingressClassName": "kroute", "defaultBackend": {"service": {"name": "b", "port": {"number": 80}}}})",
+          "2024-01-04T00:00:00Z");
+  CompiledTable t = same_as_from_scratch("first compile");
+  CHECK(t.owned == std::vector<std::string>{"n/i1", "n/i3", "n/i4"});
+  CHECK(has_warning(t, "i3", "TLSSecretNotFound"));
+  REQUIRE(t.model.default_backend != kNoBackend);
+
+  ingress("i1", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("a.com", "/", "b", "80") + "]}",
+          "2024-01-02T00:00:00Z");
+  t = same_as_from_scratch("i1 routes to b now");
+  CHECK(t.model.backends.at(t.model.rules.at(0).backend).service == "b");
+
+  f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "i3", "namespace": "n"}})"));
+  cache.ingress_changed("n/i3");
+  t = same_as_from_scratch("i3 deleted");
+  CHECK_FALSE(has_warning(t, "i3", "TLSSecretNotFound"));
+
+  ingress("i0", R"({"ingressClassName": "kroute", "defaultBackend": {"service": {"name": "a", "port": {"number": 80}}},
+                    "rules": [{"host": "bad.com", "http": {"paths": [{"path": "/", "pathType": "Weird",
+                      "backend": {"service": {"name": "a", "port": {"number": 80}}}},
+                      {"path": "/r", "pathType": "Prefix", "backend": {"resource": {"kind": "Bucket", "name": "r"}}}]}}]})",
+          "2024-01-01T00:00:00Z");
+  t = same_as_from_scratch("an older default backend, a bad path type, a resource backend");
+  CHECK(has_warning(t, "i4", "DefaultBackendShadowed"));
+  CHECK(has_warning(t, "i0", "ResourceBackendUnsupported"));
+  CHECK(t.owned.front() == "n/i0");
+
+  // A class change is not an Ingress change: whether each part is ours is decided at every compile.
+  f.add(Kind::kIngressClass, R"({"metadata": {"name": "kroute", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+                                 "spec": {"controller": "kroute.dev/ingress-controller"}})");
+  t = same_as_from_scratch("kroute is the default class");
+  CHECK(std::count(t.owned.begin(), t.owned.end(), "n/i2") == 1);
+  f.store.apply(Kind::kIngressClass, EventType::kDeleted, json(R"({"metadata": {"name": "kroute"}})"));
+  t = same_as_from_scratch("no class of ours");
+  CHECK(t.owned.empty());
+
+  // A relist replaces every Ingress: the cache starts over.
+  f.ours_class();
+  f.store.begin_list(Kind::kIngress);
+  f.store.listed(Kind::kIngress, json(R"({"metadata": {"name": "only", "namespace": "n"}, "spec": {"ingressClassName": "kroute",
+                                          "rules": [)" + route_a + "]}}"));
+  f.store.end_list(Kind::kIngress);
+  cache.ingress_changed("");
+  t = same_as_from_scratch("after a relist");
+  CHECK(t.owned == std::vector<std::string>{"n/only"});
+}
