@@ -17,7 +17,9 @@ latency, so it favours the baseline.
 
 Both stacks run side by side, and the creations alternate between them (kroute first on even creations,
 the baseline first on odd ones), so both see the same machine. "load": wrk on two existing hosts of each
-proxy during the phase. --routes takes several sizes (e.g. 100,1000,10000); the Ingresses are added up to
+proxy during the phase, at --load-rate requests/s per proxy (0: as fast as wrk can, which on a 2-core
+machine starves the API server and the agent along with everything else: the load generator, the echo
+pods, both proxies and the control plane all share the two cores). --routes takes several sizes (e.g. 100,1000,10000); the Ingresses are added up to
 each size in turn. At --storm-routes, a storm of --storm changes at --storm-rate per second (new hosts,
 deleted hosts, endpoint changes of a Service, paths added to a host under load) runs against each while wrk
 loads two hosts that exist throughout; wrk's counts give failed requests (non-2xx/3xx responses and
@@ -125,11 +127,21 @@ def poll_until_200(port: int, host: str, started: float) -> float:
 
 
 class Load:
-    """wrk on existing hosts (one wrk each) until stop(); stop() returns wrk's totals."""
+    """wrk on existing hosts (one wrk each) until stop(); stop() returns wrk's totals. With `rate` (requests
+    per second over all hosts), each connection waits between requests (wrk's delay() hook) so that the
+    proxy serves about that rate; without, wrk sends as fast as the machine lets it (closed loop)."""
 
-    def __init__(self, port: int, hosts: list[str], connections: int = 4):
+    def __init__(self, port: int, hosts: list[str], connections: int = 4, rate: float = 0):
+        self.script = None
+        script_args: list[str] = []
+        if rate > 0:
+            wait_ms = connections * 1000 / (rate / len(hosts))
+            self.script = tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="kroute-load-", delete=False)
+            self.script.write(f"function delay() return {wait_ms:.3f} end\n")
+            self.script.close()
+            script_args = ["-s", self.script.name]
         self.processes = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d3600s", "--timeout", "5s",
-                                            "-H", f"Host: {h}", f"http://127.0.0.1:{port}/"],
+                                            *script_args, "-H", f"Host: {h}", f"http://127.0.0.1:{port}/"],
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                           for h in hosts]
 
@@ -157,6 +169,8 @@ class Load:
                 totals[kind] += int(errors.group(i)) if errors else 0
             rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
             totals["rps"] += float(rps.group(1)) if rps else 0.0
+        if self.script is not None:
+            os.unlink(self.script.name)
         totals["failed_requests"] = totals["non_2xx"] + totals["timeout"]
         totals["cut_connections"] = totals["connect"] + totals["read"] + totals["write"]
         return totals
@@ -399,10 +413,13 @@ http {{
 # ---- measurements ---------------------------------------------------------------------------------------
 
 
-def creations(systems: list[Any], counts: dict[str, int], routes: int, phase: str, log: Log) -> dict[str, Any]:
-    """Creates counts[system] new hosts on each system one at a time, alternating which goes first."""
+def creations(systems: list[Any], counts: dict[str, int], routes: int, phase: str, load_rate: float,
+              log: Log) -> dict[str, Any]:
+    """Creates counts[system] new hosts on each system one at a time, alternating which goes first; in the
+    "load" phase with wrk on two existing hosts of each system (`load_rate` requests/s each, 0: closed loop)."""
     ms: dict[str, list[float]] = {s.name: [] for s in systems}
-    loads = {s.name: Load(s.port, ["r-0.bench", f"r-{routes // 2}.bench"]) for s in systems} if phase == "load" else {}
+    loads = ({s.name: Load(s.port, ["r-0.bench", f"r-{routes // 2}.bench"], rate=load_rate) for s in systems}
+             if phase == "load" else {})
     try:
         if loads:
             time.sleep(1)
@@ -506,7 +523,9 @@ def report(command: list[str], results: dict[str, Any], seconds: float) -> str:
         "the first 200 for the new host, polled from C (bench/propagation/first200.c) with a new connection every 0.5 ms, "
         "with a 50 ms pause "
         "after each first 200; the creations alternate between kroute and the baseline. \"load\": wrk on two "
-        "existing hosts of each proxy during the phase.",
+        "existing hosts of each proxy during the phase, " +
+        (f"{results['load_rate']:g} requests/s to each proxy (4 connections per host, each waiting between requests)."
+         if results.get("load_rate", 0) > 0 else "as fast as wrk can send (closed loop, 4 connections per host)."),
         "",
         "| routes | | phase | creations | p50 ms | p99 ms | max ms | load served |",
         "|---:|---|---|---|---|---|---|---|",
@@ -555,6 +574,9 @@ def main() -> int:
     parser.add_argument("--creations", default="1000", help="new Ingresses per phase (idle, load); one, or one per size")
     parser.add_argument("--baseline-creations", default=None,
                         help="reloads per phase for the baseline (default: --creations); one or one per size; 0 skips")
+    parser.add_argument("--load-rate", type=float, default=1000,
+                        help="requests/s that wrk sends to each proxy in the load phase; 0: as fast as it can "
+                        "(closed loop: on a small machine that starves the control plane along with everything else)")
     parser.add_argument("--storm", type=int, default=0, help="changes in the storm (0: no storm)")
     parser.add_argument("--storm-rate", type=float, default=10.0, help="storm changes per second")
     parser.add_argument("--storm-routes", type=int, default=None, help="the size (one of --routes) of the storm; "
@@ -591,7 +613,7 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="kroute-propagation-"))
     cluster = Cluster(state / "cluster", tools_bin())
     kroute = baseline = None
-    results: dict[str, Any] = {"sizes": [], "storm": None}
+    results: dict[str, Any] = {"sizes": [], "storm": None, "load_rate": args.load_rate}
     try:
         cluster.start()
         kroute = Kroute(cluster, log)
@@ -608,7 +630,8 @@ def main() -> int:
                 log(f"{s.name}: {size} routes served after {grow[s.name]:.1f} s")
             phases = {}
             for phase in ("idle", "load"):
-                phases[phase] = creations(systems, {"kroute": k_count, "baseline": b_count}, size, phase, log)
+                phases[phase] = creations(systems, {"kroute": k_count, "baseline": b_count}, size, phase,
+                                          args.load_rate, log)
                 if baseline:
                     baseline.wait_old_workers_gone()
             time.sleep(2)
