@@ -19,6 +19,7 @@ entries, so every handshake misses and parses: the worst case, not the expected 
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,7 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def load(client: Path, server: Server, names: Path, seconds: int, resume: bool) -> dict:
