@@ -196,12 +196,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if ((mode & 16) != 0) options.default_certificate = "default/tls";
   const std::vector<Change> changes = changes_of(root, static_cast<Kind>((mode & 7) % kroute::agent::kKindCount));
 
-  // The store and cache as the agent wires them (agent.cc): the cache hears of every Service and
-  // EndpointSlice change. Half the changes land before a first compile, so the rest are incremental.
+  // The store and cache as the agent wires them (agent.cc): the cache hears of every Ingress, Service and
+  // EndpointSlice change (not of status-only ones). Half the changes land before a first compile, so the
+  // rest are incremental.
   kroute::agent::Metrics metrics;
   kroute::agent::CompileCache cache;
   kroute::agent::Store* store_ptr = nullptr;
-  kroute::agent::Store store(metrics, [&](kroute::agent::Change, Kind kind, const std::string& key) {
+  kroute::agent::Store store(metrics, [&](kroute::agent::Change change, Kind kind, const std::string& key) {
+    if (change == kroute::agent::Change::kStatus) return;
+    if (kind == Kind::kIngress) cache.ingress_changed(key);
     if (kind == Kind::kService) cache.service_changed(key);
     if (kind == Kind::kEndpointSlice) cache.slice_changed(*store_ptr, key);
   });
