@@ -124,47 +124,46 @@ void BM_Build(benchmark::State& state) {
   }
 }
 
-void BM_Publish(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n, state.range(1) != 0);
-  std::vector<std::byte> bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
-  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-  const std::string dir = (base / ("kroute-change-bench-" + std::to_string(getpid()))).string();
-  std::string error;
-  auto publisher = Publisher::open({dir, 3}, error);
-  if (!publisher) {
-    state.SkipWithError(error.c_str());
-    return;
+// A table directory in tmpfs with a publisher, removed afterwards; the snapshot of a cluster of the
+// benchmark's size to publish into it.
+struct TableDir {
+  std::string dir;
+  std::unique_ptr<Publisher> publisher;
+  std::vector<std::byte> bytes;
+  TableDir(benchmark::State& state, const char* name) {
+    Cluster c(static_cast<std::size_t>(state.range(0)), state.range(1) != 0);
+    bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
+    const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+    dir = (base / (std::string(name) + "-" + std::to_string(getpid()))).string();
+    std::string error;
+    publisher = Publisher::open({dir, 3}, error);
+    if (!publisher) state.SkipWithError(error.c_str());
   }
-  for (auto _ : state) benchmark::DoNotOptimize(publisher->publish(bytes));
-  publisher.reset();
-  fs::remove_all(dir);
+  ~TableDir() {
+    publisher.reset();
+    fs::remove_all(dir);
+  }
+};
+
+void BM_Publish(benchmark::State& state) {
+  TableDir t(state, "kroute-change-bench");
+  if (!t.publisher) return;
+  for (auto _ : state) benchmark::DoNotOptimize(t.publisher->publish(t.bytes));
 }
 
 // The nginx side of the same change: a worker's first request after the publish opens, maps and
 // validates the new snapshot (each worker does this once per generation).
 void BM_PickUp(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n, state.range(1) != 0);
-  std::vector<std::byte> bytes = build_snapshot(compile(c.store, c.options, c.cache).model).bytes;
-  const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-  const std::string dir = (base / ("kroute-pickup-bench-" + std::to_string(getpid()))).string();
-  std::string error;
-  auto publisher = Publisher::open({dir, 3}, error);
-  if (!publisher) {
-    state.SkipWithError(error.c_str());
-    return;
-  }
-  TableReader reader(dir);
+  TableDir t(state, "kroute-pickup-bench");
+  if (!t.publisher) return;
+  TableReader reader(t.dir);
   std::uint64_t now_ms = 1;
   for (auto _ : state) {
     state.PauseTiming();
-    publisher->publish(bytes);
+    t.publisher->publish(t.bytes);
     state.ResumeTiming();
     if (reader.poll(++now_ms) != TableReader::Poll::kPickedUp) state.SkipWithError("the new table was not picked up");
   }
-  publisher.reset();
-  fs::remove_all(dir);
 }
 
 }  // namespace
