@@ -108,6 +108,11 @@ format::DeclaredType declared_type(PathType type) {
   return format::DeclaredType::kPrefix;
 }
 
+// The host as an Ingress writes it: "*.example.com" for a wildcard, "" for host-less rules.
+std::string display_name(const HostKey& key) {
+  return key.kind == format::HostKind::kWildcard ? "*." + key.name : key.name;
+}
+
 HostKey host_key(const std::string& normalized) {
   if (normalized.empty()) return {format::HostKind::kAny, ""};
   if (normalized.starts_with("*.")) return {format::HostKind::kWildcard, normalized.substr(2)};
@@ -351,6 +356,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   // Rules: check, normalize, then settle collisions on (host, match, path).
   std::vector<CheckedRule> checked;
   checked.reserve(model.rules.size());
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> rule_losers;  // (model index, checked index of the winner)
   HashIndex rule_index(model.rules.size());
   for (std::uint32_t i = 0; i < model.rules.size(); ++i) {
     const Rule& rule = model.rules[i];
@@ -384,18 +390,23 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       continue;
     }
     CheckedRule& current = checked[held];
-    const std::string& host = groups[group].key.kind == format::HostKind::kWildcard ? "*." + groups[group].key.name
-                                                                                     : groups[group].key.name;
     if (older(model, rule.source, i, model.rules[current.model_index].source, current.model_index)) {
-      result.conflicts.push_back({Item::kRule, i, current.model_index, host, current.path});
+      rule_losers.push_back({current.model_index, held});
       current.model_index = i;
       current.declared = declared_type(rule.type);
     } else {
-      result.conflicts.push_back({Item::kRule, current.model_index, i, host, current.path});
+      rule_losers.push_back({i, held});
     }
+  }
+  // Reported once settled, against the rule that is served (the model's order decides only which
+  // comparisons happen, not what wins).
+  for (const auto& [loser, held] : rule_losers) {
+    const CheckedRule& winner = checked[held];
+    result.conflicts.push_back({Item::kRule, winner.model_index, loser, display_name(groups[winner.group].key), winner.path});
   }
 
   // TLS: one certificate reference per host, oldest Ingress wins.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> tls_losers;  // (model index, host group)
   for (std::uint32_t i = 0; i < model.tls.size(); ++i) {
     const TlsHost& tls = model.tls[i];
     std::string host;
@@ -415,15 +426,19 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kTls, i, "tls entry needs both a certificate chain and a key, or neither");
       continue;
     }
-    HostGroup& group = groups[group_of(host_key(host))];
+    const std::uint32_t g = group_of(host_key(host));
+    HostGroup& group = groups[g];
     if (group.tls == kNone) {
       group.tls = i;
     } else if (older(model, tls.source, i, model.tls[group.tls].source, group.tls)) {
-      result.conflicts.push_back({Item::kTls, i, group.tls, host, {}});
+      tls_losers.push_back({group.tls, g});
       group.tls = i;
     } else {
-      result.conflicts.push_back({Item::kTls, group.tls, i, host, {}});
+      tls_losers.push_back({i, g});
     }
+  }
+  for (const auto& [loser, g] : tls_losers) {
+    result.conflicts.push_back({Item::kTls, groups[g].tls, loser, display_name(groups[g].key), {}});
   }
 
   std::uint32_t default_backend = kNone;
@@ -532,7 +547,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     if (group.tls != kNone) {
       const TlsHost& tls = model.tls[group.tls];
       host.tls = static_cast<std::uint32_t>(tls_entries.size());
-      const std::string full = key.kind == format::HostKind::kWildcard ? "*." + key.name : key.name;
+      const std::string full = display_name(key);
       tls_entries.push_back(tls_entry(strings, full, tls.secret_ns, tls.secret_name, tls.certificate,
                                       use_source(tls.source)));
     }

@@ -69,6 +69,27 @@ TEST_CASE("same creationTimestamp: namespace/name decides, whatever the input or
   }
 }
 
+TEST_CASE("every shadowed rule and TLS entry is reported against the one that is served, in any input order") {
+  // Ages 1 (oldest) to 3; the model lists them youngest first, then oldest first.
+  for (bool oldest_first : {false, true}) {
+    ModelBuilder m;
+    const std::vector<std::pair<std::string, std::int64_t>> ingresses =
+        oldest_first ? std::vector<std::pair<std::string, std::int64_t>>{{"old", 1}, {"mid", 2}, {"young", 3}}
+                     : std::vector<std::pair<std::string, std::int64_t>>{{"young", 3}, {"mid", 2}, {"old", 1}};
+    for (const auto& [name, created] : ingresses) {
+      m.ingress("ns", name, created).prefix("shop.com", "/p", name).tls("shop.com", name + "-cert");
+    }
+    const kroute::RouteModel& model = m.model();
+    const BuiltTable t(model);
+    CHECK(t.route("shop.com", "/p") == "old");
+    REQUIRE(t.result.conflicts.size() == 4);
+    for (const Conflict& c : t.result.conflicts) {
+      const std::uint32_t winner_source = c.item == Item::kRule ? model.rules[c.winner].source : model.tls[c.winner].source;
+      CHECK(model.sources[winner_source].name == "old");
+    }
+  }
+}
+
 TEST_CASE("Prefix /foo and Prefix /foo/ and ImplementationSpecific /foo collide; Exact /foo does not") {
   ModelBuilder m;
   m.ingress("ns", "one", 1).prefix("shop.com", "/foo", "one");
