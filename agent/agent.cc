@@ -84,8 +84,9 @@ void Agent::on_change(Change change, Kind kind, const std::string& key) {
 void Agent::publish() {
   const auto started = std::chrono::steady_clock::now();
   last_publish_ = started;
-  CompiledTable table = compile(store_, options_.compile, compile_cache_);
-  std::vector<std::string> owned = std::move(table.owned);  // the publisher needs only the model
+  // The cache's table: valid until the next compile.
+  const CompiledTable& table = compile(store_, options_.compile, compile_cache_);
+  if (compile_cache_.last_patched()) metrics_.compiles_patched.fetch_add(1, std::memory_order_relaxed);
   if (table.default_certificate_problem != default_certificate_problem_) {
     default_certificate_problem_ = table.default_certificate_problem;
     if (default_certificate_problem_.empty()) {
@@ -94,7 +95,7 @@ void Agent::publish() {
       log::warn("no default certificate; nginx serves its own", {{"error", default_certificate_problem_}});
     }
   }
-  PublishOutcome outcome = publisher_.publish(std::move(table));
+  PublishOutcome outcome = publisher_.publish(table);
   const auto finished = std::chrono::steady_clock::now();
   metrics_.publish_duration.observe(finished - started);
   if (!outcome.error.empty()) {
@@ -116,7 +117,7 @@ void Agent::publish() {
     metrics_.generation.store(outcome.generation, std::memory_order_relaxed);
     metrics_.routes.store(outcome.stats.rules, std::memory_order_relaxed);
     log::info("route table published",
-              {{"generation", outcome.generation}, {"ingresses", owned.size()}, {"hosts", outcome.stats.hosts},
+              {{"generation", outcome.generation}, {"ingresses", table.owned.size()}, {"hosts", outcome.stats.hosts},
                {"rules", outcome.stats.rules}, {"backends", outcome.stats.backends},
                {"endpoints", outcome.stats.endpoints},
                {"ms", std::chrono::duration<double, std::milli>(outcome.duration).count()}});
@@ -133,7 +134,7 @@ void Agent::publish() {
     }
   }
   warnings_ = std::move(current);
-  status_.update(owned, outcome.warnings);
+  status_.update(table.owned, outcome.warnings);
   if (ingresses_relisted_) {
     status_.reconcile();
   } else {

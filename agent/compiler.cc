@@ -61,6 +61,13 @@ std::optional<std::pair<const char*, std::string>> unusable(const ServiceBackend
   return std::nullopt;
 }
 
+// Whether the object ns/name has the store key `key` (as object_key() makes it), without making it.
+bool has_key(const std::string& ns, const std::string& name, std::string_view key) {
+  if (ns.empty()) return key == name;
+  return key.size() == ns.size() + 1 + name.size() && key.starts_with(ns) && key[ns.size()] == '/' &&
+         key.ends_with(name);
+}
+
 // The class fields of an Ingress decide whether it is ours (see owns()).
 bool owns_class(const std::optional<std::string>& annotation, const std::optional<std::string>& class_name,
                 const Store& store, const CompileOptions& options, bool default_class_is_ours) {
@@ -108,26 +115,62 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
 class Compiler {
  public:
   Compiler(const Store& store, const CompileOptions& options, CompileCache& cache)
-      : store_(store), options_(options), cache_(cache) {
+      : store_(store), options_(options), cache_(cache), table_(cache.table_) {
     cache_.index(store);
+    patch_ = can_patch();
+    if (patch_) changed_.assign(cache_.changed_.begin(), cache_.changed_.end());
     cache_.refresh_parts(store);
+    for (const std::string& key : changed_) {
+      auto it = cache_.parts_.find(key);
+      if (it != cache_.parts_.end() && it->second.has_default_backend) patch_ = false;
+    }
     for (const auto& [name, cls] : store.classes) {
       if (cls.controller == options.controller && cls.is_default) default_class_is_ours_ = true;
     }
   }
 
-  CompiledTable run() {
+  const CompiledTable& run() {
+    if (patch_) {
+      patch();
+    } else {
+      compile_all();
+    }
+    cache_.table_valid_ = true;
+    cache_.last_patched_ = patch_;
+    for (Kind kind : kAllKinds) cache_.revisions_[static_cast<std::size_t>(kind)] = store_.revision(kind);
+    return table_;
+  }
+
+ private:
+  // Patching pays only when few Ingresses changed; the default backend (the oldest Ingress's) and
+  // everything resolved from other kinds are left to a full compile.
+  bool can_patch() const {
+    if (!cache_.table_valid_ || !cache_.parts_complete_ || cache_.changed_.size() > 16) return false;
+    for (Kind kind : kAllKinds) {
+      if (kind != Kind::kIngress && store_.revision(kind) != cache_.revisions_[static_cast<std::size_t>(kind)]) {
+        return false;
+      }
+    }
+    for (const std::string& key : cache_.changed_) {
+      auto it = cache_.parts_.find(key);
+      if (it != cache_.parts_.end() && it->second.has_default_backend) return false;
+    }
+    return true;
+  }
+
+  void compile_all() {
+    table_ = CompiledTable{};
+    cache_.backends_.clear();
     const std::size_t n = cache_.parts_.size();
     table_.owned.reserve(n);
     table_.model.sources.reserve(n);
     table_.model.rules.reserve(n);
     table_.model.backends.reserve(n);
-    backend_index_.reserve(n);
     // In key order (the parts are kept sorted), which `owned` promises; oldest first for the default
     // backend. Sources keep the key order: the builder settles collisions by age itself.
     std::vector<const CompileCache::Part*> by_age;
     for (const auto& [key, part] : cache_.parts_) {
-      if (!owns_class(part.class_annotation, part.class_name, store_, options_, default_class_is_ours_)) continue;
+      if (!owned(part)) continue;
       table_.owned.push_back(key);
       add_part(part);
       if (part.has_default_backend) by_age.push_back(&part);
@@ -148,10 +191,88 @@ class Compiler {
     add_default_certificate();
     std::sort(table_.warnings.begin(), table_.warnings.end());
     table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
-    return std::move(table_);
   }
 
- private:
+  // The last table with the changed Ingresses' old share taken out and their new share added. The model's
+  // order differs from a full compile's (new shares come last), which the builder does not depend on:
+  // it sorts hosts and settles collisions by age, and numbers backends and sources as it meets them.
+  void patch() {
+    RouteModel& model = table_.model;
+    std::vector<bool> gone(model.sources.size(), false);
+    bool any_gone = false;
+    for (const std::string& key : changed_) {
+      std::erase_if(table_.warnings, [&](const Warning& w) { return has_key(w.ns, w.name, key); });
+      auto listed = std::lower_bound(table_.owned.begin(), table_.owned.end(), key);
+      if (listed == table_.owned.end() || *listed != key) continue;
+      table_.owned.erase(listed);
+      for (std::size_t i = 0; i < model.sources.size(); ++i) {
+        if (!gone[i] && has_key(model.sources[i].ns, model.sources[i].name, key)) {
+          gone[i] = any_gone = true;
+          break;
+        }
+      }
+    }
+    if (any_gone) drop_sources(gone);
+    const std::size_t kept_warnings = table_.warnings.size();
+    for (const std::string& key : changed_) {
+      auto it = cache_.parts_.find(key);
+      if (it == cache_.parts_.end() || !owned(it->second)) continue;
+      table_.owned.insert(std::lower_bound(table_.owned.begin(), table_.owned.end(), key), key);
+      add_part(it->second);
+    }
+    drop_unused_backends();
+    const auto middle = table_.warnings.begin() + static_cast<std::ptrdiff_t>(kept_warnings);
+    std::sort(middle, table_.warnings.end());
+    std::inplace_merge(table_.warnings.begin(), middle, table_.warnings.end());
+    table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
+  }
+
+  // Removes the sources marked gone with their rules and TLS entries; the rest are renumbered.
+  void drop_sources(const std::vector<bool>& gone) {
+    RouteModel& model = table_.model;
+    std::vector<std::uint32_t> renumbered(model.sources.size(), kNoBackend);
+    std::uint32_t kept = 0;
+    for (std::uint32_t i = 0; i < model.sources.size(); ++i) {
+      if (gone[i]) continue;
+      renumbered[i] = kept;
+      if (kept != i) model.sources[kept] = std::move(model.sources[i]);
+      ++kept;
+    }
+    model.sources.resize(kept);
+    std::erase_if(model.rules, [&](const Rule& r) { return gone[r.source]; });
+    for (Rule& r : model.rules) r.source = renumbered[r.source];
+    std::erase_if(model.tls, [&](const TlsHost& t) { return gone[t.source]; });
+    for (TlsHost& t : model.tls) t.source = renumbered[t.source];
+  }
+
+  // A full compile makes a backend only for a rule or the default backend that names it; so does a patch.
+  void drop_unused_backends() {
+    RouteModel& model = table_.model;
+    std::vector<std::uint32_t> uses(model.backends.size(), 0);
+    for (const Rule& r : model.rules) ++uses[r.backend];
+    if (model.default_backend != kNoBackend) ++uses[model.default_backend];
+    if (std::find(uses.begin(), uses.end(), 0u) == uses.end()) return;
+    std::vector<std::uint32_t> renumbered(model.backends.size(), kNoBackend);
+    std::uint32_t kept = 0;
+    for (std::uint32_t i = 0; i < model.backends.size(); ++i) {
+      if (uses[i] == 0) continue;
+      renumbered[i] = kept;
+      if (kept != i) model.backends[kept] = std::move(model.backends[i]);
+      ++kept;
+    }
+    model.backends.resize(kept);
+    for (Rule& r : model.rules) r.backend = renumbered[r.backend];
+    if (model.default_backend != kNoBackend) model.default_backend = renumbered[model.default_backend];
+    for (auto it = cache_.backends_.begin(); it != cache_.backends_.end();) {
+      it->second.index = renumbered[it->second.index];
+      it = it->second.index == kNoBackend ? cache_.backends_.erase(it) : std::next(it);
+    }
+  }
+
+  bool owned(const CompileCache::Part& part) const {
+    return owns_class(part.class_annotation, part.class_name, store_, options_, default_class_is_ours_);
+  }
+
   void warn(const std::string& ns, const std::string& name, std::string reason, std::string message) {
     table_.warnings.push_back({ns, name, std::move(reason), std::move(message)});
   }
@@ -218,10 +339,10 @@ class Compiler {
     const std::size_t service_length = service_key.size();
     service_key += ':';
     service_key += port_label;
-    auto [known, inserted] = backend_index_.try_emplace(service_key);
+    auto [known, inserted] = cache_.backends_.try_emplace(service_key);
     if (!inserted) {
-      for (const Warning& w : known->second.second->problems) warn(ingress.ns, ingress.name, w.reason, w.message);
-      return known->second.first;
+      for (const Warning& w : known->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message);
+      return known->second.index;
     }
     service_key.resize(service_length);
     // A missing Service is resolved again in each compile, not cached: no event of that Service would
@@ -243,7 +364,7 @@ class Compiler {
       resolved = cached.emplace(port_label, std::move(fresh)).first;
     }
     const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
-    known->second = {index, &resolved->second};
+    known->second = {index, resolved->second.problems};
     table_.model.backends.push_back(resolved->second.backend);
     for (const Warning& w : resolved->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message);
     return index;
@@ -299,10 +420,10 @@ class Compiler {
   const Store& store_;
   const CompileOptions& options_;
   CompileCache& cache_;
-  CompiledTable table_;
+  CompiledTable& table_;  // the cache's
   bool default_class_is_ours_ = false;
-  // "ns/service:port" -> (index in the model, the cached resolution)
-  std::unordered_map<std::string, std::pair<std::uint32_t, const CompileCache::Resolved*>> backend_index_;
+  bool patch_ = false;
+  std::vector<std::string> changed_;  // the Ingresses a patch takes out and puts back, sorted
   // Resolutions of Services not in the store, for this compile only (see backend_for).
   std::unordered_map<std::string, std::unordered_map<std::string, CompileCache::Resolved>> unresolved_;
 };
@@ -386,13 +507,14 @@ void CompileCache::refresh_parts(const Store& store) {
   changed_.clear();
 }
 
-CompiledTable compile(const Store& store, const CompileOptions& options, CompileCache& cache) {
+const CompiledTable& compile(const Store& store, const CompileOptions& options, CompileCache& cache) {
   return Compiler(store, options, cache).run();
 }
 
 CompiledTable compile(const Store& store, const CompileOptions& options) {
   CompileCache cache;
-  return compile(store, options, cache);
+  compile(store, options, cache);
+  return std::move(cache.table_);
 }
 
 void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings) {

@@ -2,6 +2,7 @@
 // references, and the Warning events the result deserves. Pure: no I/O, unit-tested without a server.
 #pragma once
 
+#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -42,18 +43,24 @@ struct CompiledTable {
 };
 
 // What compile() keeps between runs so that a change costs what it touches: what each Ingress
-// contributes on its own (its rules, checked), the EndpointSlices of each Service and the resolved backend
-// (endpoints and problems) of each Service port. A compile then walks these compact parts instead of
-// every Ingress in the store, whose objects are scattered through memory. The agent reports every
-// Ingress, Service and EndpointSlice change; a relist of a kind (key "") starts that kind over.
+// contributes on its own (its rules, checked), the EndpointSlices of each Service, the resolved backend
+// (endpoints and problems) of each Service port, and the last table. A compile then walks these compact
+// parts instead of every Ingress in the store, whose objects are scattered through memory; when only a
+// few Ingresses changed since the last compile (no class, Service, EndpointSlice or Secret, no default
+// backend involved), it patches the last table instead: their old share out, their new share in. The
+// agent reports every Ingress, Service and EndpointSlice change; a relist of a kind (key "") starts that
+// kind over. Other kinds are noticed through the store's revisions.
 class CompileCache {
  public:
   void ingress_changed(const std::string& key);
   void service_changed(const std::string& key);
   void slice_changed(const Store& store, const std::string& key);
+  // Whether the last compile patched the table before it (true) or compiled every Ingress.
+  bool last_patched() const { return last_patched_; }
 
  private:
   friend class Compiler;
+  friend CompiledTable compile(const Store& store, const CompileOptions& options);
   struct Resolved {
     Backend backend;
     std::vector<Warning> problems;  // without ns/name: they go to each Ingress naming the port
@@ -81,13 +88,24 @@ class CompileCache {
   bool parts_complete_ = false;    // false: every Ingress is read again
   std::set<std::string> changed_;  // Ingresses changed since the last compile
   std::map<std::string, Part> parts_;  // by Ingress key, in the store's (sorted) order
+  // The last table and what a patch needs to know about it.
+  struct BackendSlot {
+    std::uint32_t index;            // in table_.model.backends
+    std::vector<Warning> problems;  // as in Resolved
+  };
+  CompiledTable table_;
+  bool table_valid_ = false;
+  bool last_patched_ = false;
+  std::array<std::uint64_t, kKindCount> revisions_{};  // the store's, when table_ was made
+  std::unordered_map<std::string, BackendSlot> backends_;  // "ns/service:port" -> its backend in table_
 };
 
 // Whether an Ingress is ours. `default_class_is_ours`: one of our IngressClasses is the cluster default.
 bool owns(const Ingress& ingress, const Store& store, const CompileOptions& options, bool default_class_is_ours);
 
 CompiledTable compile(const Store& store, const CompileOptions& options);
-CompiledTable compile(const Store& store, const CompileOptions& options, CompileCache& cache);
+// The table lives in the cache: valid until the next compile with it.
+const CompiledTable& compile(const Store& store, const CompileOptions& options, CompileCache& cache);
 
 // Adds warnings for what the builder skipped or shadowed (collisions: the younger Ingress loses).
 void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings);

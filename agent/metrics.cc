@@ -65,6 +65,9 @@ std::string Metrics::render() const {
   single(out, "kroute_agent_publishes_total", "counter", "Route tables published.", publishes);
   single(out, "kroute_agent_publishes_unchanged_total", "counter",
          "Compilations whose table equalled the published one (not published).", publishes_unchanged);
+  single(out, "kroute_agent_compiles_patched_total", "counter",
+         "Compilations that patched the last table (a few Ingresses changed) instead of compiling every Ingress.",
+         compiles_patched);
   single(out, "kroute_agent_publish_errors_total", "counter", "Route tables that could not be published.",
          publish_errors);
   single(out, "kroute_agent_table_generation", "gauge", "Generation of the table this agent published last.",

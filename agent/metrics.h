@@ -47,6 +47,7 @@ struct Metrics {
   PerKind<std::array<Counter, 4>> events{};
   Counter publishes{0};
   Counter publishes_unchanged{0};
+  Counter compiles_patched{0};
   Counter publish_errors{0};
   Counter generation{0};  // gauge
   Counter routes{0};      // gauge: rules in the current table

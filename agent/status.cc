@@ -66,7 +66,19 @@ void StatusWriter::set_leader(bool leader) {
 void StatusWriter::update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings) {
   std::vector<std::string> changed;
   std::set_symmetric_difference(owned_.begin(), owned_.end(), owned.begin(), owned.end(), std::back_inserter(changed));
-  owned_ = owned;
+  // Usually one Ingress came or went: applying the difference spares copying thousands of keys.
+  if (changed.size() > 16) {
+    owned_ = owned;
+  } else {
+    for (const std::string& key : changed) {
+      auto at = std::lower_bound(owned_.begin(), owned_.end(), key);
+      if (at != owned_.end() && *at == key) {
+        owned_.erase(at);
+      } else {
+        owned_.insert(at, key);
+      }
+    }
+  }
   if (warnings_.size() != warnings.size() || !std::equal(warnings_.begin(), warnings_.end(), warnings.begin())) {
     warnings_ = std::set<Warning>(warnings.begin(), warnings.end());
     for (auto it = emitted_.begin(); it != emitted_.end();) {

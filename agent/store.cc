@@ -347,6 +347,7 @@ void Store::end_list(Kind kind) {
   std::erase_if(reported_, [&](const auto& entry) { return entry.first.starts_with(prefix); });
   reported_.merge(listed->reported_);
   update_gauge(kind);
+  ++revisions_[static_cast<std::size_t>(kind)];
   if (on_change_) on_change_(Change::kRoutes, kind, {});
 }
 
@@ -458,6 +459,7 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
     reported_.erase(reported_id(kind, key));  // fixed, or deleted
   }
   update_gauge(kind);
+  if (change == Change::kRoutes) ++revisions_[static_cast<std::size_t>(kind)];
   return change;
 }
 

@@ -4,13 +4,14 @@
 
 #include <json/json.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -181,6 +182,9 @@ class Store : public kube::WatchSink {
   Change apply(Kind kind, kube::EventType type, const Json::Value& object);
   // How many objects are remembered as bad (for tests: the memory this takes stays one entry per object).
   std::size_t bad_objects_remembered() const { return reported_.size(); }
+  // Counts the route changes (events and relists) of a kind, so a reader can tell whether a kind changed
+  // since it last looked without being told of each change.
+  std::uint64_t revision(Kind kind) const { return revisions_[static_cast<std::size_t>(kind)]; }
 
   // Ordered by key: the compiler walks them in that order (the table's `owned` list is sorted) without
   // sorting thousands of keys again for every change.
@@ -196,6 +200,7 @@ class Store : public kube::WatchSink {
 
   Metrics& metrics_;
   OnChange on_change_;
+  std::array<std::uint64_t, kKindCount> revisions_{};
   bool staging_ = false;  // this Store collects a LIST in progress for another
   std::unordered_map<int, std::unique_ptr<Store>> pending_;  // a LIST in progress, per kind
   // The error last logged per bad object ("kind key" -> error): an object is logged when its error

@@ -21,11 +21,11 @@ std::unique_ptr<TablePublisher> TablePublisher::open(const PublisherOptions& opt
   return std::unique_ptr<TablePublisher>(new TablePublisher(std::move(publisher), metrics, options.dir));
 }
 
-PublishOutcome TablePublisher::publish(CompiledTable&& table) {
+PublishOutcome TablePublisher::publish(const CompiledTable& table) {
   const auto started = std::chrono::steady_clock::now();
   PublishOutcome outcome;
   BuildResult build = build_snapshot(table.model);
-  outcome.warnings = std::move(table.warnings);
+  outcome.warnings = table.warnings;
   add_build_warnings(table, build, outcome.warnings);
   outcome.stats = build.stats;
   // The first table is always published: the directory may hold another agent's (or an old) table.

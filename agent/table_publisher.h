@@ -32,7 +32,7 @@ class TablePublisher {
   // `options`: directory, file mode and group of the snapshots (they hold private keys).
   static std::unique_ptr<TablePublisher> open(const PublisherOptions& options, Metrics& metrics, std::string& error);
   // A failed write sets `error` (already logged and counted here); the caller tries again later.
-  PublishOutcome publish(CompiledTable&& table);
+  PublishOutcome publish(const CompiledTable& table);
   // On a timer (every second): when nginx workers starting now would not find the published table
   // (its directory, control file or snapshot was removed or replaced), publish the same routes again.
   void keep_in_place();

@@ -329,6 +329,25 @@ TEST_CASE("compile cache: only what a Service or EndpointSlice change touches is
   CHECK(compile(f.store, f.options).warnings == t.warnings);
 }
 
+TEST_CASE("compile cache: a patch takes out the changed Ingress by its store key, also without a namespace") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  CompileCache cache;
+  f.service("a", R"([{"name": "http", "port": 80}])");
+  const std::string spec = R"({"rules": [)" + Fixture::rule("a.com", "/", "a", "80") + "]}";
+  f.add(Kind::kIngress, R"({"metadata": {"name": "bare"}, "spec": )" + spec + "}");
+  f.ingress("other", "", R"({"rules": [)" + Fixture::rule("b.com", "/", "a", "80") + "]}");
+  CHECK(compile(f.store, f.options, cache).owned == std::vector<std::string>{"bare", "n/other"});
+  f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "bare"}})"));
+  cache.ingress_changed("bare");
+  const CompiledTable& t = compile(f.store, f.options, cache);
+  CHECK(cache.last_patched());
+  CHECK(t.owned == std::vector<std::string>{"n/other"});
+  REQUIRE(t.model.sources.size() == 1);
+  CHECK(t.model.sources[0].name == "other");
+  CHECK(t.model.rules.size() == 1);
+}
+
 TEST_CASE("compile cache: with every Ingress change reported, a compile gives what one from scratch gives") {
   Fixture f;
   f.ours_class();
@@ -343,6 +362,11 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
     const CompiledTable fresh = compile(f.store, f.options);
     CHECK(cached.owned == fresh.owned);
     CHECK(cached.warnings == fresh.warnings);
+    // Nothing stays behind in a patched model (it would grow as Ingresses come and go).
+    CHECK(cached.model.sources.size() == fresh.model.sources.size());
+    CHECK(cached.model.rules.size() == fresh.model.rules.size());
+    CHECK(cached.model.backends.size() == fresh.model.backends.size());
+    CHECK(cached.model.tls.size() == fresh.model.tls.size());
     const BuildOptions at{1};
     CHECK(build_snapshot(cached.model, at).bytes == build_snapshot(fresh.model, at).bytes);
     return cached;
@@ -363,14 +387,47 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
   CHECK(has_warning(t, "i3", "TLSSecretNotFound"));
   REQUIRE(t.model.default_backend != kNoBackend);
 
+  CHECK_FALSE(cache.last_patched());
+
   ingress("i1", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("a.com", "/", "b", "80") + "]}",
           "2024-01-02T00:00:00Z");
   t = same_as_from_scratch("i1 routes to b now");
-  CHECK(t.model.backends.at(t.model.rules.at(0).backend).service == "b");
+  CHECK(cache.last_patched());
+  CHECK(std::all_of(t.model.rules.begin(), t.model.rules.end(),
+                    [&](const Rule& r) { return t.model.backends.at(r.backend).service == "b"; }));
+
+  // Patches: a younger Ingress shadowing i1 and one on a Service no other rule names, then i1 gone (the
+  // younger one is served now) and the other one gone with its backend.
+  ingress("i5", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("a.com", "/", "a", "80") + "]}",
+          "2024-01-05T00:00:00Z");
+  ingress("i6", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("six.com", "/", "missing", "80") + "]}",
+          "2024-01-06T00:00:00Z");
+  t = same_as_from_scratch("i5 shadowed by i1, i6 on a missing Service");
+  CHECK(cache.last_patched());
+  CHECK(has_warning(t, "i6", "ServiceNotFound"));
+  f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "i1", "namespace": "n"}})"));
+  cache.ingress_changed("n/i1");
+  f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "i6", "namespace": "n"}})"));
+  cache.ingress_changed("n/i6");
+  t = same_as_from_scratch("i1 and i6 deleted");
+  CHECK(cache.last_patched());
+  CHECK_FALSE(has_warning(t, "i6", "ServiceNotFound"));
+  // i2 becomes ours through its annotation (an Ingress change), then i3 goes.
+  f.ingress("i2", R"(, "annotations": {"kubernetes.io/ingress.class": "kroute"})",
+            R"({"rules": [)" + Fixture::rule("two.com", "/", "b", "80") + "]}", "2024-01-02T00:00:00Z");
+  cache.ingress_changed("n/i2");
+  t = same_as_from_scratch("i2 ours by annotation");
+  CHECK(cache.last_patched());
+  CHECK(std::count(t.owned.begin(), t.owned.end(), "n/i2") == 1);
+  ingress("i2", R"({"rules": [)" + Fixture::rule("two.com", "/", "b", "80") + "]}", "2024-01-02T00:00:00Z");
+  t = same_as_from_scratch("i2 without the annotation");
+  CHECK(cache.last_patched());
+  CHECK(std::count(t.owned.begin(), t.owned.end(), "n/i2") == 0);
 
   f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "i3", "namespace": "n"}})"));
   cache.ingress_changed("n/i3");
   t = same_as_from_scratch("i3 deleted");
+  CHECK(cache.last_patched());
   CHECK_FALSE(has_warning(t, "i3", "TLSSecretNotFound"));
 
   ingress("i0", R"({"ingressClassName": "kroute", "defaultBackend": {"service": {"name": "a", "port": {"number": 80}}},
@@ -379,6 +436,7 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
                       {"path": "/r", "pathType": "Prefix", "backend": {"resource": {"kind": "Bucket", "name": "r"}}}]}}]})",
           "2024-01-01T00:00:00Z");
   t = same_as_from_scratch("an older default backend, a bad path type, a resource backend");
+  CHECK_FALSE(cache.last_patched());  // the default backend changed hands: compiled in full
   CHECK(has_warning(t, "i4", "DefaultBackendShadowed"));
   CHECK(has_warning(t, "i0", "ResourceBackendUnsupported"));
   CHECK(t.owned.front() == "n/i0");
@@ -387,6 +445,7 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
   f.add(Kind::kIngressClass, R"({"metadata": {"name": "kroute", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
                                  "spec": {"controller": "kroute.dev/ingress-controller"}})");
   t = same_as_from_scratch("kroute is the default class");
+  CHECK_FALSE(cache.last_patched());  // not reported to the cache: seen in the store's revision
   CHECK(std::count(t.owned.begin(), t.owned.end(), "n/i2") == 1);
   f.store.apply(Kind::kIngressClass, EventType::kDeleted, json(R"({"metadata": {"name": "kroute"}})"));
   t = same_as_from_scratch("no class of ours");

@@ -276,6 +276,11 @@ def test_unchanged_tables_are_not_published_and_bursts_are_coalesced(cluster: Cl
     # Each compile after a change is timed from that change's first event.
     compiles = agent.metric("kroute_agent_publishes_total") + agent.metric("kroute_agent_publishes_unchanged_total")
     assert agent.metric("kroute_agent_change_to_publish_seconds_count") - timed_before == compiles - compiles_before
+    # One more Ingress on its own: the compile patches the last table instead of compiling every Ingress.
+    patched = agent.metric("kroute_agent_compiles_patched_total")
+    cluster.apply(ingress(ns, "i10", cls, f"i10.{ns}.example.com", [("/", "unused", 80)]))
+    wait_for("the eleventh", lambda: len([h for h in hosts(agent.table_dir) if h.endswith(f".{ns}.example.com")]) == 11)
+    assert agent.metric("kroute_agent_compiles_patched_total") == patched + 1
 
 
 def test_watch_namespace_and_publish_service(cluster: Cluster, agents: Agents) -> None:
@@ -381,6 +386,7 @@ def test_health_readiness_and_metrics(cluster: Cluster, agents: Agents) -> None:
     for expected in ["kroute_agent_watch_restarts_total", "kroute_agent_relists_total",
                      "kroute_agent_watch_events_total", "kroute_agent_publishes_total",
                      "kroute_agent_publish_duration_seconds_bucket", "kroute_agent_change_to_publish_seconds_bucket",
+                     "kroute_agent_compiles_patched_total",
                      "kroute_agent_objects", "kroute_agent_ready"]:
         assert expected in names
 

@@ -198,7 +198,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The store and cache as the agent wires them (agent.cc): the cache hears of every Ingress, Service and
   // EndpointSlice change (not of status-only ones). Half the changes land before a first compile, so the
-  // rest are incremental.
+  // rest are incremental; with mode bit 64 each of the rest is compiled as it lands, as the agent does with
+  // changes apart in time (a few Ingress changes at a time patch the last table).
   kroute::agent::Metrics metrics;
   kroute::agent::CompileCache cache;
   kroute::agent::Store* store_ptr = nullptr;
@@ -222,7 +223,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)kroute::agent::compile(store, options, cache);
   } else {
     for (std::size_t i = 0; i < changes.size(); ++i) {
-      if (i == half) (void)kroute::agent::compile(store, options, cache);
+      if (i == half || (i > half && (mode & 64) != 0)) (void)kroute::agent::compile(store, options, cache);
       store.event(changes[i].kind, changes[i].type, *changes[i].object);
     }
   }
@@ -230,10 +231,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   kroute::agent::CompiledTable incremental = kroute::agent::compile(store, options, cache);
   kroute::agent::CompiledTable fresh = kroute::agent::compile(store, options);
   kroute::BuildResult result;
+  kroute::BuildResult incremental_result;
   const std::vector<std::byte> fresh_bytes = build(fresh, &result);
-  if (build(incremental) != fresh_bytes) fail("the incremental compile built another table than a fresh one");
+  if (build(incremental, &incremental_result) != fresh_bytes) {
+    fail("the incremental compile built another table than a fresh one");
+  }
   if (incremental.warnings != fresh.warnings) fail("the incremental compile gave other warnings than a fresh one");
   kroute::agent::add_build_warnings(fresh, result, fresh.warnings);
+  kroute::agent::add_build_warnings(incremental, incremental_result, incremental.warnings);
+  if (incremental.warnings != fresh.warnings) fail("the incremental table got other build warnings than a fresh one");
   for (const kroute::agent::Warning& w : fresh.warnings) {
     check_text("warning reason", w.reason);
     check_text("warning message", w.message);
