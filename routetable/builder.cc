@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <numeric>
 #include <stdexcept>
 #include <string_view>
@@ -79,22 +80,22 @@ class StringPool {
 
 struct HostKey {
   format::HostKind kind;
-  std::string name;  // exact name, wildcard suffix, or "" for host-less
+  std::string_view name;  // exact name, wildcard suffix, or "" for host-less; see stable_host()
   bool operator<(const HostKey& other) const { return std::tie(kind, name) < std::tie(other.kind, other.name); }
 };
 
-// One host of the table: its winning rules (indexes into the checked rules) and its TLS entry.
+// One host of the table and its TLS entry; its rules are the checked rules that name the group.
 struct HostGroup {
   HostKey key;
-  std::vector<std::uint32_t> rules;
   std::uint32_t tls = kNone;  // index into RouteModel::tls
+  std::uint32_t rule_count = 0;
 };
 
 // A rule that passed its checks, in matching form.
 struct CheckedRule {
   std::uint32_t model_index;
   std::uint32_t group;
-  std::string path;  // normalized
+  std::string_view path;  // normalized: a prefix of the model's path (or of "/"), see normalized_view()
   format::Match match;
   format::DeclaredType declared;
 };
@@ -110,13 +111,58 @@ format::DeclaredType declared_type(PathType type) {
 
 // The host as an Ingress writes it: "*.example.com" for a wildcard, "" for host-less rules.
 std::string display_name(const HostKey& key) {
-  return key.kind == format::HostKind::kWildcard ? "*." + key.name : key.name;
+  return key.kind == format::HostKind::kWildcard ? "*." + std::string(key.name) : std::string(key.name);
 }
 
-HostKey host_key(const std::string& normalized) {
+HostKey host_key(std::string_view normalized) {
   if (normalized.empty()) return {format::HostKind::kAny, ""};
   if (normalized.starts_with("*.")) return {format::HostKind::kWildcard, normalized.substr(2)};
   return {format::HostKind::kExact, normalized};
+}
+
+// Normalized host names that live as long as a build: a view of the model's own string when it is
+// already normalized (the usual case), else a copy kept here. Spares a string per host.
+class StableHosts {
+ public:
+  // check_rule_host's verdict on `raw`; on success `out` views the normalized name.
+  std::string check(const std::string& raw, std::string_view& out) {
+    std::string error = check_rule_host(raw, scratch_);
+    if (!error.empty()) return error;
+    if (scratch_ == raw) {
+      out = raw;
+    } else {
+      copies_.push_back(scratch_);
+      out = copies_.back();
+    }
+    return {};
+  }
+
+ private:
+  std::string scratch_;
+  std::deque<std::string> copies_;  // element addresses stay put as it grows
+};
+
+// normalize_rule_path() as a view: a rule path normalizes to a prefix of itself, or of "/" when empty.
+std::string_view normalized_view(std::string_view path, PathType type, std::string& error) {
+  if (path.empty()) path = "/";
+  if (path.front() != '/') {
+    error = "path must start with '/'";
+    return {};
+  }
+  if (path.size() > format::kMaxPathLength) {
+    error = "path is longer than 4096 characters";
+    return {};
+  }
+  for (unsigned char c : path) {
+    if (c <= 0x20 || c == 0x7f) {
+      error = "path must not contain spaces or control characters";
+      return {};
+    }
+  }
+  if (type != PathType::kExact) {
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  }
+  return path;
 }
 
 // The oldest Ingress wins; namespace/name breaks ties; within one Ingress the first rule wins.
@@ -296,17 +342,10 @@ const char* item_name(Item item) noexcept {
 }
 
 NormalizedPath normalize_rule_path(std::string_view path, PathType type) {
-  if (path.empty()) path = "/";
-  if (path.front() != '/') return {{}, "path must start with '/'"};
-  if (path.size() > format::kMaxPathLength) return {{}, "path is longer than 4096 characters"};
-  for (unsigned char c : path) {
-    if (c <= 0x20 || c == 0x7f) return {{}, "path must not contain spaces or control characters"};
-  }
-  std::string normalized(path);
-  if (type != PathType::kExact) {
-    while (!normalized.empty() && normalized.back() == '/') normalized.pop_back();
-  }
-  return {std::move(normalized), {}};
+  std::string error;
+  const std::string_view normalized = normalized_view(path, type, error);
+  if (!error.empty()) return {{}, std::move(error)};
+  return {std::string(normalized), {}};
 }
 
 BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options) {
@@ -328,6 +367,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   // Hosts, found by (kind, name).
   std::vector<HostGroup> groups;
   HashIndex group_index(model.rules.size() + model.tls.size());
+  StableHosts stable_hosts;
   auto group_of = [&](HostKey key) {
     const auto fresh = static_cast<std::uint32_t>(groups.size());
     const std::uint32_t id =
@@ -335,18 +375,18 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                                    fresh, [&](std::uint32_t g) {
                                      return groups[g].key.kind == key.kind && groups[g].key.name == key.name;
                                    });
-    if (id == fresh) groups.push_back({std::move(key), {}, kNone});
+    if (id == fresh) groups.push_back({key, kNone, 0});
     return id;
   };
   // Consecutive rules usually share a host; remember the last one checked.
-  std::string last_host;
+  const std::string* last_host = nullptr;
   std::uint32_t last_group = kNone;
   std::string last_host_error;
   auto group_of_host = [&](const std::string& raw, std::string& error) {
-    if (last_group == kNone || raw != last_host) {
-      std::string normalized;
-      last_host_error = raw.empty() ? std::string() : check_rule_host(raw, normalized);
-      last_host = raw;
+    if (last_host == nullptr || raw != *last_host) {
+      std::string_view normalized;
+      last_host_error = raw.empty() ? std::string() : stable_hosts.check(raw, normalized);
+      last_host = &raw;
       last_group = last_host_error.empty() ? group_of(host_key(normalized)) : kNone;
     }
     error = last_host_error;
@@ -368,9 +408,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kRule, i, "rule refers to a missing or invalid backend");
       continue;
     }
-    NormalizedPath path = normalize_rule_path(rule.path, rule.type);
-    if (!path.error.empty()) {
-      report(Item::kRule, i, std::move(path.error));
+    std::string path_error;
+    const std::string_view path = normalized_view(rule.path, rule.type, path_error);
+    if (!path_error.empty()) {
+      report(Item::kRule, i, std::move(path_error));
       continue;
     }
     std::string host_error;
@@ -381,12 +422,12 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
     const format::Match match = rule.type == PathType::kExact ? format::Match::kExact : format::Match::kPrefix;
     const auto fresh = static_cast<std::uint32_t>(checked.size());
-    const std::uint32_t held = rule_index.find_or_insert(path_hash(group, match, path.path), fresh, [&](std::uint32_t c) {
-      return checked[c].group == group && checked[c].match == match && checked[c].path == path.path;
+    const std::uint32_t held = rule_index.find_or_insert(path_hash(group, match, path), fresh, [&](std::uint32_t c) {
+      return checked[c].group == group && checked[c].match == match && checked[c].path == path;
     });
     if (held == fresh) {
-      checked.push_back({i, group, std::move(path.path), match, declared_type(rule.type)});
-      groups[group].rules.push_back(fresh);
+      checked.push_back({i, group, path, match, declared_type(rule.type)});
+      ++groups[group].rule_count;
       continue;
     }
     CheckedRule& current = checked[held];
@@ -402,19 +443,20 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   // comparisons happen, not what wins).
   for (const auto& [loser, held] : rule_losers) {
     const CheckedRule& winner = checked[held];
-    result.conflicts.push_back({Item::kRule, winner.model_index, loser, display_name(groups[winner.group].key), winner.path});
+    result.conflicts.push_back(
+        {Item::kRule, winner.model_index, loser, display_name(groups[winner.group].key), std::string(winner.path)});
   }
 
   // TLS: one certificate reference per host, oldest Ingress wins.
   std::vector<std::pair<std::uint32_t, std::uint32_t>> tls_losers;  // (model index, host group)
   for (std::uint32_t i = 0; i < model.tls.size(); ++i) {
     const TlsHost& tls = model.tls[i];
-    std::string host;
+    std::string_view host;
     if (tls.source >= model.sources.size() || !source_ok[tls.source]) {
       report(Item::kTls, i, "tls entry refers to a missing or invalid source");
       continue;
     }
-    if (std::string error = check_rule_host(tls.host, host); !error.empty()) {
+    if (std::string error = stable_hosts.check(tls.host, host); !error.empty()) {
       report(Item::kTls, i, std::move(error));
       continue;
     }
@@ -450,11 +492,24 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
   }
 
-  // Hosts in a stable order, whatever order the model came in.
-  std::vector<std::uint32_t> host_order(groups.size());
-  std::iota(host_order.begin(), host_order.end(), 0);
-  std::sort(host_order.begin(), host_order.end(),
-            [&](std::uint32_t a, std::uint32_t b) { return groups[a].key < groups[b].key; });
+  // Hosts in a stable order, whatever order the model came in (the keys sorted in one array, not
+  // through indexes into the groups).
+  struct OrderedHost {
+    HostKey key;
+    std::uint32_t group;
+  };
+  std::vector<OrderedHost> host_order;
+  host_order.reserve(groups.size());
+  for (std::uint32_t g = 0; g < groups.size(); ++g) host_order.push_back({groups[g].key, g});
+  std::sort(host_order.begin(), host_order.end(), [](const OrderedHost& a, const OrderedHost& b) { return a.key < b.key; });
+  // Each group's winning rules side by side: grouped[group_first[g]] onwards, in the order checked.
+  std::vector<std::uint32_t> group_first(groups.size() + 1, 0);
+  for (std::uint32_t g = 0; g < groups.size(); ++g) group_first[g + 1] = group_first[g] + groups[g].rule_count;
+  std::vector<std::uint32_t> grouped(checked.size());
+  {
+    std::vector<std::uint32_t> next(group_first.begin(), group_first.end() - 1);
+    for (std::uint32_t c = 0; c < checked.size(); ++c) grouped[next[checked[c].group]++] = c;
+  }
 
   StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
                      2 * model.sources.size());
@@ -499,9 +554,11 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   rules.reserve(checked.size());
   path_index.reserve(checked.size());
 
-  for (const std::uint32_t g : host_order) {
-    HostGroup& group = groups[g];
+  for (const OrderedHost& ordered : host_order) {
+    const HostGroup& group = groups[ordered.group];
     const HostKey& key = group.key;
+    const auto first = grouped.begin() + group_first[ordered.group];
+    const auto last = first + group.rule_count;
     const auto host_number = static_cast<std::uint32_t>(hosts.size());
     format::HostEntry host{};
     host.name = strings.add(key.name);
@@ -509,19 +566,19 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     set_key(host.key, key.name);
     host.kind = key.kind;
     host.first_rule = static_cast<std::uint32_t>(rules.size());
-    host.rule_count = static_cast<std::uint32_t>(group.rules.size());
+    host.rule_count = group.rule_count;
     host.tls = kNone;
     // Precedence order: longest path first, Exact before Prefix on a tie. Lookup uses the hash
     // tables, so this order is for dump and for anyone reading the snapshot.
-    std::sort(group.rules.begin(), group.rules.end(), [&](std::uint32_t x, std::uint32_t y) {
+    std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
       const CheckedRule& a = checked[x];
       const CheckedRule& b = checked[y];
       if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
       if (a.match != b.match) return a.match < b.match;
       return a.path < b.path;
     });
-    for (const std::uint32_t index : group.rules) {
-      const CheckedRule& rule = checked[index];
+    for (auto it = first; it != last; ++it) {
+      const CheckedRule& rule = checked[*it];
       const Rule& declared = model.rules[rule.model_index];
       format::RuleEntry entry{};
       entry.path = strings.add(rule.path);
