@@ -86,7 +86,11 @@ void Agent::publish() {
   last_publish_ = started;
   // The cache's table: valid until the next compile.
   const CompiledTable& table = compile(store_, options_.compile, compile_cache_);
-  if (compile_cache_.last_patched()) metrics_.compiles_patched.fetch_add(1, std::memory_order_relaxed);
+  if (compile_cache_.last_patched()) {
+    metrics_.compiles_patched.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    only_patched_ = false;
+  }
   if (table.default_certificate_problem != default_certificate_problem_) {
     default_certificate_problem_ = table.default_certificate_problem;
     if (default_certificate_problem_.empty()) {
@@ -134,7 +138,8 @@ void Agent::publish() {
     }
   }
   warnings_ = std::move(current);
-  status_.update(table.owned, outcome.warnings);
+  status_.update(table.owned, outcome.warnings, only_patched_ && !ingresses_relisted_ ? &changed_ingresses_ : nullptr);
+  only_patched_ = true;
   if (ingresses_relisted_) {
     status_.reconcile();
   } else {

@@ -58,6 +58,9 @@ class Agent {
   // of Ingresses checks them all.
   std::set<std::string> changed_ingresses_;
   bool ingresses_relisted_ = false;
+  // Every compile since the last status update patched the table: only changed_ingresses_ can have
+  // changed hands (a class change, say, could change any Ingress's).
+  bool only_patched_ = true;
   bool synced_ = false;
   std::set<Warning> warnings_;
   std::string default_certificate_problem_;  // logged when it changes

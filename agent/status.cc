@@ -63,9 +63,17 @@ void StatusWriter::set_leader(bool leader) {
   reconcile();
 }
 
-void StatusWriter::update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings) {
+void StatusWriter::update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings,
+                          const std::set<std::string>* candidates) {
   std::vector<std::string> changed;
-  std::set_symmetric_difference(owned_.begin(), owned_.end(), owned.begin(), owned.end(), std::back_inserter(changed));
+  if (candidates != nullptr) {
+    for (const std::string& key : *candidates) {
+      if (std::binary_search(owned.begin(), owned.end(), key) != is_owned(key)) changed.push_back(key);
+    }
+  } else {
+    std::set_symmetric_difference(owned_.begin(), owned_.end(), owned.begin(), owned.end(),
+                                  std::back_inserter(changed));
+  }
   // Usually one Ingress came or went: applying the difference spares copying thousands of keys.
   if (changed.size() > 16) {
     owned_ = owned;

@@ -32,7 +32,10 @@ class StatusWriter {
   void set_leader(bool leader);
   // After each compile: the Ingresses we own (sorted) and the warnings of the current table. Only the
   // Ingresses whose ownership changed are checked again, unless the addresses to publish changed.
-  void update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings);
+  // `candidates`, when given, holds every Ingress whose ownership may have changed since the last
+  // update (the changed Ingresses, when nothing else changed): only those are compared.
+  void update(const std::vector<std::string>& owned, const std::vector<Warning>& warnings,
+              const std::set<std::string>* candidates = nullptr);
   // Compares every Ingress's status with what it should be and queues the writes that differ.
   void reconcile();
   // The same for one Ingress, after a change of its status alone (our own writes, mostly): with
