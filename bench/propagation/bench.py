@@ -3,7 +3,8 @@ serves the new host, with kroute and with a reload-based baseline, idle and unde
 each size; and failed requests and cut connections during a storm of changes.
 
 kroute: a real etcd + kube-apiserver, kroute-agent and nginx with the module (the e2e stack,
-tests/e2e/stack.py; nginx from the shipped nginx.conf with 2 workers and no access log). With N Ingresses
+tests/e2e/stack.py; nginx from the shipped nginx.conf with 2 workers and no access log; the table directory in
+/dev/shm, as the chart's memory-backed emptyDir puts it). With N Ingresses
 present (one host each, all to one Service "web" of two echo pods), new Ingresses are created one at a time;
 for each, the clock starts when the API server answers the POST and stops at the first 200 for the new host
 through nginx, polled by bench/propagation/first200.c (a C poller started before the change) with a new
@@ -186,7 +187,15 @@ class Kroute:
 
     def __init__(self, cluster: Cluster, log: Log):
         self.log = log
-        self.stack = Stack(cluster)
+        # The table in memory, as the chart's emptyDir (medium: Memory) has it; readable by nginx's workers.
+        self.table_base = Path(tempfile.mkdtemp(prefix="kroute-propagation-table-",
+                                                dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+        self.table_base.chmod(0o755)
+        try:
+            self.stack = Stack(cluster, table_dir=self.table_base / "table")
+        except BaseException:
+            shutil.rmtree(self.table_base, ignore_errors=True)
+            raise
         try:
             # nginx as the image ships it, but without the access log (the baseline has none either).
             self.stack.nginx.stop()
@@ -198,14 +207,17 @@ class Kroute:
             self.web = self.stack.backend("web", replicas=2)
             self.churn = self.stack.backend("churn", replicas=3)
         except BaseException:
-            self.stack.close()
+            self.close()
             raise
         self.api = self.stack.api
         self.routes = 0
         self.port = self.stack.nginx.port
 
     def close(self) -> None:
-        self.stack.close()
+        try:
+            self.stack.close()
+        finally:
+            shutil.rmtree(self.table_base, ignore_errors=True)
 
     def pods(self) -> tuple[list[str], list[str]]:
         return self.web.addresses, self.churn.addresses
