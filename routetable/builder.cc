@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -60,22 +61,31 @@ class StringPool {
   explicit StringPool(std::size_t expected) : index_(expected) {}
 
   format::StrRef add(std::string_view s) {
+    if (s.empty()) return {0, 0};
+    // The same few strings come again and again (a namespace, "/" as a declared path): a small table of
+    // recent ones, in L1, answers them before the main index, whose slots are spread over a big array.
+    format::StrRef& recent = recent_[(s.size() * 31 + static_cast<unsigned char>(s.front()) * 7 +
+                                      static_cast<unsigned char>(s.back())) % recent_.size()];
+    if (recent.length == s.size() && view(recent) == s) return recent;
     const auto fresh = static_cast<std::uint32_t>(refs_.size());
-    const std::uint32_t id = index_.find_or_insert(host_hash(s), fresh, [&](std::uint32_t existing) {
-      return std::string_view(bytes_).substr(refs_[existing].offset, refs_[existing].length) == s;
-    });
+    const std::uint32_t id = index_.find_or_insert(host_hash(s), fresh,
+                                                   [&](std::uint32_t existing) { return view(refs_[existing]) == s; });
     if (id == fresh) {
       refs_.push_back({static_cast<std::uint32_t>(bytes_.size()), static_cast<std::uint32_t>(s.size())});
       bytes_.append(s);
     }
-    return refs_[id];
+    recent = refs_[id];
+    return recent;
   }
   const std::string& bytes() const { return bytes_; }
 
  private:
+  std::string_view view(format::StrRef ref) const { return std::string_view(bytes_).substr(ref.offset, ref.length); }
+
   std::string bytes_;
   std::vector<format::StrRef> refs_;
   HashIndex index_;
+  std::array<format::StrRef, 64> recent_{};  // length 0: empty slot
 };
 
 struct HostKey {
@@ -494,14 +504,25 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
 
   // Hosts in a stable order, whatever order the model came in (the keys sorted in one array, not
   // through indexes into the groups).
+  // The first 8 bytes of a name, big-endian, order names as their bytes do; most comparisons end there.
   struct OrderedHost {
+    std::uint64_t prefix;
     HostKey key;
     std::uint32_t group;
   };
+  const auto prefix_of = [](std::string_view name) {
+    std::uint64_t prefix = 0;
+    for (std::size_t i = 0; i < 8; ++i) prefix = prefix << 8 | (i < name.size() ? static_cast<unsigned char>(name[i]) : 0u);
+    return prefix;
+  };
   std::vector<OrderedHost> host_order;
   host_order.reserve(groups.size());
-  for (std::uint32_t g = 0; g < groups.size(); ++g) host_order.push_back({groups[g].key, g});
-  std::sort(host_order.begin(), host_order.end(), [](const OrderedHost& a, const OrderedHost& b) { return a.key < b.key; });
+  for (std::uint32_t g = 0; g < groups.size(); ++g) host_order.push_back({prefix_of(groups[g].key.name), groups[g].key, g});
+  std::sort(host_order.begin(), host_order.end(), [](const OrderedHost& a, const OrderedHost& b) {
+    if (a.key.kind != b.key.kind) return a.key.kind < b.key.kind;
+    if (a.prefix != b.prefix) return a.prefix < b.prefix;
+    return a.key.name < b.key.name;
+  });
   // Each group's winning rules side by side: grouped[group_first[g]] onwards, in the order checked.
   std::vector<std::uint32_t> group_first(groups.size() + 1, 0);
   for (std::uint32_t g = 0; g < groups.size(); ++g) group_first[g + 1] = group_first[g] + groups[g].rule_count;
