@@ -100,6 +100,9 @@ std::string Metrics::render() const {
                      table_publish_failing.load(std::memory_order_relaxed) ? 1 : 0);
   single(out, "kroute_agent_table_repairs_total", "counter",
          "Tables published again because their directory, control file or snapshot was removed.", table_repairs);
+  single(out, "kroute_agent_table_dir_full_total", "counter",
+         "Publishes that found the table directory full and removed all snapshots but the current one first.",
+         table_dir_full);
   bool all_ready = true;
   for (const ReadinessCheck& check : readiness(0)) all_ready = all_ready && check.ok;
   header(out, "kroute_agent_ready", "gauge",

@@ -67,6 +67,7 @@ struct Metrics {
   // The table directory: true from a failed publish until the next one succeeds (nginx serves the last).
   std::atomic<bool> table_publish_failing{false};
   Counter table_repairs{0};  // tables put back after their directory, control file or snapshot vanished
+  Counter table_dir_full{0};  // publishes that found the table directory full and removed older snapshots
 
   static std::size_t at(Kind kind) { return static_cast<std::size_t>(kind); }
   // Every readiness condition, at steady-clock time `now_ms`; ready means all of them hold.

@@ -35,6 +35,7 @@ PublishOutcome TablePublisher::publish(const CompiledTable& table) {
     if (!failing_error_.empty()) recovered(outcome.generation, "the published route table is current again");
   } else {
     PublishResult result = publisher_->publish(build.bytes);
+    if (result.made_room) made_room(result);
     if (result.generation == 0) {
       outcome.error = result.error;
       outcome.generation = publisher_->generation();
@@ -64,6 +65,7 @@ void TablePublisher::keep_in_place() {
     missing_ = missing;
   }
   PublishResult result = publisher_->publish(last_);
+  if (result.made_room) made_room(result);
   if (result.generation == 0) {
     failed(result.error);
     return;
@@ -93,6 +95,13 @@ void TablePublisher::failed(const std::string& error) {
                {"for_s", seconds_since(failing_since_)}});
     last_report_ = now;
   }
+}
+
+void TablePublisher::made_room(const PublishResult& result) {
+  metrics_.table_dir_full.fetch_add(1, std::memory_order_relaxed);
+  log::warn("the table directory is full; removed the older snapshots to make room (raise its size limit: "
+            "the chart's table.sizeLimit)",
+            {{"dir", dir_}, {"published", result.generation != 0}, {"serving_generation", publisher_->generation()}});
 }
 
 void TablePublisher::recovered(std::uint64_t generation, const char* message) {

@@ -41,6 +41,7 @@ class TablePublisher {
  private:
   TablePublisher(std::unique_ptr<Publisher> publisher, Metrics& metrics, std::string dir)
       : publisher_(std::move(publisher)), metrics_(metrics), dir_(std::move(dir)) {}
+  void made_room(const PublishResult& result);
   void failed(const std::string& error);
   void recovered(std::uint64_t generation, const char* message);
 

@@ -203,7 +203,7 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
   std::unique_ptr<Publisher> publisher(new Publisher(options, control.page, control.device, control.inode,
                                                      dir.st_mode & 07777, dir.st_gid, next));
   // A publisher killed between a rename and its prune left one snapshot too many.
-  publisher->prune();
+  publisher->prune(options.keep);
   return publisher;
 }
 
@@ -262,19 +262,17 @@ PublishResult Publisher::publish(std::span<std::byte> snapshot) {
 
   const std::string final_path = snapshot_path(options_.dir, generation);
   const std::string temp_path = final_path + ".tmp";
-  const int fd = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, options_.file_mode);
-  if (fd < 0) return {0, errno_text("cannot create " + temp_path)};
-  // Mode and group before any byte is written: a snapshot holding private keys is never readable by
-  // more than its final readers, not even while it is written.
-  const bool written = (options_.group == static_cast<gid_t>(-1) || fchown(fd, static_cast<uid_t>(-1), options_.group) == 0) &&
-                       fchmod(fd, options_.file_mode) == 0 && write_all(fd, snapshot.data(), snapshot.size());
-  const int saved_errno = errno;
-  close(fd);
-  if (!written) {
-    unlink(temp_path.c_str());
-    errno = saved_errno;
-    return {0, errno_text("cannot write " + temp_path)};
+  std::string error;
+  bool made_room = false;
+  if (!write_file(temp_path, snapshot, error) && (errno == ENOSPC || errno == EDQUOT)) {
+    // A full directory (a memory-backed volume at its size limit): the older snapshots are there only for
+    // readers that have not moved on yet, and those keep what they have mapped. Readers open the current
+    // one by the control file's generation: it stays.
+    prune(1);
+    made_room = true;
+    if (write_file(temp_path, snapshot, error)) error.clear();
   }
+  if (!error.empty()) return {0, error, made_room};
   if (rename(temp_path.c_str(), final_path.c_str()) != 0) {
     const PublishResult failed{0, errno_text("cannot rename " + temp_path)};
     unlink(temp_path.c_str());
@@ -283,8 +281,31 @@ PublishResult Publisher::publish(std::span<std::byte> snapshot) {
   // Readers open table.N only after seeing N here, so the file is complete by then.
   __atomic_store_n(&control_->generation, generation, __ATOMIC_RELEASE);
   ++next_generation_;
-  prune();
-  return {generation, {}};
+  prune(options_.keep);
+  return {generation, {}, made_room};
+}
+
+// Writes `snapshot` to a new file at `path`; on failure removes it, sets `error` and leaves errno as the
+// failing call set it.
+bool Publisher::write_file(const std::string& path, std::span<const std::byte> snapshot, std::string& error) const {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, options_.file_mode);
+  if (fd < 0) {
+    const int saved_errno = errno;
+    error = errno_text("cannot create " + path);
+    errno = saved_errno;
+    return false;
+  }
+  // Mode and group before any byte is written: a snapshot holding private keys is never readable by
+  // more than its final readers, not even while it is written.
+  const bool written = (options_.group == static_cast<gid_t>(-1) || fchown(fd, static_cast<uid_t>(-1), options_.group) == 0) &&
+                       fchmod(fd, options_.file_mode) == 0 && write_all(fd, snapshot.data(), snapshot.size());
+  const int saved_errno = errno;
+  close(fd);
+  if (written) return true;
+  unlink(path.c_str());
+  error = "cannot write " + path + ": " + std::strerror(saved_errno);
+  errno = saved_errno;
+  return false;
 }
 
 std::string Publisher::missing() const {
@@ -303,10 +324,10 @@ std::string Publisher::missing() const {
 }
 
 // Unlinked snapshots stay valid for workers that still map them; the kernel frees them after the last unmap.
-void Publisher::prune() {
+void Publisher::prune(std::size_t keep) {
   const std::vector<std::uint64_t> generations = list_generations(options_.dir, false);
-  if (generations.size() <= options_.keep) return;
-  for (std::size_t i = 0; i + options_.keep < generations.size(); ++i)
+  if (generations.size() <= keep) return;
+  for (std::size_t i = 0; i + keep < generations.size(); ++i)
     unlink(snapshot_path(options_.dir, generations[i]).c_str());
 }
 

@@ -25,6 +25,7 @@ struct PublisherOptions {
 struct PublishResult {
   std::uint64_t generation = 0;  // 0 on failure
   std::string error;
+  bool made_room = false;  // the directory was full: all snapshots but the current one were removed first
 };
 
 class Publisher {
@@ -37,7 +38,8 @@ class Publisher {
 
   // Stamps the next generation into `snapshot` (built by build_snapshot) and publishes it. When the
   // directory or the control file is no longer the one this publisher made, it is made again first
-  // (the directory with the mode and group it had).
+  // (the directory with the mode and group it had). When the directory is full (ENOSPC, EDQUOT), every
+  // snapshot but the current one is removed and the write tried once more.
   PublishResult publish(std::span<std::byte> snapshot);
 
   std::uint64_t generation() const noexcept { return load_generation(control_); }
@@ -52,7 +54,8 @@ class Publisher {
             gid_t dir_group, std::uint64_t next);
   bool control_in_place() const;
   bool make_again(std::string& error);
-  void prune();
+  void prune(std::size_t keep);
+  bool write_file(const std::string& path, std::span<const std::byte> snapshot, std::string& error) const;
 
   PublisherOptions options_;
   ControlPage* control_;

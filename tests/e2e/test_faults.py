@@ -9,9 +9,10 @@ happens to the agent, the API server or the table directory, and everything reco
   backoff (connections counted at the proxy: some, and no tight loop), never exits, and once the server is
   back a change reaches nginx.
 - nginx workers SIGKILLed: the respawned ones map the current table before their first request.
-- The table directory full (a small tmpfs), unwritable (immutable, or a read-only bind mount) or deleted:
-  one clear error, the old table keeps serving, recovery once fixed; a deleted directory is made again by
-  the agent and nginx follows the new control file without a reload.
+- The table directory full (a small tmpfs): the older snapshots make room for the new one, with a warning;
+  full even so, unwritable (immutable, or a read-only bind mount) or deleted: one clear error, the old
+  table keeps serving, recovery once fixed; a deleted directory is made again by the agent and nginx
+  follows the new control file without a reload.
 
 Two variants. `make test` runs the short one (suite "faults": 20 kills, 15 s outages; about three minutes):
 15 s is enough to see an outage through, because the slowest detection, a blackhole, takes at most two
@@ -400,14 +401,16 @@ def umount(path: Path) -> None:
         subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
 
 
-def check_broken_then_fixed(s: Stack, fix: Callable[[], None], error_text: str) -> None:
+def check_broken_then_fixed(s: Stack, fix: Callable[[], None], error_text: str, extra_hosts: int = 0) -> None:
     """With the directory just broken: a change cannot be written; one error says why; nginx serves the old
-    table; the agent is not ready (table) but alive. Then fix() and the change is served."""
+    table; the agent is not ready (table) but alive. Then fix() and the change is served. The change is an
+    Ingress for new.dir and `extra_hosts` more hosts (a bigger snapshot)."""
     assert s.agent is not None and s.nginx is not None
     generation = s.agent.metric("kroute_agent_table_generation")
     errors_before = s.agent.metric("kroute_agent_publish_errors_total")
     log_start = len(s.agent.log())
-    s.api.create(s.ingress("new", {"rules": [rule("new.dir", ("/", "Prefix", "web"))]}))
+    hosts = ["new.dir", *(f"extra-{i}.new.dir" for i in range(extra_hosts))]
+    s.api.create(s.ingress("new", {"rules": [rule(h, ("/", "Prefix", "web")) for h in hosts]}))
     wait_for("a failed publish", lambda: s.agent.metric("kroute_agent_table_publish_failing") == 1, timeout=10)
     # Retried every second, reported once.
     wait_for("retries", lambda: s.agent.metric("kroute_agent_publish_errors_total") >= errors_before + 3, timeout=10)
@@ -431,6 +434,28 @@ def check_broken_then_fixed(s: Stack, fix: Callable[[], None], error_text: str) 
     assert not list(s.agent.table_dir.glob("*.tmp"))
 
 
+def fill(path: Path) -> None:
+    """Appends zeros to `path` until its file system is full (a 2 MB tmpfs; bounded at 64 MB)."""
+    with open(path, "ab", buffering=0) as f:
+        chunk = b"\0" * 4096
+        try:
+            for _ in range(16384):
+                f.write(chunk)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        else:
+            raise AssertionError("a 2 MB tmpfs took 64 MB")
+
+
+def wait_workers_on_current(s: Stack) -> int:
+    """Waits until every worker maps the current table (and so none maps an older one); returns it."""
+    assert s.agent is not None
+    generation = int(s.agent.metric("kroute_agent_table_generation"))
+    wait_for(f"every worker on generation {generation}", lambda: set(worker_generations(s).values()) == {generation},
+             timeout=10)
+    return generation
+
+
 def test_a_full_table_directory(make_stack) -> None:  # noqa: ANN001
     directory = Path(tempfile.mkdtemp(prefix="kroute-full-"))
     directory.chmod(0o755)
@@ -440,17 +465,28 @@ def test_a_full_table_directory(make_stack) -> None:  # noqa: ANN001
     s: Stack | None = None
     try:
         s = web_stack(make_stack, "web.dir", table_dir=table)
+        assert s.agent is not None
         filler = table / "filler"
-        with open(filler, "wb", buffering=0) as f:
-            chunk = b"\0" * 65536
-            try:
-                for _ in range(1000):  # 64 MB at most; the tmpfs holds 2
-                    f.write(chunk)
-            except OSError as e:
-                assert e.errno == errno.ENOSPC, e
-            else:
-                raise AssertionError("a 2 MB tmpfs took 64 MB")
-        check_broken_then_fixed(s, filler.unlink, "No space left on device")
+        # Full, but older snapshots are on disk: they go (every worker has moved on from them), the
+        # change is published, and a warning says to raise the size limit.
+        current = wait_workers_on_current(s)
+        assert len(list(table.glob("table.*"))) > 1
+        fill(filler)
+        log_start = len(s.agent.log())
+        s.api.create(s.ingress("roomy", {"rules": [rule("roomy.dir", ("/", "Prefix", "web"))]}))
+        s.wait_status("roomy.dir", timeout=10)
+        assert s.request("roomy.dir").status == 200 and s.request("web.dir").status == 200
+        assert s.agent.metric("kroute_agent_table_dir_full_total") == 1
+        assert s.agent.metric("kroute_agent_table_publish_failing") == 0
+        warnings = log_lines(s.agent.log()[log_start:], "the table directory is full")
+        assert len(warnings) == 1 and "level=warn" in warnings[0], warnings
+        assert not log_lines(s.agent.log()[log_start:], "cannot publish the route table")
+        newest = int(s.agent.metric("kroute_agent_table_generation"))
+        assert sorted(p.name for p in table.glob("table.*")) == sorted({f"table.{current}", f"table.{newest}"})
+        # Full even without them: a table bigger than the room one older snapshot leaves is not written.
+        wait_workers_on_current(s)
+        fill(filler)
+        check_broken_then_fixed(s, filler.unlink, "No space left on device", extra_hosts=200)
     finally:
         if s is not None:
             s.close()  # nginx and the agent let go of the tmpfs before it is unmounted

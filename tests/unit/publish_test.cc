@@ -1,6 +1,7 @@
 // Publisher and reader through a real directory: pickup on the next poll, a refused snapshot keeps the
 // last good one, pruning, pinning across a switch, and a reader that starts before the first publish.
 #include <doctest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,61 @@ TEST_CASE("only the newest few snapshots stay on disk") {
   CHECK(fs::exists(dir.path / "table.20"));
   CHECK(fs::exists(dir.path / "table.18"));
   CHECK_FALSE(fs::exists(dir.path / "table.17"));
+}
+
+// A tmpfs of `bytes` on a fresh directory, as the chart's memory-backed emptyDir with a sizeLimit is.
+// Mounting needs root (CAP_SYS_ADMIN); `mounted` says whether it worked.
+struct SmallTmpfs {
+  TempDir dir;
+  bool mounted = false;
+  explicit SmallTmpfs(std::size_t bytes) {
+    const std::string options = "size=" + std::to_string(bytes) + ",mode=0755";
+    mounted = mount("tmpfs", dir.path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) == 0;
+  }
+  ~SmallTmpfs() {
+    if (mounted) umount2(dir.path.c_str(), MNT_DETACH);
+  }
+};
+
+TEST_CASE("a full table directory: older generations make room and the new table is published") {
+  // About 40 KB of snapshot: the directory holds the control page and three of them, not a fourth.
+  kroute::testing::ModelBuilder m;
+  for (int i = 0; i < 200; ++i) m.prefix("host-" + std::to_string(i) + ".example.com", "/", "s");
+  auto bytes = kroute::build_snapshot(m.model()).bytes;
+  const std::size_t page = 4096;
+  const std::size_t pages = (bytes.size() + page - 1) / page;
+  SmallTmpfs fs_(page * (1 + 3 * pages + pages / 2));
+  if (!fs_.mounted) {
+    MESSAGE("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  std::string error;
+  auto publisher = Publisher::open({fs_.dir.path.string(), 3}, error);
+  REQUIRE_MESSAGE(publisher != nullptr, error);
+  for (int i = 1; i <= 3; ++i) REQUIRE(publisher->publish(bytes).generation == static_cast<std::uint64_t>(i));
+  REQUIRE(snapshot_files(fs_.dir) == 3);
+  // The fourth does not fit beside the other three: the publisher removes the ones readers no longer
+  // need (all but the current) and writes it.
+  const kroute::PublishResult fourth = publisher->publish(bytes);
+  CHECK_MESSAGE(fourth.error.empty(), fourth.error);
+  CHECK(fourth.generation == 4);
+  CHECK(fs::exists(fs_.dir.path / "table.4"));
+  CHECK(fs::exists(fs_.dir.path / "table.3"));
+  CHECK_FALSE(fs::exists(fs_.dir.path / "table.2"));
+  CHECK_FALSE(fs::exists(fs_.dir.path / "table.4.tmp"));
+  TableReader reader(fs_.dir.path.string());
+  CHECK(reader.poll(1) == Poll::kPickedUp);
+  CHECK(reader.current()->view.header().generation == 4);
+  // A snapshot bigger than the whole directory still fails, cleanly, and the current one stays.
+  kroute::testing::ModelBuilder huge;
+  for (int i = 0; i < 2000; ++i) huge.prefix("host-" + std::to_string(i) + ".example.com", "/", "s");
+  auto too_big = kroute::build_snapshot(huge.model()).bytes;
+  const kroute::PublishResult failed = publisher->publish(too_big);
+  CHECK(failed.generation == 0);
+  CHECK(failed.error.find("No space left") != std::string::npos);
+  CHECK(publisher->generation() == 4);
+  CHECK(fs::exists(fs_.dir.path / "table.4"));
+  CHECK_FALSE(fs::exists(fs_.dir.path / "table.5.tmp"));
 }
 
 TEST_CASE("a pinned snapshot outlives a switch and is unmapped when unpinned") {
