@@ -130,11 +130,14 @@ class Compiler {
   }
 
   const CompiledTable& run() {
+    if (patch_ && !patch_endpoints()) patch_ = false;
     if (patch_) {
       patch();
     } else {
       compile_all();
     }
+    cache_.changed_services_.clear();
+    cache_.slices_relisted_ = false;
     cache_.table_valid_ = true;
     cache_.last_patched_ = patch_;
     for (Kind kind : kAllKinds) cache_.revisions_[static_cast<std::size_t>(kind)] = store_.revision(kind);
@@ -143,13 +146,13 @@ class Compiler {
 
  private:
   // Patching pays only when few Ingresses changed; the default backend (the oldest Ingress's) and
-  // everything resolved from other kinds are left to a full compile.
+  // everything resolved from other kinds but EndpointSlices are left to a full compile.
   bool can_patch() const {
     if (!cache_.table_valid_ || !cache_.parts_complete_ || cache_.changed_.size() > 16) return false;
+    if (cache_.slices_relisted_ || cache_.changed_services_.size() > 16) return false;
     for (Kind kind : kAllKinds) {
-      if (kind != Kind::kIngress && store_.revision(kind) != cache_.revisions_[static_cast<std::size_t>(kind)]) {
-        return false;
-      }
+      if (kind == Kind::kIngress || kind == Kind::kEndpointSlice) continue;  // every change reported
+      if (store_.revision(kind) != cache_.revisions_[static_cast<std::size_t>(kind)]) return false;
     }
     for (const std::string& key : cache_.changed_) {
       auto it = cache_.parts_.find(key);
@@ -191,6 +194,36 @@ class Compiler {
     add_default_certificate();
     std::sort(table_.warnings.begin(), table_.warnings.end());
     table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
+  }
+
+  // The endpoints of the last table's backends that name a Service whose slices changed, resolved again
+  // (before the Ingress changes, which may name the same backends). A backend is keyed by the port as an
+  // Ingress names it, so the Service's ports give every key that can have endpoints; backends of a
+  // missing Service or port have none whatever the slices say. The problems a backend carries come from
+  // the Service alone, unchanged here: false (compile in full) if they differ all the same.
+  bool patch_endpoints() {
+    for (const std::string& service_key : cache_.changed_services_) {
+      auto service = store_.services.find(service_key);
+      if (service == store_.services.end()) continue;
+      const std::string service_name = service_key.substr(service_key.find('/') + 1);
+      for (const ServicePort& port : service->second.ports) {
+        for (const std::string& label : {std::to_string(port.port), port.name}) {
+          if (label.empty()) continue;
+          auto slot = cache_.backends_.find(service_key + ":" + label);
+          if (slot == cache_.backends_.end()) continue;
+          Backend& backend = table_.model.backends[slot->second.index];
+          const ServiceBackendRef ref{service_name, backend.port, backend.port_name};
+          CompileCache::Resolved fresh;
+          fresh.backend = backend;
+          fresh.backend.endpoints.clear();
+          resolve_endpoints(service_key, ref, label, fresh.backend, fresh.problems);
+          if (fresh.problems != slot->second.problems) return false;
+          backend.endpoints = fresh.backend.endpoints;
+          cache_.resolved_[service_key].insert_or_assign(label, std::move(fresh));
+        }
+      }
+    }
+    return true;
   }
 
   // The last table with the changed Ingresses' old share taken out and their new share added. The model's
@@ -455,9 +488,11 @@ void CompileCache::slice_changed(const Store& store, const std::string& key) {
   // Pointers into the store's map stay valid for elements that were not erased; a relist replaces the map.
   if (key.empty() || !indexed_) {
     indexed_ = false;
+    slices_relisted_ = true;
     return;
   }
   if (auto old = service_of_slice_.find(key); old != service_of_slice_.end()) {
+    changed_services_.insert(old->second);
     auto& list = slices_[old->second];
     const std::string name = key.substr(key.find('/') + 1);
     std::erase_if(list, [&](const auto& entry) { return entry.first == name; });
@@ -470,6 +505,7 @@ void CompileCache::slice_changed(const Store& store, const std::string& key) {
   const EndpointSlice& slice = it->second;
   const std::string service = slice.ns + "/" + slice.service;
   service_of_slice_.emplace(key, service);
+  changed_services_.insert(service);
   auto& list = slices_[service];
   const std::pair<std::string, const EndpointSlice*> entry{slice.name, &slice};
   list.insert(std::upper_bound(list.begin(), list.end(), entry), entry);

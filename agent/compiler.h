@@ -46,10 +46,11 @@ struct CompiledTable {
 // contributes on its own (its rules, checked), the EndpointSlices of each Service, the resolved backend
 // (endpoints and problems) of each Service port, and the last table. A compile then walks these compact
 // parts instead of every Ingress in the store, whose objects are scattered through memory; when only a
-// few Ingresses changed since the last compile (no class, Service, EndpointSlice or Secret, no default
-// backend involved), it patches the last table instead: their old share out, their new share in. The
-// agent reports every Ingress, Service and EndpointSlice change; a relist of a kind (key "") starts that
-// kind over. Other kinds are noticed through the store's revisions.
+// few Ingresses and EndpointSlices changed since the last compile (no class, Service or Secret, no
+// default backend changing hands), it patches the last table instead: the changed Ingresses' old share
+// out and their new share in, the endpoints of the backends naming a Service whose slices changed
+// resolved again. The agent reports every Ingress, Service and EndpointSlice change; a relist of a kind
+// (key "") starts that kind over. Other kinds are noticed through the store's revisions.
 class CompileCache {
  public:
   void ingress_changed(const std::string& key);
@@ -87,6 +88,8 @@ class CompileCache {
   std::unordered_map<std::string, std::unordered_map<std::string, Resolved>> resolved_;  // "ns/service" -> port
   bool parts_complete_ = false;    // false: every Ingress is read again
   std::set<std::string> changed_;  // Ingresses changed since the last compile
+  std::set<std::string> changed_services_;  // "ns/service" whose EndpointSlices changed since the last compile
+  bool slices_relisted_ = false;            // since the last compile: every slice may have changed
   std::map<std::string, Part> parts_;  // by Ingress key, in the store's (sorted) order
   // The last table and what a patch needs to know about it.
   struct BackendSlot {

@@ -1,8 +1,9 @@
 // What one route change costs inside kroute-agent at a given cluster size: compile (store -> route
-// model), build (model -> snapshot bytes) and publish (write, rename, control file) after one new
-// Ingress, and nginx's pick-up of the result, with N Ingresses (one host, one path each), N Services and N EndpointSlices present; the
-// "/shared" variants have every Ingress name one Service, as bench/propagation's do. This is the agent's
-// share of route propagation (bench/propagation measures the whole path).
+// model) after a new Ingress and after an endpoint change, build (model -> snapshot bytes) and publish
+// (write, rename, control file), and nginx's pick-up of the result, with N Ingresses (one host, one path
+// each), N Services and N EndpointSlices present; the "/shared" variants have every Ingress name one
+// Service, as bench/propagation's do. This is the agent's share of route propagation (bench/propagation
+// measures the whole path).
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -57,7 +58,7 @@ Json::Value service(std::size_t i) {
   return o;
 }
 
-Json::Value slice(std::size_t i) {
+Json::Value slice(std::size_t i, int first_endpoint = 0) {
   Json::Value o;
   o["metadata"]["name"] = "svc-" + std::to_string(i) + "-abc";
   o["metadata"]["namespace"] = "bench";
@@ -66,7 +67,7 @@ Json::Value slice(std::size_t i) {
   Json::Value port;
   port["port"] = 8080;
   o["ports"].append(port);
-  for (int e = 0; e < 2; ++e) {
+  for (int e = first_endpoint; e < first_endpoint + 2; ++e) {
     Json::Value endpoint;
     endpoint["addresses"].append("10.1." + std::to_string(i / 250 % 250) + "." + std::to_string(i % 250 + e));
     endpoint["conditions"]["ready"] = true;
@@ -98,6 +99,11 @@ struct Cluster {
     store.apply(Kind::kIngress, add ? kube::EventType::kAdded : kube::EventType::kDeleted, ingress(n, shared));
     cache.ingress_changed("bench/ing-" + std::to_string(n));  // as the agent reports each change
   }
+  // Another change: the EndpointSlice of the Service that Ingress 0 routes to swaps one pod for another.
+  void move_endpoints(bool moved) {
+    store.apply(Kind::kEndpointSlice, kube::EventType::kModified, slice(0, moved ? 1 : 0));
+    cache.slice_changed(store, "bench/svc-0-abc");
+  }
 };
 
 void BM_Compile(benchmark::State& state) {
@@ -111,6 +117,21 @@ void BM_Compile(benchmark::State& state) {
     state.ResumeTiming();
     const CompiledTable& table = compile(c.store, c.options, c.cache);
     benchmark::DoNotOptimize(table.model.rules.data());
+  }
+}
+
+// The same for an endpoint change (a pod replaced behind a Service an Ingress routes to).
+void BM_CompileEndpoints(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  Cluster c(n, state.range(1) != 0);
+  bool moved = true;
+  for (auto _ : state) {
+    state.PauseTiming();
+    c.move_endpoints(moved);
+    moved = !moved;
+    state.ResumeTiming();
+    const CompiledTable& table = compile(c.store, c.options, c.cache);
+    benchmark::DoNotOptimize(table.model.backends.data());
   }
 }
 
@@ -176,6 +197,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Compile)->Apply(sizes);
+BENCHMARK(BM_CompileEndpoints)->Apply(sizes);
 BENCHMARK(BM_Build)->Apply(sizes);
 BENCHMARK(BM_Publish)->Apply(sizes);
 BENCHMARK(BM_PickUp)->Apply(sizes);

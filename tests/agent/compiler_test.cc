@@ -66,6 +66,33 @@ bool has_warning(const CompiledTable& t, const std::string& name, const std::str
                      [&](const Warning& w) { return w.name == name && w.reason == reason; });
 }
 
+// Compiles with the cache and from scratch and checks that both give the same table; returns the cached.
+CompiledTable same_as_from_scratch(Fixture& f, CompileCache& cache, const char* step) {
+  CAPTURE(step);
+  const CompiledTable cached = compile(f.store, f.options, cache);
+  const CompiledTable fresh = compile(f.store, f.options);
+  CHECK(cached.owned == fresh.owned);
+  CHECK(cached.warnings == fresh.warnings);
+  // Nothing stays behind in a patched model (it would grow as Ingresses come and go).
+  CHECK(cached.model.sources.size() == fresh.model.sources.size());
+  CHECK(cached.model.rules.size() == fresh.model.rules.size());
+  CHECK(cached.model.backends.size() == fresh.model.backends.size());
+  CHECK(cached.model.tls.size() == fresh.model.tls.size());
+  const BuildOptions at{1};
+  CHECK(build_snapshot(cached.model, at).bytes == build_snapshot(fresh.model, at).bytes);
+  return cached;
+}
+
+// The endpoints of the backends named `service`, as "address:port" in the model's order, ready or not.
+std::vector<std::string> endpoints_of(const CompiledTable& t, const std::string& service) {
+  std::vector<std::string> out;
+  for (const Backend& b : t.model.backends) {
+    if (b.service != service) continue;
+    for (const Endpoint& e : b.endpoints) out.push_back(e.address + ":" + std::to_string(e.port));
+  }
+  return out;
+}
+
 }  // namespace
 
 TEST_CASE("class selection: ingressClassName, legacy annotation, default class, --watch-without-class") {
@@ -348,6 +375,72 @@ TEST_CASE("compile cache: a patch takes out the changed Ingress by its store key
   CHECK(t.model.rules.size() == 1);
 }
 
+TEST_CASE("compile cache: an EndpointSlice change patches the endpoints of the backends naming its Service") {
+  Fixture f;
+  f.ours_class();
+  CompileCache cache;
+  const auto same_as_from_scratch = [&](const char* step) { return ::same_as_from_scratch(f, cache, step); };
+  const auto slice = [&](const std::string& name, const std::string& service, const std::string& endpoints) {
+    f.slice(name, service, R"([{"name": "http", "port": 8080}])", endpoints);
+    cache.slice_changed(f.store, "n/" + name);
+  };
+  const auto delete_slice = [&](const std::string& name) {
+    f.store.apply(Kind::kEndpointSlice, EventType::kDeleted, json(R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}})"));
+    cache.slice_changed(f.store, "n/" + name);
+  };
+  for (const char* name : {"a", "b", "c"}) f.service(name, R"([{"name": "http", "port": 80}])");
+  slice("a-1", "a", R"([{"addresses": ["10.0.0.1"]}])");
+  slice("b-1", "b", R"([{"addresses": ["10.0.1.1"]}])");
+  f.ingress("i1", "", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("a.com", "/", "a", "80") + "]}");
+  f.ingress("i2", "", R"({"ingressClassName": "kroute", "defaultBackend": {"service": {"name": "b", "port": {"number": 80}}},
+                         "rules": [)" + Fixture::rule("b.com", "/", "b", "\"http\"") + "]}");
+  CompiledTable t = same_as_from_scratch("first compile");
+  CHECK_FALSE(cache.last_patched());
+
+  slice("a-1", "a", R"([{"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.3"], "conditions": {"ready": false}}])");
+  t = same_as_from_scratch("a's endpoints replaced");
+  CHECK(cache.last_patched());
+  CHECK(endpoints_of(t, "a") == std::vector<std::string>{"10.0.0.2:8080", "10.0.0.3:8080"});
+
+  slice("a-2", "a", R"([{"addresses": ["10.0.0.9"]}])");
+  t = same_as_from_scratch("a second slice for a");
+  CHECK(cache.last_patched());
+  CHECK(endpoints_of(t, "a").size() == 3);
+
+  // b backs a rule (by port name) and the default backend (by number): both lose their endpoints.
+  delete_slice("b-1");
+  t = same_as_from_scratch("b's only slice deleted");
+  CHECK(cache.last_patched());
+  CHECK(endpoints_of(t, "b").empty());
+  REQUIRE(t.model.default_backend != kNoBackend);
+
+  slice("c-1", "c", R"([{"addresses": ["10.0.2.1"]}])");
+  t = same_as_from_scratch("a slice of a Service no rule names");
+  CHECK(cache.last_patched());
+  CHECK(endpoints_of(t, "c").empty());
+
+  // A slice moving to another Service (its label changed), together with an Ingress change.
+  slice("a-2", "b", R"([{"addresses": ["10.0.0.9"]}])");
+  f.ingress("i3", "", R"({"ingressClassName": "kroute", "rules": [)" + Fixture::rule("c.com", "/", "c", "80") + "]}");
+  cache.ingress_changed("n/i3");
+  t = same_as_from_scratch("a-2 now b's, and an Ingress for c");
+  CHECK(cache.last_patched());
+  CHECK(endpoints_of(t, "b").size() == 2);  // the rule's and the default backend's
+  CHECK(endpoints_of(t, "c") == std::vector<std::string>{"10.0.2.1:8080"});
+
+  // A Service change or a relist of the slices is compiled in full.
+  f.service("a", R"([{"name": "http", "port": 80}, {"name": "admin", "port": 81}])");
+  cache.service_changed("n/a");
+  t = same_as_from_scratch("a Service changed");
+  CHECK_FALSE(cache.last_patched());
+  cache.slice_changed(f.store, "");
+  t = same_as_from_scratch("slices relisted");
+  CHECK_FALSE(cache.last_patched());
+  slice("a-1", "a", R"([{"addresses": ["10.0.0.4"]}])");
+  t = same_as_from_scratch("after the relist, a slice change patches again");
+  CHECK(cache.last_patched());
+}
+
 TEST_CASE("compile cache: with every Ingress change reported, a compile gives what one from scratch gives") {
   Fixture f;
   f.ours_class();
@@ -356,21 +449,7 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
   f.service("b", R"([{"name": "http", "port": 80}])");
   f.slice("a-1", "a", R"([{"name": "http", "port": 8080}])", R"([{"addresses": ["10.0.0.1"]}])");
   f.slice("b-1", "b", R"([{"name": "http", "port": 8080}])", R"([{"addresses": ["10.0.1.1"]}])");
-  const auto same_as_from_scratch = [&](const char* step) {
-    CAPTURE(step);
-    const CompiledTable cached = compile(f.store, f.options, cache);
-    const CompiledTable fresh = compile(f.store, f.options);
-    CHECK(cached.owned == fresh.owned);
-    CHECK(cached.warnings == fresh.warnings);
-    // Nothing stays behind in a patched model (it would grow as Ingresses come and go).
-    CHECK(cached.model.sources.size() == fresh.model.sources.size());
-    CHECK(cached.model.rules.size() == fresh.model.rules.size());
-    CHECK(cached.model.backends.size() == fresh.model.backends.size());
-    CHECK(cached.model.tls.size() == fresh.model.tls.size());
-    const BuildOptions at{1};
-    CHECK(build_snapshot(cached.model, at).bytes == build_snapshot(fresh.model, at).bytes);
-    return cached;
-  };
+  const auto same_as_from_scratch = [&](const char* step) { return ::same_as_from_scratch(f, cache, step); };
   const auto ingress = [&](const std::string& name, const std::string& spec, const std::string& created) {
     f.ingress(name, "", spec, created);
     cache.ingress_changed("n/" + name);

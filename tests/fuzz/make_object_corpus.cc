@@ -122,6 +122,36 @@ int main(int argc, char** argv) {
     seeds.emplace_back('\0', to_text(array(events)));
   }
 
+  // Endpoint churn after the first compile, each change compiled as it lands (mode bit 64: the compile
+  // patches the endpoints of the backends naming the slice's Service): endpoints replaced, a slice
+  // moved to a Service no rule names and back, a slice added and one deleted. As many changes as
+  // cluster objects, so that the first compile comes right after the cluster.
+  {
+    std::vector<Json::Value> events;
+    for (const Json::Value& o : objects) events.push_back(event("ADDED", o));
+    Json::Value web1 = objects[2];
+    Json::Value web2 = objects[3];
+    std::vector<Json::Value> churn;
+    web1["endpoints"][0]["addresses"][0] = "10.0.0.7";
+    churn.push_back(event("MODIFIED", web1));
+    web2["endpoints"][0]["conditions"]["ready"] = false;
+    churn.push_back(event("MODIFIED", web2));
+    Json::Value moved = web1;
+    moved["metadata"]["labels"]["kubernetes.io/service-name"] = "other";
+    churn.push_back(event("MODIFIED", moved));
+    Json::Value web3 = web1;
+    web3["metadata"]["name"] = "web-3";
+    web3["endpoints"][0]["addresses"][0] = "10.0.0.9";
+    churn.push_back(event("ADDED", web3));
+    churn.push_back(event("DELETED", web2));
+    churn.push_back(event("MODIFIED", web1));
+    web3["endpoints"][1]["conditions"]["ready"] = true;
+    churn.push_back(event("MODIFIED", web3));
+    churn.resize(objects.size(), event("MODIFIED", web3));
+    events.insert(events.end(), churn.begin(), churn.end());
+    seeds.emplace_back('\x40', to_text(array(events)));
+  }
+
   // Hostile paths, hosts, names and annotations next to a good rule (tests/README.md lists them).
   // The raw bytes \xff and \xc3\x28 are not UTF-8; \u escapes give NUL, CR, LF and a lone surrogate.
   const std::string good_service = R"({"kind": "Service", "metadata": {"name": "s", "namespace": "n"},
