@@ -83,7 +83,6 @@ void Agent::on_change(Change change, Kind kind, const std::string& key) {
 
 void Agent::publish() {
   const auto started = std::chrono::steady_clock::now();
-  last_publish_ = started;
   // The cache's table: valid until the next compile.
   const CompiledTable& table = compile(store_, options_.compile, compile_cache_);
   if (compile_cache_.last_patched()) {
@@ -91,6 +90,17 @@ void Agent::publish() {
   } else {
     only_patched_ = false;
   }
+  if (compile_cache_.last_unchanged() && table_current_) {
+    // The table nginx has (endpoints of a Service no Ingress routes to, say): nothing to build or write,
+    // and no coalescing window for the next change to wait out.
+    const auto finished = std::chrono::steady_clock::now();
+    metrics_.publish_duration.observe(finished - started);
+    if (pending_since_) metrics_.change_to_publish.observe(finished - *pending_since_);
+    pending_since_.reset();
+    metrics_.publishes_unchanged.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  last_publish_ = started;
   if (table.default_certificate_problem != default_certificate_problem_) {
     default_certificate_problem_ = table.default_certificate_problem;
     if (default_certificate_problem_.empty()) {
@@ -102,6 +112,7 @@ void Agent::publish() {
   PublishOutcome outcome = publisher_.publish(table);
   const auto finished = std::chrono::steady_clock::now();
   metrics_.publish_duration.observe(finished - started);
+  table_current_ = outcome.error.empty();
   if (!outcome.error.empty()) {
     // Logged and counted by the publisher. Try again later: the directory may come back (a remounted
     // tmpfs, a full disk freed).

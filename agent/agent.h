@@ -51,7 +51,8 @@ class Agent {
   StatusWriter status_;
   std::unique_ptr<Elector> elector_;
   kube::TimerId publish_timer_ = 0;
-  std::chrono::steady_clock::time_point last_publish_{};  // when the last compile started
+  std::chrono::steady_clock::time_point last_publish_{};  // when the last compile that built a table started
+  bool table_current_ = false;  // the last built table is the one published (no write failed since)
   // When the first change not yet in a published table arrived (after the first sync); empty: none.
   std::optional<std::chrono::steady_clock::time_point> pending_since_;
   // Ingresses whose spec changed since the last publish (their status is checked after it); a relist

@@ -136,6 +136,7 @@ class Compiler {
     } else {
       compile_all();
     }
+    cache_.last_unchanged_ = patch_ && changed_.empty() && !endpoints_changed_;
     cache_.changed_services_.clear();
     cache_.slices_relisted_ = false;
     cache_.table_valid_ = true;
@@ -218,7 +219,10 @@ class Compiler {
           fresh.backend.endpoints.clear();
           resolve_endpoints(service_key, ref, label, fresh.backend, fresh.problems);
           if (fresh.problems != slot->second.problems) return false;
-          backend.endpoints = fresh.backend.endpoints;
+          if (backend.endpoints != fresh.backend.endpoints) {
+            backend.endpoints = fresh.backend.endpoints;
+            endpoints_changed_ = true;
+          }
           cache_.resolved_[service_key].insert_or_assign(label, std::move(fresh));
         }
       }
@@ -456,6 +460,7 @@ class Compiler {
   CompiledTable& table_;  // the cache's
   bool default_class_is_ours_ = false;
   bool patch_ = false;
+  bool endpoints_changed_ = false;    // patch_endpoints() changed a backend's endpoints
   std::vector<std::string> changed_;  // the Ingresses a patch takes out and puts back, sorted
   // Resolutions of Services not in the store, for this compile only (see backend_for).
   std::unordered_map<std::string, std::unordered_map<std::string, CompileCache::Resolved>> unresolved_;

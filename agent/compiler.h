@@ -58,6 +58,9 @@ class CompileCache {
   void slice_changed(const Store& store, const std::string& key);
   // Whether the last compile patched the table before it (true) or compiled every Ingress.
   bool last_patched() const { return last_patched_; }
+  // Whether the last compile gave the same table as the one before it: a patch that changed nothing
+  // (slices of Services no backend names, or endpoints as they were). The caller may skip the build.
+  bool last_unchanged() const { return last_unchanged_; }
 
  private:
   friend class Compiler;
@@ -99,6 +102,7 @@ class CompileCache {
   CompiledTable table_;
   bool table_valid_ = false;
   bool last_patched_ = false;
+  bool last_unchanged_ = false;
   std::array<std::uint64_t, kKindCount> revisions_{};  // the store's, when table_ was made
   std::unordered_map<std::string, BackendSlot> backends_;  // "ns/service:port" -> its backend in table_
 };

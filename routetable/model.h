@@ -17,6 +17,7 @@ struct Endpoint {
   bool ready = true;
   bool serving = true;
   bool terminating = false;
+  bool operator==(const Endpoint&) const = default;
 };
 
 // A Service port as an Ingress backend names it, with the endpoints behind it.

@@ -400,6 +400,7 @@ TEST_CASE("compile cache: an EndpointSlice change patches the endpoints of the b
   slice("a-1", "a", R"([{"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.3"], "conditions": {"ready": false}}])");
   t = same_as_from_scratch("a's endpoints replaced");
   CHECK(cache.last_patched());
+  CHECK_FALSE(cache.last_unchanged());
   CHECK(endpoints_of(t, "a") == std::vector<std::string>{"10.0.0.2:8080", "10.0.0.3:8080"});
 
   slice("a-2", "a", R"([{"addresses": ["10.0.0.9"]}])");
@@ -417,7 +418,11 @@ TEST_CASE("compile cache: an EndpointSlice change patches the endpoints of the b
   slice("c-1", "c", R"([{"addresses": ["10.0.2.1"]}])");
   t = same_as_from_scratch("a slice of a Service no rule names");
   CHECK(cache.last_patched());
+  CHECK(cache.last_unchanged());  // the agent builds nothing
   CHECK(endpoints_of(t, "c").empty());
+  slice("a-1", "a", R"([{"addresses": ["10.0.0.3"], "conditions": {"ready": false}}, {"addresses": ["10.0.0.2"]}])");
+  t = same_as_from_scratch("a's slice written again with the same endpoints");
+  CHECK(cache.last_unchanged());
 
   // A slice moving to another Service (its label changed), together with an Ingress change.
   slice("a-2", "b", R"([{"addresses": ["10.0.0.9"]}])");
@@ -425,6 +430,7 @@ TEST_CASE("compile cache: an EndpointSlice change patches the endpoints of the b
   cache.ingress_changed("n/i3");
   t = same_as_from_scratch("a-2 now b's, and an Ingress for c");
   CHECK(cache.last_patched());
+  CHECK_FALSE(cache.last_unchanged());
   CHECK(endpoints_of(t, "b").size() == 2);  // the rule's and the default backend's
   CHECK(endpoints_of(t, "c") == std::vector<std::string>{"10.0.2.1:8080"});
 
@@ -433,6 +439,7 @@ TEST_CASE("compile cache: an EndpointSlice change patches the endpoints of the b
   cache.service_changed("n/a");
   t = same_as_from_scratch("a Service changed");
   CHECK_FALSE(cache.last_patched());
+  CHECK_FALSE(cache.last_unchanged());
   cache.slice_changed(f.store, "");
   t = same_as_from_scratch("slices relisted");
   CHECK_FALSE(cache.last_patched());

@@ -8,7 +8,8 @@
 // LIST instead of as events.
 //
 // What must hold for every input, beyond "no crash, leak or undefined behaviour":
-// - the compiler's incremental result (a CompileCache fed as the agent feeds it) equals a fresh compile;
+// - the compiler's incremental result (a CompileCache fed as the agent feeds it) equals a fresh compile,
+//   and a compile that reports no change gives the table of the compile before;
 // - the builder's snapshot opens, and every string of it that nginx puts into variables, logs or
 //   headers is free of control characters and valid UTF-8;
 // - every rule of an exact host that the builder kept is found again by lookup(host, its path), with
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -222,8 +224,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     (void)kroute::agent::compile(store, options, cache);
   } else {
+    // The table of the compile before, to check a compile that says nothing changed (the agent then
+    // skips the build and keeps what nginx has).
+    std::optional<kroute::agent::CompiledTable> before;
     for (std::size_t i = 0; i < changes.size(); ++i) {
-      if (i == half || (i > half && (mode & 64) != 0)) (void)kroute::agent::compile(store, options, cache);
+      if (i == half || (i > half && (mode & 64) != 0)) {
+        const kroute::agent::CompiledTable& now = kroute::agent::compile(store, options, cache);
+        if (cache.last_unchanged() &&
+            (!before || build(*before) != build(kroute::agent::compile(store, options)) || before->warnings != now.warnings)) {
+          fail("a compile that changed nothing gave another table than the one before");
+        }
+        before = now;
+      }
       store.event(changes[i].kind, changes[i].type, *changes[i].object);
     }
   }
