@@ -106,33 +106,31 @@ struct Cluster {
   }
 };
 
-void BM_Compile(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n, state.range(1) != 0);
-  bool add = true;
+// Compiles after each change that `change(cluster, flip)` makes (flip alternates, so the change is
+// undone every other time and the store stays the same size).
+template <typename Change>
+void compile_after(benchmark::State& state, Change&& change) {
+  Cluster c(static_cast<std::size_t>(state.range(0)), state.range(1) != 0);
+  bool flip = true;
   for (auto _ : state) {
     state.PauseTiming();
-    c.toggle(n, add);
-    add = !add;
-    state.ResumeTiming();
-    const CompiledTable& table = compile(c.store, c.options, c.cache);
-    benchmark::DoNotOptimize(table.model.rules.data());
-  }
-}
-
-// The same for an endpoint change (a pod replaced behind a Service an Ingress routes to).
-void BM_CompileEndpoints(benchmark::State& state) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  Cluster c(n, state.range(1) != 0);
-  bool moved = true;
-  for (auto _ : state) {
-    state.PauseTiming();
-    c.move_endpoints(moved);
-    moved = !moved;
+    change(c, flip);
+    flip = !flip;
     state.ResumeTiming();
     const CompiledTable& table = compile(c.store, c.options, c.cache);
     benchmark::DoNotOptimize(table.model.backends.data());
   }
+}
+
+// A new Ingress appears (and goes again).
+void BM_Compile(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  compile_after(state, [n](Cluster& c, bool add) { c.toggle(n, add); });
+}
+
+// An endpoint change (a pod replaced behind a Service an Ingress routes to).
+void BM_CompileEndpoints(benchmark::State& state) {
+  compile_after(state, [](Cluster& c, bool moved) { c.move_endpoints(moved); });
 }
 
 void BM_Build(benchmark::State& state) {
