@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "balance.h"
 #include "reader.h"
 #include "snapshot.h"
 
@@ -146,36 +147,12 @@ int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, 
   // First pass skips recently failed endpoints; the second takes them when nothing else is left.
   for (int pass = 0; pass < 2; ++pass) {
     const bool skip_failed = pass == 0;
-    std::int64_t total = 0;
-    std::int64_t best = -1;
-    for (std::size_t i = 0; i < ready.size(); ++i) {
-      if (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) continue;
-      if (skip_failed && table->failed(ready[i], now_ms)) continue;
-      total += ready[i].weight;
-      if (weights != nullptr) {
-        weights[i] += ready[i].weight;
-        if (best < 0 || weights[i] > weights[best]) best = static_cast<std::int64_t>(i);
-      } else if (best < 0) {
-        best = static_cast<std::int64_t>(i);
-      }
-    }
-    if (best < 0) continue;
-    if (weights != nullptr) {
-      weights[best] -= total;
-    } else {
-      // Weighted random among the same candidates, for a request still on an older snapshot.
-      std::int64_t point = static_cast<std::int64_t>(table->next_random() % static_cast<std::uint64_t>(total));
-      for (std::size_t i = 0; i < ready.size(); ++i) {
-        if (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) continue;
-        if (skip_failed && table->failed(ready[i], now_ms)) continue;
-        point -= ready[i].weight;
-        if (point < 0) {
-          best = static_cast<std::int64_t>(i);
-          break;
-        }
-      }
-    }
-    const EndpointEntry& e = ready[static_cast<std::size_t>(best)];
+    const std::size_t best = kroute::pick_endpoint(ready, weights, table->next_random(), [&](std::size_t i) {
+      return (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) ||
+             (skip_failed && table->failed(ready[i], now_ms));
+    });
+    if (best == kroute::kNoPick) continue;
+    const EndpointEntry& e = ready[best];
     endpoint->family = e.family;
     std::memcpy(endpoint->address, e.address, sizeof endpoint->address);
     endpoint->port = e.port;

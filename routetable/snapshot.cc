@@ -203,6 +203,12 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.string(b.port_name, "backends", i);
     check.range(b.first_endpoint, b.endpoint_count, n_endpoints, "backends", i, "endpoints out of range");
     check.require(b.ready_count <= b.endpoint_count, "backends", i, "more ready endpoints than endpoints");
+    if (!check.ok()) break;
+    // The balancer divides by the ready endpoints' total weight: each of them weighs at least 1.
+    for (const format::EndpointEntry& e : v.ready_endpoints_of(b)) {
+      check.require((e.flags & format::kReady) != 0, "backends", i, "an endpoint counted ready without the ready flag");
+      check.require(e.weight > 0, "backends", i, "a ready endpoint with weight 0");
+    }
   }
   for (std::uint64_t i = 0; i < n_endpoints && check.ok(); ++i) {
     const format::EndpointEntry& e = v.endpoints_[i];

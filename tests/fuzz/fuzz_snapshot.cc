@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "balance.h"
 #include "format.h"
 #include "hashing.h"
 #include "snapshot.h"
@@ -22,6 +23,13 @@ void walk(const kroute::SnapshotView& view) {
       const auto& backend = view.backends()[rule.backend];
       sink += view.str(backend.service).size() + view.endpoints_of(backend).size();
       for (const auto& e : view.ready_endpoints_of(backend)) sink += e.port;
+      // The balancer's choice in both of its modes: whatever validated, no pick divides by zero.
+      const auto ready = view.ready_endpoints_of(backend);
+      std::vector<std::int64_t> current(ready.size(), 0);
+      for (std::uint64_t random : {0ULL, 7ULL}) {
+        sink += kroute::pick_endpoint(ready, current.data(), random, [](std::size_t) { return false; });
+        sink += kroute::pick_endpoint(ready, nullptr, random, [](std::size_t i) { return i == 0; });
+      }
       sink += view.str(view.source_of(rule).name).size();
     }
     if (host.tls != kroute::format::kNone) sink += view.str(view.tls()[host.tls].secret_name).size();

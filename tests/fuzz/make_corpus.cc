@@ -30,6 +30,13 @@ int main(int argc, char** argv) {
       m.rule("h" + std::to_string(i) + ".a.com", "/p/" + std::to_string(i), PathType::kImplementationSpecific, "s");
     models.push_back(m.model());
   }
+  {
+    // Only zero weights: nothing takes a share (503), and a flipped flag makes a table validation refuses.
+    kroute::testing::ModelBuilder m;
+    m.backend("zero", {{"10.0.0.3", 80, 0}, {"10.0.0.4", 80, 0}});
+    m.prefix("z.com", "/", "zero");
+    models.push_back(m.model());
+  }
   int n = 0;
   for (const auto& model : models) {
     const auto bytes = kroute::build_snapshot(model, {1}).bytes;

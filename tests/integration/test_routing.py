@@ -111,6 +111,20 @@ def test_backend_without_ready_endpoints_is_503(backends, table, nginx):
     assert n.get("other.example.com", "/")[0] == 404
 
 
+def test_endpoints_of_weight_zero_take_no_share_and_only_zeros_is_503(backends, table, nginx):
+    b = backends(["heavy", "idle", "zero1", "zero2"])
+    table.publish({
+        "backends": [backend("mixed", [b.endpoint("heavy"), b.endpoint("idle", weight=0)]),
+                     backend("zeros", [b.endpoint("zero1", weight=0), b.endpoint("zero2", weight=0)])],
+        "ingresses": [ingress("i", [rule("mixed.example.com", ("/", "Prefix", "mixed")),
+                                    rule("zeros.example.com", ("/", "Prefix", "zeros"))])],
+    })
+    n = nginx()
+    assert {n.echo("mixed.example.com", "/")["name"] for _ in range(20)} == {"heavy"}
+    assert [n.get("zeros.example.com", "/")[0] for _ in range(5)] == [503] * 5
+    assert n.echo("mixed.example.com", "/")["name"] == "heavy"
+
+
 def test_no_table_yet_is_503_then_served_after_the_first_publish(backends, table, nginx):
     b = backends(["late"])
     n = nginx()

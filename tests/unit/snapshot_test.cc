@@ -178,6 +178,22 @@ TEST_CASE("offsets and indexes out of range are refused, never followed") {
     reseal(bytes);
     CHECK(check(bytes).error.find("tls[0]: string outside the string pool") != std::string::npos);
   }
+  SUBCASE("a ready endpoint with weight 0, which would take a share of nothing") {
+    auto bytes = sample();
+    const auto& backend = section<format::BackendEntry>(bytes, format::kBackends)[0];
+    REQUIRE(backend.ready_count > 0);
+    section<format::EndpointEntry>(bytes, format::kEndpoints)[backend.first_endpoint].weight = 0;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("ready endpoint with weight 0") != std::string::npos);
+  }
+  SUBCASE("an endpoint counted ready without the ready flag") {
+    auto bytes = sample();
+    const auto& backend = section<format::BackendEntry>(bytes, format::kBackends)[0];
+    REQUIRE(backend.ready_count > 0);
+    section<format::EndpointEntry>(bytes, format::kEndpoints)[backend.first_endpoint].flags = 0;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("counted ready without the ready flag") != std::string::npos);
+  }
   SUBCASE("an unknown address family") {
     auto bytes = sample();
     section<format::EndpointEntry>(bytes, format::kEndpoints)[0].family = 5;
