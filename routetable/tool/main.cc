@@ -362,6 +362,8 @@ int main(int argc, char** argv) {
   try {
     if (build->parsed()) {
       PublisherOptions options{dir, keep};
+      // Another build on the same directory is usually seconds from done; an agent holds it for good.
+      options.wait_for_directory = std::chrono::seconds(5);
       std::string error;
       if (!parse_mode(mode, options.file_mode, error) || !parse_group(group, options.group, error)) {
         std::cerr << "error: " << error << "\n";
