@@ -188,3 +188,23 @@ TEST_CASE("a removed table directory is put back with the last routes, and reade
   publisher->keep_in_place();
   CHECK(metrics.table_repairs == 1);
 }
+
+TEST_CASE("--listen is checked when the flags are read, not when the listener starts") {
+  ListenAddress address;
+  std::string error;
+  CHECK(parse_listen("0.0.0.0:10254", address, error));
+  CHECK(address.host == "0.0.0.0");
+  CHECK(address.port == 10254);
+  CHECK(parse_listen("[::1]:0", address, error));
+  CHECK(address.host == "::1");
+  CHECK(address.port == 0);
+  CHECK(parse_listen("localhost:65535", address, error));
+  CHECK(address.port == 65535);
+  for (const char* bad : {"", "10254", ":10254", "0.0.0.0:", "0.0.0.0:80x", "0.0.0.0:70000", "0.0.0.0:-1",
+                          "0.0.0.0:+80", "0.0.0.0:999999999999", "::1:80", "[]:80", "[x]:80", "a b:80", "[::1]"}) {
+    CAPTURE(bad);
+    error.clear();
+    CHECK_FALSE(parse_listen(bad, address, error));
+    CHECK(error.starts_with("--listen must be host:port"));
+  }
+}

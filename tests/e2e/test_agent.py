@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agent_fixtures import (Agent, Agents, agents, dump_table, endpoints, etcd_compact, hosts,  # noqa: F401
+from agent_fixtures import (AGENT, Agent, Agents, agents, dump_table, endpoints, etcd_compact, hosts,  # noqa: F401
                             lookup, rbac_identity, self_signed_tls, tls_secret_of, wait_for)
 from kube import Cluster
 
@@ -430,6 +431,20 @@ def test_a_second_agent_on_the_same_table_directory_exits_saying_why(tmp_path: P
         assert first.alive()
     finally:
         first.stop()
+
+
+def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
+    for flags, message in ((["--listen", "0.0.0.0:80x"], "--listen must be host:port"),
+                           (["--listen", "0.0.0.0:70000"], "--listen must be host:port"),
+                           (["--listen", ":10254"], "has no host"),
+                           (["--table-mode", "0x"], "--table-mode must be octal"),
+                           (["--table-group", "9999999999"], "is not a group number")):
+        done = subprocess.run([str(AGENT), "--kubeconfig", str(kubeconfig), "--table-dir", str(tmp_path / "t"),
+                               "--no-election", *flags], capture_output=True, text=True, timeout=10)
+        assert done.returncode == 2, (flags, done.stderr)
+        assert message in done.stderr, (flags, done.stderr)
+    assert not (tmp_path / "t").exists()
 
 
 # ---- RBAC: the chart's rules and nothing more -----------------------------------------------------
