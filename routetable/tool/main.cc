@@ -311,7 +311,8 @@ int main(int argc, char** argv) {
   std::string mode = "0644";
   std::string group;
   bool quiet = false;
-  CLI::App* build = app.add_subcommand("build", "build a snapshot from a JSON description and publish it");
+  CLI::App* build = app.add_subcommand(
+      "build", "build a snapshot from a JSON description and publish it (waits up to 5 s for another build on DIR)");
   build->add_option("file", file, "description file, - for stdin (docs/table-description.md)")->required();
   build->add_option("--keep", keep, "snapshots kept in the directory")->capture_default_str()->check(CLI::Range(1, 1000));
   build->add_option("--mode", mode, "file mode of the snapshot (octal); 0640 once it holds private keys")
