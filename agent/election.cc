@@ -74,6 +74,12 @@ void Elector::on_get(kube::Response&& response) {
     failed("get lease: " + (response.ok() ? error : response.describe()));
     return;
   }
+  // The spec is written below through operator[], which throws on a value that is neither an object nor
+  // absent; a Lease we cannot read is not one to take over either.
+  if (const Json::Value& spec = at(lease, "spec"); !spec.isObject() && !spec.isNull()) {
+    failed("get lease: the Lease's spec is not an object");
+    return;
+  }
   const LeaseRecord record = parse_lease_record(lease);
   if (!(record == observed_) || observed_at_ == std::chrono::steady_clock::time_point{}) {
     observed_ = record;

@@ -67,22 +67,34 @@ ReadinessAnswer answer_readiness(const std::vector<ReadinessCheck>& checks, bool
   return {ok ? 200 : 503, ok ? "ok\n" : "not ready: " + reasons + "\n"};
 }
 
-bool HealthServer::start(const std::string& listen, std::string& error) {
-  const std::size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) {
-    error = "--listen must be host:port, not " + listen;
+bool parse_listen(std::string_view text, ListenAddress& out, std::string& error) {
+  const auto refuse = [&](const std::string& why) {
+    error = "--listen must be host:port such as 0.0.0.0:10254 or [::1]:10254; \"" + std::string(text) + "\" " + why;
     return false;
+  };
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return refuse("has no port");
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  if (host.empty()) return refuse("has no host (0.0.0.0 for every address)");
+  const std::string_view allowed = bracketed ? "0123456789abcdefABCDEF:."
+                                             : "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-.";
+  if (host.find_first_not_of(allowed) != std::string_view::npos) {
+    return refuse(bracketed ? "has a bracketed host that is not an IPv6 address"
+                            : "has a host that is neither an address nor a name (IPv6 goes in brackets)");
   }
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.empty()) host = "0.0.0.0";
-  int port = 0;
-  try {
-    port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    error = "--listen has no port number: " + listen;
-    return false;
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+      std::stoi(std::string(port)) > 65535) {
+    return refuse("has no port number from 0 to 65535");
   }
+  out = {std::string(host), std::stoi(std::string(port))};
+  return true;
+}
+
+bool HealthServer::start(const ListenAddress& listen, std::string& error) {
+  const std::string shown = listen.host + ":" + std::to_string(listen.port);
   server_->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     // The loop ticks at least every second; ten seconds without a tick is a wedged agent.
     const bool alive = steady_ms() - heartbeat_ms_.load(std::memory_order_relaxed) < 10000;
@@ -102,18 +114,18 @@ bool HealthServer::start(const std::string& listen, std::string& error) {
     res.set_content(metrics_.render(), "text/plain; version=0.0.4");
   });
   server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  if (port == 0) {
-    port_ = server_->bind_to_any_port(host);
+  if (listen.port == 0) {
+    port_ = server_->bind_to_any_port(listen.host);
     if (port_ < 0) {
-      error = "cannot listen on " + listen;
+      error = "cannot listen on " + shown;
       return false;
     }
   } else {
-    if (!server_->bind_to_port(host, port)) {
-      error = "cannot listen on " + listen + " (in use, or not a local address)";
+    if (!server_->bind_to_port(listen.host, listen.port)) {
+      error = "cannot listen on " + shown + " (in use, or not a local address)";
       return false;
     }
-    port_ = port;
+    port_ = listen.port;
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return true;

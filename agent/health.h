@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,13 +19,21 @@ class Server;
 
 namespace kroute::agent {
 
+// --listen: "host:port" or "[ipv6]:port"; the host an address or a name (no ':' outside brackets), the
+// port 0 to 65535 (0: any free port).
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+bool parse_listen(std::string_view text, ListenAddress& out, std::string& error);
+
 class HealthServer {
  public:
   // `heartbeat_ms` is the steady-clock time (ms) of the loop's last tick; /healthz fails when it is stale.
   HealthServer(const Metrics& metrics, const std::atomic<long long>& heartbeat_ms);
   ~HealthServer();
   // Binds host:port (port 0: any); returns false and sets `error` on failure.
-  bool start(const std::string& listen, std::string& error);
+  bool start(const ListenAddress& listen, std::string& error);
   int port() const { return port_; }
 
  private:

@@ -1,6 +1,5 @@
 // kroute-agent: watches the API server and publishes the route table for nginx (docs/agent.md).
 #include <CLI/CLI.hpp>
-#include <grp.h>
 #include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +9,7 @@
 #include <random>
 
 #include "agent.h"
+#include "file_access.h"
 #include "health.h"
 #include "kube/config.h"
 #include "log.h"
@@ -23,44 +23,12 @@ static_assert(std::atomic<bool>::is_always_lock_free);
 
 void on_signal(int) { g_stop.store(true); }
 
-// --table-mode: octal permission bits that give others nothing (snapshots hold private keys).
-bool parse_table_mode(const std::string& text, mode_t& mode, std::string& error) {
-  char* end = nullptr;
-  const unsigned long value = std::strtoul(text.c_str(), &end, 8);
-  if (text.empty() || *end != '\0' || value > 0777) {
-    error = "--table-mode must be octal permission bits such as 0640, not " + text;
-    return false;
-  }
-  if ((value & 0007) != 0) {
-    error = "--table-mode " + text + " lets every user read the private keys in the table; use 0640 and --table-group";
-    return false;
-  }
-  mode = static_cast<mode_t>(value);
-  return true;
-}
-
-// --table-group: a group name or number; empty: the table directory's group (kept by every snapshot, so
-// a Pod's fsGroup works without the flag), or the agent's own when the directory does not exist yet.
+// --table-group: empty: the table directory's group (kept by every snapshot, so a Pod's fsGroup works
+// without the flag), or the agent's own when the directory does not exist yet.
 bool resolve_table_group(const std::string& text, const std::string& dir, gid_t& gid, std::string& error) {
-  if (text.empty()) {
-    struct stat st {};
-    gid = ::stat(dir.c_str(), &st) == 0 ? st.st_gid : static_cast<gid_t>(-1);
-    return true;
-  }
-  char* end = nullptr;
-  const unsigned long number = std::strtoul(text.c_str(), &end, 10);
-  if (*end == '\0' && number < static_cast<gid_t>(-1)) {
-    gid = static_cast<gid_t>(number);
-    return true;
-  }
-  struct group entry {};
-  struct group* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (getgrnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-    error = "--table-group " + text + ": no such group";
-    return false;
-  }
-  gid = found->gr_gid;
+  if (!text.empty()) return kroute::parse_group(text, "--table-group", gid, error);
+  struct stat st {};
+  gid = ::stat(dir.c_str(), &st) == 0 ? st.st_gid : static_cast<gid_t>(-1);
   return true;
 }
 
@@ -162,8 +130,10 @@ int run(int argc, char** argv) {
   }
   kroute::PublisherOptions table;
   table.dir = table_dir;
+  ListenAddress listen_address;
   std::string flag_error;
-  if (!parse_table_mode(table_mode, table.file_mode, flag_error) ||
+  if (!parse_listen(listen, listen_address, flag_error) ||
+      !kroute::parse_file_mode(table_mode, "--table-mode", false, table.file_mode, flag_error) ||
       !resolve_table_group(table_group, table_dir, table.group, flag_error)) {
     std::fprintf(stderr, "%s\n", flag_error.c_str());
     return 2;
@@ -204,7 +174,7 @@ int run(int argc, char** argv) {
   }
   std::atomic<long long> heartbeat{steady_ms()};
   HealthServer health(metrics, heartbeat);
-  if (!health.start(listen, error)) {
+  if (!health.start(listen_address, error)) {
     log::error("cannot start the health listener", {{"error", error}});
     return 1;
   }

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "format.h"
+#include "host.h"
 
 namespace kroute::agent {
 namespace {
@@ -42,15 +43,13 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i) {
 bool is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 std::string label_problem(std::string_view label, std::string_view text) {
-  if (label.empty()) return "\"" + printable(text) + "\" has an empty label";
-  if (label.size() > 63) return "\"" + printable(text) + "\" has a label longer than 63 characters";
-  for (char c : label) {
-    if (!lower_alnum(c) && c != '-') {
-      return "\"" + printable(text) + "\" may contain only lowercase letters, digits, '-' (and '.' between labels)";
-    }
-  }
-  if (label.front() == '-' || label.back() == '-') {
-    return "\"" + printable(text) + "\" must start and end each label with a letter or digit";
+  const std::string shown = "\"" + printable(text) + "\"";
+  switch (dns_label_problem(label)) {
+    case LabelProblem::kNone: return {};
+    case LabelProblem::kEmpty: return shown + " has an empty label";
+    case LabelProblem::kTooLong: return shown + " has a label longer than 63 characters";
+    case LabelProblem::kCharacter: return shown + " may contain only lowercase letters, digits, '-' (and '.' between labels)";
+    case LabelProblem::kHyphenAtEdge: return shown + " must start and end each label with a letter or digit";
   }
   return {};
 }

@@ -8,9 +8,7 @@ namespace {
 
 char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool is_label_char(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-}
+bool is_lower_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 }  // namespace
 
@@ -35,6 +33,16 @@ std::string_view normalize_request_host(std::string_view raw, HostBuffer& buffer
   return {buffer.bytes, length};
 }
 
+LabelProblem dns_label_problem(std::string_view label) noexcept {
+  if (label.empty()) return LabelProblem::kEmpty;
+  if (label.size() > 63) return LabelProblem::kTooLong;
+  for (char c : label) {
+    if (!is_lower_alnum(c) && c != '-') return LabelProblem::kCharacter;
+  }
+  if (label.front() == '-' || label.back() == '-') return LabelProblem::kHyphenAtEdge;
+  return LabelProblem::kNone;
+}
+
 std::string check_rule_host(std::string_view host, std::string& normalized) {
   normalized.clear();
   std::string_view name = host;
@@ -44,20 +52,18 @@ std::string check_rule_host(std::string_view host, std::string& normalized) {
   if (name.find('*') != std::string_view::npos)
     return "a wildcard is allowed only as the whole first label (\"*.example.com\")";
   normalized.reserve(host.size());
-  std::size_t label_length = 0;
-  for (char raw : name) {
-    const char c = lower(raw);
-    if (c == '.') {
-      if (label_length == 0) return "host has an empty label";
-      label_length = 0;
-    } else if (is_label_char(c)) {
-      if (++label_length > 63) return "host has a label longer than 63 characters";
-    } else {
-      return "host may contain only letters, digits, '-' and '.'";
+  for (char c : name) normalized.push_back(lower(c));
+  for (std::size_t start = 0; start <= normalized.size();) {
+    const std::size_t dot = std::min(normalized.find('.', start), normalized.size());
+    switch (dns_label_problem(std::string_view(normalized).substr(start, dot - start))) {
+      case LabelProblem::kNone: break;
+      case LabelProblem::kEmpty: return "host has an empty label";
+      case LabelProblem::kTooLong: return "host has a label longer than 63 characters";
+      case LabelProblem::kCharacter: return "host may contain only letters, digits, '-' and '.'";
+      case LabelProblem::kHyphenAtEdge: return "host must start and end each label with a letter or digit";
     }
-    normalized.push_back(c);
+    start = dot + 1;
   }
-  if (label_length == 0) return "host has an empty label";
   if (host.starts_with("*.")) normalized = "*." + normalized;
   return {};
 }

@@ -17,8 +17,14 @@ struct HostBuffer {
 // Returns a view into `buffer`, or an empty view when the host is empty or too long to be a DNS name.
 std::string_view normalize_request_host(std::string_view raw, HostBuffer& buffer) noexcept;
 
-// Checks an Ingress rule host: a DNS name (lowercased here), optionally "*." plus a name for a
-// one-label wildcard. Returns an error message, or "" when valid; `normalized` receives the lowercase form.
+// What keeps `label` from being an RFC 1123 label: lowercase letters, digits and '-', starting and ending
+// with a letter or digit, 1 to 63 characters. The one rule for host names and the agent's object names.
+enum class LabelProblem { kNone, kEmpty, kTooLong, kCharacter, kHyphenAtEdge };
+LabelProblem dns_label_problem(std::string_view label) noexcept;
+
+// Checks an Ingress rule host: a DNS name of RFC 1123 labels (lowercased here first), optionally "*." plus
+// a name for a one-label wildcard. Returns an error message, or "" when valid; `normalized` receives the
+// lowercase form.
 std::string check_rule_host(std::string_view host, std::string& normalized);
 
 }  // namespace kroute

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "format.h"
@@ -174,6 +176,34 @@ void close_to_others(const PublisherOptions& options, struct stat& dir) {
   if (wanted != (dir.st_mode & 07777) && chmod(options.dir.c_str(), wanted) == 0) dir.st_mode = S_IFDIR | wanted;
 }
 
+// Opens `dir` and takes an exclusive flock on it, waiting up to `wait` for another publisher to let go.
+// The lock belongs to the open file description: it goes with close() or the process, never outlives a
+// crashed publisher, and conflicts with a second open in the same process too. Returns the fd, or -1.
+int hold_directory(const std::string& dir, std::chrono::milliseconds wait, std::string& error) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    error = errno_text("cannot open table directory " + dir);
+    return -1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) {
+      error = errno_text("cannot lock table directory " + dir);
+    } else if (std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    } else {
+      error = "table directory " + dir +
+              " is held by another publisher (a kroute-agent or kroute-table build on the same directory); "
+              "each publisher needs a directory of its own";
+    }
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
 
 std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std::string& error) {
@@ -194,22 +224,28 @@ std::unique_ptr<Publisher> Publisher::open(const PublisherOptions& options, std:
     error = "table directory " + options.dir + " is not a directory";
     return nullptr;
   }
+  const int dir_fd = hold_directory(options.dir, options.wait_for_directory, error);
+  if (dir_fd < 0) return nullptr;
   close_to_others(options, dir);
   MappedControl control;
-  if (!attach_control(options.dir, control, error)) return nullptr;
+  if (!attach_control(options.dir, control, error)) {
+    close(dir_fd);
+    return nullptr;
+  }
   const std::vector<std::uint64_t> existing = list_generations(options.dir, true);
   const std::uint64_t newest = existing.empty() ? 0 : existing.back();
   const std::uint64_t next = std::max(newest, load_generation(control.page)) + 1;
-  std::unique_ptr<Publisher> publisher(new Publisher(options, control.page, control.device, control.inode,
+  std::unique_ptr<Publisher> publisher(new Publisher(options, dir_fd, control.page, control.device, control.inode,
                                                      dir.st_mode & 07777, dir.st_gid, next));
   // A publisher killed between a rename and its prune left one snapshot too many.
   publisher->prune(options.keep);
   return publisher;
 }
 
-Publisher::Publisher(PublisherOptions options, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,
-                     gid_t dir_group, std::uint64_t next)
+Publisher::Publisher(PublisherOptions options, int dir_fd, ControlPage* control, dev_t device, ino_t inode,
+                     mode_t dir_mode, gid_t dir_group, std::uint64_t next)
     : options_(std::move(options)),
+      dir_fd_(dir_fd),
       control_(control),
       control_device_(device),
       control_inode_(inode),
@@ -217,7 +253,23 @@ Publisher::Publisher(PublisherOptions options, ControlPage* control, dev_t devic
       dir_group_(dir_group),
       next_generation_(next) {}
 
-Publisher::~Publisher() { munmap(control_, kControlSize); }
+Publisher::~Publisher() {
+  munmap(control_, kControlSize);
+  close(dir_fd_);
+}
+
+// A directory made again is a new inode that nobody holds yet: hold it before writing into it.
+bool Publisher::hold_directory_again(std::string& error) {
+  struct stat held {};
+  struct stat now {};
+  if (fstat(dir_fd_, &held) == 0 && stat(options_.dir.c_str(), &now) == 0 && same_file(now, held.st_dev, held.st_ino))
+    return true;
+  const int fd = hold_directory(options_.dir, std::chrono::milliseconds(0), error);
+  if (fd < 0) return false;
+  close(dir_fd_);
+  dir_fd_ = fd;
+  return true;
+}
 
 bool Publisher::control_in_place() const {
   struct stat st {};
@@ -239,6 +291,7 @@ bool Publisher::make_again(std::string& error) {
     error = errno_text("cannot make the table directory " + options_.dir + " again");
     return false;
   }
+  if (!hold_directory_again(error)) return false;
   MappedControl control;
   if (!attach_control(options_.dir, control, error)) return false;
   munmap(control_, kControlSize);

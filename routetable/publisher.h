@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,8 @@ struct PublisherOptions {
   std::size_t keep = 3;     // snapshots kept on disk, the current one included
   mode_t file_mode = 0644;  // readers are nginx workers, usually another user
   gid_t group = static_cast<gid_t>(-1);  // group of the snapshot files; -1: the publisher's own
+  // How long open() waits for another publisher to let go of the directory; 0: fail at once.
+  std::chrono::milliseconds wait_for_directory{0};
 };
 
 struct PublishResult {
@@ -31,6 +34,9 @@ struct PublishResult {
 class Publisher {
  public:
   // Opens (creating if needed) the directory and its control file. On failure returns null and sets `error`.
+  // The publisher holds the directory (an exclusive flock on it) for its lifetime: a second publisher on
+  // the same directory would take the same generation numbers and overwrite this one's temporary files, so
+  // it fails here. Readers take no lock.
   static std::unique_ptr<Publisher> open(const PublisherOptions& options, std::string& error);
   ~Publisher();
   Publisher(const Publisher&) = delete;
@@ -50,14 +56,16 @@ class Publisher {
   std::string missing() const;
 
  private:
-  Publisher(PublisherOptions options, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,
+  Publisher(PublisherOptions options, int dir_fd, ControlPage* control, dev_t device, ino_t inode, mode_t dir_mode,
             gid_t dir_group, std::uint64_t next);
+  bool hold_directory_again(std::string& error);
   bool control_in_place() const;
   bool make_again(std::string& error);
   void prune(std::size_t keep);
   bool write_file(const std::string& path, std::span<const std::byte> snapshot, std::string& error) const;
 
   PublisherOptions options_;
+  int dir_fd_;  // the directory, flocked while this publisher lives
   ControlPage* control_;
   dev_t control_device_;  // the control file this publisher maps, to notice one removed or replaced
   ino_t control_inode_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "json_read.h"
+#include "kube/watch_event.h"
 #include "log.h"
 
 namespace kroute::agent::kube {
@@ -54,13 +55,11 @@ std::string Response::describe() const {
   if (aborted) return "aborted";
   std::string text = "HTTP " + std::to_string(status);
   Json::Value status_object;
-  Json::CharReaderBuilder builder;
   std::string errors;
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  if (!body.empty() && reader->parse(body.data(), body.data() + body.size(), &status_object, &errors) &&
-      status_object.isObject()) {
-    const std::string reason = str(status_object["reason"]);
-    const std::string message = str(status_object["message"]);
+  // parse_json, never a reader of its own: a body nested too deep is an answer to describe, not an exception.
+  if (!body.empty() && parse_json(body, status_object, errors) && status_object.isObject()) {
+    const std::string reason = str(at(status_object, "reason"));
+    const std::string message = str(at(status_object, "message"));
     if (!reason.empty()) text += " " + reason;
     if (!message.empty()) text += ": " + message;
   } else if (!body.empty()) {

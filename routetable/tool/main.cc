@@ -3,8 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <json/json.h>
 
-#include <grp.h>
-
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -16,6 +14,7 @@
 
 #include "builder.h"
 #include "description.h"
+#include "file_access.h"
 #include "publisher.h"
 #include "reader.h"
 #include "snapshot.h"
@@ -68,33 +67,6 @@ std::string host_label(const SnapshotView& view, const format::HostEntry& h) {
     case format::HostKind::kAny: return "(any host)";
   }
   return "?";
-}
-
-bool parse_mode(const std::string& text, mode_t& mode, std::string& error) {
-  char* end = nullptr;
-  const unsigned long value = std::strtoul(text.c_str(), &end, 8);
-  if (text.empty() || *end != '\0' || value > 0777) {
-    error = "--mode must be an octal file mode such as 0640, not \"" + text + "\"";
-    return false;
-  }
-  mode = static_cast<mode_t>(value);
-  return true;
-}
-
-bool parse_group(const std::string& text, gid_t& gid, std::string& error) {
-  if (text.empty()) return true;
-  if (const group* entry = getgrnam(text.c_str())) {
-    gid = entry->gr_gid;
-    return true;
-  }
-  char* end = nullptr;
-  const unsigned long value = std::strtoul(text.c_str(), &end, 10);
-  if (*end != '\0') {
-    error = "--group: no group named \"" + text + "\"";
-    return false;
-  }
-  gid = static_cast<gid_t>(value);
-  return true;
 }
 
 std::string fingerprint_text(std::uint64_t fingerprint) {
@@ -339,7 +311,8 @@ int main(int argc, char** argv) {
   std::string mode = "0644";
   std::string group;
   bool quiet = false;
-  CLI::App* build = app.add_subcommand("build", "build a snapshot from a JSON description and publish it");
+  CLI::App* build = app.add_subcommand(
+      "build", "build a snapshot from a JSON description and publish it (waits up to 5 s for another build on DIR)");
   build->add_option("file", file, "description file, - for stdin (docs/table-description.md)")->required();
   build->add_option("--keep", keep, "snapshots kept in the directory")->capture_default_str()->check(CLI::Range(1, 1000));
   build->add_option("--mode", mode, "file mode of the snapshot (octal); 0640 once it holds private keys")
@@ -362,8 +335,12 @@ int main(int argc, char** argv) {
   try {
     if (build->parsed()) {
       PublisherOptions options{dir, keep};
+      // Another build on the same directory is usually seconds from done; an agent holds it for good.
+      options.wait_for_directory = std::chrono::seconds(5);
       std::string error;
-      if (!parse_mode(mode, options.file_mode, error) || !parse_group(group, options.group, error)) {
+      // Unlike the agent, any mode: a table built from a description may hold no private keys at all.
+      if (!parse_file_mode(mode, "--mode", true, options.file_mode, error) ||
+          (!group.empty() && !parse_group(group, "--group", options.group, error))) {
         std::cerr << "error: " << error << "\n";
         return kExitError;
       }

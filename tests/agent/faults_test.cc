@@ -1,12 +1,15 @@
 // What the agent does when things around it fail (docs/agent.md, "Faults"): readiness and its checks,
 // and a table directory that cannot be written, is removed or comes back.
 #include <doctest.h>
+#include <httplib.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "election.h"
 #include "health.h"
 #include "kube/backoff.h"
 #include "metrics.h"
@@ -187,4 +190,69 @@ TEST_CASE("a removed table directory is put back with the last routes, and reade
   CHECK_FALSE(publisher->publish(table_routing_to("web")).published);
   publisher->keep_in_place();
   CHECK(metrics.table_repairs == 1);
+}
+
+TEST_CASE("--listen is checked when the flags are read, not when the listener starts") {
+  ListenAddress address;
+  std::string error;
+  CHECK(parse_listen("0.0.0.0:10254", address, error));
+  CHECK(address.host == "0.0.0.0");
+  CHECK(address.port == 10254);
+  CHECK(parse_listen("[::1]:0", address, error));
+  CHECK(address.host == "::1");
+  CHECK(address.port == 0);
+  CHECK(parse_listen("localhost:65535", address, error));
+  CHECK(address.port == 65535);
+  for (const char* bad : {"", "10254", ":10254", "0.0.0.0:", "0.0.0.0:80x", "0.0.0.0:70000", "0.0.0.0:-1",
+                          "0.0.0.0:+80", "0.0.0.0:999999999999", "::1:80", "[]:80", "[x]:80", "a b:80", "[::1]"}) {
+    CAPTURE(bad);
+    error.clear();
+    CHECK_FALSE(parse_listen(bad, address, error));
+    CHECK(error.starts_with("--listen must be host:port"));
+  }
+}
+
+TEST_CASE("a Lease whose spec is not an object is a failed attempt: the election goes on") {
+  // Its spec written through operator[] threw; the client's guard caught it, and no attempt came again.
+  std::atomic<int> gets{0};
+  httplib::Server server;
+  server.Get("/apis/coordination.k8s.io/v1/namespaces/default/leases/kroute-agent",
+             [&](const httplib::Request&, httplib::Response& res) {
+               const int n = ++gets;
+               if (n <= 2) {
+                 res.set_content(std::string(R"({"kind": "Lease", "metadata": {"name": "kroute-agent"}, "spec": )") +
+                                     (n == 1 ? "5}" : "\"x\"}"),
+                                 "application/json");
+               } else {
+                 res.status = 404;
+                 res.set_content(R"({"kind": "Status", "reason": "NotFound"})", "application/json");
+               }
+             });
+  server.Post("/apis/coordination.k8s.io/v1/namespaces/default/leases",
+              [](const httplib::Request& req, httplib::Response& res) {
+                res.status = 201;
+                res.set_content(req.body, "application/json");
+              });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+
+  kube::ClusterAccess access;
+  access.server = "http://127.0.0.1:" + std::to_string(port);
+  std::string error;
+  auto client = kube::Client::create(access, error);
+  REQUIRE_MESSAGE(client, error);
+  Metrics metrics;
+  ElectionOptions options;
+  options.identity = "me";
+  options.retry_period = std::chrono::seconds(1);
+  std::atomic<bool> stop{false};
+  Elector elector(*client, metrics, options, [&](bool leader) { stop = stop || leader; });
+  elector.start();
+  client->after(std::chrono::seconds(8), [&] { stop = true; });
+  client->run(stop);
+  CHECK(elector.leader());
+  CHECK(gets >= 3);
+  server.stop();
+  serving.join();
 }

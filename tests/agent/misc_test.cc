@@ -91,6 +91,18 @@ TEST_CASE("a Lease or an error body of an unexpected shape is read as far as it 
   CHECK(response.describe() == "HTTP 409 Conflict: the object has been modified");
 }
 
+TEST_CASE("an error body nested too deep is described, never thrown") {
+  kube::Response response;
+  response.status = 500;
+  response.body = std::string(10000, '[') + std::string(10000, ']');
+  std::string text;
+  CHECK_NOTHROW(text = response.describe());
+  CHECK(text.starts_with("HTTP 500: [[["));
+  response.body = std::string(10000, '{');
+  CHECK_NOTHROW(text = response.describe());
+  CHECK(text.starts_with("HTTP 500"));
+}
+
 TEST_CASE("lease records and publish addresses") {
   const LeaseRecord r = parse_lease_record(json(R"({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15,
       "renewTime": "2024-01-01T00:00:00.000000Z", "leaseTransitions": 3}})"));

@@ -280,6 +280,20 @@ TEST_CASE("ingress projection: hostile paths, hosts and backend names are skippe
   CHECK(in.rules[1].paths[0].type_error == "host may contain only letters, digits, '-' and '.'");
 }
 
+TEST_CASE("ingress projection: a host with a label that starts or ends with '-' is refused") {
+  for (const char* host : {"-a.com", "a-.com", "a.-b.com", "*.a-.com"}) {
+    CAPTURE(host);
+    Ingress in;
+    REQUIRE(parse_ingress(json(R"({"metadata": {"name": "h", "namespace": "n"}, "spec": {"rules": [
+        {"host": ")" + std::string(host) + R"(", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+         "backend": {"service": {"name": "s", "port": {"number": 80}}}}]}}]}})"),
+                          in) == "");
+    REQUIRE(in.rules.size() == 1);
+    REQUIRE(in.rules[0].paths.size() == 1);
+    CHECK(in.rules[0].paths[0].type_error == "host must start and end each label with a letter or digit");
+  }
+}
+
 TEST_CASE("ingress projection: a bad TLS entry, default backend or annotation becomes a problem, the rest stays") {
   Ingress in;
   REQUIRE(parse_ingress(json(R"({"metadata": {"name": "h", "namespace": "n",

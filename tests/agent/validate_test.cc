@@ -85,3 +85,11 @@ TEST_CASE("printable: escapes what is not printable UTF-8 and bounds the length"
   CHECK(printable("ab\xc3\xa9", 3) == "ab...");
   CHECK(is_valid_utf8(printable("\xff\xfe\x80 \xe2\x82")));
 }
+
+TEST_CASE("names and hosts: one label rule, a label never starts or ends with '-'") {
+  for (const char* bad : {"-a.com", "a-.com", "a.-b.com"}) {
+    CAPTURE(bad);
+    CHECK(check_dns_subdomain(bad).find("must start and end each label with a letter or digit") != std::string::npos);
+  }
+  CHECK(check_dns_label("a-").find("must start and end each label") != std::string::npos);
+}

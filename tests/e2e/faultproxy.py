@@ -13,13 +13,23 @@ Modes, switched at any time with set_mode():
 Every accepted connection is counted with the time and mode (`attempts`), which is how tests see whether a
 client retries in a tight loop or with backoff. One selector thread does all the work; connections and
 buffers are bounded (`max_connections`, `BUFFER` bytes per direction), and stop() closes everything.
+
+HttpFaultProxy works one level up, on requests: the client speaks plain HTTP to it and it forwards each
+request over HTTPS with credentials of its own (the test cluster's admin), except that in a fault mode it
+answers a request for a Lease itself with what a broken server or a proxy in between might send:
+- "bad-lease":  200 with a Lease whose spec is the number 5;
+- "deep-error": 500 with a JSON body nested 10,000 arrays deep.
 """
 
 from __future__ import annotations
 
 import errno
+import http.client
+import http.server
+import json
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -306,3 +316,95 @@ class FaultProxy:
         with self._lock:
             if conn in self._connections:
                 self._connections.remove(conn)
+
+
+BAD_LEASE = "bad-lease"
+DEEP_ERROR = "deep-error"
+HTTP_MODES = (FORWARD, BAD_LEASE, DEEP_ERROR)
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "authorization",
+               "content-length"}
+
+
+class HttpFaultProxy:
+    def __init__(self, upstream: tuple[str, int], tls: ssl.SSLContext):
+        self.upstream = upstream
+        self.tls = tls
+        self.mode = FORWARD
+        self.faults = 0  # requests answered by a fault mode
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"  # one request per connection; a body ends with the connection
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                proxy._handle(self)
+
+            do_PUT = do_POST = do_PATCH = do_DELETE = do_GET  # noqa: N815
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http-fault-proxy", daemon=True)
+
+    def start(self) -> HttpFaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> HttpFaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_mode(self, mode: str) -> None:
+        assert mode in HTTP_MODES, mode
+        self.mode = mode
+
+    def _handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
+        mode = self.mode
+        if mode != FORWARD and "/leases/" in request.path and request.command == "GET":
+            self.faults += 1
+            if mode == BAD_LEASE:
+                name = request.path.rsplit("/", 1)[-1]
+                self._answer(request, 200, json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                                       "metadata": {"name": name}, "spec": 5}).encode())
+            else:
+                self._answer(request, 500, b"[" * 10000 + b"]" * 10000)
+            return
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        upstream = http.client.HTTPSConnection(*self.upstream, context=self.tls, timeout=900)
+        try:
+            upstream.request(request.command, request.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            request.send_response(response.status)
+            for k, v in response.getheaders():
+                if k.lower() not in _HOP_BY_HOP:
+                    request.send_header(k, v)
+            request.end_headers()
+            # Watches stream: pass on what has arrived, not what a full buffer holds.
+            while chunk := response.read1(65536):
+                request.wfile.write(chunk)
+                request.wfile.flush()
+        except (OSError, http.client.HTTPException, ValueError):
+            # Either side went away (http.client reports a cut chunked stream as ValueError): the other one
+            # sees its connection end.
+            pass
+        finally:
+            upstream.close()
+
+    @staticmethod
+    def _answer(request: http.server.BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)

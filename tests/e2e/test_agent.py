@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agent_fixtures import (Agents, agents, dump_table, endpoints, etcd_compact, hosts, lookup,  # noqa: F401
-                            rbac_identity, self_signed_tls, tls_secret_of, wait_for)
+from agent_fixtures import (AGENT, Agent, Agents, agents, dump_table, endpoints, etcd_compact, hosts,  # noqa: F401
+                            lookup, rbac_identity, self_signed_tls, tls_secret_of, wait_for)
 from kube import Cluster
 
 
@@ -404,6 +405,46 @@ def test_unreachable_server_is_not_ready_and_says_why(cluster: Cluster, agents: 
     assert agent.get("/readyz")[0] == 503
     assert agent.get("/healthz")[0] == 200
     assert "Could not connect" in agent.log() or "Couldn't connect" in agent.log()
+
+
+def unreachable_kubeconfig(path: Path) -> Path:
+    """A kubeconfig for a server nobody answers on: enough for an agent to start without a cluster."""
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "none",
+        "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "none", "user": {"token": "x"}}],
+        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}]}))
+    return path
+
+
+def test_a_second_agent_on_the_same_table_directory_exits_saying_why(tmp_path: Path) -> None:
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
+    table = tmp_path / "table"
+    first = Agent(None, tmp_path, ["--no-election"], None, kubeconfig, table_dir=table)  # type: ignore[arg-type]
+    try:
+        wait_for("the first agent listening", lambda: "health and metrics listener" in first.log())
+        second = Agent(None, tmp_path, ["--no-election"], None, kubeconfig, table_dir=table)  # type: ignore[arg-type]
+        assert second.process.wait(timeout=10) == 1
+        second.stop()
+        line = next(line for line in second.log().splitlines() if "cannot open the table directory" in line)
+        assert "held by another publisher" in line and str(table) in line
+        assert first.alive()
+    finally:
+        first.stop()
+
+
+def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig")
+    for flags, message in ((["--listen", "0.0.0.0:80x"], "--listen must be host:port"),
+                           (["--listen", "0.0.0.0:70000"], "--listen must be host:port"),
+                           (["--listen", ":10254"], "has no host"),
+                           (["--table-mode", "0x"], "--table-mode must be octal"),
+                           (["--table-group", "9999999999"], "is not a group number")):
+        done = subprocess.run([str(AGENT), "--kubeconfig", str(kubeconfig), "--table-dir", str(tmp_path / "t"),
+                               "--no-election", *flags], capture_output=True, text=True, timeout=10)
+        assert done.returncode == 2, (flags, done.stderr)
+        assert message in done.stderr, (flags, done.stderr)
+    assert not (tmp_path / "t").exists()
 
 
 # ---- RBAC: the chart's rules and nothing more -----------------------------------------------------

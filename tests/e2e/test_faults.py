@@ -8,6 +8,9 @@ happens to the agent, the API server or the table directory, and everything reco
   nginx keeps serving, the agent says not ready (/readyz, /metrics) within two probe intervals, retries with
   backoff (connections counted at the proxy: some, and no tight loop), never exits, and once the server is
   back a change reaches nginx.
+- Malformed answers (a Lease whose spec is not an object, an error body nested too deep, injected by
+  faultproxy.HttpFaultProxy): logged as failed election attempts, which go on; the agent keeps serving and
+  leads again once the answers are sound.
 - nginx workers SIGKILLed: the respawned ones map the current table before their first request.
 - The table directory full (a small tmpfs): the older snapshots make room for the new one, with a warning;
   full even so, unwritable (immutable, or a read-only bind mount) or deleted: one clear error, the old
@@ -24,12 +27,14 @@ long enough for every watch's backoff to reach its 30 s ceiling.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -41,7 +46,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from agent_fixtures import Agent, dump_table, wait_for
-from faultproxy import BLACKHOLE, FORWARD, REFUSE, FaultProxy
+from faultproxy import BAD_LEASE, BLACKHOLE, DEEP_ERROR, FORWARD, REFUSE, FaultProxy, HttpFaultProxy
 from kube import Cluster
 from stack import Api, Stack, make_stack, rule  # noqa: F401
 from test_live import RELOAD_MARKS, wrk, wrk_totals
@@ -387,6 +392,42 @@ def test_api_server_outage_keeps_nginx_serving_and_the_agent_recovers(
     log = s.agent.log()
     assert len(log_lines(log, "the API server does not answer")) == 1
     assert len(log_lines(log, "the API server answers again")) == 1
+
+
+# ---- malformed answers from the API server ----------------------------------------------------------
+
+
+def test_a_malformed_lease_or_error_body_is_an_error_and_the_election_goes_on(
+        make_stack, cluster: Cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Lease whose spec is not an object, or an error body nested too deep for the JSON reader: each once
+    threw inside the elector, which then never tried again (a leader that never steps down)."""
+    tls = ssl.create_default_context(cafile=str(cluster.ca_file))
+    tls.load_cert_chain(str(cluster.state_dir / "pki" / "admin.crt"), str(cluster.state_dir / "pki" / "admin.key"))
+    with HttpFaultProxy(("127.0.0.1", cluster.apiserver_port), tls) as proxy:
+        kubeconfig = tmp_path / "kubeconfig-via-http-proxy"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "proxy",
+            "clusters": [{"name": "proxy", "cluster": {"server": f"http://127.0.0.1:{proxy.port}"}}],
+            "users": [{"name": "proxy", "user": {}}],
+            "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "proxy"}}]}))
+        s = web_stack(make_stack, "web.lease", kubeconfig=kubeconfig)
+        assert s.agent is not None
+        agent_pid = s.agent.process.pid
+        wait_for("leader", lambda: s.agent.metric("kroute_agent_leader") == 1, timeout=10)
+        for mode, logged in ((BAD_LEASE, "the Lease's spec is not an object"), (DEEP_ERROR, "get lease: HTTP 500")):
+            proxy.set_mode(mode)
+            wait_for(f"{mode}: logged", lambda m=logged: [line for line in log_lines(s.agent.log(), "leader election")
+                                                         if m in line], timeout=5)
+            # The elector keeps trying: a leader that cannot renew steps down after its renew deadline (3 s).
+            wait_for(f"{mode}: stepped down", lambda: s.agent.metric("kroute_agent_leader") == 0, timeout=8)
+            assert s.request("web.lease").status == 200
+            assert s.agent.get("/healthz")[0] == 200
+            proxy.set_mode(FORWARD)
+            wait_for(f"after {mode}: leader again", lambda: s.agent.metric("kroute_agent_leader") == 1, timeout=10)
+        assert proxy.faults >= 2
+        assert s.agent.process.pid == agent_pid and s.agent.alive()
+        s.api.create(s.ingress("after", {"rules": [rule("after.lease", ("/", "Prefix", "web"))]}))
+        s.wait_status("after.lease", timeout=15)
 
 
 # ---- the table directory ------------------------------------------------------------------------------

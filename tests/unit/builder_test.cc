@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "host.h"
 #include "model_builder.h"
 #include "publisher.h"
 
@@ -243,4 +244,24 @@ TEST_CASE("a certificate without its key is skipped with a diagnostic") {
   const BuiltTable t(m.model());
   CHECK(has_diagnostic(t.result, Item::kTls, "both a certificate chain and a key"));
   CHECK(t.result.stats.tls == 0);
+}
+
+TEST_CASE("rule hosts are RFC 1123 names: no label starts or ends with '-'") {
+  for (const char* bad : {"-a.com", "a-.com", "a.-b.com", "*.a-.com", "a.com-", "*.-"}) {
+    CAPTURE(bad);
+    std::string normalized;
+    CHECK(kroute::check_rule_host(bad, normalized) == "host must start and end each label with a letter or digit");
+  }
+  std::string normalized;
+  CHECK(kroute::check_rule_host("*.A-b.Example.COM", normalized) == "");
+  CHECK(normalized == "*.a-b.example.com");
+  CHECK(kroute::check_rule_host("x--y.com", normalized) == "");
+  CHECK(kroute::check_rule_host("a.*.com", normalized).find("wildcard") != std::string::npos);
+
+  ModelBuilder m;
+  m.prefix("good.com", "/", "good");
+  m.prefix("a-.com", "/", "good");
+  const BuiltTable t(m.model());
+  CHECK(t.result.stats.rules == 1);
+  CHECK(has_diagnostic(t.result, Item::kRule, "start and end each label"));
 }

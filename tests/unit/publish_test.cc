@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -228,6 +229,40 @@ TEST_CASE("a new publisher continues the generation sequence and clears leftover
   auto bytes = table_routing_to("b");
   CHECK(publisher->publish(bytes).generation == 3);
   CHECK_FALSE(fs::exists(dir.path / "table.9.tmp"));
+}
+
+TEST_CASE("a second publisher on the same directory fails clearly until the first one is gone") {
+  TempDir dir;
+  auto first = open_publisher(dir);
+  std::string error;
+  // flock locks belong to the open file description: a second open in this process conflicts too.
+  CHECK(Publisher::open({dir.path.string(), 3}, error) == nullptr);
+  CHECK(error.find(dir.path.string()) != std::string::npos);
+  CHECK(error.find("held by another publisher") != std::string::npos);
+
+  kroute::PublisherOptions waiting{dir.path.string(), 3};
+  waiting.wait_for_directory = std::chrono::milliseconds(200);
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(Publisher::open(waiting, error) == nullptr);
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(200));
+
+  first.reset();
+  auto second = open_publisher(dir);
+  auto bytes = table_routing_to("a");
+  CHECK(second->publish(bytes).generation == 1);
+}
+
+TEST_CASE("a table directory made again is held again by its publisher") {
+  TempDir parent;
+  const fs::path table = parent.path / "table";
+  std::string error;
+  auto publisher = Publisher::open({table.string(), 3}, error);
+  REQUIRE_MESSAGE(publisher, error);
+  fs::remove_all(table);
+  auto bytes = table_routing_to("a");
+  REQUIRE(publisher->publish(bytes).generation == 1);
+  CHECK(Publisher::open({table.string(), 3}, error) == nullptr);
+  CHECK(error.find("held by another publisher") != std::string::npos);
 }
 
 TEST_CASE("a publisher killed between rename and prune: the next one keeps only the newest") {
