@@ -8,12 +8,36 @@
 #include "ngx_http_kroute_module.h"
 
 
+/*
+ * Status and metrics are written into a chain of buffers from the request
+ * pool, a new one whenever the current one has no room for the next row: the
+ * output is whole however many Ingresses other workers count meanwhile.
+ */
+#define NGX_HTTP_KROUTE_STATUS_BUF_SIZE  8192
+/* room for any one row: fixed text, two escaped names, numbers */
+#define NGX_HTTP_KROUTE_STATUS_ROW       (512 + 2 * NGX_HTTP_KROUTE_NAME_LEN)
+
+
+typedef struct {
+    ngx_pool_t                   *pool;
+    ngx_chain_t                  *first;
+    ngx_chain_t                 **next;     /* where the next link goes */
+    ngx_buf_t                    *buf;      /* the one being written */
+    off_t                         size;     /* of the buffers before it */
+} ngx_http_kroute_status_out_t;
+
+
 static ngx_int_t ngx_http_kroute_status_handler(ngx_http_request_t *r);
-static ngx_buf_t *ngx_http_kroute_status_json(ngx_http_request_t *r,
+static u_char *ngx_http_kroute_status_room(ngx_http_kroute_status_out_t *out,
+    size_t len);
+static ngx_int_t ngx_http_kroute_status_printf(
+    ngx_http_kroute_status_out_t *out, const char *fmt, ...);
+static ngx_int_t ngx_http_kroute_status_json(ngx_http_kroute_status_out_t *out,
     ngx_http_kroute_shm_t *shm);
-static ngx_buf_t *ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
-    ngx_http_kroute_shm_t *shm);
-static u_char *ngx_http_kroute_escape_label(u_char *p, u_char *s, size_t len);
+static ngx_int_t ngx_http_kroute_status_prometheus(
+    ngx_http_kroute_status_out_t *out, ngx_http_kroute_shm_t *shm);
+static u_char *ngx_http_kroute_escape_label(u_char *p, u_char *end, u_char *s,
+    size_t len);
 static ngx_http_kroute_ingress_stats_t *ngx_http_kroute_ingress_slot(
     ngx_http_kroute_shm_t *shm, kroute_route_t *route);
 
@@ -329,10 +353,9 @@ ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_kroute_status_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_buf_t                   *b;
-    ngx_chain_t                  out;
-    ngx_http_kroute_loc_conf_t  *klcf;
+    ngx_int_t                     rc;
+    ngx_http_kroute_loc_conf_t   *klcf;
+    ngx_http_kroute_status_out_t  out;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -349,36 +372,104 @@ ngx_http_kroute_status_handler(ngx_http_request_t *r)
 
     klcf = ngx_http_get_module_loc_conf(r, ngx_http_kroute_module);
 
+    out.pool = r->pool;
+    out.first = NULL;
+    out.next = &out.first;
+    out.buf = NULL;
+    out.size = 0;
+
     if (klcf->status == NGX_HTTP_KROUTE_STATUS_JSON) {
         ngx_str_set(&r->headers_out.content_type, "application/json");
-        b = ngx_http_kroute_status_json(r, ngx_http_kroute_shm_data);
+        rc = ngx_http_kroute_status_json(&out, ngx_http_kroute_shm_data);
 
     } else {
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
-        b = ngx_http_kroute_status_prometheus(r, ngx_http_kroute_shm_data);
+        rc = ngx_http_kroute_status_prometheus(&out, ngx_http_kroute_shm_data);
     }
 
-    if (b == NULL) {
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_length_n = out.size + (out.buf->last - out.buf->pos);
 
     rc = ngx_http_send_header(r);
     if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
         return rc;
     }
 
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
+    out.buf->last_buf = (r == r->main) ? 1 : 0;
+    out.buf->last_in_chain = 1;
 
-    out.buf = b;
-    out.next = NULL;
+    return ngx_http_output_filter(r, out.first);
+}
 
-    return ngx_http_output_filter(r, &out);
+
+/*
+ * At least len bytes to write at the returned pointer, up to out->buf->end:
+ * the current buffer, or a new one linked after it.
+ */
+
+static u_char *
+ngx_http_kroute_status_room(ngx_http_kroute_status_out_t *out, size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = out->buf;
+
+    if (b && (size_t) (b->end - b->last) >= len) {
+        return b->last;
+    }
+
+    b = ngx_create_temp_buf(out->pool,
+                            ngx_max(len, NGX_HTTP_KROUTE_STATUS_BUF_SIZE));
+    if (b == NULL) {
+        return NULL;
+    }
+
+    cl = ngx_alloc_chain_link(out->pool);
+    if (cl == NULL) {
+        return NULL;
+    }
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    if (out->buf) {
+        out->size += out->buf->last - out->buf->pos;
+    }
+
+    *out->next = cl;
+    out->next = &cl->next;
+    out->buf = b;
+
+    return b->last;
+}
+
+
+/* one row of at most NGX_HTTP_KROUTE_STATUS_ROW bytes */
+
+static ngx_int_t
+ngx_http_kroute_status_printf(ngx_http_kroute_status_out_t *out,
+    const char *fmt, ...)
+{
+    u_char   *p;
+    va_list   args;
+
+    p = ngx_http_kroute_status_room(out, NGX_HTTP_KROUTE_STATUS_ROW);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    va_start(args, fmt);
+    out->buf->last = ngx_vslprintf(p, out->buf->end, fmt, args);
+    va_end(args);
+
+    return NGX_OK;
 }
 
 
@@ -393,28 +484,23 @@ ngx_http_kroute_now_unix_ms(void)
 }
 
 
-static ngx_buf_t *
-ngx_http_kroute_status_json(ngx_http_request_t *r, ngx_http_kroute_shm_t *shm)
+static ngx_int_t
+ngx_http_kroute_status_json(ngx_http_kroute_status_out_t *out,
+    ngx_http_kroute_shm_t *shm)
 {
-    size_t                           size, len;
+    u_char                          *p;
+    size_t                           len;
     uint64_t                         now, age;
-    ngx_buf_t                       *b;
+    ngx_int_t                        rc;
     ngx_uint_t                       i, first;
     ngx_http_kroute_worker_stats_t  *w;
-
-    size = sizeof("{\"workers\":[]}\n")
-           + NGX_HTTP_KROUTE_MAX_WORKERS
-             * (512 + 10 * NGX_INT64_LEN + 6 * NGX_HTTP_KROUTE_ERROR_LEN);
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NULL;
-    }
 
     now = ngx_http_kroute_now_unix_ms();
     first = 1;
 
-    b->last = ngx_cpymem(b->last, "{\"workers\":[", 12);
+    if (ngx_http_kroute_status_printf(out, "{\"workers\":[") != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
         w = &shm->workers[i];
@@ -423,85 +509,89 @@ ngx_http_kroute_status_json(ngx_http_request_t *r, ngx_http_kroute_shm_t *shm)
             continue;
         }
 
-        if (!first) {
-            *b->last++ = ',';
+        if (ngx_http_kroute_status_printf(out,
+                                          "%s{\"worker\":%ui,\"pid\":%uA,"
+                                          "\"generation\":%uA,",
+                                          first ? "" : ",", i, w->pid,
+                                          w->generation)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
         }
 
         first = 0;
 
-        b->last = ngx_sprintf(b->last,
-                              "{\"worker\":%ui,\"pid\":%uA,"
-                              "\"generation\":%uA,",
-                              i, w->pid, w->generation);
-
         if (w->generation) {
             age = now > w->built_unix_ms ? now - w->built_unix_ms : 0;
-            b->last = ngx_sprintf(b->last,
-                                  "\"snapshotAgeSeconds\":%uL.%03uL,",
-                                  age / 1000, age % 1000);
+            rc = ngx_http_kroute_status_printf(out,
+                                       "\"snapshotAgeSeconds\":%uL.%03uL,",
+                                       age / 1000, age % 1000);
 
         } else {
-            b->last = ngx_cpymem(b->last, "\"snapshotAgeSeconds\":null,",
-                                 sizeof("\"snapshotAgeSeconds\":null,") - 1);
+            rc = ngx_http_kroute_status_printf(out,
+                                               "\"snapshotAgeSeconds\":null,");
         }
 
-        b->last = ngx_sprintf(b->last,
-                              "\"hosts\":%uA,\"routes\":%uA,"
-                              "\"backends\":%uA,\"endpoints\":%uA,"
-                              "\"pickups\":%uA,\"rejectedSnapshots\":%uA,"
-                              "\"certificatesParsed\":%uA,"
-                              "\"certificateFailures\":%uA,"
-                              "\"certificatesCached\":%uA,"
-                              "\"lastError\":\"",
-                              w->hosts, w->routes, w->backends, w->endpoints,
-                              w->pickups, w->rejections,
-                              w->certificates_parsed, w->certificate_failures,
-                              w->certificates_cached);
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_kroute_status_printf(out,
+                                          "\"hosts\":%uA,\"routes\":%uA,"
+                                          "\"backends\":%uA,\"endpoints\":%uA,"
+                                          "\"pickups\":%uA,"
+                                          "\"rejectedSnapshots\":%uA,"
+                                          "\"certificatesParsed\":%uA,"
+                                          "\"certificateFailures\":%uA,"
+                                          "\"certificatesCached\":%uA,"
+                                          "\"lastError\":\"",
+                                          w->hosts, w->routes, w->backends,
+                                          w->endpoints, w->pickups,
+                                          w->rejections,
+                                          w->certificates_parsed,
+                                          w->certificate_failures,
+                                          w->certificates_cached)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /*
+         * room for the worst case (every byte as \u00XX), not for what
+         * ngx_escape_json() counts now: the worker may rewrite its error
+         * meanwhile
+         */
 
         len = ngx_min((size_t) w->last_error_len, NGX_HTTP_KROUTE_ERROR_LEN);
-        b->last = (u_char *) ngx_escape_json(b->last, w->last_error, len);
 
-        b->last = ngx_cpymem(b->last, "\"}", 2);
+        p = ngx_http_kroute_status_room(out, 6 * len + sizeof("\"}") - 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = (u_char *) ngx_escape_json(p, w->last_error, len);
+
+        out->buf->last = ngx_cpymem(p, "\"}", 2);
     }
 
-    b->last = ngx_cpymem(b->last, "]}\n", 3);
-
-    return b;
+    return ngx_http_kroute_status_printf(out, "]}\n");
 }
 
 
-static ngx_buf_t *
-ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
+static ngx_int_t
+ngx_http_kroute_status_prometheus(ngx_http_kroute_status_out_t *out,
     ngx_http_kroute_shm_t *shm)
 {
-    size_t                            size;
+    u_char                           *p, *end;
     uint64_t                          now, age;
-    ngx_buf_t                        *b;
-    ngx_uint_t                        i, c, ingresses;
+    ngx_int_t                         rc;
+    ngx_uint_t                        i, c;
     ngx_atomic_uint_t                 n, sum, count;
     ngx_atomic_uint_t                 requests[NGX_HTTP_KROUTE_STATUS_CLASSES];
     ngx_atomic_uint_t                 buckets[NGX_HTTP_KROUTE_BUCKETS];
     ngx_http_kroute_worker_stats_t   *w;
     ngx_http_kroute_ingress_stats_t  *s;
     ngx_http_kroute_worker_metric_t  *m;
-
-    ingresses = 0;
-
-    for (i = 0; i < NGX_HTTP_KROUTE_MAX_INGRESSES; i++) {
-        if (shm->ingresses[i].ready) {
-            ingresses++;
-        }
-    }
-
-    size = 8192
-           + NGX_HTTP_KROUTE_MAX_WORKERS * 10 * (128 + NGX_INT64_LEN)
-           + (ingresses + 1) * NGX_HTTP_KROUTE_STATUS_CLASSES
-             * (128 + 2 * NGX_HTTP_KROUTE_NAME_LEN + NGX_INT64_LEN);
-
-    b = ngx_create_temp_buf(r->pool, size);
-    if (b == NULL) {
-        return NULL;
-    }
 
     ngx_memzero(requests, sizeof(requests));
     ngx_memzero(buckets, sizeof(buckets));
@@ -523,21 +613,37 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
         count += w->response_time_count;
     }
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_requests_total Requests routed by kroute, "
-        "by status class.\n"
-        "# TYPE kroute_requests_total counter\n");
-
-    for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
-        b->last = ngx_sprintf(b->last,
-                              "kroute_requests_total{class=\"%s\"} %uA\n",
-                              ngx_http_kroute_classes[c], requests[c]);
+    if (ngx_http_kroute_status_printf(out,
+            "# HELP kroute_requests_total Requests routed by kroute, "
+            "by status class.\n"
+            "# TYPE kroute_requests_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_ingress_requests_total Requests by Ingress and "
-        "status class.\n"
-        "# TYPE kroute_ingress_requests_total counter\n");
+    for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
+        if (ngx_http_kroute_status_printf(out,
+                                          "kroute_requests_total"
+                                          "{class=\"%s\"} %uA\n",
+                                          ngx_http_kroute_classes[c],
+                                          requests[c])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_kroute_status_printf(out,
+            "# HELP kroute_ingress_requests_total Requests by Ingress and "
+            "status class.\n"
+            "# TYPE kroute_ingress_requests_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* other workers may claim slots while this loop runs */
 
     for (i = 0; i < NGX_HTTP_KROUTE_MAX_INGRESSES; i++) {
         s = &shm->ingresses[i];
@@ -553,109 +659,140 @@ ngx_http_kroute_status_prometheus(ngx_http_request_t *r,
                 continue;
             }
 
-            b->last = ngx_cpymem(b->last,
-                                 "kroute_ingress_requests_total{namespace=\"",
-                                 sizeof("kroute_ingress_requests_total"
-                                        "{namespace=\"") - 1);
-            b->last = ngx_http_kroute_escape_label(b->last, s->name,
-                                                   s->ns_len);
-            b->last = ngx_cpymem(b->last, "\",ingress=\"", 11);
-            b->last = ngx_http_kroute_escape_label(b->last,
-                                                   s->name + s->ns_len,
-                                                   s->name_len);
-            b->last = ngx_sprintf(b->last, "\",class=\"%s\"} %uA\n",
-                                  ngx_http_kroute_classes[c], n);
+            p = ngx_http_kroute_status_room(out, NGX_HTTP_KROUTE_STATUS_ROW);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            end = out->buf->end;
+
+            p = ngx_slprintf(p, end,
+                             "kroute_ingress_requests_total{namespace=\"");
+            p = ngx_http_kroute_escape_label(p, end, s->name, s->ns_len);
+            p = ngx_slprintf(p, end, "\",ingress=\"");
+            p = ngx_http_kroute_escape_label(p, end, s->name + s->ns_len,
+                                             s->name_len);
+            out->buf->last = ngx_slprintf(p, end, "\",class=\"%s\"} %uA\n",
+                                          ngx_http_kroute_classes[c], n);
         }
     }
 
     for (c = 0; c < NGX_HTTP_KROUTE_STATUS_CLASSES; c++) {
-        if (shm->ingress_overflow[c]) {
-            b->last = ngx_sprintf(b->last,
-                              "kroute_ingress_requests_total{namespace=\"\","
-                              "ingress=\"(overflow)\",class=\"%s\"} %uA\n",
-                                  ngx_http_kroute_classes[c],
-                                  shm->ingress_overflow[c]);
+        if (shm->ingress_overflow[c]
+            && ngx_http_kroute_status_printf(out,
+                                    "kroute_ingress_requests_total"
+                                    "{namespace=\"\",ingress=\"(overflow)\","
+                                    "class=\"%s\"} %uA\n",
+                                    ngx_http_kroute_classes[c],
+                                    shm->ingress_overflow[c])
+               != NGX_OK)
+        {
+            return NGX_ERROR;
         }
     }
 
-    b->last = ngx_sprintf(b->last,
-        "# HELP kroute_upstream_response_seconds Upstream response time "
-        "(the last attempt of each request).\n"
-        "# TYPE kroute_upstream_response_seconds histogram\n");
+    if (ngx_http_kroute_status_printf(out,
+            "# HELP kroute_upstream_response_seconds Upstream response time "
+            "(the last attempt of each request).\n"
+            "# TYPE kroute_upstream_response_seconds histogram\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     n = 0;
 
     for (c = 0; c < NGX_HTTP_KROUTE_BUCKETS - 1; c++) {
         n += buckets[c];
-        b->last = ngx_sprintf(b->last,
-                              "kroute_upstream_response_seconds_bucket"
-                              "{le=\"%M.%03M\"} %uA\n",
-                              ngx_http_kroute_buckets[c] / 1000,
-                              ngx_http_kroute_buckets[c] % 1000, n);
+
+        if (ngx_http_kroute_status_printf(out,
+                                          "kroute_upstream_response_seconds"
+                                          "_bucket{le=\"%M.%03M\"} %uA\n",
+                                          ngx_http_kroute_buckets[c] / 1000,
+                                          ngx_http_kroute_buckets[c] % 1000,
+                                          n)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     n += buckets[NGX_HTTP_KROUTE_BUCKETS - 1];
 
-    b->last = ngx_sprintf(b->last,
-                          "kroute_upstream_response_seconds_bucket"
-                          "{le=\"+Inf\"} %uA\n"
-                          "kroute_upstream_response_seconds_sum %uA.%03uA\n"
-                          "kroute_upstream_response_seconds_count %uA\n",
-                          n, sum / 1000, sum % 1000, count);
+    if (ngx_http_kroute_status_printf(out,
+            "kroute_upstream_response_seconds_bucket{le=\"+Inf\"} %uA\n"
+            "kroute_upstream_response_seconds_sum %uA.%03uA\n"
+            "kroute_upstream_response_seconds_count %uA\n",
+            n, sum / 1000, sum % 1000, count)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     now = ngx_http_kroute_now_unix_ms();
 
     for (m = ngx_http_kroute_worker_metrics; m->name; m++) {
-        b->last = ngx_sprintf(b->last, "# HELP %s %s\n# TYPE %s %s\n",
-                              m->name, m->help, m->name, m->type);
+        if (ngx_http_kroute_status_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+                                          m->name, m->help, m->name, m->type)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
         for (i = 0; i < NGX_HTTP_KROUTE_MAX_WORKERS; i++) {
             w = &shm->workers[i];
 
-            if (w->pid == 0) {
+            if (w->pid == 0 || (m->age && w->generation == 0)) {
                 continue;
             }
 
             n = *(ngx_atomic_t *) ((u_char *) w + m->offset);
 
-            if (!m->age) {
-                b->last = ngx_sprintf(b->last, "%s{worker=\"%ui\"} %uA\n",
-                                      m->name, i, n);
-                continue;
+            if (m->age) {
+                age = now > n ? now - n : 0;
+                rc = ngx_http_kroute_status_printf(out,
+                                              "%s{worker=\"%ui\"} %uL.%03uL\n",
+                                              m->name, i, age / 1000,
+                                              age % 1000);
+
+            } else {
+                rc = ngx_http_kroute_status_printf(out,
+                                                   "%s{worker=\"%ui\"} %uA\n",
+                                                   m->name, i, n);
             }
 
-            if (w->generation) {
-                age = now > n ? now - n : 0;
-                b->last = ngx_sprintf(b->last,
-                                      "%s{worker=\"%ui\"} %uL.%03uL\n",
-                                      m->name, i, age / 1000, age % 1000);
+            if (rc != NGX_OK) {
+                return NGX_ERROR;
             }
         }
     }
 
-    return b;
+    return NGX_OK;
 }
 
 
-/* Prometheus label values: backslash, double quote and newline escaped */
+/*
+ * Prometheus label values: backslash, double quote and newline escaped;
+ * stops at end
+ */
 
 static u_char *
-ngx_http_kroute_escape_label(u_char *p, u_char *s, size_t len)
+ngx_http_kroute_escape_label(u_char *p, u_char *end, u_char *s, size_t len)
 {
     size_t  i;
 
-    for (i = 0; i < len; i++) {
+    for (i = 0; i < len && p < end; i++) {
         switch (s[i]) {
 
         case '\\':
         case '"':
-            *p++ = '\\';
-            *p++ = s[i];
-            break;
-
         case '\n':
+            if (end - p < 2) {
+                return p;
+            }
+
             *p++ = '\\';
-            *p++ = 'n';
+            *p++ = (s[i] == '\n') ? 'n' : s[i];
             break;
 
         default:
