@@ -122,7 +122,11 @@ fetch_go() {
   fi
   work=$(mktemp -d "$go_cache/.fetch-XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  curl -fsS -o "$work/info" "$url.info" || die "the module proxy $proxy has no Go $version for linux-$arch ($url.info)"
+  local rc=0
+  curl -fsS -o "$work/info" "$url.info" || rc=$?
+  # curl's exit 22 is an HTTP error from the proxy; anything else is the network or TLS, which curl just described.
+  [ "$rc" -ne 22 ] || die "the module proxy $proxy has no Go $version for linux-$arch ($url.info)"
+  [ "$rc" -eq 0 ] || die "cannot reach the module proxy $proxy (curl exit $rc)"
   say "no Go >= $version found; fetching Go $version (linux-$arch) from the module proxy $proxy"
   local progress=(-sS)
   [ -t 2 ] && progress=(--progress-bar)
