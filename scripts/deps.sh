@@ -3,12 +3,18 @@ set -euo pipefail
 # Installs the Debian packages kroute builds and tests with; a no-op when they are all present.
 
 packages=(
-  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev lld
+  # build: meson + ninja, gcc for the release build, clang + its sanitizer and fuzzer runtimes for build-asan
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
+  # the module is built against Debian's nginx source tree and tested with its nginx
   nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
+  # the libraries meson.build files ask for
   libcurl4-openssl-dev libjsoncpp-dev libfmt-dev libxxhash-dev
   doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev libyaml-cpp-dev
-  wrk nghttp2-client curl openssl jq iproute2 procps psmisc
-  python3 python3-pytest python3-websocket python3-matplotlib strace debootstrap
+  # commands the scripts, tests and benchmarks run (llvm-14: llvm-symbolizer for sanitizer reports;
+  # ca-certificates: curl and go reach the Go module proxy over https; git: the revision benchmarks record)
+  curl ca-certificates openssl iproute2 procps mount e2fsprogs strace wrk git llvm-14 debootstrap
+  # /usr/bin/python3 and the modules the tests, demo and benchmark report import
+  python3 python3-pytest python3-websocket python3-yaml python3-matplotlib
 )
 
 missing=()

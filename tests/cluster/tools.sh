@@ -4,10 +4,14 @@ set -euo pipefail
 #
 #   tools.sh build   build unless the cache already holds binaries for these go.mod/go.sum files; prints progress
 #   tools.sh path    print the directory holding the binaries (exit 3 when they are not built yet)
+#   tools.sh go      print the go command a build uses, fetching Go from the module proxy first when none is found
 #
 # The cache is ${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}/<key>/bin; the key is a hash of
 # the modules' go.mod and go.sum files and of the build flags, so an unchanged go.mod never rebuilds.
-# KROUTE_GO names the go command to use; otherwise `go` on PATH, then /usr/local/go/bin/go.
+#
+# KROUTE_GO names the go command to use; otherwise `go` on PATH, then /usr/local/go/bin/go, whichever is new enough
+# (KROUTE_GO_SEARCH=none looks at neither); otherwise Go is fetched once from the Go module proxy (the first URL in
+# GOPROXY, else Go's default) as the module golang.org/toolchain into the cache's go/ directory.
 # KROUTE_TOOLS_PROGRESS_SECONDS sets how often a build reports progress (default 30).
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +19,7 @@ modules_dir="$here/tools"
 modules=(kube helm)
 declare -A tools_of=([kube]="kube-apiserver kubectl etcd" [helm]="helm")
 cache_root="${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}"
+go_cache="$cache_root/go"
 progress_every="${KROUTE_TOOLS_PROGRESS_SECONDS:-30}"
 
 say() { echo "tools: $*" >&2; }
@@ -65,36 +70,140 @@ is_built() {
   for b in "${binaries[@]}"; do [ -x "$bin_dir/$b" ] || return 1; done
 }
 
-find_go() {
-  local go_cmd="${KROUTE_GO:-}"
-  if [ -z "$go_cmd" ]; then
-    go_cmd=$(command -v go || true)
-    [ -n "$go_cmd" ] || go_cmd=/usr/local/go/bin/go
-  fi
-  if [ ! -x "$go_cmd" ] && ! command -v "$go_cmd" >/dev/null 2>&1; then
-    die "no Go toolchain found (looked for ${KROUTE_GO:-go on PATH and /usr/local/go/bin/go}).
-  kube-apiserver, etcd, kubectl and helm are built from source and need Go >= $(required_go).
-  Install it from https://go.dev/dl, e.g.: curl -fsSL https://go.dev/dl/go$(required_go).linux-amd64.tar.gz | tar -C /usr/local -xz
-  so that /usr/local/go/bin/go exists, or put go on PATH, or set KROUTE_GO=/path/to/go."
-  fi
-  echo "$go_cmd"
-}
-
-# The newest `go` line of the tool modules: k8s.io/kubernetes sets it, and an older toolchain cannot build it.
+# The Go release to fetch when none is found: the newest `toolchain` line of the tool modules, else their newest `go`
+# line (k8s.io/kubernetes sets it, and an older toolchain cannot build it). A bare "1.N" is release 1.N.0.
 required_go() {
-  local m
-  for m in "${modules[@]}"; do awk '$1 == "go" { print $2 }' "$modules_dir/$m/go.mod"; done | sort -V | tail -1
+  local m version
+  version=$(for m in "${modules[@]}"; do awk '$1 == "toolchain" { sub(/^go/, "", $2); print $2 }' "$modules_dir/$m/go.mod"; done |
+    sort -V | tail -1)
+  [ -n "$version" ] ||
+    version=$(for m in "${modules[@]}"; do awk '$1 == "go" { print $2 }' "$modules_dir/$m/go.mod"; done | sort -V | tail -1)
+  case "$version" in *.*.*) echo "$version" ;; *) echo "$version.0" ;; esac
 }
 
-check_go_version() {
-  local have need
-  have=$("$1" env GOVERSION) || die "'$1 env GOVERSION' failed: is $1 a working Go toolchain?"
-  have=${have#go}
-  need=$(required_go)
-  if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
-    die "Go $have at $1 is too old: k8s.io/kubernetes $kube_version needs Go >= $need.
-  Install a newer Go from https://go.dev/dl to /usr/local/go, or put it on PATH, or set KROUTE_GO=/path/to/go."
+# The version of the go command $1 ("1.26.0"), or nothing when it does not run.
+go_version() { local v; v=$("$1" env GOVERSION 2>/dev/null) || return 0; echo "${v#go}"; }
+
+version_at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+
+# The first URL of GOPROXY (a list separated by ',' or '|', as Go reads it); Go's own default when GOPROXY is unset.
+module_proxy() {
+  local entry
+  for entry in $(echo "${GOPROXY:-https://proxy.golang.org}" | tr ',|' '  '); do
+    case "$entry" in https://* | http://*) echo "${entry%/}"; return 0 ;; esac
+  done
+  return 1
+}
+
+go_arch() {
+  case "$(uname -m)" in
+    x86_64) echo amd64 ;;
+    aarch64 | arm64) echo arm64 ;;
+    *) die "no Go toolchain for $(uname -m) to fetch; set KROUTE_GO=/path/to/go" ;;
+  esac
+}
+
+# Fetches Go $1 from the module proxy, where it is the module golang.org/toolchain (as GOTOOLCHAIN=go$1 fetches it),
+# into $go_cache/go$1. The zip's go.sum hash must match the checksum database's line for it (read through the
+# proxy); GOSUMDB=off skips that check and only prints the zip's sha256.
+fetch_go() {
+  local version=$1 proxy arch module_version dest work url hash_line expected
+  proxy=$(module_proxy) || die "no Go found and GOPROXY ($GOPROXY) names no proxy URL to fetch Go $version from;
+  set KROUTE_GO=/path/to/go (Go >= $version) or put go on PATH"
+  arch=$(go_arch)
+  module_version="v0.0.1-go$version.linux-$arch"
+  dest="$go_cache/go$version"
+  url="$proxy/golang.org/toolchain/@v/$module_version"
+  mkdir -p "$go_cache"
+  exec 8>"$go_cache/.lock"
+  flock 8
+  if [ -x "$dest/bin/go" ]; then
+    return 0
   fi
+  work=$(mktemp -d "$go_cache/.fetch-XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  local rc=0
+  curl -fsS -o "$work/info" "$url.info" || rc=$?
+  # curl's exit 22 is an HTTP error from the proxy; anything else is the network or TLS, which curl just described.
+  [ "$rc" -ne 22 ] || die "the module proxy $proxy has no Go $version for linux-$arch ($url.info)"
+  [ "$rc" -eq 0 ] || die "cannot reach the module proxy $proxy (curl exit $rc)"
+  say "no Go >= $version found; fetching Go $version (linux-$arch) from the module proxy $proxy"
+  local progress=(-sS)
+  [ -t 2 ] && progress=(--progress-bar)
+  curl -fL "${progress[@]}" -o "$work/toolchain.zip" "$url.zip" || die "downloading $url.zip failed"
+  say "downloaded $(( $(stat -c %s "$work/toolchain.zip") / 1048576 )) MB, sha256 $(sha256sum "$work/toolchain.zip" | cut -c1-64)"
+  if [ "${GOSUMDB:-}" = off ]; then
+    expected=""
+    say "GOSUMDB=off: not checking the zip against the checksum database"
+  else
+    # Go's default checksum database; its name is the first word of GOSUMDB when that is set.
+    local sumdb="${GOSUMDB:-sum.golang.org}"
+    sumdb=${sumdb%% *}
+    hash_line=$(curl -fsS "$proxy/sumdb/$sumdb/lookup/golang.org/toolchain@$module_version" |
+      awk -v v="$module_version" '$1 == "golang.org/toolchain" && $2 == v { print $3; exit }') ||
+      die "the checksum database $sumdb (through $proxy) has no line for golang.org/toolchain@$module_version"
+    [ -n "$hash_line" ] || die "the checksum database $sumdb has no line for golang.org/toolchain@$module_version"
+    expected=$hash_line
+  fi
+  # A module zip's go.sum hash ("h1:", Go's dirhash) covers every file; the entries carry a module@version/ prefix
+  # that is dropped when unpacking. Module zips keep no file modes: the commands get theirs back here.
+  python3 - "$work/toolchain.zip" "$work/go" "golang.org/toolchain@$module_version/" "$expected" <<'PYTHON' ||
+import base64, hashlib, os, sys, zipfile
+archive, target, prefix, expected = sys.argv[1:]
+with zipfile.ZipFile(archive) as z:
+    files = sorted((i for i in z.infolist() if not i.is_dir()), key=lambda i: i.filename)
+    summary = "".join(f"{hashlib.sha256(z.read(i)).hexdigest()}  {i.filename}\n" for i in files)
+    actual = "h1:" + base64.b64encode(hashlib.sha256(summary.encode()).digest()).decode()
+    if expected and actual != expected:
+        sys.exit(f"tools: the zip's hash {actual} is not the checksum database's {expected}")
+    for info in files:
+        if not info.filename.startswith(prefix) or ".." in info.filename.split("/"):
+            sys.exit(f"tools: unexpected entry {info.filename} in the toolchain zip")
+        path = os.path.join(target, info.filename[len(prefix):])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(z.read(info))
+        parts = info.filename[len(prefix):].split("/")
+        executable = parts[0] == "bin" or (parts[:2] == ["pkg", "tool"] and len(parts) == 4)
+        os.chmod(path, 0o755 if executable else 0o644)
+print(f"tools: unpacked {len(files)} files, go.sum hash {actual}" + (" (matches the checksum database)" if expected else ""),
+      file=sys.stderr)
+PYTHON
+    die "unpacking the Go $version toolchain failed"
+  [ "$(go_version "$work/go/bin/go")" = "$version" ] || die "the fetched toolchain's bin/go does not run as Go $version"
+  rm -rf "$dest"
+  mv "$work/go" "$dest"
+  rm -rf "$work"
+  trap - EXIT
+  say "Go $version is in $dest"
+}
+
+# The go command to build with: KROUTE_GO when set; else the first of `go` on PATH and /usr/local/go/bin/go that is
+# new enough (KROUTE_GO_SEARCH=none skips both); else Go fetched once from the module proxy into $go_cache.
+find_go() {
+  local need candidate have
+  need=$(required_go)
+  if [ -n "${KROUTE_GO:-}" ]; then
+    have=$(go_version "$KROUTE_GO")
+    [ -n "$have" ] || die "KROUTE_GO=$KROUTE_GO is not a working go command"
+    version_at_least "$have" "$need" || die "KROUTE_GO=$KROUTE_GO is Go $have; k8s.io/kubernetes $kube_version needs Go >= $need"
+    echo "$KROUTE_GO"
+    return 0
+  fi
+  if [ "${KROUTE_GO_SEARCH:-}" != none ]; then
+    for candidate in "$(command -v go || true)" /usr/local/go/bin/go; do
+      [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+      have=$(go_version "$candidate")
+      if [ -n "$have" ] && version_at_least "$have" "$need"; then
+        echo "$candidate"
+        return 0
+      fi
+      say "not using $candidate: Go ${have:-(does not run)} is older than the $need the tool modules need"
+    done
+  fi
+  candidate="$go_cache/go$need/bin/go"
+  [ -x "$candidate" ] || fetch_go "$need"
+  echo "$candidate"
 }
 
 # Prints one progress line every $progress_every seconds while $1's build log grows.
@@ -143,7 +252,6 @@ build() {
     return 0
   fi
   go=$(find_go)
-  check_go_version "$go"
   export GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly"
   mkdir -p "$cache_root"
   exec 9>"$cache_root/.lock"
@@ -189,12 +297,17 @@ build() {
   } >"$work/VERSIONS"
   rm -rf "$tools_dir"
   mv "$work" "$tools_dir"
-  find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
+  find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name go -exec rm -rf {} +
   say "built in $(elapsed $start): $bin_dir"
 }
 
 case "${1:-}" in
   build) build ;;
+  go)
+    go=$(find_go)
+    say "$("$go" version) at $go"
+    echo "$go"
+    ;;
   path)
     if is_built; then
       echo "$bin_dir"
@@ -204,7 +317,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 build|path" >&2
+    echo "usage: $0 build|path|go" >&2
     exit 2
     ;;
 esac
