@@ -9,6 +9,9 @@
 namespace kroute::agent {
 namespace {
 
+// ingress-nginx's no-tls-redirect-locations default; kroute has no setting for it (docs/agent.md).
+constexpr std::string_view kNoTlsRedirectLocation = "/.well-known/acme-challenge";
+
 const char* path_type_name(PathType type) {
   switch (type) {
     case PathType::kExact: return "Exact";
@@ -104,7 +107,10 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
         warn(problem->first, std::move(problem->second));
         continue;
       }
-      const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host);
+      // As ingress-nginx's no-tls-redirect-locations default: an HTTP-01 solver (cert-manager) answers
+      // on plain HTTP even on a host that already has TLS.
+      const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host) &&
+                            !path.path.starts_with(kNoTlsRedirectLocation);
       part.rules.push_back({rule.host, path.path, path.type, kNoBackend, 0, redirect});
       part.refs.push_back(path.backend);
     }

@@ -272,6 +272,27 @@ TEST_CASE("ssl redirect: rules of the Ingress's TLS hosts, unless an annotation 
   CHECK(redirect("kroute-wins", "a.com"));
 }
 
+TEST_CASE("ssl redirect: never for paths under /.well-known/acme-challenge (ingress-nginx's no-tls-redirect-locations)") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.ingress("solver", "",
+            R"({"rules": [)" + Fixture::rule("a.com", "/.well-known/acme-challenge/tok3n", "s", "80") + "," +
+                Fixture::rule("a.com", "/.well-known/acme", "s", "80") + "," +
+                Fixture::rule("a.com", "/app", "s", "80") + R"(], "tls": [{"hosts": ["a.com"], "secretName": "cert"}]})");
+  const CompiledTable t = f.compile_and_build();
+  const auto redirect = [&](const std::string& path) {
+    for (const Rule& r : t.model.rules) {
+      if (r.path == path) return r.ssl_redirect;
+    }
+    FAIL("no rule for " << path);
+    return false;
+  };
+  CHECK_FALSE(redirect("/.well-known/acme-challenge/tok3n"));
+  CHECK(redirect("/.well-known/acme"));  // a prefix of the location, not under it
+  CHECK(redirect("/app"));
+}
+
 TEST_CASE("collisions: the younger Ingress's rule is shadowed and warned about, whatever the arrival order") {
   Fixture f;
   f.options.watch_without_class = true;
