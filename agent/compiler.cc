@@ -350,6 +350,11 @@ class Compiler {
       warn(ingress.ns, ingress.name, "TLSSecretInvalid", "TLS Secret " + key + ": " + it->second.error);
     } else {
       certificate = &it->second.certificate;
+      if (!it->second.expired_on.empty()) {
+        warn(ingress.ns, ingress.name, "TLSCertificateExpired",
+             "TLS Secret " + key + ": the certificate in tls.crt expired on " + it->second.expired_on +
+                 "; it is served anyway, as ingress-nginx does");
+      }
     }
     for (const std::string& host : tls.hosts) {
       table_.model.tls.push_back({host, ingress.ns, tls.secret_name, source, certificate ? *certificate : Certificate{}});

@@ -62,6 +62,9 @@ std::string Metrics::render() const {
                          kEventNames[t], events[at(kind)][t].load(std::memory_order_relaxed));
     }
   }
+  single(out, "kroute_agent_tls_certificates_expired", "gauge",
+         "TLS Secrets whose certificate had expired when last read (served anyway, as ingress-nginx does).",
+         tls_certificates_expired);
   single(out, "kroute_agent_publishes_total", "counter", "Route tables published.", publishes);
   single(out, "kroute_agent_publishes_unchanged_total", "counter",
          "Compilations whose table equalled the published one (not published).", publishes_unchanged);

@@ -51,6 +51,7 @@ struct Metrics {
   Counter publish_errors{0};
   Counter generation{0};  // gauge
   Counter routes{0};      // gauge: rules in the current table
+  Counter tls_certificates_expired{0};  // gauge: TLS Secrets whose certificate had expired when read
   Histogram publish_duration;
   Histogram change_to_publish;
   Counter status_updates{0};

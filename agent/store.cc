@@ -92,7 +92,8 @@ struct KeyDeleter {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 };
 
-std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem) {
+std::string check_tls_pair(const std::string& cert_pem, const std::string& key_pem, std::string& expired_on) {
+  expired_on.clear();
   std::unique_ptr<BIO, BioDeleter> cert_bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
   std::unique_ptr<X509, X509Deleter> cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return "tls.crt holds no PEM certificate";
@@ -102,13 +103,12 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   if (X509_check_private_key(cert.get(), key.get()) != 1) return "tls.key does not match the certificate in tls.crt";
   const ASN1_TIME* not_after = X509_get0_notAfter(cert.get());
   if (X509_cmp_current_time(not_after) < 0) {
-    std::string when = "an unreadable date";
+    expired_on = "an unreadable date";
     if (std::tm tm{}; ASN1_TIME_to_tm(not_after, &tm) == 1) {
       char text[32];
       std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      when = text;
+      expired_on = text;
     }
-    return "the certificate in tls.crt expired on " + when;
   }
   return {};
 }
@@ -191,7 +191,7 @@ bool Ingress::same_routes(const Ingress& o) const {
 }
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
-  return ns == o.ns && name == o.name && error == o.error && certificate.chain_pem == o.certificate.chain_pem &&
+  return ns == o.ns && name == o.name && error == o.error && expired_on == o.expired_on && certificate.chain_pem == o.certificate.chain_pem &&
          certificate.key_pem == o.certificate.key_pem;
 }
 
@@ -303,7 +303,7 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   } else if (!key_data.isString() || !base64_decode(key_data.asString(), key) || key.empty()) {
     out.error = "no tls.key";
   } else {
-    out.error = check_tls_pair(cert, key);
+    out.error = check_tls_pair(cert, key, out.expired_on);
     // A refused PEM leaves OpenSSL's per-thread error queue filled; curl shares this thread.
     ERR_clear_error();
   }
@@ -377,7 +377,13 @@ void Store::update_gauge(Kind kind) {
     case Kind::kIngressClass: n = classes.size(); break;
     case Kind::kService: n = services.size(); break;
     case Kind::kEndpointSlice: n = slices.size(); break;
-    case Kind::kSecret: n = secrets.size(); break;
+    case Kind::kSecret: {
+      n = secrets.size();
+      const auto expired = std::count_if(secrets.begin(), secrets.end(),
+                                         [](const auto& entry) { return !entry.second.expired_on.empty(); });
+      metrics_.tls_certificates_expired.store(static_cast<std::uint64_t>(expired), std::memory_order_relaxed);
+      break;
+    }
   }
   metrics_.objects[Metrics::at(kind)].store(n, std::memory_order_relaxed);
 }

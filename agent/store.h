@@ -147,6 +147,9 @@ struct TlsSecret {
   std::string name;
   Certificate certificate;  // empty when `error` is set
   std::string error;        // empty: `certificate` holds the Secret's tls.crt and tls.key
+  // When the certificate had expired as the Secret was read: its notAfter date. Such a certificate is
+  // still served, as ingress-nginx does, with a Warning Event and the agent's expired-certificates gauge.
+  std::string expired_on;
   bool operator==(const TlsSecret& other) const;
 };
 

@@ -46,7 +46,6 @@ using BioPtr = std::unique_ptr<BIO, BioFree>;
 struct ParsedCertificate {
   std::uint64_t fingerprint = 0;
   bool usable = false;
-  std::int64_t not_after = 0;  // seconds since the epoch
   X509Ptr leaf;
   KeyPtr key;
   ChainPtr chain;
@@ -66,12 +65,6 @@ std::string_view openssl_reason(char* buf, std::size_t size) {
   ERR_clear_error();
   std::snprintf(buf, size, "%s", reason != nullptr ? reason : "unknown error");
   return buf;
-}
-
-std::int64_t not_after_of(X509* leaf) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return 0;
-  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 // Fills `c` from the entry's PEM text; returns what is wrong (empty when nothing is).
@@ -109,7 +102,6 @@ std::string_view parse(const kroute::SnapshotView& view, const kroute::format::T
     ERR_clear_error();
     return "the private key does not match the certificate";
   }
-  c.not_after = not_after_of(c.leaf.get());
   return {};
 }
 
@@ -210,7 +202,7 @@ kroute_tls_cache_t* kroute_tls_cache_create(std::size_t capacity) {
 void kroute_tls_cache_destroy(kroute_tls_cache_t* cache) { delete cache; }
 
 kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_snapshot_t* snapshot,
-                                      const unsigned char* server_name, std::size_t len, std::int64_t now_sec,
+                                      const unsigned char* server_name, std::size_t len,
                                       SSL* ssl, kroute_tls_report_pt report, void* data) {
   if (snapshot == nullptr) return KROUTE_TLS_STATIC;
   try {
@@ -224,10 +216,6 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_sn
       if (i == 1 && candidates[0] != nullptr && candidates[0]->fingerprint == entry->fingerprint) break;
       const ParsedCertificate& c = cache->get(view, *entry, report, data);
       if (!c.usable) continue;
-      if (c.not_after != 0 && c.not_after < now_sec) {
-        // Expired since it was parsed (the agent refuses already-expired Secrets): the next candidate.
-        continue;
-      }
       cleared = true;
       if (use(ssl, c)) return entry == view.default_certificate() ? KROUTE_TLS_DEFAULT : KROUTE_TLS_HOST;
     }

@@ -46,13 +46,13 @@ void kroute_tls_cache_destroy(kroute_tls_cache_t *cache);
 /*
  * Sets the certificate for server_name (SNI, may be empty) from the snapshot
  * on ssl: exact host, one-label wildcard, then the table's default; an entry
- * that does not parse, does not match its key or has expired (at now_sec)
- * falls back to the next. KROUTE_TLS_STATIC leaves ssl
- * as it is.
+ * that does not parse or does not match its key falls back to the next; an
+ * expired certificate is served, as ingress-nginx does (the agent warns).
+ * KROUTE_TLS_STATIC leaves ssl as it is.
  */
 kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
     const kroute_snapshot_t *snapshot, const unsigned char *server_name,
-    size_t len, int64_t now_sec, SSL *ssl, kroute_tls_report_pt report,
+    size_t len, SSL *ssl, kroute_tls_report_pt report,
     void *data);
 
 void kroute_tls_stats(const kroute_tls_cache_t *cache,

@@ -270,8 +270,7 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
     }
 
     choice = kroute_tls_select(ngx_http_kroute_tls_cache, snapshot,
-                               (const u_char *) name, len, ngx_time(),
-                               ssl_conn, ngx_http_kroute_ssl_report, c);
+                               (const u_char *) name, len, ssl_conn, ngx_http_kroute_ssl_report, c);
 
     kroute_table_unpin(ngx_http_kroute_table, snapshot);
 

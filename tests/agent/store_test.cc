@@ -87,8 +87,18 @@ TEST_CASE("tls secret projection keeps a usable chain and key, and says why othe
   const TestCertificate expired = make_certificate("a.com", -10, -2);
   TlsSecret old;
   REQUIRE(parse_tls_secret(json(tls_secret_json("c", expired.chain_pem, expired.key_pem)), old) == "");
-  CHECK(old.error.rfind("the certificate in tls.crt expired on 20", 0) == 0);
-  CHECK(old.certificate.key_pem.empty());
+  // Expired: still usable, as ingress-nginx serves it, with the date for the Warning Event.
+  CHECK(old.error == "");
+  CHECK(old.expired_on.rfind("20", 0) == 0);
+  CHECK(old.certificate.key_pem == expired.key_pem);
+  CHECK(s.expired_on == "");
+  Metrics metrics;
+  Store store(metrics, nullptr);
+  store.apply(Kind::kSecret, EventType::kAdded, json(tls_secret_json("c", expired.chain_pem, expired.key_pem)));
+  store.apply(Kind::kSecret, EventType::kAdded, json(tls_secret_json("d", good.chain_pem, good.key_pem)));
+  CHECK(metrics.tls_certificates_expired == 1);
+  store.apply(Kind::kSecret, EventType::kModified, json(tls_secret_json("c", good.chain_pem, good.key_pem)));
+  CHECK(metrics.tls_certificates_expired == 0);
   TlsSecret mismatch;
   REQUIRE(parse_tls_secret(json(tls_secret_json("c", good.chain_pem, expired.key_pem)), mismatch) == "");
   CHECK(mismatch.error == "tls.key does not match the certificate in tls.crt");
