@@ -97,7 +97,10 @@ INSIDE
 start=$SECONDS
 say "copying the tree into a fresh $image container ($name)"
 # Docker turns IPv6 off in a container's network namespace; a plain machine has ::1, and the integration tests use it.
+# Docker also drops CAP_SYS_PTRACE, without which root may not read /proc/PID/maps of nginx's workers (another
+# user), as the pick-up tests do; root on a plain machine has it.
 docker create --name "$name" --sysctl net.ipv6.conf.all.disable_ipv6=0 --sysctl net.ipv6.conf.lo.disable_ipv6=0 \
+  --cap-add SYS_PTRACE \
   -e GOPROXY="${GOPROXY:-}" -e GOSUMDB="${GOSUMDB:-}" -e SUITES="$suites" \
   -w /src "$image" bash -c "$inside" >/dev/null
 # Tracked files as they are in the work tree, and new files that are not ignored: no build directories.
