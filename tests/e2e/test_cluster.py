@@ -270,12 +270,19 @@ def test_port_in_use_is_named_and_nothing_starts(tools: Path, tmp_path: Path) ->
     assert processes_naming(tmp_path) == []
 
 
-def test_missing_go_toolchain_says_how_to_get_one(tmp_path: Path) -> None:
+def test_a_go_that_does_not_run_or_cannot_be_fetched_is_a_clear_error(tmp_path: Path) -> None:
+    # KROUTE_GO names the go command: one that does not run is refused by name, never searched past.
     env = {**os.environ, "KROUTE_TOOLS_CACHE": str(tmp_path / "cache"), "KROUTE_GO": str(tmp_path / "no-go")}
     result = subprocess.run([str(CLUSTER_SCRIPTS / "tools.sh"), "build"], env=env, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "no Go toolchain found" in result.stderr
-    assert "/usr/local/go" in result.stderr and "https://go.dev/dl" in result.stderr
+    assert f"KROUTE_GO={tmp_path / 'no-go'} is not a working go command" in result.stderr
+    # No Go on the machine and no module proxy to fetch one from: the message says what to set.
+    env = {k: v for k, v in os.environ.items() if k != "KROUTE_GO"}
+    env.update({"KROUTE_TOOLS_CACHE": str(tmp_path / "cache"), "KROUTE_GO_SEARCH": "none", "GOPROXY": "off"})
+    result = subprocess.run([str(CLUSTER_SCRIPTS / "tools.sh"), "build"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "names no proxy URL to fetch Go" in result.stderr and "KROUTE_GO=/path/to/go" in result.stderr
+    assert not (tmp_path / "cache" / "go").exists() or not any((tmp_path / "cache" / "go").glob("go*/bin/go"))
 
 
 def test_failed_build_shows_the_compiler_errors(tmp_path: Path) -> None:
