@@ -3,5 +3,5 @@
 
 .PHONY: check-clean-debian
 
-check-clean-debian: base-images ## in a fresh debian:bookworm container: make deps, imports, Go, build, unit + integration suites (~20 min)
+check-clean-debian: base-images ## in a fresh debian:bookworm container: make deps, imports, Go, build, unit + integration suites (~12 min)
 	@bash scripts/check-clean-debian.sh
