@@ -178,19 +178,18 @@ TEST_CASE("offsets and indexes out of range are refused, never followed") {
     reseal(bytes);
     CHECK(check(bytes).error.find("tls[0]: string outside the string pool") != std::string::npos);
   }
-  SUBCASE("a ready endpoint with weight 0, which would take a share of nothing") {
+  SUBCASE("a ready endpoint of weight 0 (a share of nothing) or without the ready flag") {
+    const auto first_ready = [](std::vector<std::byte>& bytes) -> format::EndpointEntry& {
+      const auto& backend = section<format::BackendEntry>(bytes, format::kBackends)[0];
+      REQUIRE(backend.ready_count > 0);
+      return section<format::EndpointEntry>(bytes, format::kEndpoints)[backend.first_endpoint];
+    };
     auto bytes = sample();
-    const auto& backend = section<format::BackendEntry>(bytes, format::kBackends)[0];
-    REQUIRE(backend.ready_count > 0);
-    section<format::EndpointEntry>(bytes, format::kEndpoints)[backend.first_endpoint].weight = 0;
+    first_ready(bytes).weight = 0;
     reseal(bytes);
     CHECK(check(bytes).error.find("ready endpoint with weight 0") != std::string::npos);
-  }
-  SUBCASE("an endpoint counted ready without the ready flag") {
-    auto bytes = sample();
-    const auto& backend = section<format::BackendEntry>(bytes, format::kBackends)[0];
-    REQUIRE(backend.ready_count > 0);
-    section<format::EndpointEntry>(bytes, format::kEndpoints)[backend.first_endpoint].flags = 0;
+    bytes = sample();
+    first_ready(bytes).flags = 0;
     reseal(bytes);
     CHECK(check(bytes).error.find("counted ready without the ready flag") != std::string::npos);
   }
