@@ -9,7 +9,8 @@ Agent::Agent(kube::Client& client, TablePublisher& publisher, Metrics& metrics, 
       publisher_(publisher),
       metrics_(metrics),
       options_(std::move(options)),
-      store_(metrics, [this](Change change, Kind kind, const std::string& key) { on_change(change, kind, key); }),
+      store_(metrics, [this](Change change, Kind kind, const std::string& key) { on_change(change, kind, key); },
+             options_.annotation_prefix),
       status_(client, metrics, store_, options_.status) {}
 
 void Agent::start() {

@@ -22,6 +22,8 @@ namespace kroute::agent {
 
 struct AgentOptions {
   CompileOptions compile;
+  // Where ingress-nginx's annotations are read (besides kroute.dev), as ingress-nginx's --annotations-prefix.
+  std::string annotation_prefix = std::string(kDefaultAnnotationPrefix);
   kube::WatchOptions watch;                   // watch.ns restricts namespaced kinds
   std::chrono::milliseconds coalesce{5};      // from the first change of a burst to the publish
   bool elect = true;                          // false: never write status or Events

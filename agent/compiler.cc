@@ -6,11 +6,10 @@
 #include <set>
 #include <unordered_map>
 
+#include "ingress/policies.h"
+
 namespace kroute::agent {
 namespace {
-
-// ingress-nginx's no-tls-redirect-locations default; kroute has no setting for it (docs/agent.md).
-constexpr std::string_view kNoTlsRedirectLocation = "/.well-known/acme-challenge";
 
 const char* path_type_name(PathType type) {
   switch (type) {
@@ -97,6 +96,8 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
     part.warnings.push_back({ingress.ns, ingress.name, std::move(reason), std::move(message)});
   };
   for (const IngressProblem& problem : ingress.problems) warn(problem.reason, problem.message);
+  const bool regex = regex_paths(ingress.annotations);
+  std::vector<std::string> hosts;
   for (const IngressRule& rule : ingress.rules) {
     for (const IngressPath& path : rule.paths) {
       if (!path.type_error.empty()) {
@@ -107,14 +108,19 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
         warn(problem->first, std::move(problem->second));
         continue;
       }
-      // As ingress-nginx's no-tls-redirect-locations default: an HTTP-01 solver (cert-manager) answers
-      // on plain HTTP even on a host that already has TLS.
-      const bool redirect = ingress.ssl_redirect && has_tls_for(ingress, rule.host) &&
-                            !path.path.starts_with(kNoTlsRedirectLocation);
-      part.rules.push_back({rule.host, path.path, path.type, kNoBackend, 0, redirect});
+      Rule& added = part.rules.emplace_back();
+      added.host = rule.host;
+      added.path = path.path;
+      added.type = path.type;
+      added.backend = kNoBackend;
+      added.regex = regex;
+      added.policies = rule_policies(ingress.annotations, path.path, has_tls_for(ingress, rule.host));
       part.refs.push_back(path.backend);
+      if (std::find(hosts.begin(), hosts.end(), rule.host) == hosts.end()) hosts.push_back(rule.host);
     }
   }
+  host_policies(ingress.annotations, hosts, [&](const std::string& host) { return has_tls_for(ingress, host); },
+                part.host_policies, part.aliases);
   return part;
 }
 
@@ -286,6 +292,10 @@ class Compiler {
     for (Rule& r : model.rules) r.source = renumbered[r.source];
     std::erase_if(model.tls, [&](const TlsHost& t) { return gone[t.source]; });
     for (TlsHost& t : model.tls) t.source = renumbered[t.source];
+    std::erase_if(model.host_policies, [&](const HostPolicy& p) { return gone[p.source]; });
+    for (HostPolicy& p : model.host_policies) p.source = renumbered[p.source];
+    std::erase_if(model.aliases, [&](const HostAlias& a) { return gone[a.source]; });
+    for (HostAlias& a : model.aliases) a.source = renumbered[a.source];
   }
 
   // A full compile makes a backend only for a rule or the default backend that names it; so does a patch.
@@ -333,6 +343,14 @@ class Compiler {
     }
     if (part.has_tls) {
       for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
+    }
+    for (const HostPolicy& policy : part.host_policies) {
+      table_.model.host_policies.push_back(policy);
+      table_.model.host_policies.back().source = source;
+    }
+    for (const HostAlias& alias : part.aliases) {
+      table_.model.aliases.push_back(alias);
+      table_.model.aliases.back().source = source;
     }
   }
 
@@ -602,6 +620,17 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
     } else if (d.item == Item::kTls && d.index < model.tls.size()) {
       source = source_of(model.tls[d.index].source);
       what = "TLS host " + model.tls[d.index].host;
+    } else if (d.item == Item::kHostPolicy && d.index < model.host_policies.size()) {
+      const HostPolicy& p = model.host_policies[d.index];
+      if (const Source* s = source_of(p.source)) {
+        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "host-wide policy for " + p.host + " " + d.message});
+      }
+      continue;
+    } else if (d.item == Item::kAlias && d.index < model.aliases.size()) {
+      if (const Source* s = source_of(model.aliases[d.index].source)) {
+        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "server-alias: " + d.message});
+      }
+      continue;
     }
     if (source != nullptr) warnings.push_back({source->ns, source->name, "InvalidRule", what + " skipped: " + d.message});
   }

@@ -76,6 +76,8 @@ class CompileCache {
     std::optional<std::string> class_annotation;
     std::optional<std::string> class_name;
     std::vector<Rule> rules;               // `backend` and `source` are set when the table is assembled
+    std::vector<HostPolicy> host_policies; // `source` too
+    std::vector<HostAlias> aliases;        // `source` too
     std::vector<ServiceBackendRef> refs;   // the backend of each rule, usable (checked)
     std::vector<Warning> warnings;         // problems of the Ingress itself
     bool has_default_backend = false;

@@ -77,6 +77,9 @@ int run(int argc, char** argv) {
                  "IngressClass spec.controller value that selects kroute")->capture_default_str();
   app.add_option("--ingress-class", options.compile.annotation_class,
                  "kubernetes.io/ingress.class annotation value that selects kroute")->capture_default_str();
+  app.add_option("--annotation-prefix", options.annotation_prefix,
+                 "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
+      ->capture_default_str();
   app.add_option("--watch-namespace", options.watch.ns, "watch only this namespace (default: all)");
   app.add_flag("--watch-without-class", options.compile.watch_without_class,
                "also own Ingresses that name no class at all");

@@ -113,19 +113,6 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   return {};
 }
 
-// ingress-nginx's boolean annotations follow Go's strconv.ParseBool; anything else is reported and
-// means the default. The value is only compared, never copied anywhere.
-std::optional<bool> annotation_bool(const Json::Value& annotations, const char* name, std::vector<IngressProblem>& problems) {
-  const Json::Value& value = at(annotations, name);
-  if (value.isNull()) return std::nullopt;
-  const std::string text = value.isString() ? value.asString() : std::string();
-  if (text == "1" || text == "t" || text == "T" || text == "true" || text == "TRUE" || text == "True") return true;
-  if (text == "0" || text == "f" || text == "F" || text == "false" || text == "FALSE" || text == "False") return false;
-  problems.push_back({"InvalidAnnotation", std::string("annotation ") + name + " is ignored: \"" + printable(text, 64) +
-                                               "\" is not true or false"});
-  return std::nullopt;
-}
-
 void parse_paths(const Json::Value& paths, const std::string& host_problem, IngressRule& rule) {
   for (const Json::Value& p : elements(paths)) {
     IngressPath path;
@@ -185,9 +172,11 @@ std::string object_key(const Json::Value& object) {
 }
 
 bool Ingress::same_routes(const Ingress& o) const {
-  return ns == o.ns && name == o.name && uid == o.uid && created_unix == o.created_unix && class_name == o.class_name &&
-         class_annotation == o.class_annotation && default_backend == o.default_backend && rules == o.rules &&
-         tls == o.tls && ssl_redirect == o.ssl_redirect && problems == o.problems;
+  // Every field but these two, from the defaulted ==, so a new field is never forgotten here.
+  Ingress same = *this;
+  same.resource_version = o.resource_version;
+  same.status = o.status;
+  return same == o;
 }
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
@@ -195,7 +184,7 @@ bool TlsSecret::operator==(const TlsSecret& o) const {
          certificate.key_pem == o.certificate.key_pem;
 }
 
-std::string parse_ingress(const Json::Value& object, Ingress& out) {
+std::string parse_ingress(const Json::Value& object, Ingress& out, std::string_view annotation_prefix) {
   if (std::string error = common_metadata(object, out.ns, out.name); !error.empty()) return error;
   if (std::string error = check_object_names(out.ns, out.name, check_dns_subdomain); !error.empty()) return error;
   const Json::Value& metadata = object["metadata"];
@@ -205,10 +194,9 @@ std::string parse_ingress(const Json::Value& object, Ingress& out) {
   const Json::Value& annotations = metadata["annotations"];
   const Json::Value& annotation = at(annotations, "kubernetes.io/ingress.class");
   if (annotation.isString()) out.class_annotation = annotation.asString();
-  // kroute's own annotation wins over ingress-nginx's, which is honoured so migrated Ingresses keep working.
-  const std::optional<bool> own = annotation_bool(annotations, "kroute.dev/ssl-redirect", out.problems);
-  const std::optional<bool> nginx = annotation_bool(annotations, "nginx.ingress.kubernetes.io/ssl-redirect", out.problems);
-  out.ssl_redirect = own.value_or(nginx.value_or(true));
+  AnnotationReading reading = read_annotations(annotations, annotation_prefix);
+  out.annotations = std::move(reading.values);
+  out.problems.insert(out.problems.end(), reading.problems.begin(), reading.problems.end());
   const Json::Value& spec = object["spec"];
   if (!spec.isObject()) return "no spec";
   if (spec["ingressClassName"].isString()) out.class_name = spec["ingressClassName"].asString();
@@ -311,11 +299,11 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   return {};
 }
 
-Store::Store(Metrics& metrics, OnChange on_change)
-    : metrics_(metrics), on_change_(std::move(on_change)) {}
+Store::Store(Metrics& metrics, OnChange on_change, std::string annotation_prefix)
+    : metrics_(metrics), on_change_(std::move(on_change)), annotation_prefix_(std::move(annotation_prefix)) {}
 
 void Store::begin_list(Kind kind) {
-  auto staging = std::make_unique<Store>(metrics_, nullptr);
+  auto staging = std::make_unique<Store>(metrics_, nullptr, annotation_prefix_);
   staging->staging_ = true;
   pending_[static_cast<int>(kind)] = std::move(staging);
 }
@@ -426,7 +414,7 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
         break;
       }
       Ingress value;
-      error = parse_ingress(object, value);
+      error = parse_ingress(object, value, annotation_prefix_);
       if (!error.empty()) {
         change = ingresses.erase(key) > 0 ? Change::kRoutes : Change::kNone;
         break;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ingress/annotations.h"
 #include "kind.h"
 #include "kube/watch_event.h"
 #include "kube/watcher.h"
@@ -53,14 +54,6 @@ struct IngressTls {
   bool operator==(const IngressTls&) const = default;
 };
 
-// A part of an Ingress that was dropped while reading it (an invalid defaultBackend, TLS entry or
-// annotation), for a Warning Event on the Ingress. The message is printable (validate.h).
-struct IngressProblem {
-  std::string reason;
-  std::string message;
-  bool operator==(const IngressProblem&) const = default;
-};
-
 struct LoadBalancerAddress {
   std::string ip;
   std::string hostname;
@@ -79,12 +72,11 @@ struct Ingress {
   std::optional<ServiceBackendRef> default_backend;
   std::vector<IngressRule> rules;
   std::vector<IngressTls> tls;
-  // Plain-HTTP requests for the hosts in spec.tls get a redirect to https:// unless the Ingress opts
-  // out (kroute.dev/ssl-redirect: "false", else nginx.ingress.kubernetes.io/ssl-redirect: "false").
-  bool ssl_redirect = true;
+  IngressAnnotations annotations;               // ingress/annotations.h
   std::vector<LoadBalancerAddress> status;      // status.loadBalancer.ingress
   std::vector<IngressProblem> problems;
 
+  bool operator==(const Ingress&) const = default;
   // Everything that can change the route table (all but status and resourceVersion).
   bool same_routes(const Ingress& other) const;
 };
@@ -157,7 +149,9 @@ struct TlsSecret {
 // problem) fails with `error`; smaller problems are kept inside the projection for the compiler to
 // report. Strings that can reach the route table pass the checks of validate.h, so none carries a
 // control character into nginx's variables, logs or headers.
-std::string parse_ingress(const Json::Value& object, Ingress& out);
+// `annotation_prefix`: where ingress-nginx's annotations are read (--annotation-prefix), besides kroute.dev.
+std::string parse_ingress(const Json::Value& object, Ingress& out,
+                          std::string_view annotation_prefix = kDefaultAnnotationPrefix);
 std::string parse_ingress_class(const Json::Value& object, IngressClass& out);
 std::string parse_service(const Json::Value& object, Service& out);
 std::string parse_endpoint_slice(const Json::Value& object, EndpointSlice& out);
@@ -173,7 +167,7 @@ class Store : public kube::WatchSink {
   // `on_change` runs after every change, with what it may affect, the kind and the object's key ("" when
   // a relist replaced every object of the kind).
   using OnChange = std::function<void(Change, Kind, const std::string& key)>;
-  Store(Metrics& metrics, OnChange on_change);
+  Store(Metrics& metrics, OnChange on_change, std::string annotation_prefix = std::string(kDefaultAnnotationPrefix));
 
   void begin_list(Kind kind) override;
   void listed(Kind kind, const Json::Value& item) override;
@@ -203,6 +197,7 @@ class Store : public kube::WatchSink {
 
   Metrics& metrics_;
   OnChange on_change_;
+  std::string annotation_prefix_;
   std::array<std::uint64_t, kKindCount> revisions_{};
   bool staging_ = false;  // this Store collects a LIST in progress for another
   std::unordered_map<int, std::unique_ptr<Store>> pending_;  // a LIST in progress, per kind

@@ -9,8 +9,24 @@
 #include <vector>
 
 #include "balance.h"
+#include "path_patterns.h"
+#include "policy/redirect.h"
+#include "policy/template.h"
 #include "reader.h"
 #include "snapshot.h"
+
+// The C view of the snapshot's records is the snapshot's own layout.
+static_assert(sizeof(kroute_policy_t) == sizeof(kroute::format::PolicyRecord));
+static_assert(offsetof(kroute_policy_t, a) == offsetof(kroute::format::PolicyRecord, a));
+static_assert(offsetof(kroute_policy_t, b) == offsetof(kroute::format::PolicyRecord, b));
+static_assert(KROUTE_POLICY_REDIRECT == static_cast<int>(kroute::format::PolicyKind::kRedirect));
+static_assert(KROUTE_POLICY_REWRITE == static_cast<int>(kroute::format::PolicyKind::kRewrite));
+static_assert(KROUTE_POLICY_UPSTREAM_HOST == static_cast<int>(kroute::format::PolicyKind::kUpstreamHost));
+static_assert(KROUTE_POLICY_FORWARDED_PREFIX == static_cast<int>(kroute::format::PolicyKind::kForwardedPrefix));
+static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
+static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
+static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);
+static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {
 
@@ -114,24 +130,69 @@ std::uint64_t kroute_snapshot_generation(const kroute_snapshot_t* snapshot) {
 
 void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned char* host, std::size_t host_len,
                             const unsigned char* path, std::size_t path_len, kroute_route_t* route) {
-  const kroute::SnapshotView& view = mapped(snapshot)->view;
+  const kroute::MappedSnapshot* s = mapped(snapshot);
+  const kroute::SnapshotView& view = s->view;
+  kroute::PathCaptures captures;
   const kroute::RouteMatch m = view.lookup({reinterpret_cast<const char*>(host), host_len},
-                                           {reinterpret_cast<const char*>(path), path_len});
+                                           {reinterpret_cast<const char*>(path), path_len}, s->patterns.get(),
+                                           &captures);
   *route = {};
   route->backend = KROUTE_NO_BACKEND;
+  route->strings = reinterpret_cast<const unsigned char*>(view.str({0, 0}).data());
+  if (m.server != nullptr) {
+    const auto records = view.policies(m.server->policies);
+    route->host_policies = reinterpret_cast<const kroute_policy_t*>(records.data());
+    route->host_policy_count = static_cast<std::uint32_t>(records.size());
+  }
   if (m.backend == nullptr) return;
   route->backend = static_cast<std::uint32_t>(m.backend - view.backends().data());
   route->ready = m.backend->ready_count;
   route->default_backend = m.default_backend ? 1 : 0;
   route->service = c_str(view.str(m.backend->service));
   if (m.rule != nullptr) {
-    route->ssl_redirect = (m.rule->flags & kroute::format::kSslRedirect) != 0 ? 1 : 0;
+    const auto records = view.policies(m.rule->policies);
+    route->policies = reinterpret_cast<const kroute_policy_t*>(records.data());
+    route->policy_count = static_cast<std::uint32_t>(records.size());
+    if ((m.host->flags & kroute::format::kRegexPaths) != 0) {
+      route->capture_count = captures.count;
+      std::memcpy(route->captures, captures.spans, sizeof captures.spans);
+    }
     const kroute::format::SourceEntry& source = view.source_of(*m.rule);
     route->ns = c_str(view.str(source.ns));
     route->ingress = c_str(view.str(source.name));
   } else {
     route->ns = c_str(view.str(m.backend->ns));
   }
+}
+
+namespace {
+
+std::string_view view_of(kroute_str_t s) { return {reinterpret_cast<const char*>(s.data), s.len}; }
+
+kroute::TemplateContext template_context(const kroute_template_ctx_t* c) {
+  kroute::TemplateContext t;
+  t.scheme = view_of(c->scheme);
+  t.host = view_of(c->host);
+  t.http_host = view_of(c->http_host);
+  t.request_uri = view_of(c->request_uri);
+  t.uri = view_of(c->uri);
+  t.args = view_of(c->args);
+  t.subject = view_of(c->subject);
+  t.captures = c->captures;
+  t.capture_count = c->capture_count;
+  t.trim_trailing_slash = c->trim_trailing_slash != 0;
+  return t;
+}
+
+}  // namespace
+
+std::size_t kroute_template_length(kroute_str_t text, const kroute_template_ctx_t* ctx) {
+  return kroute::template_length(view_of(text), template_context(ctx));
+}
+
+unsigned char* kroute_template_expand(kroute_str_t text, const kroute_template_ctx_t* ctx, unsigned char* out) {
+  return reinterpret_cast<unsigned char*>(
+      kroute::expand_template(view_of(text), template_context(ctx), reinterpret_cast<char*>(out)));
 }
 
 int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,

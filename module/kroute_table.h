@@ -31,6 +31,39 @@ typedef struct {
     const unsigned char  *data;
 } kroute_str_t;
 
+/* A string in the snapshot's string pool (kroute_table_str() resolves it). */
+typedef struct {
+    uint32_t              offset;
+    uint32_t              length;
+} kroute_strref_t;
+
+/*
+ * A policy record, as the snapshot stores it (routetable/format.h): what a
+ * rule or host does besides choosing a backend. Each kind is applied by one
+ * module of its own (ngx_http_kroute_<kind>_module.c); routetable/policy/
+ * says what code, flags, a and b mean for it.
+ */
+typedef struct {
+    uint16_t              kind;
+    uint16_t              code;
+    uint32_t              flags;
+    kroute_strref_t       a;
+    kroute_strref_t       b;
+} kroute_policy_t;
+
+#define KROUTE_POLICY_REDIRECT          1
+#define KROUTE_POLICY_REWRITE           2
+#define KROUTE_POLICY_UPSTREAM_HOST     3
+#define KROUTE_POLICY_FORWARDED_PREFIX  4
+
+/* kRedirect flags (routetable/policy/redirect.h) */
+#define KROUTE_REDIRECT_ONLY_ROOT            1
+#define KROUTE_REDIRECT_ONLY_PLAIN_HTTP      2
+#define KROUTE_REDIRECT_TRIM_TRAILING_SLASH  4
+
+/* $0..$9 of a regex path: (start, end) offsets into the path looked up */
+#define KROUTE_MAX_CAPTURES  10
+
 /* What lookup(host, path) found; strings point into the pinned snapshot. */
 typedef struct {
     /* a backend index; KROUTE_NO_BACKEND: no route */
@@ -39,8 +72,16 @@ typedef struct {
     uint32_t              ready;
     /* 1: no rule matched, the default backend serves */
     unsigned              default_backend;
-    /* 1: the rule answers plain HTTP with a redirect to https:// */
-    unsigned              ssl_redirect;
+    /* the rule's policy records, then its host's (host-wide, applied first) */
+    const kroute_policy_t  *policies;
+    uint32_t              policy_count;
+    uint32_t              host_policy_count;
+    const kroute_policy_t  *host_policies;
+    /* the snapshot's string pool, for the records' strings */
+    const unsigned char  *strings;
+    /* groups a regex path captured, (start, end) pairs; start > end: unset */
+    uint32_t              capture_count;
+    uint32_t              captures[2 * KROUTE_MAX_CAPTURES];
     /* the Ingress's namespace (the backend's for the default backend) */
     kroute_str_t          ns;
     /* empty for the default backend */
@@ -90,6 +131,55 @@ uint64_t kroute_snapshot_generation(const kroute_snapshot_t *snapshot);
 void kroute_snapshot_lookup(const kroute_snapshot_t *snapshot,
     const unsigned char *host, size_t host_len, const unsigned char *path,
     size_t path_len, kroute_route_t *route);
+
+/* A record's string. */
+static inline kroute_str_t
+kroute_policy_str(const kroute_route_t *route, kroute_strref_t ref)
+{
+    kroute_str_t  s;
+
+    s.len = ref.length;
+    s.data = route->strings + ref.offset;
+
+    return s;
+}
+
+/* The first record of `kind` in a list, or NULL. */
+static inline const kroute_policy_t *
+kroute_policy_find(const kroute_policy_t *policies, uint32_t count,
+    uint16_t kind)
+{
+    uint32_t  i;
+
+    for (i = 0; i < count; i++) {
+        if (policies[i].kind == kind) {
+            return &policies[i];
+        }
+    }
+
+    return NULL;
+}
+
+/* The request values a template (a redirect's Location, a rewrite) uses. */
+typedef struct {
+    kroute_str_t          scheme;
+    kroute_str_t          host;
+    kroute_str_t          http_host;
+    kroute_str_t          request_uri;
+    kroute_str_t          uri;
+    kroute_str_t          args;
+    /* the path the captures refer to */
+    kroute_str_t          subject;
+    const uint32_t       *captures;
+    uint32_t              capture_count;
+    unsigned              trim_trailing_slash;
+} kroute_template_ctx_t;
+
+/* Expanded length of a template, then the expansion (returns its end). */
+size_t kroute_template_length(kroute_str_t text,
+    const kroute_template_ctx_t *ctx);
+unsigned char *kroute_template_expand(kroute_str_t text,
+    const kroute_template_ctx_t *ctx, unsigned char *out);
 
 /*
  * Balancer: picks a ready endpoint of `backend` by smooth weighted round-

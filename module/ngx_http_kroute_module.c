@@ -20,11 +20,9 @@ static ngx_int_t ngx_http_kroute_init_process(ngx_cycle_t *cycle);
 static void ngx_http_kroute_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_kroute_refresh_handler(ngx_event_t *ev);
 static void ngx_http_kroute_log_poll(ngx_log_t *log, kroute_poll_e rc);
-static void ngx_http_kroute_unpin(void *data);
+static void ngx_http_kroute_cleanup(void *data);
+static ngx_http_kroute_ctx_t *ngx_http_kroute_find_ctx(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kroute_route_handler(ngx_http_request_t *r);
-#if (NGX_HTTP_SSL)
-static ngx_int_t ngx_http_kroute_redirect_to_https(ngx_http_request_t *r);
-#endif
 static ngx_int_t ngx_http_kroute_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kroute_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -494,11 +492,53 @@ ngx_http_kroute_poll(ngx_log_t *log)
 
 
 static void
-ngx_http_kroute_unpin(void *data)
+ngx_http_kroute_cleanup(void *data)
 {
-    if (ngx_http_kroute_table) {
-        kroute_table_unpin(ngx_http_kroute_table, data);
+    ngx_http_kroute_ctx_t  *ctx = data;
+
+    if (ngx_http_kroute_table && ctx->snapshot) {
+        kroute_table_unpin(ngx_http_kroute_table, ctx->snapshot);
     }
+}
+
+
+/*
+ * nginx clears module contexts on an internal redirect (error_page, a
+ * named location); the route then still lives in the request pool's
+ * cleanup, so the request keeps the route and snapshot it started with.
+ */
+
+static ngx_http_kroute_ctx_t *
+ngx_http_kroute_find_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_kroute_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_kroute_module);
+    if (ctx || !r->internal) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_kroute_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_kroute_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_kroute_routes(ngx_http_request_t *r)
+{
+    ngx_http_kroute_loc_conf_t  *klcf;
+
+    klcf = ngx_http_get_module_loc_conf(r, ngx_http_kroute_module);
+
+    return klcf->route == 1;
 }
 
 
@@ -508,7 +548,7 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
     ngx_pool_cleanup_t     *cln;
     ngx_http_kroute_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_kroute_module);
+    ctx = ngx_http_kroute_find_ctx(r);
     if (ctx) {
         return ctx;
     }
@@ -520,6 +560,7 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 
     ctx->route.backend = KROUTE_NO_BACKEND;
     ctx->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    ctx->path = r->uri;
 
     ngx_http_set_ctx(r, ctx, ngx_http_kroute_module);
 
@@ -534,6 +575,9 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
         return NULL;
     }
 
+    cln->handler = ngx_http_kroute_cleanup;
+    cln->data = ctx;
+
     ctx->snapshot = kroute_table_pin(ngx_http_kroute_table);
     if (ctx->snapshot == NULL) {
         /* once per worker: a missing table must not flood the log */
@@ -547,9 +591,6 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 
         return ctx;
     }
-
-    cln->handler = ngx_http_kroute_unpin;
-    cln->data = ctx->snapshot;
 
     ctx->generation = kroute_snapshot_generation(ctx->snapshot);
 
@@ -571,15 +612,18 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 }
 
 
+/*
+ * The last of kroute's rewrite-phase handlers (the policy modules' run
+ * before it, see module/config): a request no policy answered gets 404 or
+ * 503 here, or goes on to the balancer.
+ */
+
 static ngx_int_t
 ngx_http_kroute_route_handler(ngx_http_request_t *r)
 {
-    ngx_http_kroute_ctx_t       *ctx;
-    ngx_http_kroute_loc_conf_t  *klcf;
+    ngx_http_kroute_ctx_t  *ctx;
 
-    klcf = ngx_http_get_module_loc_conf(r, ngx_http_kroute_module);
-
-    if (!klcf->route) {
+    if (!ngx_http_kroute_routes(r)) {
         return NGX_DECLINED;
     }
 
@@ -587,12 +631,6 @@ ngx_http_kroute_route_handler(ngx_http_request_t *r)
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-#if (NGX_HTTP_SSL)
-    if (ctx->route.ssl_redirect && r->connection->ssl == NULL) {
-        return ngx_http_kroute_redirect_to_https(r);
-    }
-#endif
 
     if (ctx->status) {
         return ctx->status;
@@ -602,47 +640,44 @@ ngx_http_kroute_route_handler(ngx_http_request_t *r)
 }
 
 
-#if (NGX_HTTP_SSL)
-
-/* 308 to https://host/uri?args, keeping the method and body */
-
-static ngx_int_t
-ngx_http_kroute_redirect_to_https(ngx_http_request_t *r)
+void
+ngx_http_kroute_template_ctx(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx)
 {
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *location;
+    ngx_memzero(tctx, sizeof(kroute_template_ctx_t));
 
-    len = sizeof("https://") - 1 + r->headers_in.server.len
-          + r->unparsed_uri.len;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    location = ngx_list_push(&r->headers_out.headers);
-    if (location == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    location->hash = 1;
-    ngx_str_set(&location->key, "Location");
-    location->value.data = p;
-
-    p = ngx_cpymem(p, "https://", sizeof("https://") - 1);
-    p = ngx_cpymem(p, r->headers_in.server.data, r->headers_in.server.len);
-    p = ngx_cpymem(p, r->unparsed_uri.data, r->unparsed_uri.len);
-
-    location->value.len = p - location->value.data;
-
-    ngx_http_clear_location(r);
-    r->headers_out.location = location;
-
-    return NGX_HTTP_PERMANENT_REDIRECT;
-}
-
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        tctx->scheme.data = (const unsigned char *) "https";
+        tctx->scheme.len = 5;
+    } else
 #endif
+    {
+        tctx->scheme.data = (const unsigned char *) "http";
+        tctx->scheme.len = 4;
+    }
+
+    tctx->host.data = r->headers_in.server.data;
+    tctx->host.len = r->headers_in.server.len;
+
+    if (r->headers_in.host) {
+        tctx->http_host.data = r->headers_in.host->value.data;
+        tctx->http_host.len = r->headers_in.host->value.len;
+
+    } else {
+        tctx->http_host = tctx->host;
+    }
+
+    tctx->request_uri.data = r->unparsed_uri.data;
+    tctx->request_uri.len = r->unparsed_uri.len;
+    tctx->uri.data = ctx->path.data;
+    tctx->uri.len = ctx->path.len;
+    tctx->args.data = r->args.data;
+    tctx->args.len = r->args.len;
+    tctx->subject = tctx->uri;
+    tctx->captures = ctx->route.captures;
+    tctx->capture_count = ctx->route.capture_count;
+}
 
 
 static ngx_int_t

@@ -3,8 +3,11 @@
  * snapshot published by the agent into a directory, mapped by each worker)
  * and picks the pod endpoint itself, without reloads. Shared by the module's
  * files: the router (ngx_http_kroute_module.c), the upstream balancer
- * (ngx_http_kroute_balancer.c) and the status/metrics location
- * (ngx_http_kroute_status.c).
+ * (ngx_http_kroute_balancer.c), the status/metrics location
+ * (ngx_http_kroute_status.c), the TLS certificate callback
+ * (ngx_http_kroute_ssl.c) and one module per kind of policy record
+ * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
+ * ngx_http_kroute_headers_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -111,6 +114,8 @@ typedef struct {
     kroute_route_t                route;
     uint64_t                      generation;
     ngx_int_t                     status;       /* 0: routed; else 404 or 503 */
+    ngx_str_t                     path;         /* the URI looked up */
+    unsigned                      rewritten:1;  /* the rewrite policy ran */
 } ngx_http_kroute_ctx_t;
 
 
@@ -124,6 +129,11 @@ extern kroute_tls_cache_t  *ngx_http_kroute_tls_cache;
 
 
 ngx_http_kroute_ctx_t *ngx_http_kroute_route_request(ngx_http_request_t *r);
+/* Whether kroute routes this request's location (kroute_route on). */
+ngx_int_t ngx_http_kroute_routes(ngx_http_request_t *r);
+/* What templates in policy records (routetable/policy/template.h) see. */
+void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);
 void ngx_http_kroute_poll(ngx_log_t *log);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <numeric>
+#include <unordered_map>
 #include <stdexcept>
 #include <string_view>
 #include <tuple>
@@ -15,6 +16,8 @@
 #include "format.h"
 #include "hashing.h"
 #include "host.h"
+#include "path_patterns.h"
+#include "policy/kinds.h"
 
 namespace kroute {
 
@@ -99,13 +102,24 @@ struct HostGroup {
   HostKey key;
   std::uint32_t tls = kNone;  // index into RouteModel::tls
   std::uint32_t rule_count = 0;
+  bool regex = false;                      // some rule of the host has a regex path: all are patterns
+  std::vector<std::uint32_t> host_policies;  // indexes into RouteModel::host_policies, oldest first
+};
+
+// A rule to build: one of the model's, or a copy of one under a host alias (`host` is then the alias).
+struct RuleRef {
+  const Rule* rule;
+  std::uint32_t model_index;
+  const std::string* host;
+  bool alias_copy;
 };
 
 // A rule that passed its checks, in matching form.
 struct CheckedRule {
-  std::uint32_t model_index;
+  std::uint32_t ref;  // index into the RuleRefs
   std::uint32_t group;
-  std::string_view path;  // normalized: a prefix of the model's path (or of "/"), see normalized_view()
+  std::string_view path;  // normalized: a prefix of the model's path (or of "/"), see normalized_view(); a
+                          // regex host's pattern as written
   format::Match match;
   format::DeclaredType declared;
 };
@@ -337,6 +351,76 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
   return out;
 }
 
+std::string check_policies(const std::vector<PolicyRecord>& records, bool captures) {
+  for (const PolicyRecord& record : records) {
+    if (std::string problem = policy::check_record(record, captures); !problem.empty())
+      return std::string(policy::kind_name(record.kind)) + " policy: " + problem;
+  }
+  return {};
+}
+
+// The model's rules, then for each alias that takes effect (oldest Ingress first) a copy of every rule
+// of its host under the alias's name (kept in `names`). An alias a rule already names, or that an older
+// Ingress claimed, is reported and ignored.
+template <typename Report>
+std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::string>& names, Report&& report) {
+  std::vector<RuleRef> refs;
+  refs.reserve(model.rules.size());
+  for (std::uint32_t i = 0; i < model.rules.size(); ++i) refs.push_back({&model.rules[i], i, &model.rules[i].host, false});
+  if (model.aliases.empty()) return refs;
+  std::unordered_map<std::string, std::vector<std::uint32_t>> rules_of;  // normalized host -> rule indexes
+  std::string normalized;
+  for (std::uint32_t i = 0; i < model.rules.size(); ++i) {
+    if (check_rule_host(model.rules[i].host, normalized).empty()) rules_of[normalized].push_back(i);
+  }
+  std::vector<std::uint32_t> order(model.aliases.size());
+  std::iota(order.begin(), order.end(), 0u);
+  const auto valid_source = [&](std::uint32_t s) { return s < model.sources.size(); };
+  std::erase_if(order, [&](std::uint32_t a) {
+    if (valid_source(model.aliases[a].source)) return false;
+    report(Item::kAlias, a, "host alias refers to a missing source");
+    return true;
+  });
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return older(model, model.aliases[a].source, a, model.aliases[b].source, b);
+  });
+  std::unordered_map<std::string, std::uint32_t> claimed;  // alias -> the HostAlias that has it
+  for (const std::uint32_t a : order) {
+    const HostAlias& alias = model.aliases[a];
+    std::string name;
+    std::string host;
+    if (std::string error = check_rule_host(alias.alias, name); !error.empty() || name.empty()) {
+      report(Item::kAlias, a, "alias \"" + alias.alias + "\" is ignored: " + (error.empty() ? "it is empty" : error));
+      continue;
+    }
+    if (!check_rule_host(alias.host, host).empty()) continue;  // the host's own rules are reported
+    if (rules_of.count(name) != 0) {
+      report(Item::kAlias, a, "alias " + name + " is ignored: a rule names that host");
+      continue;
+    }
+    if (auto [it, inserted] = claimed.try_emplace(name, a); !inserted) {
+      const HostAlias& holder = model.aliases[it->second];
+      if (holder.source != alias.source)
+        report(Item::kAlias, a, "alias " + name + " is ignored: it is already an alias of " + holder.host);
+      continue;
+    }
+    auto rules = rules_of.find(host);
+    if (rules == rules_of.end()) continue;
+    names.push_back(std::move(name));
+    for (const std::uint32_t r : rules->second) refs.push_back({&model.rules[r], r, &names.back(), true});
+  }
+  return refs;
+}
+
+std::uint64_t records_hash(const std::vector<PolicyRecord>& records) {
+  std::uint64_t h = records.size();
+  for (const PolicyRecord& r : records) {
+    h = h * 0x9e3779b97f4a7c15ULL ^ host_hash(r.a) ^ (host_hash(r.b) << 1) ^
+        (static_cast<std::uint64_t>(r.kind) << 48 | static_cast<std::uint64_t>(r.code) << 32 | r.flags);
+  }
+  return h;
+}
+
 }  // namespace
 
 const char* item_name(Item item) noexcept {
@@ -347,6 +431,8 @@ const char* item_name(Item item) noexcept {
     case Item::kTls: return "tls";
     case Item::kSource: return "source";
     case Item::kDefaultBackend: return "default backend";
+    case Item::kHostPolicy: return "host policy";
+    case Item::kAlias: return "host alias";
   }
   return "item";
 }
@@ -403,34 +489,59 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     return last_group;
   };
 
+  // The rules to build: the model's, then each alias's copies of its host's rules.
+  std::deque<std::string> alias_names;
+  const std::vector<RuleRef> refs = expand_aliases(model, alias_names, report);
+
+  // Hosts with a regex rule match all their paths by regex: known before any path is checked.
+  for (const RuleRef& ref : refs) {
+    if (!ref.rule->regex) continue;
+    std::string host_error;
+    const std::uint32_t group = group_of_host(*ref.host, host_error);
+    if (host_error.empty()) groups[group].regex = true;
+  }
+
   // Rules: check, normalize, then settle collisions on (host, match, path).
   std::vector<CheckedRule> checked;
-  checked.reserve(model.rules.size());
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> rule_losers;  // (model index, checked index of the winner)
-  HashIndex rule_index(model.rules.size());
-  for (std::uint32_t i = 0; i < model.rules.size(); ++i) {
-    const Rule& rule = model.rules[i];
+  checked.reserve(refs.size());
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> rule_losers;  // (ref, checked index of the winner)
+  HashIndex rule_index(refs.size());
+  for (std::uint32_t i = 0; i < refs.size(); ++i) {
+    const RuleRef& ref = refs[i];
+    const Rule& rule = *ref.rule;
+    // An alias copy's problems are its original's, reported once.
+    auto skip = [&](std::string message) {
+      if (!ref.alias_copy) report(Item::kRule, ref.model_index, std::move(message));
+    };
     if (rule.source >= model.sources.size() || !source_ok[rule.source]) {
-      report(Item::kRule, i, "rule refers to a missing or invalid source");
+      skip("rule refers to a missing or invalid source");
       continue;
     }
     if (rule.backend >= model.backends.size() || !backends_checked.ok[rule.backend]) {
-      report(Item::kRule, i, "rule refers to a missing or invalid backend");
-      continue;
-    }
-    std::string path_error;
-    const std::string_view path = normalized_view(rule.path, rule.type, path_error);
-    if (!path_error.empty()) {
-      report(Item::kRule, i, std::move(path_error));
+      skip("rule refers to a missing or invalid backend");
       continue;
     }
     std::string host_error;
-    const std::uint32_t group = group_of_host(rule.host, host_error);
+    const std::uint32_t group = group_of_host(*ref.host, host_error);
     if (!host_error.empty()) {
-      report(Item::kRule, i, std::move(host_error));
+      skip(std::move(host_error));
       continue;
     }
-    const format::Match match = rule.type == PathType::kExact ? format::Match::kExact : format::Match::kPrefix;
+    const bool regex = groups[group].regex;
+    std::string path_error;
+    std::string_view path = normalized_view(rule.path, regex ? PathType::kExact : rule.type, path_error);
+    if (path_error.empty() && regex) path_error = check_path_pattern(path);
+    if (!path_error.empty()) {
+      skip(std::move(path_error));
+      continue;
+    }
+    if (std::string problem = check_policies(rule.policies, regex); !problem.empty()) {
+      skip(std::move(problem));
+      continue;
+    }
+    // On a regex host the type does not change how a path matches: one pattern, one rule.
+    const format::Match match =
+        regex || rule.type != PathType::kExact ? format::Match::kPrefix : format::Match::kExact;
     const auto fresh = static_cast<std::uint32_t>(checked.size());
     const std::uint32_t held = rule_index.find_or_insert(path_hash(group, match, path), fresh, [&](std::uint32_t c) {
       return checked[c].group == group && checked[c].match == match && checked[c].path == path;
@@ -441,20 +552,52 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       continue;
     }
     CheckedRule& current = checked[held];
-    if (older(model, rule.source, i, model.rules[current.model_index].source, current.model_index)) {
-      rule_losers.push_back({current.model_index, held});
-      current.model_index = i;
+    const RuleRef& current_ref = refs[current.ref];
+    if (older(model, rule.source, i, current_ref.rule->source, current.ref)) {
+      rule_losers.push_back({current.ref, held});
+      current.ref = i;
       current.declared = declared_type(rule.type);
     } else {
       rule_losers.push_back({i, held});
     }
   }
   // Reported once settled, against the rule that is served (the model's order decides only which
-  // comparisons happen, not what wins).
+  // comparisons happen, not what wins). A collision among alias copies repeats one of the originals.
   for (const auto& [loser, held] : rule_losers) {
     const CheckedRule& winner = checked[held];
-    result.conflicts.push_back(
-        {Item::kRule, winner.model_index, loser, display_name(groups[winner.group].key), std::string(winner.path)});
+    if (refs[loser].alias_copy) continue;
+    result.conflicts.push_back({Item::kRule, refs[winner.ref].model_index, refs[loser].model_index,
+                                display_name(groups[winner.group].key), std::string(winner.path)});
+  }
+
+  // Host-wide records: on the host they name, oldest Ingress first; a redirect that gives way to a real
+  // host (from-to-www-redirect) is dropped when a rule names that host.
+  for (std::uint32_t i = 0; i < model.host_policies.size(); ++i) {
+    const HostPolicy& policy = model.host_policies[i];
+    if (policy.source >= model.sources.size() || !source_ok[policy.source]) {
+      report(Item::kHostPolicy, i, "host policy refers to a missing or invalid source");
+      continue;
+    }
+    std::string_view host;
+    if (std::string error = stable_hosts.check(policy.host, host); !error.empty()) {
+      report(Item::kHostPolicy, i, std::move(error));
+      continue;
+    }
+    if (std::string problem = check_policies(policy.records, false); !problem.empty()) {
+      report(Item::kHostPolicy, i, std::move(problem));
+      continue;
+    }
+    HostGroup& group = groups[group_of(host_key(host))];
+    if (policy.unless_routed && group.rule_count != 0) {
+      report(Item::kHostPolicy, i, "not applied: a rule names host " + display_name(group.key));
+      continue;
+    }
+    group.host_policies.push_back(i);
+  }
+  for (HostGroup& group : groups) {
+    std::sort(group.host_policies.begin(), group.host_policies.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return older(model, model.host_policies[a].source, a, model.host_policies[b].source, b);
+    });
   }
 
   // TLS: one certificate reference per host, oldest Ingress wins.
@@ -532,8 +675,32 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     for (std::uint32_t c = 0; c < checked.size(); ++c) grouped[next[checked[c].group]++] = c;
   }
 
+  std::size_t policy_strings = 0;
+  for (const Rule& rule : model.rules) policy_strings += 2 * rule.policies.size();
+  for (const HostPolicy& policy : model.host_policies) policy_strings += 2 * policy.records.size();
   StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
-                     2 * model.sources.size());
+                     2 * model.sources.size() + policy_strings);
+  // Policy sets, each distinct list of records stored once.
+  std::vector<format::PolicySet> policy_sets;
+  std::vector<format::PolicyRecord> policy_records;
+  std::vector<const std::vector<PolicyRecord>*> set_contents;
+  std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> set_index;
+  std::deque<std::vector<PolicyRecord>> host_records;  // each host's records, gathered from its policies
+  auto policy_set = [&](const std::vector<PolicyRecord>& records) -> std::uint32_t {
+    if (records.empty()) return kNone;
+    std::vector<std::uint32_t>& candidates = set_index[records_hash(records)];
+    for (const std::uint32_t id : candidates) {
+      if (*set_contents[id] == records) return id;
+    }
+    const auto id = static_cast<std::uint32_t>(policy_sets.size());
+    policy_sets.push_back({static_cast<std::uint32_t>(policy_records.size()), static_cast<std::uint32_t>(records.size())});
+    for (const PolicyRecord& r : records) {
+      policy_records.push_back({r.kind, r.code, r.flags, strings.add(r.a), strings.add(r.b)});
+    }
+    set_contents.push_back(&records);
+    candidates.push_back(id);
+    return id;
+  };
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
   std::vector<format::BackendEntry> backends;
@@ -586,21 +753,42 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     host.hash = host_hash(key.name);
     set_key(host.key, key.name);
     host.kind = key.kind;
+    host.flags = group.regex ? format::kRegexPaths : 0;
     host.first_rule = static_cast<std::uint32_t>(rules.size());
     host.rule_count = group.rule_count;
     host.tls = kNone;
-    // Precedence order: longest path first, Exact before Prefix on a tie. Lookup uses the hash
-    // tables, so this order is for dump and for anyone reading the snapshot.
-    std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
-      const CheckedRule& a = checked[x];
-      const CheckedRule& b = checked[y];
-      if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
-      if (a.match != b.match) return a.match < b.match;
-      return a.path < b.path;
-    });
+    host.policies = kNone;
+    if (!group.host_policies.empty()) {
+      std::vector<PolicyRecord>& gathered = host_records.emplace_back();
+      for (const std::uint32_t p : group.host_policies) {
+        const std::vector<PolicyRecord>& records = model.host_policies[p].records;
+        gathered.insert(gathered.end(), records.begin(), records.end());
+      }
+      host.policies = policy_set(gathered);
+    }
+    if (group.regex) {
+      // As ingress-nginx orders regex locations: longest path first, then the older Ingress. Lookup
+      // tries them in this order.
+      std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
+        const CheckedRule& a = checked[x];
+        const CheckedRule& b = checked[y];
+        if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
+        return older(model, refs[a.ref].rule->source, a.ref, refs[b.ref].rule->source, b.ref);
+      });
+    } else {
+      // Precedence order: longest path first, Exact before Prefix on a tie. Lookup uses the hash
+      // tables, so this order is for dump and for anyone reading the snapshot.
+      std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
+        const CheckedRule& a = checked[x];
+        const CheckedRule& b = checked[y];
+        if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
+        if (a.match != b.match) return a.match < b.match;
+        return a.path < b.path;
+      });
+    }
     for (auto it = first; it != last; ++it) {
       const CheckedRule& rule = checked[*it];
-      const Rule& declared = model.rules[rule.model_index];
+      const Rule& declared = *refs[rule.ref].rule;
       format::RuleEntry entry{};
       entry.path = strings.add(rule.path);
       entry.hash = path_hash(host.hash, rule.match, rule.path);
@@ -608,15 +796,16 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       entry.host = host_number;
       entry.match = rule.match;
       entry.declared = rule.declared;
-      entry.flags = declared.ssl_redirect ? format::kSslRedirect : 0;
       const std::string_view declared_path = declared.path.empty() ? std::string_view("/") : declared.path;
       entry.declared_path = declared_path == rule.path ? entry.path : strings.add(declared_path);
       entry.backend = use_backend(declared.backend);
       entry.source = use_source(declared.source);
+      entry.policies = policy_set(declared.policies);
       const auto length = static_cast<std::uint32_t>(rule.path.size());
-      if (rule.match == format::Match::kPrefix) {
+      // Patterns are not probed by length: the bounds are for hashed lookups only.
+      if (!group.regex && rule.match == format::Match::kPrefix) {
         host.max_prefix_length = std::max(host.max_prefix_length, length);
-      } else {
+      } else if (!group.regex) {
         host.max_exact_length = std::max(host.max_exact_length, length);
       }
       path_index.emplace_back(entry.hash, static_cast<std::uint32_t>(rules.size()));
@@ -650,7 +839,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                         (host_slots.size() + wildcard_slots.size() + path_slots.size()) * 4 +
                         rules.size() * sizeof(format::RuleEntry) + backends.size() * sizeof(format::BackendEntry) +
                         endpoints.size() * sizeof(format::EndpointEntry) + sources.size() * sizeof(format::SourceEntry) +
-                        tls_entries.size() * sizeof(format::TlsEntry) + format::kSectionCount * format::kEntryAlign);
+                        tls_entries.size() * sizeof(format::TlsEntry) + policy_sets.size() * sizeof(format::PolicySet) +
+                        policy_records.size() * sizeof(format::PolicyRecord) + format::kSectionCount * format::kEntryAlign);
   writer.raw_section(format::kStrings, strings.bytes().data(), strings.bytes().size(), strings.bytes().size());
   writer.section(format::kHosts, hosts, format::kEntryAlign);
   writer.section(format::kHostSlots, host_slots);
@@ -661,6 +851,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   writer.section(format::kEndpoints, endpoints);
   writer.section(format::kSources, sources);
   writer.section(format::kTls, tls_entries);
+  writer.section(format::kPolicySets, policy_sets);
+  writer.section(format::kPolicyRecords, policy_records);
 
   format::Header header{};
   header.magic = format::kMagic;
@@ -676,7 +868,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   header.default_backend = default_backend;
   header.default_tls = default_tls;
   result.bytes = writer.finish(header);
-  result.stats = {hosts.size(), rules.size(), backends.size(), endpoints.size(), tls_entries.size()};
+  result.stats = {hosts.size(),         rules.size(),       backends.size(),       endpoints.size(),
+                  tls_entries.size(),   policy_sets.size(), policy_records.size()};
   return result;
 }
 

@@ -11,7 +11,7 @@
 
 namespace kroute {
 
-enum class Item { kRule, kBackend, kEndpoint, kTls, kSource, kDefaultBackend };
+enum class Item { kRule, kBackend, kEndpoint, kTls, kSource, kDefaultBackend, kHostPolicy, kAlias };
 
 // Something in the model that was skipped. `index` is the item's index in its model vector; for
 // endpoints, `index` is the backend and `sub_index` the endpoint within it.
@@ -37,6 +37,8 @@ struct BuildStats {
   std::size_t backends = 0;
   std::size_t endpoints = 0;
   std::size_t tls = 0;
+  std::size_t policy_sets = 0;
+  std::size_t policy_records = 0;
 };
 
 struct BuildResult {

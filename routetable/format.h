@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 2;  // 2: path hashes keyed by the host's hash, inline keys
+inline constexpr std::uint32_t kVersion = 3;  // 3: policy records, host flags (regex paths)
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -21,7 +21,7 @@ inline constexpr std::size_t kMaxHostLength = 253;
 inline constexpr std::size_t kMaxPathLength = 4096;
 // Host and rule entries carry the first bytes of their name or path, so a lookup compares a short key
 // without a cache miss into the string pool; both sections start on a cache line, one entry per line.
-inline constexpr std::size_t kInlineKey = 24;
+inline constexpr std::size_t kInlineKey = 20;
 inline constexpr std::size_t kEntryAlign = 64;
 
 // Sections, in file order. The header holds one descriptor per section.
@@ -36,6 +36,8 @@ enum Section : std::uint32_t {
   kEndpoints,       // EndpointEntry[], grouped by backend, ready ones first
   kSources,         // SourceEntry[]: the Ingresses rules come from
   kTls,             // TlsEntry[]: certificate references per host
+  kPolicySets,      // PolicySet[]: a rule's or a host's records, a range of kPolicyRecords
+  kPolicyRecords,   // PolicyRecord[]: what a route does besides choosing a backend (routetable/policy/)
   kSectionCount
 };
 
@@ -64,17 +66,24 @@ struct StrRef {
   std::uint32_t length;
 };
 
-enum class HostKind : std::uint32_t { kExact = 0, kWildcard = 1, kAny = 2 };
+enum class HostKind : std::uint8_t { kExact = 0, kWildcard = 1, kAny = 2 };
+
+// kRegexPaths: every rule path of the host is a case-insensitive regular expression anchored at the
+// start, tried in the host's rule order (ingress-nginx's use-regex / rewrite-target, host-wide).
+enum HostFlags : std::uint8_t { kRegexPaths = 1 };
 
 struct HostEntry {
   StrRef name;                   // "a.example.com"; for wildcards the suffix "example.com"; "" for any
   std::uint64_t hash;            // hash of name, as used in the slot tables
   HostKind kind;
+  std::uint8_t flags;            // HostFlags
+  std::uint16_t reserved;
   std::uint32_t first_rule;
   std::uint32_t rule_count;
   std::uint32_t tls;             // TlsEntry index or kNone
   std::uint32_t max_prefix_length;  // longest Prefix rule path of this host, to bound lookups
   std::uint32_t max_exact_length;   // longest Exact rule path; 0: the host has no Exact rule
+  std::uint32_t policies;           // PolicySet index of host-wide records, or kNone
   char key[kInlineKey];             // the first bytes of name, zero-padded
 };
 
@@ -83,19 +92,19 @@ enum class Match : std::uint8_t { kExact = 0, kPrefix = 1 };
 enum class DeclaredType : std::uint8_t { kExact = 0, kPrefix = 1, kImplementationSpecific = 2 };
 
 struct RuleEntry {
-  StrRef path;                   // normalized: Prefix paths without trailing slashes, "/" as ""
+  // normalized: Prefix paths without trailing slashes, "/" as ""; on a kRegexPaths host the pattern
+  StrRef path;
   std::uint64_t hash;            // path_hash(hosts[host].hash, match, path)
   std::uint32_t host;
   Match match;
   DeclaredType declared;
-  std::uint16_t flags;           // RuleFlags
+  std::uint16_t reserved;
   StrRef declared_path;          // the path as written in the Ingress, for dump and logs
   std::uint32_t backend;
   std::uint32_t source;
+  std::uint32_t policies;        // PolicySet index, or kNone: the rule only chooses its backend
   char key[kInlineKey];          // the first bytes of path, zero-padded
 };
-
-enum RuleFlags : std::uint16_t { kSslRedirect = 1 };
 
 struct BackendEntry {
   StrRef ns;
@@ -138,6 +147,31 @@ struct TlsEntry {
   std::uint32_t reserved;
 };
 
+// Policy records: what a rule (or a whole host) does besides choosing a backend: redirects, rewrites,
+// headers, and with later features splits, access checks, limits. Every kind is one file in
+// routetable/policy/ that says what `code`, `flags`, `a` and `b` mean for it and checks them; the module
+// applies each kind in the nginx phase where nginx itself would do that work. A rule or host names one
+// PolicySet: a range of records in the order they apply. Identical sets are stored once.
+enum class PolicyKind : std::uint16_t {
+  kRedirect = 1,        // answer with `code` and a Location made from template `a` (policy/redirect.h)
+  kRewrite = 2,         // the upstream URI is template `a` (policy/rewrite.h)
+  kUpstreamHost = 3,    // the Host header sent upstream is `a` (policy/headers.h)
+  kForwardedPrefix = 4, // X-Forwarded-Prefix sent upstream is `a` (policy/headers.h)
+};
+
+struct PolicyRecord {
+  PolicyKind kind;
+  std::uint16_t code;
+  std::uint32_t flags;
+  StrRef a;
+  StrRef b;
+};
+
+struct PolicySet {
+  std::uint32_t first;   // index into kPolicyRecords
+  std::uint32_t count;
+};
+
 static_assert(sizeof(SectionRef) == 16);
 static_assert(sizeof(Header) == 64 + 16 * kSectionCount);
 static_assert(sizeof(StrRef) == 8);
@@ -147,5 +181,7 @@ static_assert(sizeof(BackendEntry) == 40);
 static_assert(sizeof(EndpointEntry) == 24);
 static_assert(sizeof(SourceEntry) == 24);
 static_assert(sizeof(TlsEntry) == 56);
+static_assert(sizeof(PolicyRecord) == 24);
+static_assert(sizeof(PolicySet) == 8);
 
 }  // namespace kroute::format

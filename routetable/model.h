@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "policy/record.h"
+
 namespace kroute {
 
 enum class PathType { kExact, kPrefix, kImplementationSpecific };
@@ -42,7 +44,27 @@ struct Rule {
   PathType type = PathType::kPrefix;
   std::uint32_t backend = 0;  // index into RouteModel::backends
   std::uint32_t source = 0;   // index into RouteModel::sources
-  bool ssl_redirect = false;  // plain-HTTP requests get a 308 to https:// (the Ingress has TLS for the host)
+  // The path is a regular expression: its whole host then matches by regex (ingress-nginx's use-regex).
+  bool regex = false;
+  std::vector<PolicyRecord> policies;  // in the order they apply
+};
+
+// Records that apply to every request of a host, before its rules (ingress-nginx's server-level
+// app-root; the redirect of from-to-www-redirect). Several for one host apply oldest Ingress first.
+struct HostPolicy {
+  std::string host;
+  std::uint32_t source = 0;
+  std::vector<PolicyRecord> records;
+  // Only when no rule names the host (from-to-www-redirect gives way to a real host of that name).
+  bool unless_routed = false;
+};
+
+// Another name for a host: it gets every rule of the host (ingress-nginx's server-alias). Ignored when
+// a rule names the alias itself, or an older Ingress already claimed it.
+struct HostAlias {
+  std::string alias;
+  std::string host;
+  std::uint32_t source = 0;
 };
 
 // PEM text of a certificate chain and its private key; both empty for a reference without a usable
@@ -67,6 +89,8 @@ struct RouteModel {
   std::vector<Backend> backends;
   std::vector<Rule> rules;
   std::vector<TlsHost> tls;
+  std::vector<HostPolicy> host_policies;
+  std::vector<HostAlias> aliases;
   std::uint32_t default_backend = kNoBackend;
   Certificate default_certificate;  // served for names no TLS host matches; empty: none
 };

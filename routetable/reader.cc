@@ -112,6 +112,12 @@ TableReader::Poll TableReader::pick_up(std::uint64_t generation, std::uint64_t n
   if (!valid.ok) return reject(valid.error);
   if (snapshot->view.generation() != generation)
     return reject("snapshot says generation " + std::to_string(snapshot->view.generation()));
+  // Regex paths are compiled once per pattern in this process: a new generation compiles only new ones.
+  try {
+    snapshot->patterns = std::make_unique<PathPatterns>(snapshot->view, patterns_);
+  } catch (...) {
+    return reject("out of memory compiling regex paths");
+  }
   if (current_) retire(std::move(current_));
   current_ = std::move(snapshot);
   ++pickups_;
@@ -136,6 +142,7 @@ TableReader::Poll TableReader::refresh(std::uint64_t now_ms) noexcept {
     }
   }
   std::erase_if(retired_, [](const std::unique_ptr<MappedSnapshot>& s) { return s->pins == 0; });
+  patterns_.trim();
   return poll(now_ms);
 }
 

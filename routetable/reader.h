@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "control.h"
+#include "path_patterns.h"
 #include "snapshot.h"
 
 namespace kroute {
@@ -20,6 +21,7 @@ namespace kroute {
 // A mapped, validated snapshot. Requests pin it so it outlives a switch to a newer generation.
 struct MappedSnapshot {
   SnapshotView view;
+  std::unique_ptr<PathPatterns> patterns;  // the compiled regex paths of `view`
   const void* base = nullptr;
   std::size_t size = 0;
   std::uint32_t pins = 0;
@@ -78,6 +80,7 @@ class TableReader {
   std::uint64_t unopened_retry_ms_ = 0;     // ...is tried again after this; newer ones at once
   std::unique_ptr<MappedSnapshot> current_;
   std::vector<std::unique_ptr<MappedSnapshot>> retired_;
+  PatternCache patterns_;
   std::string last_error_;
   std::uint64_t pickups_ = 0;
   std::uint64_t rejections_ = 0;

@@ -9,6 +9,8 @@
 
 #include "hashing.h"
 #include "host.h"
+#include "path_patterns.h"
+#include "policy/kinds.h"
 
 namespace kroute {
 
@@ -18,7 +20,7 @@ using format::kNone;
 
 constexpr const char* kSectionNames[format::kSectionCount] = {
     "strings", "hosts", "host slots", "wildcard slots", "rules", "path slots", "backends", "endpoints",
-    "sources", "tls"};
+    "sources", "tls", "policy sets", "policy records"};
 
 constexpr std::size_t kElementSize[format::kSectionCount] = {
     1,
@@ -30,7 +32,9 @@ constexpr std::size_t kElementSize[format::kSectionCount] = {
     sizeof(format::BackendEntry),
     sizeof(format::EndpointEntry),
     sizeof(format::SourceEntry),
-    sizeof(format::TlsEntry)};
+    sizeof(format::TlsEntry),
+    sizeof(format::PolicySet),
+    sizeof(format::PolicyRecord)};
 
 ValidationResult fail(std::string message) { return {false, std::move(message)}; }
 
@@ -138,6 +142,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   v.endpoints_ = reinterpret_cast<const format::EndpointEntry*>(at(format::kEndpoints));
   v.sources_ = reinterpret_cast<const format::SourceEntry*>(at(format::kSources));
   v.tls_ = reinterpret_cast<const format::TlsEntry*>(at(format::kTls));
+  v.policy_sets_ = reinterpret_cast<const format::PolicySet*>(at(format::kPolicySets));
+  v.policy_records_ = reinterpret_cast<const format::PolicyRecord*>(at(format::kPolicyRecords));
 
   const std::uint64_t n_hosts = v.count(format::kHosts);
   const std::uint64_t n_rules = v.count(format::kRules);
@@ -145,6 +151,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   const std::uint64_t n_endpoints = v.count(format::kEndpoints);
   const std::uint64_t n_sources = v.count(format::kSources);
   const std::uint64_t n_tls = v.count(format::kTls);
+  const std::uint64_t n_sets = v.count(format::kPolicySets);
+  const std::uint64_t n_records = v.count(format::kPolicyRecords);
   // Sizes are bounded by the file size, and every index field is 32 bits; larger counts cannot be valid.
   for (std::size_t s = 1; s < format::kSectionCount; ++s) {
     if (header->sections[s].count >= kNone)
@@ -170,6 +178,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
                   "hosts", i, "unknown host kind");
     check.range(h.first_rule, h.rule_count, n_rules, "hosts", i, "rules out of range");
     check.optional_index(h.tls, n_tls, "hosts", i, "tls out of range");
+    check.optional_index(h.policies, n_sets, "hosts", i, "policies out of range");
+    check.require((h.flags & ~format::kRegexPaths) == 0 && h.reserved == 0, "hosts", i, "unknown flags");
     check.require(h.max_prefix_length <= format::kMaxPathLength && h.max_exact_length <= format::kMaxPathLength,
                   "hosts", i, "path length bound too large");
     check.require(h.name.length <= format::kMaxHostLength, "hosts", i, "host name too long");
@@ -192,7 +202,8 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(r.match == format::Match::kExact || r.match == format::Match::kPrefix, "rules", i,
                   "unknown match kind");
     check.require(static_cast<std::uint8_t>(r.declared) <= 2, "rules", i, "unknown path type");
-    check.require((r.flags & ~format::kSslRedirect) == 0, "rules", i, "unknown flags");
+    check.require(r.reserved == 0, "rules", i, "reserved field is set");
+    check.optional_index(r.policies, n_sets, "rules", i, "policies out of range");
   }
   check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, n_rules, "path slots");
 
@@ -226,6 +237,17 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.string(t.chain_pem, "tls", i);
     check.string(t.key_pem, "tls", i);
     check.optional_index(t.source, n_sources, "tls", i, "source out of range");
+  }
+  for (std::uint64_t i = 0; i < n_sets && check.ok(); ++i) {
+    check.range(v.policy_sets_[i].first, v.policy_sets_[i].count, n_records, "policy sets", i, "records out of range");
+  }
+  for (std::uint64_t i = 0; i < n_records && check.ok(); ++i) {
+    const format::PolicyRecord& p = v.policy_records_[i];
+    check.require(policy::kind_info(p.kind) != nullptr, "policy records", i, "unknown kind");
+    check.string(p.a, "policy records", i);
+    check.string(p.b, "policy records", i);
+    if (p.kind == format::PolicyKind::kRedirect)
+      check.require(p.code >= 300 && p.code <= 308, "policy records", i, "redirect code out of range");
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
   view = v;
@@ -371,6 +393,17 @@ const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host,
   return nullptr;
 }
 
+// A regex host's rules in their order (longest pattern first); the first whose pattern matches wins.
+const format::RuleEntry* SnapshotView::match_pattern(const format::HostEntry& host, std::string_view path,
+                                                     const PathPatterns* patterns,
+                                                     PathCaptures* captures) const noexcept {
+  if (patterns == nullptr) return nullptr;
+  for (std::uint32_t r = host.first_rule; r < host.first_rule + host.rule_count; ++r) {
+    if (patterns->match(r, path, captures)) return &rules_[r];
+  }
+  return nullptr;
+}
+
 const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, HostMatch& how) const noexcept {
   HostBuffer buffer;
   const std::string_view host = normalize_request_host(raw_host, buffer);
@@ -407,7 +440,8 @@ const format::TlsEntry* SnapshotView::certificate_for(std::string_view server_na
   return default_certificate();
 }
 
-RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path) const noexcept {
+RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path, const PathPatterns* patterns,
+                                PathCaptures* captures) const noexcept {
   if (path.empty()) path = "/";
   RouteMatch match;
   if (path.size() <= format::kMaxPathLength) {
@@ -417,11 +451,16 @@ RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path
     // host-less rules. A request falls through to the next when the more specific has no matching path.
     auto try_host = [&](const format::HostEntry* h, HostMatch how, const PathHint& hint) {
       if (h == nullptr) return false;
-      if (const format::RuleEntry* rule = match_path(*h, path, hint)) {
-        match = {h, rule, &backends_[rule->backend], how, false};
-        return true;
-      }
-      return false;
+      if (match.server == nullptr && how != HostMatch::kAny) match.server = h;
+      const format::RuleEntry* rule = (h->flags & format::kRegexPaths) != 0
+                                          ? match_pattern(*h, path, patterns, captures)
+                                          : match_path(*h, path, hint);
+      if (rule == nullptr) return false;
+      match.host = h;
+      match.rule = rule;
+      match.backend = &backends_[rule->backend];
+      match.host_match = how;
+      return true;
     };
     const PathHint none;
     if (!host.empty()) {

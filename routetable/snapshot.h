@@ -12,6 +12,9 @@
 
 namespace kroute {
 
+class PathPatterns;
+struct PathCaptures;
+
 struct ValidationResult {
   bool ok = false;
   std::string error;  // one line, says what is wrong and where
@@ -21,6 +24,9 @@ struct ValidationResult {
 enum class HostMatch { kNone, kExact, kWildcard, kAny };
 
 struct RouteMatch {
+  // The host entry the request's host named (exact, else wildcard), whether or not one of its rules
+  // matched: its host-wide policies apply. Null when neither exists.
+  const format::HostEntry* server = nullptr;
   const format::HostEntry* host = nullptr;       // null when the default backend (or nothing) matched
   const format::RuleEntry* rule = nullptr;       // null when the default backend (or nothing) matched
   const format::BackendEntry* backend = nullptr; // null: no route at all (404)
@@ -47,6 +53,15 @@ class SnapshotView {
   std::span<const format::EndpointEntry> endpoints() const noexcept { return {endpoints_, count(format::kEndpoints)}; }
   std::span<const format::SourceEntry> sources() const noexcept { return {sources_, count(format::kSources)}; }
   std::span<const format::TlsEntry> tls() const noexcept { return {tls_, count(format::kTls)}; }
+  std::span<const format::PolicySet> policy_sets() const noexcept { return {policy_sets_, count(format::kPolicySets)}; }
+  std::span<const format::PolicyRecord> policy_records() const noexcept {
+    return {policy_records_, count(format::kPolicyRecords)};
+  }
+  // The records of a rule's or host's `policies` (empty for kNone).
+  std::span<const format::PolicyRecord> policies(std::uint32_t set) const noexcept {
+    if (set == format::kNone) return {};
+    return {policy_records_ + policy_sets_[set].first, policy_sets_[set].count};
+  }
 
   std::span<const format::EndpointEntry> endpoints_of(const format::BackendEntry& b) const noexcept {
     return {endpoints_ + b.first_endpoint, b.endpoint_count};
@@ -60,8 +75,10 @@ class SnapshotView {
   }
 
   // The route for a request. `host` is what the client sent (any case, maybe with a port); `path` is
-  // the request path without the query string. Allocation-free.
-  RouteMatch lookup(std::string_view host, std::string_view path) const noexcept;
+  // the request path without the query string. Allocation-free. Hosts with regex paths match only with
+  // `patterns` (compiled from this snapshot); `captures` receives what the matching pattern captured.
+  RouteMatch lookup(std::string_view host, std::string_view path, const PathPatterns* patterns = nullptr,
+                    PathCaptures* captures = nullptr) const noexcept;
 
   // The exact or wildcard host entry for a TLS server name (no host-less fallback).
   const format::HostEntry* find_host(std::string_view host, HostMatch& how) const noexcept;
@@ -90,6 +107,8 @@ class SnapshotView {
                                       std::uint64_t hash) const noexcept;
   const format::RuleEntry* match_path(const format::HostEntry& host, std::string_view path,
                                       const PathHint& hint) const noexcept;
+  const format::RuleEntry* match_pattern(const format::HostEntry& host, std::string_view path,
+                                         const PathPatterns* patterns, PathCaptures* captures) const noexcept;
   PathHint first_probe(std::uint64_t host_hash, std::string_view path) const noexcept;
   bool key_equals(const char (&key)[format::kInlineKey], format::StrRef ref, std::string_view text) const noexcept;
 
@@ -104,6 +123,8 @@ class SnapshotView {
   const format::EndpointEntry* endpoints_ = nullptr;
   const format::SourceEntry* sources_ = nullptr;
   const format::TlsEntry* tls_ = nullptr;
+  const format::PolicySet* policy_sets_ = nullptr;
+  const format::PolicyRecord* policy_records_ = nullptr;
   // The longest Prefix and Exact rule paths of any host: bound the probe computed before the host is known.
   std::uint32_t max_prefix_length_ = 0;
   std::uint32_t max_exact_length_ = 0;

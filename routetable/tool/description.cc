@@ -1,5 +1,7 @@
 #include "description.h"
 
+#include "policy/redirect.h"
+
 #include <json/json.h>
 
 #include <algorithm>
@@ -221,8 +223,9 @@ class Parser {
           d_.tls_fields.push_back(index(tf + ".hosts", h));
           // As with ingress-nginx: plain HTTP to a host this Ingress has TLS for is redirected.
           for (std::size_t r = first_rule; r < d_.model.rules.size(); ++r) {
-            if (ssl_redirect && same_host(d_.model.rules[r].host, hosts[h].asString()))
-              d_.model.rules[r].ssl_redirect = true;
+            if (ssl_redirect && same_host(d_.model.rules[r].host, hosts[h].asString()) &&
+                d_.model.rules[r].policies.empty())
+              d_.model.rules[r].policies.push_back(policy::https_redirect(false));
           }
         }
       }
@@ -290,6 +293,8 @@ std::string describe(const Description& d, const Diagnostic& diagnostic) {
     case Item::kTls: return field_of(d.tls_fields, diagnostic.index) + ": " + diagnostic.message;
     case Item::kSource: return field_of(d.source_fields, diagnostic.index) + ": " + diagnostic.message;
     case Item::kDefaultBackend: return d.default_backend_field + ": " + diagnostic.message;
+    case Item::kHostPolicy:
+    case Item::kAlias: return std::string(item_name(diagnostic.item)) + ": " + diagnostic.message;
   }
   return diagnostic.message;
 }

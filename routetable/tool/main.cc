@@ -15,6 +15,10 @@
 #include "builder.h"
 #include "description.h"
 #include "file_access.h"
+#include "path_patterns.h"
+#include "policy/kinds.h"
+#include "policy/redirect.h"
+#include "policy/template.h"
 #include "publisher.h"
 #include "reader.h"
 #include "snapshot.h"
@@ -190,6 +194,37 @@ int build_command(const std::string& dir, const std::string& file, const Publish
   return 0;
 }
 
+// True when the records redirect plain HTTP to https:// (ssl-redirect).
+bool redirects_to_https(const SnapshotView& view, std::uint32_t set) {
+  for (const format::PolicyRecord& p : view.policies(set)) {
+    if (p.kind == format::PolicyKind::kRedirect && (p.flags & policy::kOnlyPlainHttp) != 0) return true;
+  }
+  return false;
+}
+
+Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
+  Json::Value list(Json::arrayValue);
+  for (const format::PolicyRecord& p : view.policies(set)) {
+    Json::Value jp;
+    jp["kind"] = policy::kind_name(p.kind);
+    if (p.code != 0) jp["code"] = p.code;
+    if (p.flags != 0) jp["flags"] = p.flags;
+    jp["value"] = std::string(view.str(p.a));
+    if (p.b.length != 0) jp["value2"] = std::string(view.str(p.b));
+    list.append(jp);
+  }
+  return list;
+}
+
+std::string policies_text(const SnapshotView& view, std::uint32_t set) {
+  std::string text;
+  for (const format::PolicyRecord& p : view.policies(set)) {
+    text += std::string(" ") + policy::kind_name(p.kind) + (p.code != 0 ? " " + std::to_string(p.code) : "") + " " +
+            std::string(view.str(p.a));
+  }
+  return text;
+}
+
 int dump_command(const std::string& dir, bool json) {
   TableReader reader(dir);
   const MappedSnapshot* snapshot = open_current(reader, dir);
@@ -206,12 +241,15 @@ int dump_command(const std::string& dir, bool json) {
       Json::Value jh;
       jh["host"] = host_label(view, host);
       if (host.tls != format::kNone) jh["tls"] = tls_json(view, view.tls()[host.tls]);
+      if ((host.flags & format::kRegexPaths) != 0) jh["regexPaths"] = true;
+      if (host.policies != format::kNone) jh["policies"] = policies_json(view, host.policies);
       Json::Value rules(Json::arrayValue);
       for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
         Json::Value jr;
         jr["path"] = rule_path(view, r);
         jr["pathType"] = path_type_name(r.declared);
-        jr["sslRedirect"] = (r.flags & format::kSslRedirect) != 0;
+        jr["sslRedirect"] = redirects_to_https(view, r.policies);
+        if (r.policies != format::kNone) jr["policies"] = policies_json(view, r.policies);
         const format::SourceEntry& s = view.source_of(r);
         jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
         jr["backend"] = backend_json(view, view.backends()[r.backend]);
@@ -237,13 +275,14 @@ int dump_command(const std::string& dir, bool json) {
   for (const format::HostEntry& host : view.hosts()) {
     std::cout << "\nhost " << host_label(view, host);
     if (host.tls != format::kNone) std::cout << "  tls " << tls_text(view, view.tls()[host.tls]);
-    std::cout << "\n";
+    if ((host.flags & format::kRegexPaths) != 0) std::cout << "  regex paths";
+    std::cout << policies_text(view, host.policies) << "\n";
     for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
       const format::SourceEntry& s = view.source_of(r);
       const format::BackendEntry& b = view.backends()[r.backend];
       std::cout << "  " << path_type_name(r.declared) << " " << rule_path(view, r) << " -> " << backend_name(view, b)
                 << " (ingress " << view.str(s.ns) << "/" << view.str(s.name) << ") [" << endpoints_text(view, b)
-                << "]" << ((r.flags & format::kSslRedirect) ? " http->https" : "") << "\n";
+                << "]" << policies_text(view, r.policies) << "\n";
     }
   }
   return 0;
@@ -255,7 +294,32 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
   if (snapshot == nullptr) return kExitError;
   const SnapshotView& view = snapshot->view;
   const std::string_view request_path = std::string_view(path).substr(0, path.find('?'));
-  const RouteMatch m = view.lookup(host, request_path);
+  const std::string_view args =
+      path.find('?') == std::string::npos ? std::string_view() : std::string_view(path).substr(path.find('?') + 1);
+  PatternCache cache;
+  const PathPatterns patterns(view, cache);
+  PathCaptures captures;
+  const RouteMatch m = view.lookup(host, request_path, &patterns, &captures);
+  // What the rewrite (if any) sends upstream, expanded as the module does.
+  std::string upstream_uri;
+  if (m.rule != nullptr) {
+    for (const format::PolicyRecord& p : view.policies(m.rule->policies)) {
+      if (p.kind != format::PolicyKind::kRewrite) continue;
+      TemplateContext context;
+      context.scheme = "http";
+      context.host = host;
+      context.http_host = host;
+      context.request_uri = path;
+      context.uri = request_path;
+      context.args = args;
+      context.subject = request_path;
+      context.captures = captures.spans;
+      context.capture_count = captures.count;
+      upstream_uri.resize(template_length(view.str(p.a), context));
+      expand_template(view.str(p.a), context, upstream_uri.data());
+      if (!args.empty()) upstream_uri += (upstream_uri.find('?') == std::string::npos ? "?" : "&") + std::string(args);
+    }
+  }
   const int status = m.backend == nullptr ? 404 : (m.backend->ready_count == 0 ? 503 : 200);
   if (json) {
     Json::Value out;
@@ -269,11 +333,15 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       out["hostMatch"] = host_match_name(m.host_match);
       out["path"] = rule_path(view, *m.rule);
       out["pathType"] = path_type_name(m.rule->declared);
-      out["sslRedirect"] = (m.rule->flags & format::kSslRedirect) != 0;
+      out["sslRedirect"] = redirects_to_https(view, m.rule->policies);
+      if (m.rule->policies != format::kNone) out["policies"] = policies_json(view, m.rule->policies);
+      if (!upstream_uri.empty()) out["upstreamUri"] = upstream_uri;
       const format::SourceEntry& s = view.source_of(*m.rule);
       out["ingress"]["namespace"] = std::string(view.str(s.ns));
       out["ingress"]["name"] = std::string(view.str(s.name));
     }
+    if (m.server != nullptr && m.server->policies != format::kNone)
+      out["hostPolicies"] = policies_json(view, m.server->policies);
     if (m.backend != nullptr) out["backend"] = backend_json(view, *m.backend);
     print_json(out);
   } else {
@@ -283,6 +351,8 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       std::cout << "  host     " << host_label(view, *m.host) << " (" << host_match_name(m.host_match) << " match)\n"
                 << "  rule     " << path_type_name(m.rule->declared) << " " << rule_path(view, *m.rule) << "\n"
                 << "  ingress  " << view.str(s.ns) << "/" << view.str(s.name) << "\n";
+      if (m.rule->policies != format::kNone) std::cout << "  policies" << policies_text(view, m.rule->policies) << "\n";
+      if (!upstream_uri.empty()) std::cout << "  upstream " << upstream_uri << "\n";
     } else if (m.default_backend) {
       std::cout << "  no rule matches: the default backend serves it\n";
     } else {

@@ -5,6 +5,7 @@
 #include "certificates.h"
 #include "compiler.h"
 #include "json_helpers.h"
+#include "policy/redirect.h"
 #include "store.h"
 
 using namespace kroute;
@@ -12,6 +13,13 @@ using namespace kroute::agent;
 using kube::EventType;
 
 namespace {
+
+// Whether plain HTTP to the rule is redirected to https:// (its ssl-redirect record).
+bool redirects_to_https(const Rule& rule) {
+  return std::any_of(rule.policies.begin(), rule.policies.end(), [](const PolicyRecord& p) {
+    return p.kind == PolicyKind::kRedirect && (p.flags & policy::kOnlyPlainHttp) != 0;
+  });
+}
 
 struct Fixture {
   Metrics metrics;
@@ -264,7 +272,7 @@ TEST_CASE("ssl redirect: rules of the Ingress's TLS hosts, unless an annotation 
   const CompiledTable t = f.compile_and_build();
   const auto redirect = [&](const std::string& ingress, const std::string& host) {
     for (const Rule& r : t.model.rules) {
-      if (t.model.sources[r.source].name == ingress && r.host == host) return r.ssl_redirect;
+      if (t.model.sources[r.source].name == ingress && r.host == host) return redirects_to_https(r);
     }
     FAIL("no rule for " << ingress << " " << host);
     return false;
@@ -288,7 +296,7 @@ TEST_CASE("ssl redirect: never for paths under /.well-known/acme-challenge (ingr
   const CompiledTable t = f.compile_and_build();
   const auto redirect = [&](const std::string& path) {
     for (const Rule& r : t.model.rules) {
-      if (r.path == path) return r.ssl_redirect;
+      if (r.path == path) return redirects_to_https(r);
     }
     FAIL("no rule for " << path);
     return false;

@@ -110,7 +110,7 @@ TEST_CASE("ingress projection: ssl-redirect annotations, kroute's before ingress
     Ingress in;
     REQUIRE(parse_ingress(json(R"({"metadata": {"name": "a", "namespace": "n", "annotations": )" + annotations +
                                R"(}, "spec": {}})"), in) == "");
-    return in.ssl_redirect;
+    return in.annotations.ssl_redirect;
   };
   CHECK(redirect("{}"));
   CHECK_FALSE(redirect(R"({"kroute.dev/ssl-redirect": "false"})"));
@@ -314,7 +314,7 @@ TEST_CASE("ingress projection: a bad TLS entry, default backend or annotation be
                        {"hosts": ["b.com", "bad host", "*.c.com"], "secretName": "good"}]}})"),
                         in) == "");
   CHECK_FALSE(in.default_backend);
-  CHECK_FALSE(in.ssl_redirect);  // the junk own annotation is ignored; ingress-nginx's applies
+  CHECK_FALSE(in.annotations.ssl_redirect);  // the junk own annotation is ignored; ingress-nginx's applies
   REQUIRE(in.tls.size() == 1);
   CHECK(in.tls[0].hosts == std::vector<std::string>{"b.com", "*.c.com"});
   REQUIRE(in.problems.size() == 4);

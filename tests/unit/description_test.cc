@@ -5,6 +5,7 @@
 #include <string>
 
 #include "description.h"
+#include "policy/redirect.h"
 #include "snapshot.h"
 
 using kroute::parse_description;
@@ -97,12 +98,17 @@ TEST_CASE("rules of hosts an Ingress has TLS for redirect to HTTPS unless the In
   REQUIRE(r.errors.empty());
   const auto& rules = r.description.model.rules;
   REQUIRE(rules.size() == 3);
-  CHECK(rules[0].ssl_redirect);
-  CHECK_FALSE(rules[1].ssl_redirect);
-  CHECK_FALSE(rules[2].ssl_redirect);
+  const std::vector<kroute::PolicyRecord> https{kroute::policy::https_redirect(false)};
+  CHECK(rules[0].policies == https);
+  CHECK(rules[1].policies.empty());
+  CHECK(rules[2].policies.empty());
   const auto built = kroute::build_snapshot(r.description.model);
   kroute::SnapshotView view;
   REQUIRE(kroute::SnapshotView::open(built.bytes, view).ok);
-  CHECK((view.lookup("shop.com", "/").rule->flags & kroute::format::kSslRedirect) != 0);
-  CHECK((view.lookup("plain.com", "/").rule->flags & kroute::format::kSslRedirect) == 0);
+  const auto secure = view.policies(view.lookup("shop.com", "/").rule->policies);
+  REQUIRE(secure.size() == 1);
+  CHECK(secure[0].kind == kroute::format::PolicyKind::kRedirect);
+  CHECK(secure[0].code == 308);
+  CHECK(view.str(secure[0].a) == "https://$host$request_uri");
+  CHECK(view.lookup("plain.com", "/").rule->policies == kroute::format::kNone);
 }

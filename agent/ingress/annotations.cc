@@ -1,0 +1,402 @@
+#include "annotations.h"
+
+#include <algorithm>
+
+#include "host.h"
+#include "policy/template.h"
+#include "validate.h"
+
+namespace kroute::agent {
+
+namespace {
+
+using A = IngressAnnotations;
+
+// Go's strconv.ParseBool, as ingress-nginx reads its boolean annotations.
+std::string boolean(std::string_view v, bool& out) {
+  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") {
+    out = true;
+  } else if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") {
+    out = false;
+  } else {
+    return "\"" + printable(v, 64) + "\" is not true or false";
+  }
+  return {};
+}
+
+// Printable ASCII without spaces: what URLs, paths and host names in these annotations are.
+std::string plain(std::string_view v) {
+  if (v.empty()) return "it is empty";
+  for (const unsigned char c : v) {
+    if (c <= 0x20 || c >= 0x7f) return "it contains spaces, control or non-ASCII characters";
+  }
+  return {};
+}
+
+// An absolute http(s) URL, as ingress-nginx's redirect annotations require, with the request values
+// of template.h allowed (ingress-nginx passes the text to nginx's `return`, which expands variables).
+std::string redirect_url(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  const std::size_t scheme_end = v.find("://");
+  const std::string_view scheme = scheme_end == std::string_view::npos ? std::string_view() : v.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https" && scheme != "$scheme")
+    return "\"" + printable(v, 128) + "\" is not an http:// or https:// URL";
+  if (scheme_end + 3 >= v.size() || v[scheme_end + 3] == '/') return "\"" + printable(v, 128) + "\" names no host";
+  if (std::string problem = check_template(v, true); !problem.empty()) return problem;
+  out = std::string(v);
+  return {};
+}
+
+std::string redirect_code(std::string_view v, std::uint16_t& out) {
+  int code = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9' || code > 1000) return "\"" + printable(v, 16) + "\" is not a redirect code (300-308)";
+    code = code * 10 + (c - '0');
+  }
+  if (v.empty() || code < 300 || code > 308) return "\"" + printable(v, 16) + "\" is not a redirect code (300-308)";
+  out = static_cast<std::uint16_t>(code);
+  return {};
+}
+
+std::string uri_path(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  if (v.front() != '/') return "\"" + printable(v, 128) + "\" does not start with '/'";
+  if (v.find('$') != std::string_view::npos) return "\"" + printable(v, 128) + "\" contains '$'";
+  out = std::string(v);
+  return {};
+}
+
+std::string rewrite_target(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  if (v.front() != '/' && v.front() != '$') return "\"" + printable(v, 128) + "\" does not start with '/' or a group";
+  if (std::string problem = check_template(v, true); !problem.empty()) return problem;
+  out = std::string(v);
+  return {};
+}
+
+std::string aliases(std::string_view v, std::vector<std::string>& out) {
+  std::vector<std::string> names;
+  while (!v.empty()) {
+    const std::size_t comma = v.find(',');
+    std::string_view name = v.substr(0, comma);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!name.empty()) {
+      std::string normalized;
+      if (std::string problem = check_rule_host(name, normalized); !problem.empty())
+        return "alias \"" + printable(name, 64) + "\" " + problem;
+      names.push_back(normalized);
+    }
+    v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+  }
+  out = std::move(names);
+  return {};
+}
+
+std::string header_value(std::string_view v, std::string& out) {
+  if (v.empty()) return "it is empty";
+  for (const unsigned char c : v) {
+    if (c < 0x20 || c >= 0x7f) return "it contains control or non-ASCII characters";
+  }
+  out = std::string(v);
+  return {};
+}
+
+// host[:port] as a Host header names a server.
+std::string upstream_host(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+    if (!ok) return "\"" + printable(v, 128) + "\" is not a host name with an optional port";
+  }
+  out = std::string(v);
+  return {};
+}
+
+constexpr std::string_view kIssue18 = "issue 18 (traffic annotations)";
+constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
+constexpr std::string_view kSnippet =
+    "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
+    "(the CVE-2025-1974 family)";
+
+#define SUPPORTED(name, note, ...) \
+  {name, Support::kSupported, note, [](std::string_view v, A& a) -> std::string __VA_ARGS__}
+#define PLANNED(name, issue) {name, Support::kPlanned, issue}
+#define NOT_YET(name, why) {name, Support::kNotYet, why}
+#define NEVER(name, why) {name, Support::kNever, why}
+#define SNIPPET(name) {name, Support::kNever, kSnippet, nullptr, true}
+
+// Every ingress-nginx annotation (its docs/user-guide/nginx-configuration/annotations.md), in its order.
+const AnnotationSpec kSpecs[] = {
+    SUPPORTED("app-root", "a request for / of the host gets a 302 to this path (host-wide)",
+              { return uri_path(v, a.app_root); }),
+    PLANNED("affinity", kIssue18),
+    PLANNED("affinity-mode", kIssue18),
+    PLANNED("affinity-canary-behavior", kIssue18),
+    PLANNED("allowlist-source-range", kIssue19),
+    PLANNED("auth-realm", kIssue19),
+    PLANNED("auth-secret", kIssue19),
+    PLANNED("auth-secret-type", kIssue19),
+    PLANNED("auth-type", kIssue19),
+    PLANNED("auth-tls-secret", kIssue19),
+    PLANNED("auth-tls-verify-depth", kIssue19),
+    PLANNED("auth-tls-verify-client", kIssue19),
+    PLANNED("auth-tls-error-page", kIssue19),
+    PLANNED("auth-tls-pass-certificate-to-upstream", kIssue19),
+    PLANNED("auth-tls-match-cn", kIssue19),
+    PLANNED("auth-url", kIssue19),
+    PLANNED("auth-cache-key", kIssue19),
+    PLANNED("auth-cache-duration", kIssue19),
+    PLANNED("auth-keepalive", kIssue19),
+    PLANNED("auth-keepalive-share-vars", kIssue19),
+    PLANNED("auth-keepalive-requests", kIssue19),
+    PLANNED("auth-keepalive-timeout", kIssue19),
+    PLANNED("auth-proxy-set-headers", kIssue19),
+    SNIPPET("auth-snippet"),
+    PLANNED("enable-global-auth", kIssue19),
+    PLANNED("auth-method", kIssue19),
+    PLANNED("auth-signin", kIssue19),
+    PLANNED("auth-signin-redirect-param", kIssue19),
+    PLANNED("auth-response-headers", kIssue19),
+    PLANNED("auth-request-redirect", kIssue19),
+    PLANNED("auth-always-set-cookie", kIssue19),
+    PLANNED("backend-protocol", kIssue18),
+    PLANNED("canary", kIssue18),
+    PLANNED("canary-by-header", kIssue18),
+    PLANNED("canary-by-header-value", kIssue18),
+    PLANNED("canary-by-header-pattern", kIssue18),
+    PLANNED("canary-by-cookie", kIssue18),
+    PLANNED("canary-weight", kIssue18),
+    PLANNED("canary-weight-total", kIssue18),
+    PLANNED("client-body-buffer-size", kIssue18),
+    SNIPPET("configuration-snippet"),
+    PLANNED("custom-http-errors", kIssue18),
+    PLANNED("disable-proxy-intercept-errors", kIssue18),
+    PLANNED("custom-headers", kIssue19),
+    PLANNED("default-backend", kIssue18),
+    PLANNED("denylist-source-range", kIssue19),
+    PLANNED("enable-cors", kIssue19),
+    PLANNED("cors-allow-origin", kIssue19),
+    PLANNED("cors-allow-methods", kIssue19),
+    PLANNED("cors-allow-headers", kIssue19),
+    PLANNED("cors-expose-headers", kIssue19),
+    PLANNED("cors-allow-credentials", kIssue19),
+    PLANNED("cors-max-age", kIssue19),
+    SUPPORTED("force-ssl-redirect", "plain HTTP gets a 308 to https:// even without a certificate for the host",
+              { return boolean(v, a.force_ssl_redirect); }),
+    SUPPORTED("from-to-www-redirect",
+              "www.<host> gets a 308 to <host> (or the reverse), unless an Ingress routes that name itself",
+              { return boolean(v, a.from_to_www_redirect); }),
+    NEVER("http2-push-preload", "HTTP/2 server push was removed from nginx (1.25.1) and from browsers"),
+    PLANNED("limit-connections", kIssue19),
+    PLANNED("limit-rps", kIssue19),
+    PLANNED("limit-rpm", kIssue19),
+    PLANNED("limit-burst-multiplier", kIssue19),
+    PLANNED("limit-rate", kIssue19),
+    PLANNED("limit-rate-after", kIssue19),
+    PLANNED("limit-whitelist", kIssue19),
+    PLANNED("limit-allowlist", kIssue19),
+    NOT_YET("global-rate-limit", "needs a memcached deployment; not scheduled"),
+    NOT_YET("global-rate-limit-window", "needs a memcached deployment; not scheduled"),
+    NOT_YET("global-rate-limit-key", "needs a memcached deployment; not scheduled"),
+    NOT_YET("global-rate-limit-ignored-cidrs", "needs a memcached deployment; not scheduled"),
+    SUPPORTED("permanent-redirect",
+              "the rule answers 301 (or permanent-redirect-code) with this URL; $request_uri and the other "
+              "values of docs/route-table.md are expanded per request",
+              { return redirect_url(v, a.permanent_redirect); }),
+    SUPPORTED("permanent-redirect-code", "300-308; anything else keeps 301",
+              { return redirect_code(v, a.permanent_redirect_code); }),
+    SUPPORTED("temporal-redirect", "as permanent-redirect with 302 (or temporal-redirect-code); wins over it",
+              { return redirect_url(v, a.temporal_redirect); }),
+    SUPPORTED("temporal-redirect-code", "300-308; anything else keeps 302",
+              { return redirect_code(v, a.temporal_redirect_code); }),
+    SUPPORTED("preserve-trailing-slash", "the https:// redirect keeps a trailing slash",
+              { return boolean(v, a.preserve_trailing_slash); }),
+    PLANNED("proxy-body-size", kIssue18),
+    NOT_YET("proxy-cookie-domain", "not scheduled"),
+    NOT_YET("proxy-cookie-path", "not scheduled"),
+    PLANNED("proxy-connect-timeout", kIssue18),
+    PLANNED("proxy-send-timeout", kIssue18),
+    PLANNED("proxy-read-timeout", kIssue18),
+    PLANNED("proxy-next-upstream", kIssue18),
+    PLANNED("proxy-next-upstream-timeout", kIssue18),
+    PLANNED("proxy-next-upstream-tries", kIssue18),
+    PLANNED("proxy-request-buffering", kIssue18),
+    NOT_YET("proxy-redirect-from", "not scheduled"),
+    NOT_YET("proxy-redirect-to", "not scheduled"),
+    PLANNED("proxy-http-version", kIssue18),
+    PLANNED("proxy-ssl-secret", kIssue18),
+    PLANNED("proxy-ssl-ciphers", kIssue18),
+    PLANNED("proxy-ssl-name", kIssue18),
+    PLANNED("proxy-ssl-protocols", kIssue18),
+    PLANNED("proxy-ssl-verify", kIssue18),
+    PLANNED("proxy-ssl-verify-depth", kIssue18),
+    PLANNED("proxy-ssl-server-name", kIssue18),
+    NEVER("enable-rewrite-log", "kroute's rewrites are not nginx rewrite directives; `kroute-table lookup` "
+                                "shows the upstream URI of a request"),
+    SUPPORTED("rewrite-target",
+              "the upstream URI is this target with $1..$9 from the regex path; the query string is kept; "
+              "makes every path of the host a regex",
+              { return rewrite_target(v, a.rewrite_target); }),
+    PLANNED("satisfy", kIssue19),
+    SUPPORTED("server-alias", "more host names (comma-separated) with the same rules, unless an Ingress routes them",
+              { return aliases(v, a.server_alias); }),
+    SNIPPET("server-snippet"),
+    PLANNED("service-upstream", kIssue18),
+    PLANNED("session-cookie-name", kIssue18),
+    PLANNED("session-cookie-path", kIssue18),
+    PLANNED("session-cookie-domain", kIssue18),
+    PLANNED("session-cookie-expires", kIssue18),
+    PLANNED("session-cookie-max-age", kIssue18),
+    PLANNED("session-cookie-secure", kIssue18),
+    PLANNED("session-cookie-change-on-failure", kIssue18),
+    PLANNED("session-cookie-samesite", kIssue18),
+    PLANNED("session-cookie-conditional-samesite-none", kIssue18),
+    SUPPORTED("ssl-redirect",
+              "default true: plain HTTP to a host the Ingress has TLS for gets a 308 to https:// "
+              "(not under /.well-known/acme-challenge)",
+              { return boolean(v, a.ssl_redirect); }),
+    NOT_YET("ssl-passthrough", "needs TLS routing before nginx's HTTP server; not scheduled"),
+    SNIPPET("stream-snippet"),
+    PLANNED("upstream-hash-by", kIssue18),
+    PLANNED("upstream-hash-by-subset", kIssue18),
+    PLANNED("upstream-hash-by-subset-size", kIssue18),
+    SUPPORTED("x-forwarded-prefix", "sends X-Forwarded-Prefix with this value upstream",
+              { return header_value(v, a.x_forwarded_prefix); }),
+    PLANNED("load-balance", kIssue18),
+    SUPPORTED("upstream-vhost", "the Host header sent upstream (a host name and optional port, no variables)",
+              { return upstream_host(v, a.upstream_vhost); }),
+    PLANNED("whitelist-source-range", kIssue19),
+    PLANNED("proxy-buffering", kIssue18),
+    PLANNED("proxy-buffers-number", kIssue18),
+    PLANNED("proxy-buffer-size", kIssue18),
+    PLANNED("proxy-max-temp-file-size", kIssue18),
+    NOT_YET("ssl-ciphers", "per-host TLS settings are not scheduled; set ciphers for all hosts in nginx.conf"),
+    NOT_YET("ssl-prefer-server-ciphers", "per-host TLS settings are not scheduled"),
+    NOT_YET("connection-proxy-header", "not scheduled"),
+    NOT_YET("enable-access-log", "not scheduled"),
+    NEVER("enable-opentracing", "OpenTracing was removed from ingress-nginx; kroute's image has no tracing module"),
+    NEVER("opentracing-trust-incoming-span", "as enable-opentracing"),
+    NOT_YET("enable-opentelemetry", "kroute's image has no tracing module; not scheduled"),
+    NOT_YET("opentelemetry-trust-incoming-span", "as enable-opentelemetry"),
+    NOT_YET("opentelemetry-operation-name", "as enable-opentelemetry"),
+    NEVER("enable-influxdb", "the InfluxDB module is not part of nginx"),
+    NEVER("influxdb-measurement", "as enable-influxdb"),
+    NEVER("influxdb-port", "as enable-influxdb"),
+    NEVER("influxdb-host", "as enable-influxdb"),
+    NEVER("influxdb-server-name", "as enable-influxdb"),
+    SUPPORTED("use-regex",
+              "every path of the host is a case-insensitive regex anchored at the start, longest first",
+              { return boolean(v, a.use_regex); }),
+    NEVER("enable-modsecurity", "kroute's image has no ModSecurity"),
+    NEVER("enable-owasp-core-rules", "kroute's image has no ModSecurity"),
+    NEVER("modsecurity-transaction-id", "kroute's image has no ModSecurity"),
+    SNIPPET("modsecurity-snippet"),
+    PLANNED("mirror-request-body", kIssue18),
+    PLANNED("mirror-target", kIssue18),
+    PLANNED("mirror-host", kIssue18),
+};
+
+#undef SUPPORTED
+#undef PLANNED
+#undef NOT_YET
+#undef NEVER
+#undef SNIPPET
+
+}  // namespace
+
+std::span<const AnnotationSpec> annotation_specs() noexcept { return kSpecs; }
+
+const AnnotationSpec* find_annotation(std::string_view name) noexcept {
+  for (const AnnotationSpec& spec : kSpecs) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+const char* support_name(Support support) noexcept {
+  switch (support) {
+    case Support::kSupported: return "supported";
+    case Support::kPlanned: return "planned";
+    case Support::kNotYet: return "not yet";
+    case Support::kNever: return "never";
+  }
+  return "unknown";
+}
+
+AnnotationReading read_annotations(const Json::Value& annotations, std::string_view prefix) {
+  AnnotationReading reading;
+  if (!annotations.isObject()) return reading;
+  std::string key;
+  std::vector<std::string> invalid;  // keys whose value was ignored
+  // The supported ones, in the table's order: kroute.dev's value, else (also when that one is invalid)
+  // the one under `prefix`; a value that cannot be read is reported and leaves the default.
+  std::vector<std::string> honoured;
+  for (const AnnotationSpec& spec : kSpecs) {
+    if (spec.read == nullptr) continue;
+    for (const std::string_view p : {kOwnAnnotationPrefix, prefix}) {
+      key = std::string(p) + "/" + std::string(spec.name);
+      const Json::Value* value = annotations.find(key.data(), key.data() + key.size());
+      if (value == nullptr) continue;
+      std::string problem;
+      if (!value->isString()) {
+        problem = "the value is not a string";
+      } else if (value->asString().size() > kMaxAnnotationValue) {
+        problem = "the value is longer than " + std::to_string(kMaxAnnotationValue) + " bytes";
+      } else {
+        problem = spec.read(value->asString(), reading.values);
+      }
+      if (problem.empty()) {
+        honoured.push_back(key);
+        break;
+      }
+      invalid.push_back(key);
+      reading.problems.push_back({"InvalidAnnotation", "annotation " + key + " is ignored: " + problem});
+    }
+  }
+  // Every annotation under either prefix, for the audit (and refusals, for a Warning Event).
+  for (auto it = annotations.begin(); it != annotations.end(); ++it) {
+    const std::string name = it.name();
+    std::string_view rest;
+    for (const std::string_view p : {kOwnAnnotationPrefix, prefix}) {
+      if (name.size() > p.size() + 1 && name.compare(0, p.size(), p) == 0 && name[p.size()] == '/') {
+        rest = std::string_view(name).substr(p.size() + 1);
+        break;
+      }
+    }
+    if (rest.empty()) continue;
+    const AnnotationSpec* spec = find_annotation(rest);
+    AnnotationVerdict verdict{name, Verdict::kIgnored, {}};
+    if (spec == nullptr) {
+      verdict.why = "not an ingress-nginx annotation kroute knows";
+    } else if (spec->snippet) {
+      verdict.verdict = Verdict::kRefused;
+      verdict.why = std::string(spec->note);
+      reading.problems.push_back({"AnnotationRefused", "annotation " + printable(name, 128) + " is refused: " +
+                                                           std::string(spec->note)});
+    } else if (spec->read == nullptr) {
+      verdict.why = std::string(support_name(spec->support)) + ": " + std::string(spec->note);
+    } else if (std::find(honoured.begin(), honoured.end(), name) != honoured.end()) {
+      verdict.verdict = Verdict::kHonoured;
+    } else if (std::find(invalid.begin(), invalid.end(), name) != invalid.end()) {
+      verdict.why = "invalid value";
+    } else {
+      verdict.why = "overridden by " + std::string(kOwnAnnotationPrefix) + "/" + std::string(rest);
+    }
+    reading.verdicts.push_back(std::move(verdict));
+  }
+  return reading;
+}
+
+std::string annotations_markdown(std::string_view prefix) {
+  std::string out = "| annotation | kroute | notes |\n|---|---|---|\n";
+  for (const AnnotationSpec& spec : kSpecs) {
+    out += "| `" + std::string(prefix) + "/" + std::string(spec.name) + "` | " +
+           (spec.snippet ? std::string("never (refused)") : std::string(support_name(spec.support))) + " | " +
+           std::string(spec.note) + " |\n";
+  }
+  return out;
+}
+
+}  // namespace kroute::agent

@@ -1,0 +1,50 @@
+#include "ingress/policies.h"
+
+#include "policy/headers.h"
+#include "policy/redirect.h"
+#include "policy/rewrite.h"
+
+namespace kroute::agent {
+
+bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
+
+std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path, bool tls) {
+  std::vector<PolicyRecord> records;
+  // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
+  if (!a.temporal_redirect.empty()) {
+    records.push_back(policy::redirect(a.temporal_redirect_code, a.temporal_redirect, 0));
+  } else if (!a.permanent_redirect.empty()) {
+    records.push_back(policy::redirect(a.permanent_redirect_code, a.permanent_redirect, 0));
+  }
+  if ((a.force_ssl_redirect || (a.ssl_redirect && tls)) && !path.starts_with(kNoTlsRedirectLocation)) {
+    records.push_back(policy::https_redirect(a.preserve_trailing_slash));
+  }
+  if (!a.rewrite_target.empty()) records.push_back(policy::rewrite(a.rewrite_target));
+  if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));
+  if (!a.x_forwarded_prefix.empty()) records.push_back(policy::forwarded_prefix(a.x_forwarded_prefix));
+  return records;
+}
+
+void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,
+                   const std::function<bool(const std::string&)>& tls, std::vector<HostPolicy>& policies,
+                   std::vector<HostAlias>& aliases) {
+  for (const std::string& host : hosts) {
+    if (host.empty()) continue;
+    if (!a.app_root.empty()) {
+      // As ingress-nginx's server-level `if ($uri = /) { return 302 $scheme://$http_host<app-root>; }`.
+      policies.push_back({host, 0, {policy::redirect(302, "$scheme://$http_host" + a.app_root, policy::kOnlyRoot)}, false});
+    }
+    if (a.from_to_www_redirect && !host.starts_with("*.")) {
+      const bool www = host.starts_with("www.");
+      const std::string from = www ? host : "www." + host;
+      const std::string to = www ? host.substr(4) : host;
+      // ingress-nginx's redirect server: 308 to the other name, https:// when there is a certificate for it.
+      const std::string scheme = tls(to) ? "https" : "$scheme";
+      policies.push_back(
+          {from, 0, {policy::redirect(308, scheme + "://" + to + "$request_uri", policy::kTrimTrailingSlash)}, true});
+    }
+    for (const std::string& alias : a.server_alias) aliases.push_back({alias, host, 0});
+  }
+}
+
+}  // namespace kroute::agent

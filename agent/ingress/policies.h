@@ -1,0 +1,32 @@
+// An Ingress's annotations as the route model's policy records (routetable/policy/): per rule, per host
+// (app-root, from-to-www-redirect) and host aliases (server-alias). The order of a rule's records is the
+// order ingress-nginx applies them: its location's `return` before its HTTPS redirect.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ingress/annotations.h"
+#include "model.h"
+
+namespace kroute::agent {
+
+// ingress-nginx's no-tls-redirect-locations default: paths under it are never redirected to HTTPS, so an
+// HTTP-01 solver (cert-manager) answers on plain HTTP even on a host that already has TLS.
+inline constexpr std::string_view kNoTlsRedirectLocation = "/.well-known/acme-challenge";
+
+// Whether the annotations make the Ingress's paths regular expressions (use-regex or rewrite-target).
+bool regex_paths(const IngressAnnotations& annotations);
+
+// The records of one rule. `tls`: the Ingress has TLS for the rule's host.
+std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path, bool tls);
+
+// The host-wide records and aliases of an Ingress whose rules name `hosts` (distinct, as written; "" for
+// host-less rules, which get none). `tls(host)`: the Ingress has TLS for that name. `source` is set as
+// the model's index of the Ingress when the table is assembled.
+void host_policies(const IngressAnnotations& annotations, const std::vector<std::string>& hosts,
+                   const std::function<bool(const std::string&)>& tls, std::vector<HostPolicy>& policies,
+                   std::vector<HostAlias>& aliases);
+
+}  // namespace kroute::agent

@@ -1,0 +1,173 @@
+/*
+ * ngx_http_kroute_redirect_module: answers a request with the redirect its
+ * route's kRedirect records ask for (routetable/policy/redirect.h): the
+ * host's records first (app-root, the www redirect), then the rule's in
+ * order (permanent or temporal redirect, then the redirect to https://), as
+ * ingress-nginx's server-level rewrites, location returns and Lua redirect
+ * run. Rewrite phase, before the rewrite and router handlers.
+ */
+
+#include "ngx_http_kroute_module.h"
+
+
+static ngx_int_t ngx_http_kroute_redirect_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_kroute_redirect_handler(ngx_http_request_t *r);
+static const kroute_policy_t *ngx_http_kroute_redirect_applies(
+    ngx_http_request_t *r, const kroute_policy_t *policies, uint32_t count);
+static ngx_int_t ngx_http_kroute_redirect_send(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *redirect);
+
+
+static ngx_http_module_t  ngx_http_kroute_redirect_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_kroute_redirect_init,         /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_kroute_redirect_module = {
+    NGX_MODULE_V1,
+    &ngx_http_kroute_redirect_module_ctx,  /* module context */
+    NULL,                                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_kroute_redirect_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_kroute_redirect_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_redirect_handler(ngx_http_request_t *r)
+{
+    const kroute_policy_t  *redirect;
+    ngx_http_kroute_ctx_t  *ctx;
+
+    if (!ngx_http_kroute_routes(r)) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_kroute_route_request(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->route.host_policy_count == 0 && ctx->route.policy_count == 0) {
+        return NGX_DECLINED;
+    }
+
+    redirect = ngx_http_kroute_redirect_applies(r, ctx->route.host_policies,
+                                                ctx->route.host_policy_count);
+    if (redirect == NULL) {
+        redirect = ngx_http_kroute_redirect_applies(r, ctx->route.policies,
+                                                    ctx->route.policy_count);
+    }
+
+    if (redirect == NULL) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_kroute_redirect_send(r, ctx, redirect);
+}
+
+
+static const kroute_policy_t *
+ngx_http_kroute_redirect_applies(ngx_http_request_t *r,
+    const kroute_policy_t *policies, uint32_t count)
+{
+    uint32_t  i;
+
+    for (i = 0; i < count; i++) {
+        if (policies[i].kind != KROUTE_POLICY_REDIRECT) {
+            continue;
+        }
+
+        if ((policies[i].flags & KROUTE_REDIRECT_ONLY_ROOT)
+            && !(r->uri.len == 1 && r->uri.data[0] == '/'))
+        {
+            continue;
+        }
+
+#if (NGX_HTTP_SSL)
+        if ((policies[i].flags & KROUTE_REDIRECT_ONLY_PLAIN_HTTP)
+            && r->connection->ssl)
+        {
+            continue;
+        }
+#endif
+
+        return &policies[i];
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_kroute_redirect_send(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *redirect)
+{
+    u_char                 *p;
+    size_t                  len;
+    kroute_str_t            text;
+    ngx_table_elt_t        *location;
+    kroute_template_ctx_t   tctx;
+
+    ngx_http_kroute_template_ctx(r, ctx, &tctx);
+    tctx.trim_trailing_slash =
+        (redirect->flags & KROUTE_REDIRECT_TRIM_TRAILING_SLASH) != 0;
+
+    text = kroute_policy_str(&ctx->route, redirect->a);
+    len = kroute_template_length(text, &tctx);
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location = ngx_list_push(&r->headers_out.headers);
+    if (location == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location->hash = 1;
+    ngx_str_set(&location->key, "Location");
+    location->value.data = p;
+    location->value.len = kroute_template_expand(text, &tctx, p) - p;
+
+    ngx_http_clear_location(r);
+    r->headers_out.location = location;
+
+    return redirect->code;
+}

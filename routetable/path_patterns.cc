@@ -1,0 +1,141 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "path_patterns.h"
+
+#include <pcre2.h>
+
+#include "format.h"
+#include "snapshot.h"
+
+namespace kroute {
+
+namespace {
+
+// As nginx's `location ~*`: any case, and (as ingress-nginx writes "^path") anchored at the start.
+constexpr std::uint32_t kCompileOptions = PCRE2_CASELESS | PCRE2_ANCHORED | PCRE2_NEVER_BACKSLASH_C;
+
+struct CodeDeleter {
+  void operator()(pcre2_code* code) const { pcre2_code_free(code); }
+};
+
+std::unique_ptr<pcre2_code, CodeDeleter> compile(std::string_view pattern, std::string* error) {
+  int code = 0;
+  PCRE2_SIZE offset = 0;
+  std::unique_ptr<pcre2_code, CodeDeleter> compiled(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
+                                                                  pattern.size(), kCompileOptions, &code, &offset,
+                                                                  nullptr));
+  if (!compiled && error != nullptr) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(code, message, sizeof message);
+    *error = "invalid regular expression at offset " + std::to_string(offset) + ": " +
+             reinterpret_cast<const char*>(message);
+  }
+  return compiled;
+}
+
+}  // namespace
+
+class CompiledPattern {
+ public:
+  explicit CompiledPattern(std::unique_ptr<pcre2_code, CodeDeleter> code) : code_(std::move(code)) {
+    jit_ = pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE) == 0;
+  }
+  pcre2_code* code() const { return code_.get(); }
+  bool jit() const { return jit_; }
+
+ private:
+  std::unique_ptr<pcre2_code, CodeDeleter> code_;
+  bool jit_ = false;
+};
+
+std::string check_path_pattern(std::string_view pattern) {
+  std::string error;
+  if (!compile(pattern, &error)) return error;
+  return {};
+}
+
+std::shared_ptr<const CompiledPattern> PatternCache::get(std::string_view pattern) {
+  const std::string key(pattern);
+  auto it = patterns_.find(key);
+  if (it != patterns_.end()) return it->second;
+  auto code = compile(pattern, nullptr);
+  if (!code) return nullptr;
+  auto compiled = std::make_shared<const CompiledPattern>(std::move(code));
+  patterns_.emplace(key, compiled);
+  return compiled;
+}
+
+void PatternCache::trim() {
+  std::erase_if(patterns_, [](const auto& entry) { return entry.second.use_count() == 1; });
+}
+
+// What a match needs besides the pattern, made once per set: the match data that receives the groups
+// and a match context with the work bound. JIT matches use PCRE2's default 32 KiB JIT stack on the
+// machine stack and allocate nothing. Interpreted matches (only for a pattern the JIT refused, which
+// x86-64 and arm64 builds do not do for patterns that compile) are bounded in depth and heap as well.
+struct PathPatterns::Matcher {
+  Matcher() {
+    data = pcre2_match_data_create(PathCaptures::kMaxGroups, nullptr);
+    context = pcre2_match_context_create(nullptr);
+    if (context != nullptr) {
+      pcre2_set_match_limit(context, kPatternMatchLimit);
+      pcre2_set_depth_limit(context, 1000);
+      pcre2_set_heap_limit(context, 1024);  // KiB
+    }
+  }
+  ~Matcher() {
+    pcre2_match_data_free(data);
+    pcre2_match_context_free(context);
+  }
+  pcre2_match_data* data = nullptr;
+  pcre2_match_context* context = nullptr;
+};
+
+PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache) : matcher_(std::make_unique<Matcher>()) {
+  by_rule_.resize(view.rules().size());
+  for (const format::HostEntry& host : view.hosts()) {
+    if ((host.flags & format::kRegexPaths) == 0) continue;
+    for (std::uint32_t r = host.first_rule; r < host.first_rule + host.rule_count; ++r) {
+      by_rule_[r] = cache.get(view.str(view.rules()[r].path));
+      if (by_rule_[r]) {
+        ++compiled_;
+      } else {
+        ++failed_;
+      }
+    }
+  }
+}
+
+PathPatterns::~PathPatterns() = default;
+
+bool PathPatterns::match(std::uint32_t rule, std::string_view path, PathCaptures* captures) const noexcept {
+  if (rule >= by_rule_.size() || !by_rule_[rule] || matcher_->data == nullptr || matcher_->context == nullptr)
+    return false;
+  const CompiledPattern& pattern = *by_rule_[rule];
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(path.data());
+  const int rc = pattern.jit() ? pcre2_jit_match(pattern.code(), subject, path.size(), 0, 0, matcher_->data,
+                                                 matcher_->context)
+                               : pcre2_match(pattern.code(), subject, path.size(), 0, 0, matcher_->data,
+                                             matcher_->context);
+  if (rc < 0) {
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+        rc == PCRE2_ERROR_JIT_STACKLIMIT)
+      ++limit_hits_;
+    return false;
+  }
+  if (captures != nullptr) {
+    // rc == 0: more groups than the match data holds; the first kMaxGroups are there.
+    const std::uint32_t groups = rc == 0 ? PathCaptures::kMaxGroups : static_cast<std::uint32_t>(rc);
+    const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(matcher_->data);
+    captures->count = groups;
+    for (std::uint32_t i = 0; i < 2 * groups; ++i) {
+      captures->spans[i] = ovector[i] == PCRE2_UNSET ? 1 : static_cast<std::uint32_t>(ovector[i]);
+    }
+    // An unset group: start 1 > end 0, which expands to nothing.
+    for (std::uint32_t g = 0; g < groups; ++g) {
+      if (ovector[2 * g] == PCRE2_UNSET) captures->spans[2 * g + 1] = 0;
+    }
+  }
+  return true;
+}
+
+}  // namespace kroute

@@ -1,0 +1,22 @@
+// kUpstreamHost and kForwardedPrefix: request headers sent upstream, as the module's variables
+// $kroute_upstream_host and $kroute_forwarded_prefix that nginx.conf's proxy_set_header lines use.
+// From ingress-nginx's upstream-vhost and x-forwarded-prefix.
+#pragma once
+
+#include <string>
+
+#include "record.h"
+
+namespace kroute::policy {
+
+inline PolicyRecord upstream_host(std::string host) { return {PolicyKind::kUpstreamHost, 0, 0, std::move(host), {}}; }
+inline PolicyRecord forwarded_prefix(std::string prefix) {
+  return {PolicyKind::kForwardedPrefix, 0, 0, std::move(prefix), {}};
+}
+
+// "" when `value` can be sent as a header value as it is (printable, no line breaks); else why not.
+std::string check_header_value(std::string_view value);
+std::string check_upstream_host(const PolicyRecord& record, bool captures);
+std::string check_forwarded_prefix(const PolicyRecord& record, bool captures);
+
+}  // namespace kroute::policy

@@ -1,0 +1,74 @@
+#include "kinds.h"
+
+#include <iterator>
+
+#include "headers.h"
+#include "redirect.h"
+#include "rewrite.h"
+#include "template.h"
+
+namespace kroute::policy {
+
+namespace {
+
+constexpr KindInfo kKinds[] = {
+    {PolicyKind::kRedirect, "redirect", check_redirect},
+    {PolicyKind::kRewrite, "rewrite", check_rewrite},
+    {PolicyKind::kUpstreamHost, "upstream-host", check_upstream_host},
+    {PolicyKind::kForwardedPrefix, "forwarded-prefix", check_forwarded_prefix},
+};
+
+}  // namespace
+
+const KindInfo* kind_info(PolicyKind kind) noexcept {
+  for (const KindInfo& info : kKinds) {
+    if (info.kind == kind) return &info;
+  }
+  return nullptr;
+}
+
+const char* kind_name(PolicyKind kind) noexcept {
+  const KindInfo* info = kind_info(kind);
+  return info ? info->name : "unknown";
+}
+
+std::string check_record(const PolicyRecord& record, bool captures) {
+  const KindInfo* info = kind_info(record.kind);
+  if (info == nullptr) return "unknown policy kind " + std::to_string(static_cast<unsigned>(record.kind));
+  return info->check(record, captures);
+}
+
+std::string check_header_value(std::string_view value) {
+  for (const unsigned char c : value) {
+    if (c < 0x20 || c == 0x7f) return "must not contain control characters or line breaks";
+  }
+  if (value.size() > 1024) return "is longer than 1024 characters";
+  return {};
+}
+
+std::string check_redirect(const PolicyRecord& record, bool captures) {
+  if (record.code < 300 || record.code > 308) return "redirect code must be 300-308";
+  if ((record.flags & ~kRedirectFlags) != 0) return "unknown redirect flags";
+  if (record.a.empty()) return "redirect needs a location";
+  if (std::string problem = check_header_value(record.a); !problem.empty()) return "location " + problem;
+  return check_template(record.a, captures);
+}
+
+std::string check_rewrite(const PolicyRecord& record, bool captures) {
+  if (record.code != 0 || record.flags != 0) return "rewrite takes no code or flags";
+  if (record.a.empty()) return "rewrite needs a target";
+  if (std::string problem = check_header_value(record.a); !problem.empty()) return "target " + problem;
+  return check_template(record.a, captures);
+}
+
+std::string check_upstream_host(const PolicyRecord& record, bool) {
+  if (record.a.empty()) return "upstream host is empty";
+  return check_header_value(record.a);
+}
+
+std::string check_forwarded_prefix(const PolicyRecord& record, bool) {
+  if (record.a.empty()) return "forwarded prefix is empty";
+  return check_header_value(record.a);
+}
+
+}  // namespace kroute::policy

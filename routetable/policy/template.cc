@@ -1,0 +1,141 @@
+#include "template.h"
+
+#include <cstring>
+
+namespace kroute {
+
+namespace {
+
+enum class Value { kUnknown, kScheme, kHost, kHttpHost, kRequestUri, kUri, kArgs, kIsArgs, kCapture };
+
+struct Token {
+  std::size_t length = 0;  // bytes of the template this token covers
+  Value value = Value::kUnknown;
+  unsigned group = 0;
+  bool literal = true;
+};
+
+Value named(std::string_view name) {
+  if (name == "scheme") return Value::kScheme;
+  if (name == "host") return Value::kHost;
+  if (name == "http_host") return Value::kHttpHost;
+  if (name == "request_uri") return Value::kRequestUri;
+  if (name == "uri" || name == "document_uri") return Value::kUri;
+  if (name == "args" || name == "query_string") return Value::kArgs;
+  if (name == "is_args") return Value::kIsArgs;
+  return Value::kUnknown;
+}
+
+bool name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// The token at the start of `text`: a run of literal bytes up to the next '$', or one reference. As in
+// nginx, `$1`..`$9` is one digit and `$name` runs as far as name characters go.
+Token next_token(std::string_view text) {
+  Token t;
+  if (text.front() != '$') {
+    const std::size_t dollar = text.find('$');
+    t.length = dollar == std::string_view::npos ? text.size() : dollar;
+    return t;
+  }
+  t.literal = false;
+  if (text.size() >= 2 && text[1] >= '1' && text[1] <= '9') {
+    t.length = 2;
+    t.value = Value::kCapture;
+    t.group = static_cast<unsigned>(text[1] - '0');
+    return t;
+  }
+  if (text.size() >= 2 && text[1] == '{') {
+    const std::size_t close = text.find('}', 2);
+    if (close == std::string_view::npos) {
+      t.length = text.size();
+      return t;
+    }
+    t.length = close + 1;
+    const std::string_view name = text.substr(2, close - 2);
+    if (name.size() == 1 && name[0] >= '1' && name[0] <= '9') {
+      t.value = Value::kCapture;
+      t.group = static_cast<unsigned>(name[0] - '0');
+    } else {
+      t.value = named(name);
+    }
+    return t;
+  }
+  std::size_t end = 1;
+  while (end < text.size() && name_char(text[end])) ++end;
+  t.length = end;
+  t.value = named(text.substr(1, end - 1));
+  return t;
+}
+
+std::string_view request_uri(const TemplateContext& c) {
+  std::string_view uri = c.request_uri;
+  if (c.trim_trailing_slash && !uri.empty() && uri.back() == '/') uri.remove_suffix(1);
+  return uri;
+}
+
+std::string_view resolve(const Token& t, const TemplateContext& c) {
+  switch (t.value) {
+    case Value::kScheme: return c.scheme;
+    case Value::kHost: return c.host;
+    case Value::kHttpHost: return c.http_host;
+    case Value::kRequestUri: return request_uri(c);
+    case Value::kUri: return c.uri;
+    case Value::kArgs: return c.args;
+    case Value::kIsArgs: return c.args.empty() ? std::string_view() : std::string_view("?");
+    case Value::kCapture: {
+      if (t.group >= c.capture_count || c.captures == nullptr) return {};
+      const std::uint32_t start = c.captures[2 * t.group];
+      const std::uint32_t end = c.captures[2 * t.group + 1];
+      if (start > end || end > c.subject.size()) return {};
+      return c.subject.substr(start, end - start);
+    }
+    case Value::kUnknown: return {};
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string check_template(std::string_view text, bool captures) {
+  while (!text.empty()) {
+    const Token t = next_token(text);
+    if (!t.literal) {
+      const std::string_view reference = text.substr(0, t.length);
+      if (t.value == Value::kUnknown) {
+        return "\"" + std::string(reference) +
+               "\" is not one of $scheme, $host, $http_host, $request_uri, $uri, $args, $query_string, $is_args" +
+               (captures ? ", $1..$9" : "");
+      }
+      if (t.value == Value::kCapture && !captures) {
+        return "\"" + std::string(reference) + "\" refers to a regex group, but the path is not a regular expression";
+      }
+    }
+    text.remove_prefix(t.length);
+  }
+  return {};
+}
+
+std::size_t template_length(std::string_view text, const TemplateContext& context) noexcept {
+  std::size_t length = 0;
+  while (!text.empty()) {
+    const Token t = next_token(text);
+    length += t.literal ? t.length : resolve(t, context).size();
+    text.remove_prefix(t.length);
+  }
+  return length;
+}
+
+char* expand_template(std::string_view text, const TemplateContext& context, char* out) noexcept {
+  while (!text.empty()) {
+    const Token t = next_token(text);
+    const std::string_view piece = t.literal ? text.substr(0, t.length) : resolve(t, context);
+    if (!piece.empty()) std::memcpy(out, piece.data(), piece.size());
+    out += piece.size();
+    text.remove_prefix(t.length);
+  }
+  return out;
+}
+
+}  // namespace kroute
