@@ -1,6 +1,7 @@
 #include "annotations.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "host.h"
 #include "policy/template.h"
@@ -329,7 +330,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
   AnnotationReading reading;
   if (!annotations.isObject()) return reading;
   std::string key;
-  std::vector<std::string> invalid;  // keys whose value was ignored
+  std::vector<std::pair<std::string, std::string>> invalid;  // keys whose value was ignored, and why
   // The supported ones, in the table's order: kroute.dev's value, else (also when that one is invalid)
   // the one under `prefix`; a value that cannot be read is reported and leaves the default.
   std::vector<std::string> honoured;
@@ -351,7 +352,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
         honoured.push_back(key);
         break;
       }
-      invalid.push_back(key);
+      invalid.emplace_back(key, problem);
       reading.problems.push_back({"InvalidAnnotation", "annotation " + key + " is ignored: " + problem});
     }
   }
@@ -379,8 +380,11 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
       verdict.why = std::string(support_name(spec->support)) + ": " + std::string(spec->note);
     } else if (std::find(honoured.begin(), honoured.end(), name) != honoured.end()) {
       verdict.verdict = Verdict::kHonoured;
-    } else if (std::find(invalid.begin(), invalid.end(), name) != invalid.end()) {
-      verdict.why = "invalid value";
+    } else if (const auto bad = std::find_if(invalid.begin(), invalid.end(),
+                                             [&](const auto& entry) { return entry.first == name; });
+               bad != invalid.end()) {
+      verdict.verdict = Verdict::kInvalid;
+      verdict.why = bad->second;
     } else {
       verdict.why = "overridden by " + std::string(kOwnAnnotationPrefix) + "/" + std::string(rest);
     }

@@ -65,12 +65,13 @@ std::span<const AnnotationSpec> annotation_specs() noexcept;
 const AnnotationSpec* find_annotation(std::string_view name) noexcept;
 const char* support_name(Support support) noexcept;
 
-// What kroute did with one annotation of an Ingress.
-enum class Verdict { kHonoured, kIgnored, kRefused };
+// What kroute did with one annotation of an Ingress: invalid ones are supported annotations whose value
+// cannot be read (kroute-table's descriptions refuse them; the agent keeps the default and warns).
+enum class Verdict { kHonoured, kIgnored, kInvalid, kRefused };
 struct AnnotationVerdict {
   std::string key;   // as written, with its prefix
   Verdict verdict;
-  std::string why;   // for ignored and refused ones
+  std::string why;   // for ignored, invalid and refused ones
 };
 
 struct AnnotationReading {
