@@ -205,6 +205,7 @@ class Compiler {
       }
     }
     add_default_certificate();
+    table_.model.use_forwarded_headers = options_.use_forwarded_headers;
     std::sort(table_.warnings.begin(), table_.warnings.end());
     table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
   }

@@ -23,6 +23,7 @@ struct CompileOptions {
   std::string annotation_class = "kroute";      // kubernetes.io/ingress.class value that means "ours"
   bool watch_without_class = false;             // Ingresses without any class are ours
   std::string default_certificate;              // "ns/name" of the TLS Secret served when no host matches
+  bool use_forwarded_headers = false;           // RouteModel::use_forwarded_headers
 };
 
 // Something wrong with one Ingress, to be logged and turned into a Warning Event on it.

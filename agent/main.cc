@@ -77,6 +77,9 @@ int run(int argc, char** argv) {
                  "IngressClass spec.controller value that selects kroute")->capture_default_str();
   app.add_option("--ingress-class", options.compile.annotation_class,
                  "kubernetes.io/ingress.class annotation value that selects kroute")->capture_default_str();
+  app.add_flag("--use-forwarded-headers", options.compile.use_forwarded_headers,
+               "trust X-Forwarded-Proto: a request that says https is not redirected to https "
+               "(TLS ended in a proxy in front of nginx), as ingress-nginx's use-forwarded-headers");
   app.add_option("--annotation-prefix", options.annotation_prefix,
                  "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
       ->capture_default_str();
