@@ -1,6 +1,8 @@
 #include <doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "audit.h"
 #include "json_helpers.h"
@@ -158,4 +160,20 @@ TEST_CASE("annotations: the text listing and the Markdown table name every decla
   }
   CHECK(text.find("nginx.ingress.kubernetes.io/configuration-snippet") != std::string::npos);
   CHECK(std::count(text.begin(), text.end(), '\n') == static_cast<long>(annotation_specs().size()));
+}
+
+TEST_CASE("docs/migrating-from-ingress-nginx.md holds exactly `kroute-agent annotations --markdown`") {
+  std::ifstream file(KROUTE_MIGRATION_DOC);
+  REQUIRE_MESSAGE(file.good(), "cannot read " KROUTE_MIGRATION_DOC);
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  const std::string doc = buffer.str();
+  const std::string begin = "<!-- begin: kroute-agent annotations --markdown -->\n";
+  const std::string end = "<!-- end: kroute-agent annotations --markdown -->";
+  const std::size_t from = doc.find(begin);
+  const std::size_t to = doc.find(end);
+  REQUIRE(from != std::string::npos);
+  REQUIRE(to != std::string::npos);
+  // On a difference: paste the command's output between the two markers.
+  CHECK(doc.substr(from + begin.size(), to - from - begin.size()) == annotations_markdown(kPrefix));
 }
