@@ -9,6 +9,7 @@
 #include <random>
 
 #include "agent.h"
+#include "audit.h"
 #include "file_access.h"
 #include "health.h"
 #include "kube/config.h"
@@ -113,7 +114,42 @@ int run(int argc, char** argv) {
   app.add_option("--listen", listen, "host:port of /healthz, /readyz and /metrics (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+
+  // Read-only subcommands for people deciding whether to switch from ingress-nginx. They share the
+  // agent's connection and prefix options (either side of the subcommand's name); without one,
+  // kroute-agent runs the agent.
+  AuditCommand audit;
+  CLI::App* audit_app = app.add_subcommand(
+      "audit", "print what kroute would do with the annotations of every Ingress in the cluster (reads only)");
+  audit_app->add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  audit_app->add_option("--context", context, "kubeconfig context instead of current-context");
+  audit_app->add_option("--namespace,-n", audit.ns, "only this namespace's Ingresses (default: all)");
+  audit_app->add_option("--annotation-prefix", options.annotation_prefix,
+                        "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
+      ->capture_default_str();
+  audit_app->add_flag("--json", audit.json, "one JSON document instead of text");
+  bool markdown = false;
+  CLI::App* annotations_app = app.add_subcommand(
+      "annotations", "list every ingress-nginx annotation and what kroute does with it");
+  annotations_app->add_option("--annotation-prefix", options.annotation_prefix, "prefix the names are shown with")
+      ->capture_default_str();
+  annotations_app->add_flag("--markdown", markdown, "as the Markdown table of docs/migrating-from-ingress-nginx.md");
+  app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
+
+  if (*annotations_app) {
+    const std::string table = markdown ? annotations_markdown(options.annotation_prefix)
+                                       : annotations_text(options.annotation_prefix);
+    std::fwrite(table.data(), 1, table.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
+  if (*audit_app) {
+    log::set_level(log::Level::kWarn);
+    audit.kubeconfig = kubeconfig;
+    audit.context = context;
+    audit.prefix = options.annotation_prefix;
+    return run_audit(audit);
+  }
 
   log::Level level;
   if (!log::parse_level(log_level, level)) {
