@@ -32,6 +32,12 @@ struct Cluster {
                             R"({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "s", "port": )" +
                             R"({"number": 80}}}}]}}]}})");
   }
+  // What an ingress-nginx user has: its IngressClass, an Ingress naming it, an Ingress with the annotation.
+  void ingress_nginx_user() {
+    add(Kind::kIngressClass, kNginxClass);
+    ingress("by-name", R"("nginx")");
+    ingress("by-annotation", "", kAnnotatedNginx);
+  }
   std::vector<std::string> owned() { return compile(store, options).owned; }
 };
 
@@ -39,18 +45,14 @@ struct Cluster {
 
 TEST_CASE("takeover: ingress-nginx's Ingresses are not ours without --ingress-class-name") {
   Cluster c;
-  c.add(Kind::kIngressClass, kNginxClass);
-  c.ingress("by-name", R"("nginx")");
-  c.ingress("by-annotation", "", kAnnotatedNginx);
+  c.ingress_nginx_user();
   CHECK(c.owned().empty());
 }
 
 TEST_CASE("takeover: the class name is ours as spec.ingressClassName and as the legacy annotation") {
   Cluster c;
   c.options.class_names = {"nginx"};
-  c.add(Kind::kIngressClass, kNginxClass);
-  c.ingress("by-name", R"("nginx")");
-  c.ingress("by-annotation", "", kAnnotatedNginx);
+  c.ingress_nginx_user();
   c.ingress("both", R"("nginx")", kAnnotatedNginx);
   c.ingress("other-class", R"("traefik")");
   c.ingress("other-annotation", "", R"({"kubernetes.io/ingress.class": "traefik"})");
@@ -61,9 +63,7 @@ TEST_CASE("takeover: the class name is ours as spec.ingressClassName and as the 
 TEST_CASE("takeover: a named class stays ours when its IngressClass is deleted, and when there never was one") {
   Cluster c;
   c.options.class_names = {"nginx"};
-  c.add(Kind::kIngressClass, kNginxClass);
-  c.ingress("by-name", R"("nginx")");
-  c.ingress("by-annotation", "", kAnnotatedNginx);
+  c.ingress_nginx_user();
   const std::vector<std::string> both{"n/by-annotation", "n/by-name"};
   CompileCache cache;
   CHECK(compile(c.store, c.options, cache).owned == both);
