@@ -96,11 +96,14 @@ def test_nginx_class_is_served_and_survives_the_deletion_of_its_ingressclass(
     # helm uninstall ingress-nginx deletes its IngressClass. A class of kroute's own controller, deleted
     # right after it, tells when the agent has seen the deletion: its Ingress stops routing.
     gone = f"gone-{s.id}"
-    s.apply(ingress_class(gone, s.controller),
-            s.ingress("canary", {"rules": [rule("canary.takeover.test", ("/", "Prefix", "own"))]}, gone))
-    s.wait_status("canary.takeover.test")
-    cluster.kubectl("delete", "ingressclass", "nginx", gone)
-    s.wait_status("canary.takeover.test", status=404)
+    try:
+        s.apply(ingress_class(gone, s.controller),
+                s.ingress("canary", {"rules": [rule("canary.takeover.test", ("/", "Prefix", "own"))]}, gone))
+        s.wait_status("canary.takeover.test")
+        cluster.kubectl("delete", "ingressclass", "nginx", gone)
+        s.wait_status("canary.takeover.test", status=404)
+    finally:
+        cluster.kubectl("delete", "ingressclass", gone, "--ignore-not-found", check=False)
     for host, service in (("by-name.takeover.test", "by-name"), ("by-annotation.takeover.test", "by-annotation")):
         assert serves(s, host, service), host
     assert s.ingress_status("by-name") == [{"ip": PUBLISH_ADDRESS}]
