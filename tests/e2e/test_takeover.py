@@ -224,6 +224,26 @@ def test_chart_install_leaves_ingress_nginx_class_alone_and_makes_it_once_it_is_
     release.upgrade({"controller": {"logLevel": "debug"}})
     assert nginx()["metadata"]["uid"] == made["metadata"]["uid"], "the release's own class is kept across upgrades"
 
-    # Uninstalling kroute leaves the class to the Ingresses that name it.
-    release.uninstall()
+    # Rollback (docs/takeover.md): kroute lets go of its class first, which stays ...
+    release.upgrade({"takeover": {"ingressClass": {"create": False}}})
     assert nginx()["metadata"]["uid"] == made["metadata"]["uid"]
+    # ... then ingress-nginx's comes back, and kroute's upgrades and uninstall leave it alone.
+    cluster.kubectl("delete", "ingressclass", "nginx")
+    cluster.apply(nginx_class)
+    theirs = nginx()
+    release.upgrade({"takeover": {"ingressClass": {"create": True}}})
+    release.uninstall()
+    assert nginx()["metadata"]["resourceVersion"] == theirs["metadata"]["resourceVersion"]
+
+
+def test_chart_uninstall_keeps_the_class_it_made(cluster: Cluster, releases: Releases) -> None:
+    cluster.kubectl("delete", "ingressclass", "nginx", "--ignore-not-found")
+    try:
+        release = releases.install({"takeover": {"ingressNginx": True}})
+        made = json.loads(cluster.kubectl("get", "ingressclass", "nginx", "-o", "json"))
+        assert made["metadata"]["annotations"]["meta.helm.sh/release-name"] == release.name
+        release.uninstall()
+        kept = json.loads(cluster.kubectl("get", "ingressclass", "nginx", "-o", "json"))
+        assert kept["metadata"]["uid"] == made["metadata"]["uid"], "Ingresses still name it"
+    finally:
+        cluster.kubectl("delete", "ingressclass", "nginx", "--ignore-not-found", check=False)
