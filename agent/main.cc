@@ -14,6 +14,7 @@
 #include "health.h"
 #include "kube/config.h"
 #include "log.h"
+#include "validate.h"
 
 namespace {
 
@@ -84,6 +85,11 @@ int run(int argc, char** argv) {
   app.add_option("--annotation-prefix", options.annotation_prefix,
                  "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
       ->capture_default_str();
+  app.add_option("--ingress-class-name", options.compile.class_names,
+                 "class name(s) that select kroute by name alone, as spec.ingressClassName or as the "
+                 "kubernetes.io/ingress.class annotation, whatever IngressClass of that name exists (or none): "
+                 "takes over another controller's class, e.g. ingress-nginx's nginx (repeatable, comma list)")
+      ->delimiter(',');
   app.add_option("--watch-namespace", options.watch.ns, "watch only this namespace (default: all)");
   app.add_flag("--watch-without-class", options.compile.watch_without_class,
                "also own Ingresses that name no class at all");
@@ -169,6 +175,12 @@ int run(int argc, char** argv) {
       options.compile.default_certificate.find('/') == std::string::npos) {
     std::fprintf(stderr, "--default-ssl-certificate must be namespace/name\n");
     return 2;
+  }
+  for (const std::string& name : options.compile.class_names) {
+    if (std::string why = check_dns_subdomain(name); !why.empty()) {
+      std::fprintf(stderr, "--ingress-class-name %s: %s\n", printable(name).c_str(), why.c_str());
+      return 2;
+    }
   }
   kroute::PublisherOptions table;
   table.dir = table_dir;
