@@ -1,7 +1,6 @@
 #include "annotations.h"
 
 #include <algorithm>
-#include <utility>
 
 #include "host.h"
 #include "policy/template.h"
@@ -370,21 +369,22 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
     const AnnotationSpec* spec = find_annotation(rest);
     AnnotationVerdict verdict{name, Verdict::kIgnored, {}};
     if (spec == nullptr) {
-      verdict.why = "not an ingress-nginx annotation kroute knows";
+      verdict.why = "unknown: not an annotation kroute knows";
     } else if (spec->snippet) {
       verdict.verdict = Verdict::kRefused;
       verdict.why = std::string(spec->note);
       reading.problems.push_back({"AnnotationRefused", "annotation " + printable(name, 128) + " is refused: " +
                                                            std::string(spec->note)});
     } else if (spec->read == nullptr) {
-      verdict.why = std::string(support_name(spec->support)) + ": " + std::string(spec->note);
+      // "planned in issue 18 (...)", "not yet: why", "never: why".
+      verdict.why = spec->support == Support::kPlanned
+                        ? "planned in " + std::string(spec->note)
+                        : std::string(support_name(spec->support)) + ": " + std::string(spec->note);
     } else if (std::find(honoured.begin(), honoured.end(), name) != honoured.end()) {
       verdict.verdict = Verdict::kHonoured;
-    } else if (const auto bad = std::find_if(invalid.begin(), invalid.end(),
-                                             [&](const auto& entry) { return entry.first == name; });
+    } else if (const auto bad = std::find_if(invalid.begin(), invalid.end(), [&](const auto& k) { return k.first == name; });
                bad != invalid.end()) {
-      verdict.verdict = Verdict::kInvalid;
-      verdict.why = bad->second;
+      verdict.why = std::string(kInvalidValue) + bad->second;
     } else {
       verdict.why = "overridden by " + std::string(kOwnAnnotationPrefix) + "/" + std::string(rest);
     }

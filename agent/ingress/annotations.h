@@ -65,13 +65,17 @@ std::span<const AnnotationSpec> annotation_specs() noexcept;
 const AnnotationSpec* find_annotation(std::string_view name) noexcept;
 const char* support_name(Support support) noexcept;
 
-// What kroute did with one annotation of an Ingress: invalid ones are supported annotations whose value
-// cannot be read (kroute-table's descriptions refuse them; the agent keeps the default and warns).
-enum class Verdict { kHonoured, kIgnored, kInvalid, kRefused };
+// What kroute did with one annotation of an Ingress.
+// How an ignored verdict's `why` starts when the value could not be read (then the reason follows);
+// kroute-table's descriptions report those as errors.
+inline constexpr std::string_view kInvalidValue = "invalid value: ";
+enum class Verdict { kHonoured, kIgnored, kRefused };
 struct AnnotationVerdict {
   std::string key;   // as written, with its prefix
   Verdict verdict;
-  std::string why;   // for ignored, invalid and refused ones
+  // Ignored: "planned in issue N (...)", "not yet: ...", "never: ...", "invalid value: ...", "unknown: ..."
+  // or "overridden by kroute.dev/..."; refused: why.
+  std::string why;
 };
 
 struct AnnotationReading {

@@ -262,7 +262,8 @@ class Parser {
     }
     for (const agent::AnnotationVerdict& verdict : reading.verdicts) {
       if (!given[verdict.key].isString()) continue;  // reported above
-      if (verdict.verdict == agent::Verdict::kInvalid) error(annotation_field(af, verdict.key), verdict.why);
+      if (verdict.verdict == agent::Verdict::kIgnored && verdict.why.starts_with(agent::kInvalidValue))
+        error(annotation_field(af, verdict.key), verdict.why.substr(agent::kInvalidValue.size()));
       if (verdict.verdict == agent::Verdict::kRefused) error(annotation_field(af, verdict.key), "refused: " + verdict.why);
     }
     if (v.isMember("sslRedirect")) {
