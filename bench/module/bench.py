@@ -289,7 +289,13 @@ def probe(port, host_name, target):
 
 
 def check_same_answers(module_port, static_port, hosts):
-    """The annotations row measures like for like only if both proxies answer alike: fail otherwise."""
+    """The annotations row measures like for like only if both proxies answer alike: fail otherwise.
+
+    Not probed, nor in the wrk mix: "/" of an alias. nginx's `if ($uri = /)` covers every server_name of
+    the server, so the alias gets the app-root 302 too; the module's table gives host-wide records
+    (app-root) only to the host itself, so the alias answers 404 (HostAlias copies the rules, not the
+    host policies). That is a difference in the route table to fix there, not one to measure here.
+    """
     differences = []
     for i in sorted({0, hosts - 1}):
         for host_name, target in [(host(i), "/api/v2/orders/7?x=1"), (alias(i), "/api/v1/a%20b/c"),
