@@ -1,0 +1,519 @@
+"""kroute's routing annotations (ingress-nginx's names and semantics), kubectl to curl: Ingresses applied to
+the real API server, kroute-agent compiling them into the table, nginx with the module answering. Each
+test checks what a client sees (status, Location) and what the echo pod received (its request URI with
+the query, its Host header, X-Forwarded-Prefix), and invalid or refused annotations end in a Warning
+Event on the Ingress. All of it on one stack whose nginx never reloads."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from typing import Any, Iterator
+
+import pytest
+
+from agent_fixtures import hosts, self_signed_tls, wait_for
+from stack import Reply, Stack, module_stack, rule  # noqa: F401
+from test_hostile import HEALTHY, Steady, wait_warning, warnings_for, with_healthy_route
+
+NGINX = "nginx.ingress.kubernetes.io"
+KROUTE = "kroute.dev"
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+
+
+def annotated(stack: Stack, name: str, host: str, paths: list[tuple[str, str, str]],
+              annotations: dict[str, str] | None = None, tls_secret: str | None = None) -> dict[str, Any]:
+    """An Ingress for one host. paths: (path, pathType, service); annotation keys without a prefix get
+    ingress-nginx's."""
+    spec: dict[str, Any] = {"rules": [rule(host, *paths)]}
+    if tls_secret is not None:
+        spec["tls"] = [{"hosts": [host], "secretName": tls_secret}]
+    obj = stack.ingress(name, spec)
+    obj["metadata"]["annotations"] = {(k if "/" in k else f"{NGINX}/{k}"): v for k, v in (annotations or {}).items()}
+    return obj
+
+
+def wait_rules(stack: Stack, *ingresses: dict[str, Any]) -> None:
+    """Waits until the table holds a rule of each Ingress (for the host of its first rule)."""
+    assert stack.agent is not None
+    for obj in ingresses:
+        source = f"{stack.namespace}/{obj['metadata']['name']}"
+        host = obj["spec"]["rules"][0]["host"]
+        wait_for(f"a rule of {source} for {host}",
+                 lambda: any(r["ingress"] == source for r in hosts(stack.agent.table_dir).get(host, {}).get("rules", [])),
+                 interval=0.05)
+
+
+def apply_and_wait(stack: Stack, *ingresses: dict[str, Any]) -> None:
+    """kubectl apply of the Ingresses, then wait_rules."""
+    stack.apply(*ingresses)
+    wait_rules(stack, *ingresses)
+
+
+def served(reply: Reply, service: str, uri: str, host: str | None = None) -> None:
+    """The reply came from `service`'s echo pod, which saw request URI `uri` (and Host `host`)."""
+    assert reply.status == 200, (reply.status, reply.headers.get("location"), reply.body[:300])
+    assert reply.service == service, reply.echo
+    assert reply.echo["path"] == uri, reply.echo
+    if host is not None:
+        assert reply.echo["host"] == host, reply.echo
+
+
+def redirected(reply: Reply, status: int, location: str) -> None:
+    assert (reply.status, reply.headers.get("location")) == (status, location), (reply.status, reply.headers,
+                                                                                   reply.body[:300])
+    assert not reply.echo, "a redirect is answered by nginx, not by a backend"
+
+
+def https_request(stack: Stack, host: str, path: str = "/") -> Reply:
+    """One request over TLS with SNI and Host `host` (any certificate accepted)."""
+    assert stack.nginx is not None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", stack.nginx.tls_port, context=context, timeout=10)
+    try:
+        conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.nginx.tls_port), timeout=10),
+                                        server_hostname=host)
+        conn.request("GET", path, headers={"Host": host})
+        response = conn.getresponse()
+        data = response.read()
+        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+        if response.getheader("X-Backend") and data:
+            reply.echo = json.loads(data)
+        return reply
+    finally:
+        conn.close()
+
+
+def timed_request(stack: Stack, host: str, path: str) -> tuple[Reply, float]:
+    began = time.monotonic()
+    reply = stack.request(host, path, timeout=10)
+    return reply, time.monotonic() - began
+
+
+# ---- the stack ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(module_stack: Stack) -> Iterator[Stack]:  # noqa: F811
+    """The module's stack with a healthy route (for Steady) and echo Services a, b and c; the nginx
+    processes of its start are recorded: no test may make nginx reload or restart."""
+    s = with_healthy_route(module_stack, "a", "b", "c")
+    assert s.nginx is not None
+    s.nginx_pids_at_start = s.nginx.pids()
+    yield s
+    assert s.nginx is not None
+    assert s.nginx.pids() == s.nginx_pids_at_start, "nginx's master or workers changed during the module"
+
+
+@pytest.fixture(scope="module")
+def tls_secret(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A kubernetes.io/tls Secret "ann-tls" (self-signed; its names do not matter for redirects)."""
+    data = self_signed_tls(tmp_path_factory.mktemp("tls"), "ann.test")
+    stack.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                 "metadata": {"name": "ann-tls", "namespace": stack.namespace}, "data": data})
+    return "ann-tls"
+
+
+# ---- use-regex ----------------------------------------------------------------------------------------
+
+
+def test_use_regex_makes_every_path_of_the_host_a_case_insensitive_regex_anchored_at_the_start(stack: Stack) -> None:
+    host = "regex.ann.test"
+    regex = annotated(stack, "regex", host, [("/foo", "Prefix", "a"), ("/foo/bar.+", "ImplementationSpecific", "b"),
+                                             ("/api/v[0-9]+", "ImplementationSpecific", "c")], {"use-regex": "true"})
+    # Another Ingress of the host without the annotation: its Exact path is a regex too.
+    exact = annotated(stack, "regex-exact", host, [("/exact", "Exact", "b")])
+    # A host without the annotation keeps Prefix and Exact matching.
+    plain = annotated(stack, "regex-plain", "plain-regex.ann.test",
+                      [("/foo", "Prefix", "a"), ("/api/v[0-9]+", "Prefix", "c"), ("/exact", "Exact", "b")])
+    apply_and_wait(stack, regex, exact, plain)
+
+    for path, service in (("/API/V2/x", "c"), ("/api/v10", "c"),  # case-insensitive, not anchored at the end
+                          ("/foo/barz", "b"),                    # the longer path string is tried first
+                          ("/foo/bar", "a"), ("/FOO", "a"), ("/foobar", "a"),  # ^/foo matches both
+                          ("/exact", "b"), ("/EXACT/more?q=1", "b")):  # Exact is a regex on this host
+        served(stack.request(host, path), service, path, host)
+    for path in ("/x/api/v2", "/api/vx", "/bar"):  # anchored at the start
+        assert stack.request(host, path).status == 404, path
+
+    plain_host = "plain-regex.ann.test"
+    served(stack.request(plain_host, "/foo/x"), "a", "/foo/x")
+    served(stack.request(plain_host, "/exact"), "b", "/exact")
+    for path in ("/FOO", "/foobar", "/api/v2", "/exact/more", "/EXACT"):
+        assert stack.request(plain_host, path).status == 404, path
+
+
+def test_use_regex_paths_of_equal_length_go_to_the_older_ingress(stack: Stack) -> None:
+    host = "tie.ann.test"
+    # Names sort the other way round: only the creation time can make the older one win.
+    older = annotated(stack, "zz-tie-older", host, [("/tie/x.", "ImplementationSpecific", "a")], {"use-regex": "true"})
+    younger = annotated(stack, "aa-tie-younger", host, [("/tie/.y", "ImplementationSpecific", "b")])
+    apply_and_wait(stack, older)
+    time.sleep(1.1)  # creationTimestamp has whole seconds
+    apply_and_wait(stack, younger)
+    served(stack.request(host, "/tie/xy"), "a", "/tie/xy")  # both match, same length
+    served(stack.request(host, "/tie/zy"), "b", "/tie/zy")
+
+
+# ---- rewrite-target -----------------------------------------------------------------------------------
+
+
+def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(stack: Stack) -> None:
+    host = "rewrite.ann.test"
+    # ingress-nginx's documented example.
+    rewrite = annotated(stack, "rewrite", host, [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                        {"rewrite-target": "/$2"})
+    # Another Ingress of the host: matched as a regex (case-insensitive), not rewritten.
+    other = annotated(stack, "rewrite-other", host, [("/other", "Prefix", "b")])
+    # A target with a query of its own: the request's query follows after "&".
+    with_query = annotated(stack, "rewrite-query", "rewrite-query.ann.test",
+                           [("/old/([^/]+)/(.*)", "ImplementationSpecific", "c")], {"rewrite-target": "/new/$2?from=$1"})
+    apply_and_wait(stack, rewrite, other, with_query)
+
+    for path, upstream in (("/something", "/"), ("/something/", "/"), ("/something/new", "/new"),
+                           ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2")):
+        served(stack.request(host, path), "a", upstream, host)
+    assert stack.request(host, "/nothing").status == 404
+    served(stack.request(host, "/OTHER/x?y=1"), "b", "/OTHER/x?y=1")
+    served(stack.request("rewrite-query.ann.test", "/old/p1/rest/of/it"), "c", "/new/rest/of/it?from=p1")
+    served(stack.request("rewrite-query.ann.test", "/old/p1/x?c=d"), "c", "/new/x?from=p1&c=d")
+
+
+def test_lookup_reports_policies_the_upstream_uri_and_the_https_redirect(stack: Stack, tls_secret: str) -> None:
+    """`kroute-table lookup --json` shows what a request would get without sending it."""
+    apply_and_wait(stack,
+                   annotated(stack, "rewrite", "rewrite.ann.test", [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                             {"rewrite-target": "/$2"}),
+                   annotated(stack, "lookup-root", "lookup-root.ann.test", [("/", "Prefix", "a")],
+                             {"app-root": "/app1"}, tls_secret=tls_secret))
+    found = stack.lookup("rewrite.ann.test", "/something/new?x=1")
+    assert found is not None and found["upstreamUri"] == "/new?x=1", found
+    assert [(p["kind"], p["value"]) for p in found["policies"]] == [("rewrite", "/$2")], found
+    assert found["sslRedirect"] is False
+    root = stack.lookup("lookup-root.ann.test", "/")
+    assert root is not None and root["sslRedirect"] is True, root
+    assert [(p["kind"], p.get("code")) for p in root["hostPolicies"]] == [("redirect", 302)], root
+    assert "/app1" in root["hostPolicies"][0]["value"], root
+
+
+# ---- app-root -----------------------------------------------------------------------------------------
+
+
+def test_app_root_redirects_only_the_root_of_the_host(stack: Stack) -> None:
+    host = "approot.ann.test"
+    apply_and_wait(stack, annotated(stack, "approot", host, [("/", "Prefix", "a")], {"app-root": "/app1"}))
+    redirected(stack.request(host, "/"), 302, f"http://{host}/app1")
+    # The Host as the client sent it, with its port.
+    redirected(stack.request(f"{host}:8080", "/"), 302, f"http://{host}:8080/app1")
+    # The request's scheme.
+    redirected(https_request(stack, host, "/"), 302, f"https://{host}/app1")
+    served(stack.request(host, "/other"), "a", "/other")
+    served(stack.request(host, "/app1"), "a", "/app1")
+
+
+# ---- permanent-redirect and temporal-redirect ---------------------------------------------------------
+
+
+REDIRECTS = {  # host -> annotations
+    "perm.ann.test": {"permanent-redirect": "https://www.example.com/x"},
+    "perm308.ann.test": {"permanent-redirect": "https://www.example.com/x", "permanent-redirect-code": "308"},
+    "temp.ann.test": {"temporal-redirect": "https://www.example.com/t"},
+    "temp307.ann.test": {"temporal-redirect": "https://www.example.com/t", "temporal-redirect-code": "307"},
+    "both.ann.test": {"permanent-redirect": "https://www.example.com/p", "temporal-redirect": "https://www.example.com/t"},
+    "uri.ann.test": {"permanent-redirect": "https://new.example.com$request_uri"},
+    "vars.ann.test": {"temporal-redirect": "$scheme://$host/v$uri$is_args$args"},
+    "qs.ann.test": {"permanent-redirect": "https://$http_host/q?$query_string"},
+}
+
+
+def test_permanent_and_temporal_redirects(stack: Stack) -> None:
+    ingresses = [annotated(stack, host.split(".")[0] + "-redirect", host, [("/", "Prefix", "a")], annotations)
+                 for host, annotations in REDIRECTS.items()]
+    apply_and_wait(stack, *ingresses)
+    redirected(stack.request("perm.ann.test", "/any?x=1"), 301, "https://www.example.com/x")
+    redirected(stack.request("perm308.ann.test", "/"), 308, "https://www.example.com/x")
+    redirected(stack.request("temp.ann.test", "/"), 302, "https://www.example.com/t")
+    redirected(stack.request("temp307.ann.test", "/"), 307, "https://www.example.com/t")
+    redirected(stack.request("both.ann.test", "/"), 302, "https://www.example.com/t")  # temporal wins
+    # Request values, expanded per request.
+    redirected(stack.request("uri.ann.test", "/a/b?c=d"), 301, "https://new.example.com/a/b?c=d")
+    redirected(stack.request("uri.ann.test", "/"), 301, "https://new.example.com/")
+    redirected(stack.request("vars.ann.test", "/a/b?c=d"), 302, "http://vars.ann.test/v/a/b?c=d")
+    redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
+    redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
+    redirected(stack.request("qs.ann.test:8080", "/x?k=v"), 301, "https://qs.ann.test:8080/q?k=v")
+
+
+def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
+    host = "moved.ann.test"
+    apply_and_wait(stack, annotated(stack, "moved", host, [("/old/(.*)", "ImplementationSpecific", "a"),
+                                                           ("/kept", "Prefix", "b")],
+                                    {"use-regex": "true", "permanent-redirect": "https://new.example.com/new/$1"}))
+    redirected(stack.request(host, "/old/x/y?z=1"), 301, "https://new.example.com/new/x/y")
+    redirected(stack.request(host, "/kept"), 301, "https://new.example.com/new/")  # no group: empty
+    assert stack.request(host, "/other").status == 404
+
+
+@pytest.mark.parametrize("code", ["200", "abc", "309", ""])
+def test_redirect_code_out_of_range_keeps_the_default_with_an_event(stack: Stack, code: str) -> None:
+    name = f"badcode-{code or 'empty'}"
+    host = f"{name}.ann.test"
+    apply_and_wait(stack, annotated(stack, name, host, [("/", "Prefix", "a")],
+                                    {"permanent-redirect": "https://www.example.com/x", "permanent-redirect-code": code}))
+    redirected(stack.request(host, "/"), 301, "https://www.example.com/x")
+    wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/permanent-redirect-code")
+
+
+@pytest.mark.parametrize("slug, target", [("spaces", "not a url"), ("ftp", "ftp://x"), ("unknown-variable", "https://x.com/$foo"),
+                                          ("relative", "/relative"), ("no-host", "https://")])
+def test_redirect_to_something_not_a_url_is_ignored_with_an_event(stack: Stack, slug: str, target: str) -> None:
+    name = f"badtarget-{slug}"
+    host = f"{name}.ann.test"
+    apply_and_wait(stack, annotated(stack, name, host, [("/", "Prefix", "a")], {"permanent-redirect": target}))
+    served(stack.request(host, "/x?y=1"), "a", "/x?y=1")
+    wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/permanent-redirect")
+
+
+# ---- ssl-redirect, force-ssl-redirect, preserve-trailing-slash ----------------------------------------
+
+
+def test_https_redirect_for_hosts_with_tls(stack: Stack, tls_secret: str) -> None:
+    host = "tls.ann.test"
+    apply_and_wait(stack,
+                   annotated(stack, "tls", host, [("/", "Prefix", "a"), ("/.well-known/acme-challenge", "Prefix", "b")],
+                             tls_secret=tls_secret),
+                   annotated(stack, "tls-slash", "tls-slash.ann.test", [("/", "Prefix", "a")],
+                             {"preserve-trailing-slash": "true"}, tls_secret=tls_secret),
+                   annotated(stack, "tls-off", "tls-off.ann.test", [("/", "Prefix", "a")],
+                             {"ssl-redirect": "false"}, tls_secret=tls_secret),
+                   annotated(stack, "tls-force", "force.ann.test", [("/", "Prefix", "a")],
+                             {"force-ssl-redirect": "true"}),
+                   annotated(stack, "no-tls", "no-tls.ann.test", [("/", "Prefix", "a")]))
+    # ingress-nginx's Lua: https://<host without port><request URI>, one trailing "/" removed.
+    redirected(stack.request(host, "/foo"), 308, f"https://{host}/foo")
+    redirected(stack.request(host, "/foo/"), 308, f"https://{host}/foo")
+    redirected(stack.request(host, "/"), 308, f"https://{host}")
+    redirected(stack.request(host, "/foo?a=b"), 308, f"https://{host}/foo?a=b")
+    redirected(stack.request(f"{host}:8080", "/foo/bar"), 308, f"https://{host}/foo/bar")
+    # ACME HTTP-01 challenges stay on plain HTTP.
+    served(stack.request(host, "/.well-known/acme-challenge/token"), "b", "/.well-known/acme-challenge/token")
+    # Over HTTPS: served.
+    served(https_request(stack, host, "/foo/?a=b"), "a", "/foo/?a=b", host)
+
+    redirected(stack.request("tls-slash.ann.test", "/foo/"), 308, "https://tls-slash.ann.test/foo/")
+    redirected(stack.request("tls-slash.ann.test", "/foo"), 308, "https://tls-slash.ann.test/foo")
+    served(stack.request("tls-off.ann.test", "/foo/"), "a", "/foo/")
+    redirected(stack.request("force.ann.test", "/x/?q=1"), 308, "https://force.ann.test/x/?q=1")
+    redirected(stack.request("force.ann.test", "/x/"), 308, "https://force.ann.test/x")
+    served(https_request(stack, "force.ann.test", "/x"), "a", "/x")
+    served(stack.request("no-tls.ann.test", "/foo/"), "a", "/foo/")
+
+
+def test_redirect_order_app_root_then_permanent_then_https(stack: Stack, tls_secret: str) -> None:
+    apply_and_wait(stack,
+                   annotated(stack, "order-perm", "order-perm.ann.test", [("/", "Prefix", "a")],
+                             {"permanent-redirect": "https://www.example.com/p"}, tls_secret=tls_secret),
+                   annotated(stack, "order-root", "order-root.ann.test", [("/", "Prefix", "a")],
+                             {"app-root": "/app1", "permanent-redirect": "https://www.example.com/p"},
+                             tls_secret=tls_secret),
+                   annotated(stack, "order-root-tls", "order-root-tls.ann.test", [("/", "Prefix", "a")],
+                             {"app-root": "/app1"}, tls_secret=tls_secret))
+    # The Ingress's own redirect comes before the one to https://.
+    redirected(stack.request("order-perm.ann.test", "/x"), 301, "https://www.example.com/p")
+    redirected(https_request(stack, "order-perm.ann.test", "/x"), 301, "https://www.example.com/p")
+    # app-root is host-wide, before both.
+    redirected(stack.request("order-root.ann.test", "/"), 302, "http://order-root.ann.test/app1")
+    redirected(stack.request("order-root.ann.test", "/x"), 301, "https://www.example.com/p")
+    redirected(stack.request("order-root-tls.ann.test", "/"), 302, "http://order-root-tls.ann.test/app1")
+    redirected(stack.request("order-root-tls.ann.test", "/app1"), 308, "https://order-root-tls.ann.test/app1")
+    served(https_request(stack, "order-root-tls.ann.test", "/app1"), "a", "/app1")
+
+
+# ---- from-to-www-redirect -----------------------------------------------------------------------------
+
+
+def test_from_to_www_redirect(stack: Stack, tls_secret: str) -> None:
+    on = {"from-to-www-redirect": "true"}
+    apply_and_wait(stack,
+                   annotated(stack, "www-to", "fw.ann.test", [("/", "Prefix", "a")], on),
+                   annotated(stack, "www-tls", "fwtls.ann.test", [("/", "Prefix", "a")], on, tls_secret=tls_secret),
+                   annotated(stack, "www-from", "www.rev.ann.test", [("/", "Prefix", "b")], on),
+                   annotated(stack, "www-own", "own.ann.test", [("/", "Prefix", "a")], on),
+                   annotated(stack, "www-own-www", "www.own.ann.test", [("/", "Prefix", "c")]))
+    redirected(stack.request("www.fw.ann.test", "/some/path/"), 308, "http://fw.ann.test/some/path")
+    redirected(stack.request("www.fw.ann.test", "/x?y=1"), 308, "http://fw.ann.test/x?y=1")
+    redirected(stack.request("www.fw.ann.test", "/"), 308, "http://fw.ann.test")
+    served(stack.request("fw.ann.test", "/some/path/"), "a", "/some/path/")
+    # With TLS for the name redirected to: https://.
+    redirected(stack.request("www.fwtls.ann.test", "/x/"), 308, "https://fwtls.ann.test/x")
+    # The annotation on www.<name>: <name> goes to www.<name>.
+    redirected(stack.request("rev.ann.test", "/x/"), 308, "http://www.rev.ann.test/x")
+    served(stack.request("www.rev.ann.test", "/x/"), "b", "/x/")
+    # Another Ingress routes www.own.ann.test itself: its rules serve it.
+    served(stack.request("www.own.ann.test", "/x/"), "c", "/x/", "www.own.ann.test")
+
+
+# ---- server-alias -------------------------------------------------------------------------------------
+
+
+def test_server_alias_serves_the_same_rules_unless_another_ingress_owns_the_name(stack: Stack) -> None:
+    apply_and_wait(stack,
+                   annotated(stack, "alias", "main-alias.ann.test", [("/", "Prefix", "a"), ("/b", "Prefix", "b")],
+                             {"server-alias": "alias1.ann.test, alias2.ann.test"}),
+                   annotated(stack, "alias-owner", "alias2.ann.test", [("/", "Prefix", "c")]))
+    for host in ("main-alias.ann.test", "alias1.ann.test"):
+        served(stack.request(host, "/x?y=1"), "a", "/x?y=1", host)
+        served(stack.request(host, "/b/c"), "b", "/b/c", host)
+    served(stack.request("alias2.ann.test", "/b/c"), "c", "/b/c", "alias2.ann.test")
+    wait_warning(stack, "alias", "AnnotationIgnored", "alias2.ann.test")
+    assert stack.request("alias3.ann.test", "/").status == 404
+
+
+# ---- x-forwarded-prefix and upstream-vhost ------------------------------------------------------------
+
+
+def test_x_forwarded_prefix_is_sent_and_a_clients_own_is_dropped(stack: Stack) -> None:
+    apply_and_wait(stack,
+                   annotated(stack, "xfp", "xfp.ann.test", [("/", "Prefix", "a")], {"x-forwarded-prefix": "/prefix"}),
+                   annotated(stack, "xfp-none", "xfp-none.ann.test", [("/", "Prefix", "a")]))
+    forged = {"X-Forwarded-Prefix": "/forged"}
+    for headers in ({}, forged):
+        reply = stack.request("xfp.ann.test", "/x", headers=headers)
+        served(reply, "a", "/x")
+        assert reply.echo["headers"].get("x-forwarded-prefix") == "/prefix", reply.echo["headers"]
+    reply = stack.request("xfp-none.ann.test", "/x", headers=forged)
+    served(reply, "a", "/x")
+    assert "x-forwarded-prefix" not in reply.echo["headers"], reply.echo["headers"]
+
+
+def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
+    apply_and_wait(stack,
+                   annotated(stack, "vhost", "vhost.ann.test", [("/", "Prefix", "a")], {"upstream-vhost": "internal.example"}),
+                   annotated(stack, "vhost-none", "vhost-none.ann.test", [("/", "Prefix", "a")]))
+    served(stack.request("vhost.ann.test:8080", "/x"), "a", "/x", "internal.example")
+    served(stack.request("vhost-none.ann.test:8080", "/x"), "a", "/x", "vhost-none.ann.test:8080")
+    served(stack.request("vhost-none.ann.test", "/x"), "a", "/x", "vhost-none.ann.test")
+
+
+# ---- both prefixes ------------------------------------------------------------------------------------
+
+
+def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack) -> None:
+    apply_and_wait(stack,
+                   annotated(stack, "prefix-both", "prefix-both.ann.test", [("/", "Prefix", "a")],
+                             {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "kroute.example"}),
+                   annotated(stack, "prefix-own", "prefix-own.ann.test", [("/", "Prefix", "a")],
+                             {f"{KROUTE}/permanent-redirect": "https://www.example.com/k"}),
+                   annotated(stack, "prefix-invalid", "prefix-invalid.ann.test", [("/", "Prefix", "a")],
+                             {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "not a host!"}))
+    served(stack.request("prefix-both.ann.test", "/"), "a", "/", "kroute.example")
+    redirected(stack.request("prefix-own.ann.test", "/"), 301, "https://www.example.com/k")
+    served(stack.request("prefix-invalid.ann.test", "/"), "a", "/", "nginx.example")
+    wait_warning(stack, "prefix-invalid", "InvalidAnnotation", f"{KROUTE}/upstream-vhost")
+    assert not warnings_for(stack, "prefix-both", "InvalidAnnotation")
+
+
+# ---- changes are live -----------------------------------------------------------------------------------
+
+
+def test_annotation_changes_are_served_without_a_reload(stack: Stack) -> None:
+    host = "live.ann.test"
+    live = annotated(stack, "live", host, [("/", "Prefix", "a")], {"upstream-vhost": "first.example"})
+    apply_and_wait(stack, live)
+    assert stack.nginx is not None
+    pids = stack.nginx.pids()
+
+    def now(annotations: dict[str, str], check: Any) -> None:
+        live["metadata"]["annotations"] = {f"{NGINX}/{k}": v for k, v in annotations.items()}
+        stack.api.replace(live)
+        wait_for(f"{annotations} served", lambda: check(stack.request(host, "/x/?q=1")), timeout=5, interval=0.02)
+
+    with Steady(stack):
+        now({"upstream-vhost": "second.example"}, lambda r: r.status == 200 and r.echo["host"] == "second.example")
+        now({"permanent-redirect": "https://www.example.com/moved"},
+            lambda r: (r.status, r.headers.get("location")) == (301, "https://www.example.com/moved"))
+        now({"permanent-redirect": "https://www.example.com/moved", "permanent-redirect-code": "308"},
+            lambda r: r.status == 308)
+        now({"use-regex": "true", "rewrite-target": "/rewritten$1"}, lambda r: r.status == 200 and r.echo["path"] == "/rewritten?q=1")
+        now({"force-ssl-redirect": "true"},
+            lambda r: (r.status, r.headers.get("location")) == (308, f"https://{host}/x/?q=1"))
+        now({"x-forwarded-prefix": "/p"},
+            lambda r: r.status == 200 and r.echo["headers"].get("x-forwarded-prefix") == "/p" and r.echo["host"] == host)
+        now({}, lambda r: r.status == 200 and r.echo["path"] == "/x/?q=1" and "x-forwarded-prefix" not in r.echo["headers"])
+    assert stack.nginx.pids() == pids, "nginx's master or workers changed"
+
+
+# ---- hostile values -----------------------------------------------------------------------------------
+
+
+def test_invalid_regex_path_is_skipped_with_an_event_and_the_rest_is_served(stack: Stack) -> None:
+    host = "badregex.ann.test"
+    with Steady(stack):
+        apply_and_wait(stack, annotated(stack, "badregex", host, [("/ok", "Prefix", "a"),
+                                                                 ("/(unclosed", "ImplementationSpecific", "b"),
+                                                                 ("/also[ok]", "ImplementationSpecific", "c")],
+                                        {"use-regex": "true"}),
+                       annotated(stack, "badregex-neighbour", "badregex-neighbour.ann.test", [("/", "Prefix", "b")]))
+        wait_warning(stack, "badregex", "InvalidRule", "/(unclosed")
+        served(stack.request(host, "/ok/x"), "a", "/ok/x")
+        served(stack.request(host, "/alsok"), "c", "/alsok")
+        assert stack.request(host, "/(unclosed").status == 404
+        served(stack.request("badregex-neighbour.ann.test", "/"), "b", "/")
+
+
+def test_catastrophic_backtracking_answers_quickly(stack: Stack) -> None:
+    host = "redos.ann.test"
+    with Steady(stack):
+        apply_and_wait(stack, annotated(stack, "redos", host, [("/ok", "Prefix", "a"),
+                                                              ("/(a+)+$", "ImplementationSpecific", "b")],
+                                        {"use-regex": "true"}))
+        served(stack.request(host, "/aaaa"), "b", "/aaaa")
+        evil = "/" + "a" * 31 + "!"
+        for _ in range(3):
+            reply, seconds = timed_request(stack, host, evil)
+            assert seconds < 1.0, f"{seconds:.2f}s for {evil}"
+            assert reply.status in (404, 200, 500, 503) and reply.service != "a", reply.status
+        served(stack.request(host, "/ok"), "a", "/ok")
+
+
+def test_oversized_annotation_is_ignored_with_an_event(stack: Stack) -> None:
+    host = "huge.ann.test"
+    huge = annotated(stack, "huge", host, [("/", "Prefix", "a")],
+                     {"x-forwarded-prefix": "/" + "p" * 200_000, "upstream-vhost": "small.example"})
+    with Steady(stack):
+        # Created directly: kubectl apply would copy the object into an annotation, over the API server's limit.
+        stack.api.create(huge)
+        wait_rules(stack, huge)
+        reply = stack.request(host, "/x")
+        served(reply, "a", "/x", "small.example")
+        assert "x-forwarded-prefix" not in reply.echo["headers"]
+        wait_warning(stack, "huge", "InvalidAnnotation", "longer than 4096 bytes")
+        events = warnings_for(stack, "huge", "InvalidAnnotation")
+        assert all(len(e["message"]) < 2048 for e in events), [len(e["message"]) for e in events]
+
+
+def test_snippets_are_refused_with_an_event_and_the_routes_still_work(stack: Stack) -> None:
+    host = "snippet.ann.test"
+    with Steady(stack):
+        apply_and_wait(stack, annotated(stack, "snippet", host, [("/", "Prefix", "a")],
+                                        {"configuration-snippet": "return 200 owned;",
+                                         "server-snippet": "location /owned { return 200 owned; }",
+                                         "x-forwarded-prefix": "/kept"}))
+        reply = stack.request(host, "/owned")
+        served(reply, "a", "/owned")
+        assert b"owned;" not in reply.body and reply.echo["headers"].get("x-forwarded-prefix") == "/kept"
+        wait_warning(stack, "snippet", "AnnotationRefused", f"{NGINX}/configuration-snippet")
+        wait_warning(stack, "snippet", "AnnotationRefused", f"{NGINX}/server-snippet")
+
+
+def test_healthy_route_still_served(stack: Stack) -> None:
+    """Last: everything above left the healthy route as it was."""
+    reply = stack.request(HEALTHY, "/")
+    assert (reply.status, reply.service) == (200, "healthy")
