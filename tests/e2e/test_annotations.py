@@ -127,7 +127,8 @@ def tls_secret(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_use_regex_makes_every_path_of_the_host_a_case_insensitive_regex_anchored_at_the_start(stack: Stack) -> None:
     host = "regex.ann.test"
     regex = annotated(stack, "regex", host, [("/foo", "Prefix", "a"), ("/foo/bar.+", "ImplementationSpecific", "b"),
-                                             ("/api/v[0-9]+", "ImplementationSpecific", "c")], {"use-regex": "true"})
+                                             ("/api/v[0-9]+", "ImplementationSpecific", "c"),
+                                             ("/only$", "ImplementationSpecific", "c")], {"use-regex": "true"})
     # Another Ingress of the host without the annotation: its Exact path is a regex too.
     exact = annotated(stack, "regex-exact", host, [("/exact", "Exact", "b")])
     # A host without the annotation keeps Prefix and Exact matching.
@@ -140,7 +141,8 @@ def test_use_regex_makes_every_path_of_the_host_a_case_insensitive_regex_anchore
                           ("/foo/bar", "a"), ("/FOO", "a"), ("/foobar", "a"),  # ^/foo matches both
                           ("/exact", "b"), ("/EXACT/more?q=1", "b")):  # Exact is a regex on this host
         served(stack.request(host, path), service, path, host)
-    for path in ("/x/api/v2", "/api/vx", "/bar"):  # anchored at the start
+    served(stack.request(host, "/ONLY?x=1"), "c", "/ONLY?x=1")  # a "$" of its own anchors the end
+    for path in ("/x/api/v2", "/api/vx", "/bar", "/only/x"):  # anchored at the start
         assert stack.request(host, path).status == 404, path
 
     plain_host = "plain-regex.ann.test"
@@ -148,6 +150,12 @@ def test_use_regex_makes_every_path_of_the_host_a_case_insensitive_regex_anchore
     served(stack.request(plain_host, "/exact"), "b", "/exact")
     for path in ("/FOO", "/foobar", "/api/v2", "/exact/more", "/EXACT"):
         assert stack.request(plain_host, path).status == 404, path
+
+    # Without the annotated Ingress the host matches by Prefix and Exact again.
+    stack.api.delete(regex)
+    wait_for("Exact matching again", lambda: stack.request(host, "/EXACT/more").status == 404, timeout=5, interval=0.02)
+    served(stack.request(host, "/exact"), "b", "/exact")
+    assert stack.request(host, "/exact/more").status == 404
 
 
 def test_use_regex_paths_of_equal_length_go_to_the_older_ingress(stack: Stack) -> None:
@@ -173,14 +181,21 @@ def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(sta
     # Another Ingress of the host: matched as a regex (case-insensitive), not rewritten.
     other = annotated(stack, "rewrite-other", host, [("/other", "Prefix", "b")])
     # A target with a query of its own: the request's query follows after "&".
+    # A plain Prefix path: nginx's rewrite replaces the whole URI.
+    to_root = annotated(stack, "rewrite-root", "rewrite-root.ann.test", [("/app", "Prefix", "a")],
+                        {"rewrite-target": "/"})
     with_query = annotated(stack, "rewrite-query", "rewrite-query.ann.test",
                            [("/old/([^/]+)/(.*)", "ImplementationSpecific", "c")], {"rewrite-target": "/new/$2?from=$1"})
-    apply_and_wait(stack, rewrite, other, with_query)
+    apply_and_wait(stack, rewrite, other, to_root, with_query)
 
     for path, upstream in (("/something", "/"), ("/something/", "/"), ("/something/new", "/new"),
                            ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2")):
         served(stack.request(host, path), "a", upstream, host)
+    # What nginx decoded goes out escaped again.
+    served(stack.request(host, "/something/a%20b?c=%20"), "a", "/a%20b?c=%20")
     assert stack.request(host, "/nothing").status == 404
+    served(stack.request("rewrite-root.ann.test", "/app/x/y?q=1"), "a", "/?q=1")
+    served(stack.request("rewrite-root.ann.test", "/APPLE"), "a", "/")
     served(stack.request(host, "/OTHER/x?y=1"), "b", "/OTHER/x?y=1")
     served(stack.request("rewrite-query.ann.test", "/old/p1/rest/of/it"), "c", "/new/rest/of/it?from=p1")
     served(stack.request("rewrite-query.ann.test", "/old/p1/x?c=d"), "c", "/new/x?from=p1&c=d")
@@ -210,6 +225,7 @@ def test_app_root_redirects_only_the_root_of_the_host(stack: Stack) -> None:
     host = "approot.ann.test"
     apply_and_wait(stack, annotated(stack, "approot", host, [("/", "Prefix", "a")], {"app-root": "/app1"}))
     redirected(stack.request(host, "/"), 302, f"http://{host}/app1")
+    redirected(stack.request(host, "/?x=1"), 302, f"http://{host}/app1")  # as nginx's `return`: no query
     # The Host as the client sent it, with its port.
     redirected(stack.request(f"{host}:8080", "/"), 302, f"http://{host}:8080/app1")
     # The request's scheme.
@@ -245,6 +261,7 @@ def test_permanent_and_temporal_redirects(stack: Stack) -> None:
     # Request values, expanded per request.
     redirected(stack.request("uri.ann.test", "/a/b?c=d"), 301, "https://new.example.com/a/b?c=d")
     redirected(stack.request("uri.ann.test", "/"), 301, "https://new.example.com/")
+    redirected(stack.request("uri.ann.test", "/a%0D%0AX:%20y?b=%0A"), 301, "https://new.example.com/a%0D%0AX:%20y?b=%0A")
     redirected(stack.request("vars.ann.test", "/a/b?c=d"), 302, "http://vars.ann.test/v/a/b?c=d")
     redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
     redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
@@ -261,14 +278,17 @@ def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
     assert stack.request(host, "/other").status == 404
 
 
-@pytest.mark.parametrize("code", ["200", "abc", "309", ""])
-def test_redirect_code_out_of_range_keeps_the_default_with_an_event(stack: Stack, code: str) -> None:
-    name = f"badcode-{code or 'empty'}"
+@pytest.mark.parametrize("kind, code, default", [("permanent", "200", 301), ("permanent", "abc", 301),
+                                                  ("permanent", "309", 301), ("permanent", "", 301),
+                                                  ("temporal", "299", 302), ("temporal", "3o7", 302)])
+def test_redirect_code_out_of_range_keeps_the_default_with_an_event(stack: Stack, kind: str, code: str,
+                                                                    default: int) -> None:
+    name = f"badcode-{kind}-{code or 'empty'}"
     host = f"{name}.ann.test"
     apply_and_wait(stack, annotated(stack, name, host, [("/", "Prefix", "a")],
-                                    {"permanent-redirect": "https://www.example.com/x", "permanent-redirect-code": code}))
-    redirected(stack.request(host, "/"), 301, "https://www.example.com/x")
-    wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/permanent-redirect-code")
+                                    {f"{kind}-redirect": "https://www.example.com/x", f"{kind}-redirect-code": code}))
+    redirected(stack.request(host, "/"), default, "https://www.example.com/x")
+    wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/{kind}-redirect-code")
 
 
 @pytest.mark.parametrize("slug, target", [("spaces", "not a url"), ("ftp", "ftp://x"), ("unknown-variable", "https://x.com/$foo"),
@@ -301,6 +321,7 @@ def test_https_redirect_for_hosts_with_tls(stack: Stack, tls_secret: str) -> Non
     redirected(stack.request(host, "/foo/"), 308, f"https://{host}/foo")
     redirected(stack.request(host, "/"), 308, f"https://{host}")
     redirected(stack.request(host, "/foo?a=b"), 308, f"https://{host}/foo?a=b")
+    redirected(stack.request(host, "/foo/?a=b"), 308, f"https://{host}/foo/?a=b")  # the URI ends with the query
     redirected(stack.request(f"{host}:8080", "/foo/bar"), 308, f"https://{host}/foo/bar")
     # ACME HTTP-01 challenges stay on plain HTTP.
     served(stack.request(host, "/.well-known/acme-challenge/token"), "b", "/.well-known/acme-challenge/token")
@@ -344,20 +365,27 @@ def test_from_to_www_redirect(stack: Stack, tls_secret: str) -> None:
     apply_and_wait(stack,
                    annotated(stack, "www-to", "fw.ann.test", [("/", "Prefix", "a")], on),
                    annotated(stack, "www-tls", "fwtls.ann.test", [("/", "Prefix", "a")], on, tls_secret=tls_secret),
-                   annotated(stack, "www-from", "www.rev.ann.test", [("/", "Prefix", "b")], on),
                    annotated(stack, "www-own", "own.ann.test", [("/", "Prefix", "a")], on),
                    annotated(stack, "www-own-www", "www.own.ann.test", [("/", "Prefix", "c")]))
     redirected(stack.request("www.fw.ann.test", "/some/path/"), 308, "http://fw.ann.test/some/path")
     redirected(stack.request("www.fw.ann.test", "/x?y=1"), 308, "http://fw.ann.test/x?y=1")
     redirected(stack.request("www.fw.ann.test", "/"), 308, "http://fw.ann.test")
+    redirected(stack.request("www.fw.ann.test:8080", "/x"), 308, "http://fw.ann.test/x")
+    redirected(https_request(stack, "www.fw.ann.test", "/x/"), 308, "https://fw.ann.test/x")
     served(stack.request("fw.ann.test", "/some/path/"), "a", "/some/path/")
     # With TLS for the name redirected to: https://.
     redirected(stack.request("www.fwtls.ann.test", "/x/"), 308, "https://fwtls.ann.test/x")
-    # The annotation on www.<name>: <name> goes to www.<name>.
-    redirected(stack.request("rev.ann.test", "/x/"), 308, "http://www.rev.ann.test/x")
-    served(stack.request("www.rev.ann.test", "/x/"), "b", "/x/")
     # Another Ingress routes www.own.ann.test itself: its rules serve it.
     served(stack.request("www.own.ann.test", "/x/"), "c", "/x/", "www.own.ann.test")
+    served(stack.request("own.ann.test", "/x/"), "a", "/x/", "own.ann.test")
+
+
+def test_from_to_www_redirect_on_the_www_name_redirects_the_bare_name(stack: Stack) -> None:
+    apply_and_wait(stack, annotated(stack, "www-from", "www.rev.ann.test", [("/", "Prefix", "b")],
+                                    {"from-to-www-redirect": "true"}))
+    redirected(stack.request("rev.ann.test", "/x/"), 308, "http://www.rev.ann.test/x")
+    redirected(stack.request("rev.ann.test", "/x?y=1"), 308, "http://www.rev.ann.test/x?y=1")
+    served(stack.request("www.rev.ann.test", "/x/"), "b", "/x/", "www.rev.ann.test")
 
 
 # ---- server-alias -------------------------------------------------------------------------------------
@@ -410,11 +438,12 @@ def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack)
                    annotated(stack, "prefix-both", "prefix-both.ann.test", [("/", "Prefix", "a")],
                              {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "kroute.example"}),
                    annotated(stack, "prefix-own", "prefix-own.ann.test", [("/", "Prefix", "a")],
-                             {f"{KROUTE}/permanent-redirect": "https://www.example.com/k"}),
+                             {f"{KROUTE}/permanent-redirect": "https://www.example.com/k",
+                              f"{NGINX}/permanent-redirect-code": "307"}),
                    annotated(stack, "prefix-invalid", "prefix-invalid.ann.test", [("/", "Prefix", "a")],
                              {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "not a host!"}))
     served(stack.request("prefix-both.ann.test", "/"), "a", "/", "kroute.example")
-    redirected(stack.request("prefix-own.ann.test", "/"), 301, "https://www.example.com/k")
+    redirected(stack.request("prefix-own.ann.test", "/"), 307, "https://www.example.com/k")  # one from each prefix
     served(stack.request("prefix-invalid.ann.test", "/"), "a", "/", "nginx.example")
     wait_warning(stack, "prefix-invalid", "InvalidAnnotation", f"{KROUTE}/upstream-vhost")
     assert not warnings_for(stack, "prefix-both", "InvalidAnnotation")
