@@ -25,7 +25,7 @@ struct PathCaptures {
 };
 
 // The work bound of one match (PCRE2's match limit): a match that hits it counts as no match.
-inline constexpr std::uint32_t kPatternMatchLimit = 100000;
+inline constexpr std::uint32_t kPatternMatchLimit = 1000;
 
 // "" when `pattern` compiles as a kroute path pattern; else PCRE2's message and where.
 std::string check_path_pattern(std::string_view pattern);

@@ -35,9 +35,9 @@ void host_policies(const IngressAnnotations& a, const std::vector<std::string>& 
       policies.push_back({host, 0, {policy::redirect(302, "$scheme://$http_host" + a.app_root, policy::kOnlyRoot)}, false});
     }
     if (a.from_to_www_redirect && !host.starts_with("*.")) {
-      const bool www = host.starts_with("www.");
-      const std::string from = www ? host : "www." + host;
-      const std::string to = www ? host.substr(4) : host;
+      // The other name redirects to the Ingress's: www.<host> for <host>, <host> for www.<host>.
+      const std::string from = host.starts_with("www.") ? host.substr(4) : "www." + host;
+      const std::string& to = host;
       // ingress-nginx's redirect server: 308 to the other name, https:// when there is a certificate for it.
       const std::string scheme = tls(to) ? "https" : "$scheme";
       policies.push_back(

@@ -5,7 +5,9 @@
 #include "certificates.h"
 #include "compiler.h"
 #include "json_helpers.h"
+#include "path_patterns.h"
 #include "policy/redirect.h"
+#include "snapshot.h"
 #include "store.h"
 
 using namespace kroute;
@@ -580,4 +582,42 @@ TEST_CASE("compile cache: with every Ingress change reported, a compile gives wh
   cache.ingress_changed("");
   t = same_as_from_scratch("after a relist");
   CHECK(t.owned == std::vector<std::string>{"n/only"});
+}
+
+TEST_CASE("annotations: regex paths host-wide, aliases and host records through compile and build") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.service("t", R"([{"port": 80}])");
+  f.ingress("regex", R"(, "annotations": {"nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+                                          "nginx.ingress.kubernetes.io/server-alias": "alias.com, plain.com",
+                                          "nginx.ingress.kubernetes.io/app-root": "/app1"})",
+            R"({"rules": [)" + Fixture::rule("r.com", "/something(/|$)(.*)", "s", "80") + "]}",
+            "2024-01-01T00:00:00Z");
+  // Another Ingress on the same host: its path becomes a regex too, without a rewrite.
+  f.ingress("other", "", R"({"rules": [)" + Fixture::rule("r.com", "/other", "t", "80") + "," +
+                             Fixture::rule("plain.com", "/", "t", "80") + "]}",
+            "2024-02-01T00:00:00Z");
+  f.ingress("bad", R"(, "annotations": {"nginx.ingress.kubernetes.io/use-regex": "true"})",
+            R"({"rules": [)" + Fixture::rule("bad.com", "/(unclosed", "t", "80") + "]}", "2024-03-01T00:00:00Z");
+  BuildResult build;
+  const CompiledTable t = f.compile_and_build(&build);
+  SnapshotView view;
+  REQUIRE(SnapshotView::open(build.bytes, view).ok);
+  PatternCache cache;
+  const PathPatterns patterns(view, cache);
+  PathCaptures captures;
+  const RouteMatch m = view.lookup("R.com", "/SOMETHING/new", &patterns, &captures);
+  REQUIRE(m.rule != nullptr);
+  CHECK((m.host->flags & format::kRegexPaths) != 0);
+  CHECK(view.policies(m.rule->policies).size() == 1);
+  CHECK(captures.count == 3);
+  const RouteMatch other = view.lookup("r.com", "/OTHER", &patterns, nullptr);
+  REQUIRE(other.rule != nullptr);
+  CHECK(other.rule->policies == format::kNone);
+  CHECK(view.lookup("alias.com", "/something", &patterns, nullptr).rule != nullptr);
+  REQUIRE(m.server != nullptr);
+  CHECK(view.policies(m.server->policies).size() == 1);  // app-root
+  CHECK(has_warning(t, "regex", "AnnotationIgnored"));   // plain.com is routed by "other"
+  CHECK(has_warning(t, "bad", "InvalidRule"));
 }

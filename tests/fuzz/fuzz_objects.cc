@@ -27,6 +27,7 @@
 #include "compiler.h"
 #include "kube/watch_event.h"
 #include "log.h"
+#include "path_patterns.h"
 #include "snapshot.h"
 #include "store.h"
 #include "validate.h"
@@ -114,6 +115,11 @@ void check_strings(const kroute::SnapshotView& view) {
     check_text("tls secret namespace", view.str(tls.secret_ns));
     check_text("tls secret name", view.str(tls.secret_name));
   }
+  // Redirect Locations, rewritten URIs and upstream headers are made from these.
+  for (const kroute::format::PolicyRecord& record : view.policy_records()) {
+    check_text("policy record", view.str(record.a));
+    check_text("policy record", view.str(record.b));
+  }
 }
 
 // The rules and TLS entries of the model that the builder put into the table.
@@ -131,9 +137,22 @@ std::vector<bool> kept(const Items& items, const kroute::BuildResult& build, kro
 
 void check_lookups(const kroute::RouteModel& model, const kroute::BuildResult& build, const kroute::SnapshotView& view) {
   const std::vector<bool> rules = kept(model.rules, build, kroute::Item::kRule);
+  kroute::PatternCache cache;
+  const kroute::PathPatterns patterns(view, cache);
+  if (patterns.failed() != 0) fail("a kept regex path does not compile in the reader");
   for (std::size_t i = 0; i < model.rules.size(); ++i) {
     const kroute::Rule& rule = model.rules[i];
     if (!rules[i] || rule.host.empty() || rule.host.starts_with("*.")) continue;
+    // A regex host's paths are patterns: the request that reaches a rule is not its text. Matching
+    // them must still be safe, with and without captures.
+    kroute::HostMatch how;
+    const kroute::format::HostEntry* host = view.find_host(rule.host, how);
+    if (host != nullptr && (host->flags & kroute::format::kRegexPaths) != 0) {
+      kroute::PathCaptures captures;
+      (void)view.lookup(rule.host, rule.path.empty() ? "/" : rule.path, &patterns, &captures);
+      if (captures.count > kroute::PathCaptures::kMaxGroups) fail("too many captures");
+      continue;
+    }
     const kroute::NormalizedPath normalized = kroute::normalize_rule_path(rule.path, rule.type);
     if (!normalized.error.empty()) fail("a kept rule's path does not normalize: " + normalized.error);
     const std::string request = normalized.path.empty() ? "/" : normalized.path;

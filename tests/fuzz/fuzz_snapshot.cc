@@ -3,12 +3,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "balance.h"
 #include "format.h"
 #include "hashing.h"
+#include "path_patterns.h"
+#include "policy/template.h"
 #include "snapshot.h"
 
 namespace {
@@ -59,6 +62,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   kroute::SnapshotView view;
   if (!kroute::SnapshotView::open({bytes, length}, view).ok) return 0;
   walk(view);
+  // Regex paths as the reader compiles them, matched with captures; every record's template expanded
+  // with those captures (sized first, as the module does).
+  kroute::PatternCache cache;
+  const kroute::PathPatterns patterns(view, cache);
+  for (const auto& host : view.hosts()) {
+    const std::string_view name = view.str(host.name);
+    for (const auto& rule : view.rules().subspan(host.first_rule, host.rule_count)) {
+      kroute::PathCaptures captures;
+      const std::string_view path = view.str(rule.declared_path);
+      const kroute::RouteMatch m = view.lookup(name, path, &patterns, &captures);
+      kroute::TemplateContext context;
+      context.scheme = "http";
+      context.host = name;
+      context.request_uri = path;
+      context.uri = path;
+      context.subject = path;
+      context.captures = captures.spans;
+      context.capture_count = m.rule != nullptr ? captures.count : 0;
+      for (const auto& record : view.policy_records()) {
+        std::string out(kroute::template_length(view.str(record.a), context), '\0');
+        if (kroute::expand_template(view.str(record.a), context, out.data()) != out.data() + out.size()) __builtin_trap();
+      }
+    }
+  }
   // Hosts and paths from the snapshot's own strings, plus fixed shapes that reach every branch.
   static constexpr std::string_view kHosts[] = {"a.com", "x.a.com", "A.COM:8080", "[::1]:80", "", "a.com."};
   static constexpr std::string_view kPaths[] = {"/", "/a", "/a/b/", "//", "/a?b", "", "x"};

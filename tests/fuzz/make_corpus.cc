@@ -5,6 +5,9 @@
 #include <string>
 
 #include "model_builder.h"
+#include "policy/headers.h"
+#include "policy/redirect.h"
+#include "policy/rewrite.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -35,6 +38,19 @@ int main(int argc, char** argv) {
     kroute::testing::ModelBuilder m;
     m.backend("zero", {{"10.0.0.3", 80, 0}, {"10.0.0.4", 80, 0}});
     m.prefix("z.com", "/", "zero");
+    models.push_back(m.model());
+  }
+  {
+    // Policy records on rules and hosts, a regex host (its patterns compiled by the reader), an alias.
+    kroute::testing::ModelBuilder m;
+    m.prefix("r.com", "/something(/|$)(.*)", "r").prefix("r.com", "/(a+)+$", "r").prefix("p.com", "/", "p");
+    for (auto& rule : m.model().rules) rule.regex = rule.host == "r.com";
+    m.model().rules[0].policies = {kroute::policy::rewrite("/$2"), kroute::policy::upstream_host("in"),
+                                   kroute::policy::forwarded_prefix("/s")};
+    m.model().rules[2].policies = {kroute::policy::redirect(301, "https://n.com$request_uri", 0),
+                                   kroute::policy::https_redirect(false)};
+    m.model().host_policies.push_back({"r.com", 0, {kroute::policy::redirect(302, "$scheme://$http_host/app", 1)}});
+    m.model().aliases.push_back({"alias.com", "r.com", 0});
     models.push_back(m.model());
   }
   int n = 0;

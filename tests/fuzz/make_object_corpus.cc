@@ -178,6 +178,25 @@ int main(int argc, char** argv) {
       "tls": [{"hosts": ["h.example.com", "bad host"], "secretName": "bad\nname"}, {"hosts": ["h.example.com"]}],
       "defaultBackend": {"service": {"name": "s\r\nx", "port": {"number": 80}}}}}])");
 
+  // Every routing annotation of ingress-nginx kroute reads, valid and hostile, on two hosts sharing one.
+  seeds.emplace_back('\x08', "[" + good_service + R"(, {"kind": "Ingress", "metadata": {"name": "annotated", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/rewrite-target": "/$2$1",
+                      "nginx.ingress.kubernetes.io/app-root": "/app",
+                      "nginx.ingress.kubernetes.io/permanent-redirect": "https://new.example.com$request_uri",
+                      "nginx.ingress.kubernetes.io/permanent-redirect-code": "999",
+                      "kroute.dev/temporal-redirect": "https://x/$nope",
+                      "nginx.ingress.kubernetes.io/server-alias": "alias.example.com, h.example.com, bad alias",
+                      "nginx.ingress.kubernetes.io/from-to-www-redirect": "true",
+                      "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
+                      "nginx.ingress.kubernetes.io/upstream-vhost": "internal:8080",
+                      "nginx.ingress.kubernetes.io/x-forwarded-prefix": "/p\r\nX: 1"}},
+    "spec": {"rules": [{"host": "r.example.com", "http": {"paths": [)" +
+                             path("/something(/|$)(.*)", "Prefix") + "," + path("/(a+)+$") + "," + path("/(unclosed") + "," +
+                             path("/[z-a]", "Exact") + R"(]}},
+      {"host": "www.h.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "neighbour", "namespace": "n", "annotations": {"nginx.ingress.kubernetes.io/use-regex": "true"}},
+     "spec": {"rules": [{"host": "r.example.com", "http": {"paths": [)" + path("/plain", "Exact") + R"(]}}]}}])");
+
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,
     {"kind": "Ingress", "metadata": {"name": "young", "namespace": "n", "creationTimestamp": "2024-06-01T00:00:00Z"},

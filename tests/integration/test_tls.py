@@ -274,6 +274,10 @@ def test_plain_http_to_a_tls_host_is_redirected_with_308(tls_site):
         assert r.status == 308 and r.getheader("Location") == "https://a.test/form"
     finally:
         conn.close()
+    # As ingress-nginx: one trailing slash of the request URI goes (preserve-trailing-slash keeps it).
+    for path, location in (("/dir/", "https://a.test/dir"), ("/", "https://a.test"), ("/q/?a=/", "https://a.test/q/?a=")):
+        status, _, r = n.get("a.test", path)
+        assert (status, r.getheader("Location")) == (308, location)
 
 
 def test_ssl_redirect_opt_out_and_hosts_without_tls_serve_plain_http(backends, table, nginx, certs):

@@ -1,0 +1,173 @@
+// ingress-nginx's annotations as kroute reads them (agent/ingress/annotations.cc) and the policy records
+// they become (agent/ingress/policies.cc).
+#include <doctest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "ingress/annotations.h"
+#include "ingress/policies.h"
+#include "json_helpers.h"
+#include "policy/redirect.h"
+
+using namespace kroute;
+using namespace kroute::agent;
+
+namespace {
+
+AnnotationReading read(const std::string& annotations, std::string_view prefix = kDefaultAnnotationPrefix) {
+  return read_annotations(json(annotations), prefix);
+}
+
+bool has_problem(const AnnotationReading& r, const std::string& reason, const std::string& text) {
+  return std::any_of(r.problems.begin(), r.problems.end(), [&](const IngressProblem& p) {
+    return p.reason == reason && p.message.find(text) != std::string::npos;
+  });
+}
+
+Verdict verdict_of(const AnnotationReading& r, const std::string& key) {
+  for (const AnnotationVerdict& v : r.verdicts) {
+    if (v.key == key) return v.verdict;
+  }
+  FAIL("no verdict for " << key);
+  return Verdict::kIgnored;
+}
+
+}  // namespace
+
+TEST_CASE("annotations: one declaration per name, every supported one with a reader") {
+  std::set<std::string_view> names;
+  for (const AnnotationSpec& spec : annotation_specs()) {
+    CHECK_MESSAGE(names.insert(spec.name).second, "declared twice: " << spec.name);
+    CHECK((spec.read != nullptr) == (spec.support == Support::kSupported));
+    CHECK_FALSE(spec.note.empty());
+  }
+  for (const char* name : {"use-regex", "rewrite-target", "app-root", "permanent-redirect", "temporal-redirect",
+                           "force-ssl-redirect", "ssl-redirect", "preserve-trailing-slash", "from-to-www-redirect",
+                           "server-alias", "x-forwarded-prefix", "upstream-vhost"}) {
+    REQUIRE(find_annotation(name) != nullptr);
+    CHECK(find_annotation(name)->support == Support::kSupported);
+  }
+  CHECK(find_annotation("configuration-snippet")->snippet);
+  CHECK(annotations_markdown("nginx.ingress.kubernetes.io").find("| `nginx.ingress.kubernetes.io/use-regex` | supported |") !=
+        std::string::npos);
+}
+
+TEST_CASE("annotations: kroute.dev wins; an invalid kroute.dev value falls back; --annotation-prefix") {
+  auto r = read(R"({"nginx.ingress.kubernetes.io/upstream-vhost": "a.internal", "kroute.dev/upstream-vhost": "b.internal"})");
+  CHECK(r.values.upstream_vhost == "b.internal");
+  CHECK(verdict_of(r, "kroute.dev/upstream-vhost") == Verdict::kHonoured);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/upstream-vhost") == Verdict::kIgnored);
+  r = read(R"({"nginx.ingress.kubernetes.io/upstream-vhost": "a.internal", "kroute.dev/upstream-vhost": "b c"})");
+  CHECK(r.values.upstream_vhost == "a.internal");
+  CHECK(has_problem(r, "InvalidAnnotation", "kroute.dev/upstream-vhost is ignored"));
+  r = read(R"({"nginx.ingress.kubernetes.io/use-regex": "true", "custom.io/use-regex": "true"})", "custom.io");
+  CHECK(r.values.use_regex);
+  CHECK(r.verdicts.size() == 1);
+}
+
+TEST_CASE("annotations: values as ingress-nginx reads them, bad ones ignored with a reason") {
+  auto r = read(R"({"nginx.ingress.kubernetes.io/ssl-redirect": "False", "nginx.ingress.kubernetes.io/use-regex": "yes"})");
+  CHECK_FALSE(r.values.ssl_redirect);
+  CHECK_FALSE(r.values.use_regex);
+  CHECK(has_problem(r, "InvalidAnnotation", "use-regex is ignored: \"yes\" is not true or false"));
+
+  r = read(R"({"nginx.ingress.kubernetes.io/permanent-redirect": "https://new.example.com$request_uri",
+               "nginx.ingress.kubernetes.io/permanent-redirect-code": "308",
+               "nginx.ingress.kubernetes.io/temporal-redirect-code": "200"})");
+  CHECK(r.values.permanent_redirect == "https://new.example.com$request_uri");
+  CHECK(r.values.permanent_redirect_code == 308);
+  CHECK(r.values.temporal_redirect_code == 302);
+  CHECK(has_problem(r, "InvalidAnnotation", "temporal-redirect-code is ignored"));
+
+  for (const char* bad : {"not a url", "ftp://x.com/", "https:///nohost", "https://x.com/$foo", "/relative"}) {
+    r = read(std::string(R"({"nginx.ingress.kubernetes.io/permanent-redirect": ")") + bad + "\"}");
+    CHECK_MESSAGE(r.values.permanent_redirect.empty(), bad);
+    CHECK_MESSAGE(r.problems.size() == 1, bad);
+  }
+  r = read(R"({"nginx.ingress.kubernetes.io/app-root": "app"})");
+  CHECK(r.values.app_root.empty());
+  r = read(R"({"nginx.ingress.kubernetes.io/app-root": "/app1", "nginx.ingress.kubernetes.io/rewrite-target": "/$2",
+               "nginx.ingress.kubernetes.io/server-alias": " a.com, *.b.com ,, C.com"})");
+  CHECK(r.values.app_root == "/app1");
+  CHECK(r.values.rewrite_target == "/$2");
+  CHECK(r.values.server_alias == std::vector<std::string>{"a.com", "*.b.com", "c.com"});
+  r = read(R"({"nginx.ingress.kubernetes.io/server-alias": "a.com, bad_host!"})");
+  CHECK(r.values.server_alias.empty());
+  r = read(R"({"nginx.ingress.kubernetes.io/x-forwarded-prefix": "/p\r\nX-Evil: 1"})");
+  CHECK(r.values.x_forwarded_prefix.empty());
+  r = read(R"({"nginx.ingress.kubernetes.io/x-forwarded-prefix": ")" + std::string(kMaxAnnotationValue + 1, 'a') + "\"}");
+  CHECK(r.values.x_forwarded_prefix.empty());
+  CHECK(has_problem(r, "InvalidAnnotation", "longer than 4096 bytes"));
+}
+
+TEST_CASE("annotations: snippets are refused, others unsupported ignored, all reported for the audit") {
+  const auto r = read(R"({"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers x;",
+                          "nginx.ingress.kubernetes.io/canary": "true",
+                          "nginx.ingress.kubernetes.io/no-such-thing": "1",
+                          "other.io/rewrite-target": "/x",
+                          "nginx.ingress.kubernetes.io/use-regex": "true"})");
+  CHECK(has_problem(r, "AnnotationRefused", "configuration-snippet is refused"));
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/configuration-snippet") == Verdict::kRefused);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/canary") == Verdict::kIgnored);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/no-such-thing") == Verdict::kIgnored);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/use-regex") == Verdict::kHonoured);
+  CHECK(r.verdicts.size() == 4);
+  CHECK(r.values.rewrite_target.empty());
+}
+
+TEST_CASE("annotation policies: a rule's records in ingress-nginx's order") {
+  IngressAnnotations a;
+  CHECK(rule_policies(a, "/", false).empty());
+  const auto https = policy::https_redirect(false);
+  CHECK(rule_policies(a, "/", true) == std::vector<PolicyRecord>{https});
+  CHECK(rule_policies(a, "/.well-known/acme-challenge/x", true).empty());
+  a.force_ssl_redirect = true;
+  CHECK(rule_policies(a, "/", false) == std::vector<PolicyRecord>{https});
+  a.preserve_trailing_slash = true;
+  CHECK(rule_policies(a, "/", false)[0].flags == policy::kOnlyPlainHttp);
+  a = {};
+  a.permanent_redirect = "https://p.com";
+  a.temporal_redirect = "https://t.com";
+  a.temporal_redirect_code = 307;
+  a.rewrite_target = "/$1";
+  a.upstream_vhost = "up";
+  a.x_forwarded_prefix = "/x";
+  const auto records = rule_policies(a, "/", true);
+  REQUIRE(records.size() == 5);
+  CHECK(records[0] == policy::redirect(307, "https://t.com", 0));  // temporal wins, before the https redirect
+  CHECK(records[1] == https);
+  CHECK(records[2].kind == PolicyKind::kRewrite);
+  CHECK(records[3].kind == PolicyKind::kUpstreamHost);
+  CHECK(records[4].kind == PolicyKind::kForwardedPrefix);
+  CHECK(regex_paths(a));
+}
+
+TEST_CASE("annotation policies: app-root and www redirects per host, aliases") {
+  IngressAnnotations a;
+  a.app_root = "/app1";
+  a.from_to_www_redirect = true;
+  a.server_alias = {"alias.com"};
+  std::vector<HostPolicy> policies;
+  std::vector<HostAlias> aliases;
+  host_policies(a, {"foo.com", "www.bar.com", "", "*.w.com"}, [](const std::string& h) { return h == "bar.com"; },
+                policies, aliases);
+  // foo.com: app-root + www.foo.com -> foo.com; www.bar.com: app-root + bar.com -> www.bar.com (https: no
+  // TLS for www.bar.com); *.w.com: app-root only.
+  REQUIRE(policies.size() == 5);
+  CHECK(policies[0].host == "foo.com");
+  CHECK(policies[0].records[0] == policy::redirect(302, "$scheme://$http_host/app1", policy::kOnlyRoot));
+  CHECK(policies[1].host == "www.foo.com");
+  CHECK(policies[1].unless_routed);
+  CHECK(policies[1].records[0].a == "$scheme://foo.com$request_uri");
+  CHECK(policies[3].host == "bar.com");
+  CHECK(policies[3].records[0].a == "$scheme://www.bar.com$request_uri");
+  CHECK(policies[4].host == "*.w.com");
+  policies.clear();
+  aliases.clear();
+  host_policies(a, {"www.bar.com"}, [](const std::string& h) { return h == "www.bar.com"; }, policies, aliases);
+  CHECK(policies[1].records[0].a == "https://www.bar.com$request_uri");
+  REQUIRE(aliases.size() == 1);
+  CHECK(aliases[0].alias == "alias.com");
+  CHECK(aliases[0].host == "www.bar.com");
+}
