@@ -234,6 +234,21 @@ def test_app_root_redirects_only_the_root_of_the_host(stack: Stack) -> None:
     served(stack.request(host, "/app1"), "a", "/app1")
 
 
+def test_app_root_redirects_even_when_no_rule_serves_the_root(stack: Stack) -> None:
+    """ingress-nginx's app-root is a server-level `if ($uri = /)`: it runs before any location is chosen."""
+    apply_and_wait(stack,
+                   annotated(stack, "approot-norule", "approot-norule.ann.test", [("/app1", "Prefix", "a")],
+                             {"app-root": "/app1"}),
+                   annotated(stack, "approot-wild", "*.approot-wild.ann.test", [("/", "Prefix", "a")],
+                             {"app-root": "/app1"}))
+    redirected(stack.request("approot-norule.ann.test", "/"), 302, "http://approot-norule.ann.test/app1")
+    served(stack.request("approot-norule.ann.test", "/app1/x"), "a", "/app1/x")
+    assert stack.request("approot-norule.ann.test", "/other").status == 404
+    # A wildcard host: every name it serves.
+    redirected(stack.request("x.approot-wild.ann.test", "/"), 302, "http://x.approot-wild.ann.test/app1")
+    served(stack.request("x.approot-wild.ann.test", "/y"), "a", "/y")
+
+
 # ---- permanent-redirect and temporal-redirect ---------------------------------------------------------
 
 
@@ -266,6 +281,20 @@ def test_permanent_and_temporal_redirects(stack: Stack) -> None:
     redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
     redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
     redirected(stack.request("qs.ann.test:8080", "/x?k=v"), 301, "https://qs.ann.test:8080/q?k=v")
+
+
+def test_redirects_belong_to_the_rules_of_their_ingress_and_need_no_endpoint(stack: Stack, tls_secret: str) -> None:
+    host = "redirect-scope.ann.test"
+    apply_and_wait(stack,
+                   annotated(stack, "redirect-scope", host, [("/old", "Prefix", "no-such-service")],
+                             {"permanent-redirect": "https://www.example.com/new"}),
+                   annotated(stack, "redirect-scope-rest", host, [("/", "Prefix", "a")]),
+                   annotated(stack, "https-no-endpoint", "https-no-endpoint.ann.test",
+                             [("/", "Prefix", "no-such-service")], tls_secret=tls_secret))
+    # The redirect answers before a backend is needed (ingress-nginx: a `return` in the location).
+    redirected(stack.request(host, "/old/x"), 301, "https://www.example.com/new")
+    served(stack.request(host, "/other"), "a", "/other")
+    redirected(stack.request("https-no-endpoint.ann.test", "/x"), 308, "https://https-no-endpoint.ann.test/x")
 
 
 def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
@@ -433,7 +462,7 @@ def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
 # ---- both prefixes ------------------------------------------------------------------------------------
 
 
-def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack) -> None:
+def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack, tls_secret: str) -> None:
     apply_and_wait(stack,
                    annotated(stack, "prefix-both", "prefix-both.ann.test", [("/", "Prefix", "a")],
                              {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "kroute.example"}),
@@ -441,11 +470,16 @@ def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack)
                              {f"{KROUTE}/permanent-redirect": "https://www.example.com/k",
                               f"{NGINX}/permanent-redirect-code": "307"}),
                    annotated(stack, "prefix-invalid", "prefix-invalid.ann.test", [("/", "Prefix", "a")],
-                             {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "not a host!"}))
+                             {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "not a host!"}),
+                   annotated(stack, "prefix-invalid-ssl", "prefix-invalid-ssl.ann.test", [("/", "Prefix", "a")],
+                             {f"{NGINX}/ssl-redirect": "false", f"{KROUTE}/ssl-redirect": "maybe"},
+                             tls_secret=tls_secret))
     served(stack.request("prefix-both.ann.test", "/"), "a", "/", "kroute.example")
     redirected(stack.request("prefix-own.ann.test", "/"), 307, "https://www.example.com/k")  # one from each prefix
     served(stack.request("prefix-invalid.ann.test", "/"), "a", "/", "nginx.example")
     wait_warning(stack, "prefix-invalid", "InvalidAnnotation", f"{KROUTE}/upstream-vhost")
+    served(stack.request("prefix-invalid-ssl.ann.test", "/x/"), "a", "/x/")
+    wait_warning(stack, "prefix-invalid-ssl", "InvalidAnnotation", f"{KROUTE}/ssl-redirect")
     assert not warnings_for(stack, "prefix-both", "InvalidAnnotation")
 
 
