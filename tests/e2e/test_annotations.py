@@ -257,7 +257,8 @@ REDIRECTS = {  # host -> annotations
     "perm308.ann.test": {"permanent-redirect": "https://www.example.com/x", "permanent-redirect-code": "308"},
     "temp.ann.test": {"temporal-redirect": "https://www.example.com/t"},
     "temp307.ann.test": {"temporal-redirect": "https://www.example.com/t", "temporal-redirect-code": "307"},
-    "both.ann.test": {"permanent-redirect": "https://www.example.com/p", "temporal-redirect": "https://www.example.com/t"},
+    "both.ann.test": {"permanent-redirect": "https://www.example.com/p", "temporal-redirect": "https://www.example.com/t",
+                      "permanent-redirect-code": "308"},
     "uri.ann.test": {"permanent-redirect": "https://new.example.com$request_uri"},
     "vars.ann.test": {"temporal-redirect": "$scheme://$host/v$uri$is_args$args"},
     "qs.ann.test": {"permanent-redirect": "https://$http_host/q?$query_string"},
@@ -432,6 +433,24 @@ def test_server_alias_serves_the_same_rules_unless_another_ingress_owns_the_name
     wait_warning(stack, "alias", "AnnotationIgnored", "alias2.ann.test")
     assert stack.request("alias3.ann.test", "/").status == 404
 
+    # An Ingress that names an alias later takes it over.
+    apply_and_wait(stack, annotated(stack, "alias-late", "main-late.ann.test", [("/", "Prefix", "a")],
+                                    {"server-alias": "alias-late.ann.test"}))
+    served(stack.request("alias-late.ann.test", "/x"), "a", "/x", "alias-late.ann.test")
+    stack.apply(annotated(stack, "alias-late-owner", "alias-late.ann.test", [("/", "Prefix", "b")]))
+    wait_for("the owner serving", lambda: stack.request("alias-late.ann.test", "/x").service == "b", interval=0.05)
+    served(stack.request("alias-late.ann.test", "/"), "b", "/")
+    wait_warning(stack, "alias-late", "AnnotationIgnored", "alias-late.ann.test")
+
+
+def test_server_alias_gets_the_host_wide_app_root(stack: Stack) -> None:
+    """ingress-nginx puts aliases in the host's server block, where app-root's `if ($uri = /)` is."""
+    apply_and_wait(stack, annotated(stack, "alias-root", "main-root.ann.test", [("/", "Prefix", "a")],
+                                    {"server-alias": "alias-root.ann.test", "app-root": "/app1"}))
+    served(stack.request("alias-root.ann.test", "/x"), "a", "/x", "alias-root.ann.test")
+    redirected(stack.request("main-root.ann.test", "/"), 302, "http://main-root.ann.test/app1")
+    redirected(stack.request("alias-root.ann.test:8080", "/"), 302, "http://alias-root.ann.test:8080/app1")
+
 
 # ---- x-forwarded-prefix and upstream-vhost ------------------------------------------------------------
 
@@ -453,8 +472,12 @@ def test_x_forwarded_prefix_is_sent_and_a_clients_own_is_dropped(stack: Stack) -
 def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
     apply_and_wait(stack,
                    annotated(stack, "vhost", "vhost.ann.test", [("/", "Prefix", "a")], {"upstream-vhost": "internal.example"}),
+                   annotated(stack, "vhost-port", "vhost-port.ann.test", [("/", "Prefix", "a")],
+                             {"upstream-vhost": "internal.example:8443"}),
                    annotated(stack, "vhost-none", "vhost-none.ann.test", [("/", "Prefix", "a")]))
     served(stack.request("vhost.ann.test:8080", "/x"), "a", "/x", "internal.example")
+    served(stack.request("vhost-port.ann.test", "/x"), "a", "/x", "internal.example:8443")
+    served(https_request(stack, "vhost.ann.test", "/x"), "a", "/x", "internal.example")
     served(stack.request("vhost-none.ann.test:8080", "/x"), "a", "/x", "vhost-none.ann.test:8080")
     served(stack.request("vhost-none.ann.test", "/x"), "a", "/x", "vhost-none.ann.test")
 
