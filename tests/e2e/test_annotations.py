@@ -38,7 +38,7 @@ def annotated(stack: Stack, name: str, host: str, paths: list[tuple[str, str, st
     return obj
 
 
-def wait_rules(stack: Stack, *ingresses: dict[str, Any]) -> None:
+def wait_rules(stack: Stack, *ingresses: dict[str, Any], timeout: float = 15) -> None:
     """Waits until the table holds a rule of each Ingress (for the host of its first rule)."""
     assert stack.agent is not None
     for obj in ingresses:
@@ -46,7 +46,7 @@ def wait_rules(stack: Stack, *ingresses: dict[str, Any]) -> None:
         host = obj["spec"]["rules"][0]["host"]
         wait_for(f"a rule of {source} for {host}",
                  lambda: any(r["ingress"] == source for r in hosts(stack.agent.table_dir).get(host, {}).get("rules", [])),
-                 interval=0.05)
+                 timeout=timeout, interval=0.05)
 
 
 def apply_and_wait(stack: Stack, *ingresses: dict[str, Any]) -> None:
@@ -142,6 +142,8 @@ def test_use_regex_makes_every_path_of_the_host_a_case_insensitive_regex_anchore
                           ("/exact", "b"), ("/EXACT/more?q=1", "b")):  # Exact is a regex on this host
         served(stack.request(host, path), service, path, host)
     served(stack.request(host, "/ONLY?x=1"), "c", "/ONLY?x=1")  # a "$" of its own anchors the end
+    # Matched against nginx's decoded path; the backend gets the URI as sent.
+    served(stack.request(host, "/%61pi/v2"), "c", "/%61pi/v2")
     for path in ("/x/api/v2", "/api/vx", "/bar", "/only/x"):  # anchored at the start
         assert stack.request(host, path).status == 404, path
 
@@ -189,7 +191,8 @@ def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(sta
     apply_and_wait(stack, rewrite, other, to_root, with_query)
 
     for path, upstream in (("/something", "/"), ("/something/", "/"), ("/something/new", "/new"),
-                           ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2")):
+                           ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2"),
+                           ("/something/new?", "/new")):
         served(stack.request(host, path), "a", upstream, host)
     # What nginx decoded goes out escaped again.
     served(stack.request(host, "/something/a%20b?c=%20"), "a", "/a%20b?c=%20")
@@ -296,6 +299,22 @@ def test_redirects_belong_to_the_rules_of_their_ingress_and_need_no_endpoint(sta
     redirected(stack.request(host, "/old/x"), 301, "https://www.example.com/new")
     served(stack.request(host, "/other"), "a", "/other")
     redirected(stack.request("https-no-endpoint.ann.test", "/x"), 308, "https://https-no-endpoint.ann.test/x")
+
+
+def test_redirects_see_the_request_before_the_rewrite(stack: Stack, tls_secret: str) -> None:
+    """ingress-nginx's location `return` and its https redirect come before the rewrite-target's rewrite."""
+    apply_and_wait(stack,
+                   annotated(stack, "rewrite-moved", "rewrite-moved.ann.test",
+                             [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                             {"rewrite-target": "/$2", "permanent-redirect": "https://x.example.com$uri?$args"}),
+                   annotated(stack, "rewrite-tls", "rewrite-tls.ann.test",
+                             [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                             {"rewrite-target": "/$2"}, tls_secret=tls_secret))
+    redirected(stack.request("rewrite-moved.ann.test", "/something/new?a=b"), 301,
+               "https://x.example.com/something/new?a=b")
+    redirected(stack.request("rewrite-tls.ann.test", "/something/new?a=b"), 308,
+               "https://rewrite-tls.ann.test/something/new?a=b")
+    served(https_request(stack, "rewrite-tls.ann.test", "/something/new?a=b"), "a", "/new?a=b")
 
 
 def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
@@ -467,6 +486,37 @@ def test_x_forwarded_prefix_is_sent_and_a_clients_own_is_dropped(stack: Stack) -
     reply = stack.request("xfp-none.ann.test", "/x", headers=forged)
     served(reply, "a", "/x")
     assert "x-forwarded-prefix" not in reply.echo["headers"], reply.echo["headers"]
+
+
+def test_long_and_odd_header_values_are_sent_as_written(stack: Stack) -> None:
+    """Values under the 4096-byte annotation limit are honoured whole, quotes and semicolons included."""
+    long_prefix = "/" + "p" * 2999
+    long_target = "https://www.example.com/" + "r" * 2999
+    ingresses = [annotated(stack, "xfp-long", "xfp-long.ann.test", [("/", "Prefix", "a")],
+                           {"x-forwarded-prefix": long_prefix}),
+                 annotated(stack, "xfp-odd", "xfp-odd.ann.test", [("/", "Prefix", "a")],
+                           {"x-forwarded-prefix": '/p "q";r'}),
+                 annotated(stack, "redirect-long", "redirect-long.ann.test", [("/", "Prefix", "a")],
+                           {"permanent-redirect": long_target})]
+    stack.apply(*ingresses)
+    wait_rules(stack, ingresses[1])
+    unrouted = {}
+    for obj in ingresses:
+        name = obj["metadata"]["name"]
+        try:
+            wait_rules(stack, obj, timeout=3)
+        except AssertionError:
+            unrouted[name] = [w["message"][:200] for w in warnings_for(stack, name, "InvalidRule")]
+    assert not unrouted, f"not routed, with these InvalidRule Events: {unrouted}"
+    reply = stack.request("xfp-long.ann.test", "/x")
+    served(reply, "a", "/x")
+    assert reply.echo["headers"].get("x-forwarded-prefix") == long_prefix
+    reply = stack.request("xfp-odd.ann.test", "/x")
+    served(reply, "a", "/x")
+    assert reply.echo["headers"].get("x-forwarded-prefix") == '/p "q";r'
+    redirected(stack.request("redirect-long.ann.test", "/"), 301, long_target)
+    for name in ("xfp-long", "xfp-odd", "redirect-long"):
+        assert not warnings_for(stack, name, "InvalidAnnotation") and not warnings_for(stack, name, "InvalidRule")
 
 
 def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
