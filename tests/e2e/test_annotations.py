@@ -70,6 +70,14 @@ def redirected(reply: Reply, status: int, location: str) -> None:
     assert not reply.echo, "a redirect is answered by nginx, not by a backend"
 
 
+def no_header_injected(reply: Reply, status: int) -> None:
+    """A redirect whose Location holds request data decoded by nginx carries no header of the client's making."""
+    assert reply.status == status, reply.status
+    assert "x-injected" not in reply.headers, ("header injected", reply.headers.get("location"),
+                                               reply.headers.get("x-injected"))
+    assert not any(c in reply.headers.get("location", "") for c in "\r\n\0"), reply.headers.get("location")
+
+
 def https_request(stack: Stack, host: str, path: str = "/") -> Reply:
     """One request over TLS with SNI and Host `host` (any certificate accepted)."""
     assert stack.nginx is not None
@@ -194,8 +202,11 @@ def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(sta
                            ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2"),
                            ("/something/new?", "/new")):
         served(stack.request(host, path), "a", upstream, host)
-    # What nginx decoded goes out escaped again.
+    # What nginx decoded goes out escaped again; a "?" or "#" from a group is part of the path (as in
+    # nginx's rewrite, where only a "?" written in the target starts the arguments).
     served(stack.request(host, "/something/a%20b?c=%20"), "a", "/a%20b?c=%20")
+    served(stack.request(host, "/something/a%3Fb"), "a", "/a%3Fb")
+    served(stack.request(host, "/something/a%3Fb%23c?d=1"), "a", "/a%3Fb%23c?d=1")
     assert stack.request(host, "/nothing").status == 404
     served(stack.request("rewrite-root.ann.test", "/app/x/y?q=1"), "a", "/?q=1")
     served(stack.request("rewrite-root.ann.test", "/APPLE"), "a", "/")
@@ -283,6 +294,8 @@ def test_permanent_and_temporal_redirects(stack: Stack) -> None:
     redirected(stack.request("uri.ann.test", "/a%0D%0AX:%20y?b=%0A"), 301, "https://new.example.com/a%0D%0AX:%20y?b=%0A")
     redirected(stack.request("vars.ann.test", "/a/b?c=d"), 302, "http://vars.ann.test/v/a/b?c=d")
     redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
+    # $uri is decoded: a CR LF in it must not become a header line.
+    no_header_injected(stack.request("vars.ann.test", "/a%0D%0AX-Injected:%201"), 302)
     redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
     redirected(stack.request("qs.ann.test:8080", "/x?k=v"), 301, "https://qs.ann.test:8080/q?k=v")
 
@@ -320,11 +333,14 @@ def test_redirects_see_the_request_before_the_rewrite(stack: Stack, tls_secret: 
 def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
     host = "moved.ann.test"
     apply_and_wait(stack, annotated(stack, "moved", host, [("/old/(.*)", "ImplementationSpecific", "a"),
+                                                           ("/any/([^z]*)", "ImplementationSpecific", "a"),
                                                            ("/kept", "Prefix", "b")],
                                     {"use-regex": "true", "permanent-redirect": "https://new.example.com/new/$1"}))
     redirected(stack.request(host, "/old/x/y?z=1"), 301, "https://new.example.com/new/x/y")
     redirected(stack.request(host, "/kept"), 301, "https://new.example.com/new/")  # no group: empty
     assert stack.request(host, "/other").status == 404
+    # Groups come from the decoded path: a CR LF in one must not become a header line.
+    no_header_injected(stack.request(host, "/any/%0D%0AX-Injected:%201"), 301)
 
 
 @pytest.mark.parametrize("kind, code, default", [("permanent", "200", 301), ("permanent", "abc", 301),
@@ -517,6 +533,17 @@ def test_long_and_odd_header_values_are_sent_as_written(stack: Stack) -> None:
     redirected(stack.request("redirect-long.ann.test", "/"), 301, long_target)
     for name in ("xfp-long", "xfp-odd", "redirect-long"):
         assert not warnings_for(stack, name, "InvalidAnnotation") and not warnings_for(stack, name, "InvalidRule")
+
+
+def test_rewrite_with_forwarded_prefix_and_upstream_vhost(stack: Stack) -> None:
+    """ingress-nginx's documented pairing: the app moved under a prefix, told where it lives."""
+    apply_and_wait(stack, annotated(stack, "combined", "combined.ann.test", [("/app(/|$)(.*)", "ImplementationSpecific", "a")],
+                                    {"rewrite-target": "/$2", "x-forwarded-prefix": "/app",
+                                     "upstream-vhost": "internal.example"}))
+    reply = stack.request("combined.ann.test", "/app/x?y=1")
+    served(reply, "a", "/x?y=1", "internal.example")
+    assert reply.echo["headers"].get("x-forwarded-prefix") == "/app"
+    assert reply.echo["headers"].get("x-forwarded-host") == "combined.ann.test"
 
 
 def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
