@@ -202,17 +202,24 @@ def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(sta
                            ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2"),
                            ("/something/new?", "/new")):
         served(stack.request(host, path), "a", upstream, host)
-    # What nginx decoded goes out escaped again; a "?" or "#" from a group is part of the path (as in
-    # nginx's rewrite, where only a "?" written in the target starts the arguments).
+    # What nginx decoded goes out escaped again.
     served(stack.request(host, "/something/a%20b?c=%20"), "a", "/a%20b?c=%20")
-    served(stack.request(host, "/something/a%3Fb"), "a", "/a%3Fb")
-    served(stack.request(host, "/something/a%3Fb%23c?d=1"), "a", "/a%3Fb%23c?d=1")
     assert stack.request(host, "/nothing").status == 404
     served(stack.request("rewrite-root.ann.test", "/app/x/y?q=1"), "a", "/?q=1")
     served(stack.request("rewrite-root.ann.test", "/APPLE"), "a", "/")
     served(stack.request(host, "/OTHER/x?y=1"), "b", "/OTHER/x?y=1")
     served(stack.request("rewrite-query.ann.test", "/old/p1/rest/of/it"), "c", "/new/rest/of/it?from=p1")
     served(stack.request("rewrite-query.ann.test", "/old/p1/x?c=d"), "c", "/new/x?from=p1&c=d")
+
+
+def test_rewrite_keeps_a_question_mark_from_a_group_in_the_path(stack: Stack) -> None:
+    """As nginx's rewrite: only a "?" written in the target starts the arguments; one that nginx decoded
+    from the request path into a group stays path, and goes upstream escaped."""
+    host = "rewrite.ann.test"
+    apply_and_wait(stack, annotated(stack, "rewrite", host, [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                                    {"rewrite-target": "/$2"}))
+    served(stack.request(host, "/something/a%3Fb"), "a", "/a%3Fb")
+    served(stack.request(host, "/something/a%3Fb%23c?d=1"), "a", "/a%3Fb%23c?d=1")
 
 
 def test_lookup_reports_policies_the_upstream_uri_and_the_https_redirect(stack: Stack, tls_secret: str) -> None:
@@ -294,8 +301,6 @@ def test_permanent_and_temporal_redirects(stack: Stack) -> None:
     redirected(stack.request("uri.ann.test", "/a%0D%0AX:%20y?b=%0A"), 301, "https://new.example.com/a%0D%0AX:%20y?b=%0A")
     redirected(stack.request("vars.ann.test", "/a/b?c=d"), 302, "http://vars.ann.test/v/a/b?c=d")
     redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
-    # $uri is decoded: a CR LF in it must not become a header line.
-    no_header_injected(stack.request("vars.ann.test", "/a%0D%0AX-Injected:%201"), 302)
     redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
     redirected(stack.request("qs.ann.test:8080", "/x?k=v"), 301, "https://qs.ann.test:8080/q?k=v")
 
@@ -333,14 +338,27 @@ def test_redirects_see_the_request_before_the_rewrite(stack: Stack, tls_secret: 
 def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
     host = "moved.ann.test"
     apply_and_wait(stack, annotated(stack, "moved", host, [("/old/(.*)", "ImplementationSpecific", "a"),
-                                                           ("/any/([^z]*)", "ImplementationSpecific", "a"),
                                                            ("/kept", "Prefix", "b")],
                                     {"use-regex": "true", "permanent-redirect": "https://new.example.com/new/$1"}))
     redirected(stack.request(host, "/old/x/y?z=1"), 301, "https://new.example.com/new/x/y")
     redirected(stack.request(host, "/kept"), 301, "https://new.example.com/new/")  # no group: empty
     assert stack.request(host, "/other").status == 404
-    # Groups come from the decoded path: a CR LF in one must not become a header line.
-    no_header_injected(stack.request(host, "/any/%0D%0AX-Injected:%201"), 301)
+
+
+def test_request_data_decoded_by_nginx_injects_no_header_into_a_redirect(stack: Stack) -> None:
+    """$uri and the groups of a regex path are decoded (%0D%0A is CR LF); $request_uri and $args are not."""
+    apply_and_wait(stack,
+                   annotated(stack, "inject-uri", "inject-uri.ann.test", [("/", "Prefix", "a")],
+                             {"temporal-redirect": "https://www.example.com$uri"}),
+                   annotated(stack, "inject-group", "inject-group.ann.test",
+                             [("/any/([^z]*)", "ImplementationSpecific", "a")],
+                             {"use-regex": "true", "permanent-redirect": "https://new.example.com/new/$1"}),
+                   annotated(stack, "inject-raw", "inject-raw.ann.test", [("/", "Prefix", "a")],
+                             {"permanent-redirect": "https://www.example.com$request_uri"}))
+    redirected(stack.request("inject-raw.ann.test", "/a%0D%0AX-Injected:%201?b=%0D%0A"), 301,
+               "https://www.example.com/a%0D%0AX-Injected:%201?b=%0D%0A")
+    no_header_injected(stack.request("inject-uri.ann.test", "/a%0D%0AX-Injected:%201"), 302)
+    no_header_injected(stack.request("inject-group.ann.test", "/any/%0D%0AX-Injected:%201"), 301)
 
 
 @pytest.mark.parametrize("kind, code, default", [("permanent", "200", 301), ("permanent", "abc", 301),
@@ -493,7 +511,8 @@ def test_server_alias_gets_the_host_wide_app_root(stack: Stack) -> None:
 def test_x_forwarded_prefix_is_sent_and_a_clients_own_is_dropped(stack: Stack) -> None:
     apply_and_wait(stack,
                    annotated(stack, "xfp", "xfp.ann.test", [("/", "Prefix", "a")], {"x-forwarded-prefix": "/prefix"}),
-                   annotated(stack, "xfp-none", "xfp-none.ann.test", [("/", "Prefix", "a")]))
+                   annotated(stack, "xfp-none", "xfp-none.ann.test", [("/", "Prefix", "a")]),
+                   annotated(stack, "xfp-neighbour", "xfp.ann.test", [("/other", "Prefix", "b")]))
     forged = {"X-Forwarded-Prefix": "/forged"}
     for headers in ({}, forged):
         reply = stack.request("xfp.ann.test", "/x", headers=headers)
@@ -501,6 +520,10 @@ def test_x_forwarded_prefix_is_sent_and_a_clients_own_is_dropped(stack: Stack) -
         assert reply.echo["headers"].get("x-forwarded-prefix") == "/prefix", reply.echo["headers"]
     reply = stack.request("xfp-none.ann.test", "/x", headers=forged)
     served(reply, "a", "/x")
+    assert "x-forwarded-prefix" not in reply.echo["headers"], reply.echo["headers"]
+    # Another Ingress's rules on the same host: not theirs.
+    reply = stack.request("xfp.ann.test", "/other", headers=forged)
+    served(reply, "b", "/other")
     assert "x-forwarded-prefix" not in reply.echo["headers"], reply.echo["headers"]
 
 
@@ -581,6 +604,21 @@ def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack,
     served(stack.request("prefix-invalid-ssl.ann.test", "/x/"), "a", "/x/")
     wait_warning(stack, "prefix-invalid-ssl", "InvalidAnnotation", f"{KROUTE}/ssl-redirect")
     assert not warnings_for(stack, "prefix-both", "InvalidAnnotation")
+
+
+@pytest.mark.parametrize("value, regex", [("1", True), ("True", True), ("t", True), ("yes", False), ("on", False)])
+def test_booleans_are_read_as_ingress_nginx_reads_them(stack: Stack, value: str, regex: bool) -> None:
+    """Go's strconv.ParseBool: 1, t, T, TRUE, true, True and their false twins; anything else is invalid."""
+    name = f"bool-{value.lower()}"
+    host = f"{name}.ann.test"
+    apply_and_wait(stack, annotated(stack, name, host, [("/foo", "Prefix", "a")], {"use-regex": value}))
+    reply = stack.request(host, "/FOO")
+    if regex:
+        served(reply, "a", "/FOO")
+        assert not warnings_for(stack, name, "InvalidAnnotation")
+    else:
+        assert reply.status == 404
+        wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/use-regex")
 
 
 # ---- changes are live -----------------------------------------------------------------------------------
