@@ -684,6 +684,24 @@ def test_catastrophic_backtracking_answers_quickly(stack: Stack) -> None:
         served(stack.request(host, "/ok"), "a", "/ok")
 
 
+def test_the_work_bound_does_not_cut_off_ordinary_patterns_on_long_paths(stack: Stack) -> None:
+    """The bound stops pathological matches, not ingress-nginx's usual patterns on long (3 KB) paths."""
+    host = "longpath.ann.test"
+    apply_and_wait(stack, annotated(stack, "longpath", host, [("/long/(.*)/end", "ImplementationSpecific", "a"),
+                                                             ("/files/(.+)[.](png|jpg)$", "ImplementationSpecific", "b"),
+                                                             ("/app(/|$)(.*)", "ImplementationSpecific", "c")],
+                                    {"rewrite-target": "/r$1$2"}))
+    long_segment = "a" * 3000
+    many_segments = "/".join(["seg"] * 700)
+    for path, service, upstream in ((f"/long/{long_segment}/end", "a", f"/r{long_segment}"),
+                                    (f"/long/{many_segments}/end", "a", f"/r{many_segments}"),
+                                    (f"/files/{many_segments}.png", "b", f"/r{many_segments}png"),
+                                    (f"/app/{many_segments}", "c", f"/r/{many_segments}")):
+        reply, seconds = timed_request(stack, host, path)
+        served(reply, service, upstream)
+        assert seconds < 1.0
+
+
 def test_oversized_annotation_is_ignored_with_an_event(stack: Stack) -> None:
     host = "huge.ann.test"
     huge = annotated(stack, "huge", host, [("/", "Prefix", "a")],
