@@ -6,10 +6,6 @@ Event on the Ingress. All of it on one stack whose nginx never reloads."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
-import ssl
 import time
 from typing import Any, Iterator
 
@@ -44,9 +40,9 @@ def wait_rules(stack: Stack, *ingresses: dict[str, Any], timeout: float = 15) ->
     for obj in ingresses:
         source = f"{stack.namespace}/{obj['metadata']['name']}"
         host = obj["spec"]["rules"][0]["host"]
-        wait_for(f"a rule of {source} for {host}",
-                 lambda: any(r["ingress"] == source for r in hosts(stack.agent.table_dir).get(host, {}).get("rules", [])),
-                 timeout=timeout, interval=0.05)
+        def routed() -> bool:
+            return any(r["ingress"] == source for r in hosts(stack.agent.table_dir).get(host, {}).get("rules", []))
+        wait_for(f"a rule of {source} for {host}", routed, timeout=timeout, interval=0.05)
 
 
 def apply_and_wait(stack: Stack, *ingresses: dict[str, Any]) -> None:
@@ -78,27 +74,6 @@ def no_header_injected(reply: Reply, status: int) -> None:
     assert not any(c in reply.headers.get("location", "") for c in "\r\n\0"), reply.headers.get("location")
 
 
-def https_request(stack: Stack, host: str, path: str = "/") -> Reply:
-    """One request over TLS with SNI and Host `host` (any certificate accepted)."""
-    assert stack.nginx is not None
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", stack.nginx.tls_port, context=context, timeout=10)
-    try:
-        conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.nginx.tls_port), timeout=10),
-                                        server_hostname=host)
-        conn.request("GET", path, headers={"Host": host})
-        response = conn.getresponse()
-        data = response.read()
-        reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
-        if response.getheader("X-Backend") and data:
-            reply.echo = json.loads(data)
-        return reply
-    finally:
-        conn.close()
-
-
 def timed_request(stack: Stack, host: str, path: str) -> tuple[Reply, float]:
     began = time.monotonic()
     reply = stack.request(host, path, timeout=10)
@@ -114,10 +89,10 @@ def stack(module_stack: Stack) -> Iterator[Stack]:  # noqa: F811
     processes of its start are recorded: no test may make nginx reload or restart."""
     s = with_healthy_route(module_stack, "a", "b", "c")
     assert s.nginx is not None
-    s.nginx_pids_at_start = s.nginx.pids()
+    pids = s.nginx.pids()
     yield s
     assert s.nginx is not None
-    assert s.nginx.pids() == s.nginx_pids_at_start, "nginx's master or workers changed during the module"
+    assert s.nginx.pids() == pids, "nginx's master or workers changed during the module"
 
 
 @pytest.fixture(scope="module")
@@ -183,20 +158,24 @@ def test_use_regex_paths_of_equal_length_go_to_the_older_ingress(stack: Stack) -
 # ---- rewrite-target -----------------------------------------------------------------------------------
 
 
+def documented_rewrite(stack: Stack) -> dict[str, Any]:
+    """ingress-nginx's documented example, on host rewrite.ann.test to Service a."""
+    return annotated(stack, "rewrite", "rewrite.ann.test", [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
+                     {"rewrite-target": "/$2"})
+
+
 def test_rewrite_target_sends_the_target_with_the_groups_and_keeps_the_query(stack: Stack) -> None:
     host = "rewrite.ann.test"
-    # ingress-nginx's documented example.
-    rewrite = annotated(stack, "rewrite", host, [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
-                        {"rewrite-target": "/$2"})
     # Another Ingress of the host: matched as a regex (case-insensitive), not rewritten.
     other = annotated(stack, "rewrite-other", host, [("/other", "Prefix", "b")])
-    # A target with a query of its own: the request's query follows after "&".
     # A plain Prefix path: nginx's rewrite replaces the whole URI.
     to_root = annotated(stack, "rewrite-root", "rewrite-root.ann.test", [("/app", "Prefix", "a")],
                         {"rewrite-target": "/"})
+    # A target with a query of its own: the request's query follows after "&".
     with_query = annotated(stack, "rewrite-query", "rewrite-query.ann.test",
-                           [("/old/([^/]+)/(.*)", "ImplementationSpecific", "c")], {"rewrite-target": "/new/$2?from=$1"})
-    apply_and_wait(stack, rewrite, other, to_root, with_query)
+                           [("/old/([^/]+)/(.*)", "ImplementationSpecific", "c")],
+                           {"rewrite-target": "/new/$2?from=$1"})
+    apply_and_wait(stack, documented_rewrite(stack), other, to_root, with_query)
 
     for path, upstream in (("/something", "/"), ("/something/", "/"), ("/something/new", "/new"),
                            ("/something/new?x=1", "/new?x=1"), ("/SOMETHING/a/b?x=1&y=2", "/a/b?x=1&y=2"),
@@ -216,17 +195,14 @@ def test_rewrite_keeps_a_question_mark_from_a_group_in_the_path(stack: Stack) ->
     """As nginx's rewrite: only a "?" written in the target starts the arguments; one that nginx decoded
     from the request path into a group stays path, and goes upstream escaped."""
     host = "rewrite.ann.test"
-    apply_and_wait(stack, annotated(stack, "rewrite", host, [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
-                                    {"rewrite-target": "/$2"}))
+    apply_and_wait(stack, documented_rewrite(stack))
     served(stack.request(host, "/something/a%3Fb"), "a", "/a%3Fb")
     served(stack.request(host, "/something/a%3Fb%23c?d=1"), "a", "/a%3Fb%23c?d=1")
 
 
 def test_lookup_reports_policies_the_upstream_uri_and_the_https_redirect(stack: Stack, tls_secret: str) -> None:
     """`kroute-table lookup --json` shows what a request would get without sending it."""
-    apply_and_wait(stack,
-                   annotated(stack, "rewrite", "rewrite.ann.test", [("/something(/|$)(.*)", "ImplementationSpecific", "a")],
-                             {"rewrite-target": "/$2"}),
+    apply_and_wait(stack, documented_rewrite(stack),
                    annotated(stack, "lookup-root", "lookup-root.ann.test", [("/", "Prefix", "a")],
                              {"app-root": "/app1"}, tls_secret=tls_secret))
     found = stack.lookup("rewrite.ann.test", "/something/new?x=1")
@@ -250,7 +226,7 @@ def test_app_root_redirects_only_the_root_of_the_host(stack: Stack) -> None:
     # The Host as the client sent it, with its port.
     redirected(stack.request(f"{host}:8080", "/"), 302, f"http://{host}:8080/app1")
     # The request's scheme.
-    redirected(https_request(stack, host, "/"), 302, f"https://{host}/app1")
+    redirected(stack.request(host, "/", tls=True), 302, f"https://{host}/app1")
     served(stack.request(host, "/other"), "a", "/other")
     served(stack.request(host, "/app1"), "a", "/app1")
 
@@ -278,8 +254,8 @@ REDIRECTS = {  # host -> annotations
     "perm308.ann.test": {"permanent-redirect": "https://www.example.com/x", "permanent-redirect-code": "308"},
     "temp.ann.test": {"temporal-redirect": "https://www.example.com/t"},
     "temp307.ann.test": {"temporal-redirect": "https://www.example.com/t", "temporal-redirect-code": "307"},
-    "both.ann.test": {"permanent-redirect": "https://www.example.com/p", "temporal-redirect": "https://www.example.com/t",
-                      "permanent-redirect-code": "308"},
+    "both.ann.test": {"permanent-redirect": "https://www.example.com/p", "permanent-redirect-code": "308",
+                      "temporal-redirect": "https://www.example.com/t"},
     "uri.ann.test": {"permanent-redirect": "https://new.example.com$request_uri"},
     "vars.ann.test": {"temporal-redirect": "$scheme://$host/v$uri$is_args$args"},
     "qs.ann.test": {"permanent-redirect": "https://$http_host/q?$query_string"},
@@ -298,10 +274,11 @@ def test_permanent_and_temporal_redirects(stack: Stack) -> None:
     # Request values, expanded per request.
     redirected(stack.request("uri.ann.test", "/a/b?c=d"), 301, "https://new.example.com/a/b?c=d")
     redirected(stack.request("uri.ann.test", "/"), 301, "https://new.example.com/")
-    redirected(stack.request("uri.ann.test", "/a%0D%0AX:%20y?b=%0A"), 301, "https://new.example.com/a%0D%0AX:%20y?b=%0A")
+    redirected(stack.request("uri.ann.test", "/a%0D%0AX:%20y?b=%0A"), 301,
+               "https://new.example.com/a%0D%0AX:%20y?b=%0A")
     redirected(stack.request("vars.ann.test", "/a/b?c=d"), 302, "http://vars.ann.test/v/a/b?c=d")
     redirected(stack.request("vars.ann.test:8080", "/a/b"), 302, "http://vars.ann.test/v/a/b")
-    redirected(https_request(stack, "vars.ann.test", "/a"), 302, "https://vars.ann.test/v/a")
+    redirected(stack.request("vars.ann.test", "/a", tls=True), 302, "https://vars.ann.test/v/a")
     redirected(stack.request("qs.ann.test:8080", "/x?k=v"), 301, "https://qs.ann.test:8080/q?k=v")
 
 
@@ -332,7 +309,7 @@ def test_redirects_see_the_request_before_the_rewrite(stack: Stack, tls_secret: 
                "https://x.example.com/something/new?a=b")
     redirected(stack.request("rewrite-tls.ann.test", "/something/new?a=b"), 308,
                "https://rewrite-tls.ann.test/something/new?a=b")
-    served(https_request(stack, "rewrite-tls.ann.test", "/something/new?a=b"), "a", "/new?a=b")
+    served(stack.request("rewrite-tls.ann.test", "/something/new?a=b", tls=True), "a", "/new?a=b")
 
 
 def test_redirect_with_the_groups_of_a_regex_path(stack: Stack) -> None:
@@ -374,8 +351,9 @@ def test_redirect_code_out_of_range_keeps_the_default_with_an_event(stack: Stack
     wait_warning(stack, name, "InvalidAnnotation", f"{NGINX}/{kind}-redirect-code")
 
 
-@pytest.mark.parametrize("slug, target", [("spaces", "not a url"), ("ftp", "ftp://x"), ("unknown-variable", "https://x.com/$foo"),
-                                          ("relative", "/relative"), ("no-host", "https://")])
+@pytest.mark.parametrize("slug, target", [("spaces", "not a url"), ("ftp", "ftp://x"),
+                                          ("unknown-variable", "https://x.com/$foo"), ("relative", "/relative"),
+                                          ("no-host", "https://")])
 def test_redirect_to_something_not_a_url_is_ignored_with_an_event(stack: Stack, slug: str, target: str) -> None:
     name = f"badtarget-{slug}"
     host = f"{name}.ann.test"
@@ -409,14 +387,14 @@ def test_https_redirect_for_hosts_with_tls(stack: Stack, tls_secret: str) -> Non
     # ACME HTTP-01 challenges stay on plain HTTP.
     served(stack.request(host, "/.well-known/acme-challenge/token"), "b", "/.well-known/acme-challenge/token")
     # Over HTTPS: served.
-    served(https_request(stack, host, "/foo/?a=b"), "a", "/foo/?a=b", host)
+    served(stack.request(host, "/foo/?a=b", tls=True), "a", "/foo/?a=b", host)
 
     redirected(stack.request("tls-slash.ann.test", "/foo/"), 308, "https://tls-slash.ann.test/foo/")
     redirected(stack.request("tls-slash.ann.test", "/foo"), 308, "https://tls-slash.ann.test/foo")
     served(stack.request("tls-off.ann.test", "/foo/"), "a", "/foo/")
     redirected(stack.request("force.ann.test", "/x/?q=1"), 308, "https://force.ann.test/x/?q=1")
     redirected(stack.request("force.ann.test", "/x/"), 308, "https://force.ann.test/x")
-    served(https_request(stack, "force.ann.test", "/x"), "a", "/x")
+    served(stack.request("force.ann.test", "/x", tls=True), "a", "/x")
     served(stack.request("no-tls.ann.test", "/foo/"), "a", "/foo/")
 
 
@@ -431,13 +409,13 @@ def test_redirect_order_app_root_then_permanent_then_https(stack: Stack, tls_sec
                              {"app-root": "/app1"}, tls_secret=tls_secret))
     # The Ingress's own redirect comes before the one to https://.
     redirected(stack.request("order-perm.ann.test", "/x"), 301, "https://www.example.com/p")
-    redirected(https_request(stack, "order-perm.ann.test", "/x"), 301, "https://www.example.com/p")
+    redirected(stack.request("order-perm.ann.test", "/x", tls=True), 301, "https://www.example.com/p")
     # app-root is host-wide, before both.
     redirected(stack.request("order-root.ann.test", "/"), 302, "http://order-root.ann.test/app1")
     redirected(stack.request("order-root.ann.test", "/x"), 301, "https://www.example.com/p")
     redirected(stack.request("order-root-tls.ann.test", "/"), 302, "http://order-root-tls.ann.test/app1")
     redirected(stack.request("order-root-tls.ann.test", "/app1"), 308, "https://order-root-tls.ann.test/app1")
-    served(https_request(stack, "order-root-tls.ann.test", "/app1"), "a", "/app1")
+    served(stack.request("order-root-tls.ann.test", "/app1", tls=True), "a", "/app1")
 
 
 # ---- from-to-www-redirect -----------------------------------------------------------------------------
@@ -454,7 +432,7 @@ def test_from_to_www_redirect(stack: Stack, tls_secret: str) -> None:
     redirected(stack.request("www.fw.ann.test", "/x?y=1"), 308, "http://fw.ann.test/x?y=1")
     redirected(stack.request("www.fw.ann.test", "/"), 308, "http://fw.ann.test")
     redirected(stack.request("www.fw.ann.test:8080", "/x"), 308, "http://fw.ann.test/x")
-    redirected(https_request(stack, "www.fw.ann.test", "/x/"), 308, "https://fw.ann.test/x")
+    redirected(stack.request("www.fw.ann.test", "/x/", tls=True), 308, "https://fw.ann.test/x")
     served(stack.request("fw.ann.test", "/some/path/"), "a", "/some/path/")
     # With TLS for the name redirected to: https://.
     redirected(stack.request("www.fwtls.ann.test", "/x/"), 308, "https://fwtls.ann.test/x")
@@ -560,7 +538,8 @@ def test_long_and_odd_header_values_are_sent_as_written(stack: Stack) -> None:
 
 def test_rewrite_with_forwarded_prefix_and_upstream_vhost(stack: Stack) -> None:
     """ingress-nginx's documented pairing: the app moved under a prefix, told where it lives."""
-    apply_and_wait(stack, annotated(stack, "combined", "combined.ann.test", [("/app(/|$)(.*)", "ImplementationSpecific", "a")],
+    apply_and_wait(stack, annotated(stack, "combined", "combined.ann.test",
+                                    [("/app(/|$)(.*)", "ImplementationSpecific", "a")],
                                     {"rewrite-target": "/$2", "x-forwarded-prefix": "/app",
                                      "upstream-vhost": "internal.example"}))
     reply = stack.request("combined.ann.test", "/app/x?y=1")
@@ -571,13 +550,14 @@ def test_rewrite_with_forwarded_prefix_and_upstream_vhost(stack: Stack) -> None:
 
 def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
     apply_and_wait(stack,
-                   annotated(stack, "vhost", "vhost.ann.test", [("/", "Prefix", "a")], {"upstream-vhost": "internal.example"}),
+                   annotated(stack, "vhost", "vhost.ann.test", [("/", "Prefix", "a")],
+                             {"upstream-vhost": "internal.example"}),
                    annotated(stack, "vhost-port", "vhost-port.ann.test", [("/", "Prefix", "a")],
                              {"upstream-vhost": "internal.example:8443"}),
                    annotated(stack, "vhost-none", "vhost-none.ann.test", [("/", "Prefix", "a")]))
     served(stack.request("vhost.ann.test:8080", "/x"), "a", "/x", "internal.example")
     served(stack.request("vhost-port.ann.test", "/x"), "a", "/x", "internal.example:8443")
-    served(https_request(stack, "vhost.ann.test", "/x"), "a", "/x", "internal.example")
+    served(stack.request("vhost.ann.test", "/x", tls=True), "a", "/x", "internal.example")
     served(stack.request("vhost-none.ann.test:8080", "/x"), "a", "/x", "vhost-none.ann.test:8080")
     served(stack.request("vhost-none.ann.test", "/x"), "a", "/x", "vhost-none.ann.test")
 
@@ -588,7 +568,8 @@ def test_upstream_vhost_is_the_host_header_sent_upstream(stack: Stack) -> None:
 def test_kroute_prefix_wins_and_an_invalid_kroute_value_falls_back(stack: Stack, tls_secret: str) -> None:
     apply_and_wait(stack,
                    annotated(stack, "prefix-both", "prefix-both.ann.test", [("/", "Prefix", "a")],
-                             {f"{NGINX}/upstream-vhost": "nginx.example", f"{KROUTE}/upstream-vhost": "kroute.example"}),
+                             {f"{NGINX}/upstream-vhost": "nginx.example",
+                              f"{KROUTE}/upstream-vhost": "kroute.example"}),
                    annotated(stack, "prefix-own", "prefix-own.ann.test", [("/", "Prefix", "a")],
                              {f"{KROUTE}/permanent-redirect": "https://www.example.com/k",
                               f"{NGINX}/permanent-redirect-code": "307"}),
@@ -628,6 +609,7 @@ def test_annotation_changes_are_served_without_a_reload(stack: Stack) -> None:
     host = "live.ann.test"
     live = annotated(stack, "live", host, [("/", "Prefix", "a")], {"upstream-vhost": "first.example"})
     apply_and_wait(stack, live)
+    served(stack.request(host, "/x/?q=1"), "a", "/x/?q=1", "first.example")
     assert stack.nginx is not None
     pids = stack.nginx.pids()
 
@@ -642,12 +624,15 @@ def test_annotation_changes_are_served_without_a_reload(stack: Stack) -> None:
             lambda r: (r.status, r.headers.get("location")) == (301, "https://www.example.com/moved"))
         now({"permanent-redirect": "https://www.example.com/moved", "permanent-redirect-code": "308"},
             lambda r: r.status == 308)
-        now({"use-regex": "true", "rewrite-target": "/rewritten$1"}, lambda r: r.status == 200 and r.echo["path"] == "/rewritten?q=1")
+        now({"use-regex": "true", "rewrite-target": "/rewritten$1"},
+            lambda r: r.status == 200 and r.echo["path"] == "/rewritten?q=1")
         now({"force-ssl-redirect": "true"},
             lambda r: (r.status, r.headers.get("location")) == (308, f"https://{host}/x/?q=1"))
         now({"x-forwarded-prefix": "/p"},
-            lambda r: r.status == 200 and r.echo["headers"].get("x-forwarded-prefix") == "/p" and r.echo["host"] == host)
-        now({}, lambda r: r.status == 200 and r.echo["path"] == "/x/?q=1" and "x-forwarded-prefix" not in r.echo["headers"])
+            lambda r: (r.status == 200 and r.echo["headers"].get("x-forwarded-prefix") == "/p"
+                       and r.echo["host"] == host))
+        now({}, lambda r: (r.status == 200 and r.echo["path"] == "/x/?q=1" and r.echo["host"] == host
+                           and "x-forwarded-prefix" not in r.echo["headers"]))
     assert stack.nginx.pids() == pids, "nginx's master or workers changed"
 
 
@@ -687,9 +672,10 @@ def test_catastrophic_backtracking_answers_quickly(stack: Stack) -> None:
 def test_the_work_bound_does_not_cut_off_ordinary_patterns_on_long_paths(stack: Stack) -> None:
     """The bound stops pathological matches, not ingress-nginx's usual patterns on long (3 KB) paths."""
     host = "longpath.ann.test"
-    apply_and_wait(stack, annotated(stack, "longpath", host, [("/long/(.*)/end", "ImplementationSpecific", "a"),
-                                                             ("/files/(.+)[.](png|jpg)$", "ImplementationSpecific", "b"),
-                                                             ("/app(/|$)(.*)", "ImplementationSpecific", "c")],
+    apply_and_wait(stack, annotated(stack, "longpath", host,
+                                    [("/long/(.*)/end", "ImplementationSpecific", "a"),
+                                     ("/files/(.+)[.](png|jpg)$", "ImplementationSpecific", "b"),
+                                     ("/app(/|$)(.*)", "ImplementationSpecific", "c")],
                                     {"rewrite-target": "/r$1$2"}))
     long_segment = "a" * 3000
     many_segments = "/".join(["seg"] * 700)
@@ -699,7 +685,7 @@ def test_the_work_bound_does_not_cut_off_ordinary_patterns_on_long_paths(stack: 
                                     (f"/app/{many_segments}", "c", f"/r/{many_segments}")):
         reply, seconds = timed_request(stack, host, path)
         served(reply, service, upstream)
-        assert seconds < 1.0
+        assert seconds < 1.0, f"{seconds:.2f}s for {path[:40]}..."
 
 
 def test_oversized_annotation_is_ignored_with_an_event(stack: Stack) -> None:
