@@ -73,9 +73,13 @@ bool has_key(const std::string& ns, const std::string& name, std::string_view ke
 // The class fields of an Ingress decide whether it is ours (see owns()).
 bool owns_class(const std::optional<std::string>& annotation, const std::optional<std::string>& class_name,
                 const Store& store, const CompileOptions& options, bool default_class_is_ours) {
+  const auto taken_over = [&](const std::string& name) {
+    return std::find(options.class_names.begin(), options.class_names.end(), name) != options.class_names.end();
+  };
   // The legacy annotation, when present, decides (it predates and overrides ingressClassName).
-  if (annotation) return *annotation == options.annotation_class;
+  if (annotation) return *annotation == options.annotation_class || taken_over(*annotation);
   if (class_name) {
+    if (taken_over(*class_name)) return true;
     auto it = store.classes.find(*class_name);
     return it != store.classes.end() && it->second.controller == options.controller;
   }
@@ -205,6 +209,7 @@ class Compiler {
       }
     }
     add_default_certificate();
+    table_.model.use_forwarded_headers = options_.use_forwarded_headers;
     std::sort(table_.warnings.begin(), table_.warnings.end());
     table_.warnings.erase(std::unique(table_.warnings.begin(), table_.warnings.end()), table_.warnings.end());
   }

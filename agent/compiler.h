@@ -22,7 +22,12 @@ struct CompileOptions {
   std::string controller = kDefaultController;  // IngressClass spec.controller that means "ours"
   std::string annotation_class = "kroute";      // kubernetes.io/ingress.class value that means "ours"
   bool watch_without_class = false;             // Ingresses without any class are ours
+  // Class names that are ours by name alone (--ingress-class-name), given as spec.ingressClassName or as
+  // the legacy annotation, whatever their IngressClass says or whether it exists: a takeover of another
+  // controller's class (ingress-nginx's "nginx") survives the deletion of that controller's IngressClass.
+  std::vector<std::string> class_names;
   std::string default_certificate;              // "ns/name" of the TLS Secret served when no host matches
+  bool use_forwarded_headers = false;           // RouteModel::use_forwarded_headers
 };
 
 // Something wrong with one Ingress, to be logged and turned into a Warning Event on it.

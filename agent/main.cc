@@ -9,10 +9,12 @@
 #include <random>
 
 #include "agent.h"
+#include "audit.h"
 #include "file_access.h"
 #include "health.h"
 #include "kube/config.h"
 #include "log.h"
+#include "validate.h"
 
 namespace {
 
@@ -77,9 +79,17 @@ int run(int argc, char** argv) {
                  "IngressClass spec.controller value that selects kroute")->capture_default_str();
   app.add_option("--ingress-class", options.compile.annotation_class,
                  "kubernetes.io/ingress.class annotation value that selects kroute")->capture_default_str();
+  app.add_flag("--use-forwarded-headers", options.compile.use_forwarded_headers,
+               "trust X-Forwarded-Proto: a request that says https is not redirected to https "
+               "(TLS ended in a proxy in front of nginx), as ingress-nginx's use-forwarded-headers");
   app.add_option("--annotation-prefix", options.annotation_prefix,
                  "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
       ->capture_default_str();
+  app.add_option("--ingress-class-name", options.compile.class_names,
+                 "class name(s) that select kroute by name alone, as spec.ingressClassName or as the "
+                 "kubernetes.io/ingress.class annotation, whatever IngressClass of that name exists (or none): "
+                 "takes over another controller's class, e.g. ingress-nginx's nginx (repeatable, comma list)")
+      ->delimiter(',');
   app.add_option("--watch-namespace", options.watch.ns, "watch only this namespace (default: all)");
   app.add_flag("--watch-without-class", options.compile.watch_without_class,
                "also own Ingresses that name no class at all");
@@ -110,7 +120,42 @@ int run(int argc, char** argv) {
   app.add_option("--listen", listen, "host:port of /healthz, /readyz and /metrics (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
+
+  // Read-only subcommands for people deciding whether to switch from ingress-nginx. They share the
+  // agent's connection and prefix options (either side of the subcommand's name); without one,
+  // kroute-agent runs the agent.
+  AuditCommand audit;
+  CLI::App* audit_app = app.add_subcommand(
+      "audit", "print what kroute would do with the annotations of every Ingress in the cluster (reads only)");
+  audit_app->add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  audit_app->add_option("--context", context, "kubeconfig context instead of current-context");
+  audit_app->add_option("--namespace,-n", audit.ns, "only this namespace's Ingresses (default: all)");
+  audit_app->add_option("--annotation-prefix", options.annotation_prefix,
+                        "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
+      ->capture_default_str();
+  audit_app->add_flag("--json", audit.json, "one JSON document instead of text");
+  bool markdown = false;
+  CLI::App* annotations_app = app.add_subcommand(
+      "annotations", "list every ingress-nginx annotation and what kroute does with it");
+  annotations_app->add_option("--annotation-prefix", options.annotation_prefix, "prefix the names are shown with")
+      ->capture_default_str();
+  annotations_app->add_flag("--markdown", markdown, "as the Markdown table of docs/migrating-from-ingress-nginx.md");
+  app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
+
+  if (*annotations_app) {
+    const std::string table = markdown ? annotations_markdown(options.annotation_prefix)
+                                       : annotations_text(options.annotation_prefix);
+    std::fwrite(table.data(), 1, table.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : 1;
+  }
+  if (*audit_app) {
+    log::set_level(log::Level::kWarn);
+    audit.kubeconfig = kubeconfig;
+    audit.context = context;
+    audit.prefix = options.annotation_prefix;
+    return run_audit(audit);
+  }
 
   log::Level level;
   if (!log::parse_level(log_level, level)) {
@@ -130,6 +175,12 @@ int run(int argc, char** argv) {
       options.compile.default_certificate.find('/') == std::string::npos) {
     std::fprintf(stderr, "--default-ssl-certificate must be namespace/name\n");
     return 2;
+  }
+  for (const std::string& name : options.compile.class_names) {
+    if (std::string why = check_dns_subdomain(name); !why.empty()) {
+      std::fprintf(stderr, "--ingress-class-name %s: %s\n", printable(name).c_str(), why.c_str());
+      return 2;
+    }
   }
   kroute::PublisherOptions table;
   table.dir = table_dir;

@@ -139,6 +139,7 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
   *route = {};
   route->backend = KROUTE_NO_BACKEND;
   route->strings = reinterpret_cast<const unsigned char*>(view.str({0, 0}).data());
+  route->use_forwarded_headers = (view.header().flags & kroute::format::kUseForwardedHeaders) != 0 ? 1 : 0;
   if (m.server != nullptr) {
     const auto records = view.policies(m.server->policies);
     route->host_policies = reinterpret_cast<const kroute_policy_t*>(records.data());

@@ -79,6 +79,8 @@ typedef struct {
     const kroute_policy_t  *host_policies;
     /* the snapshot's string pool, for the records' strings */
     const unsigned char  *strings;
+    /* 1: X-Forwarded-Proto is the request's scheme (--use-forwarded-headers) */
+    unsigned              use_forwarded_headers;
     /* groups a regex path captured, (start, end) pairs; start > end: unset */
     uint32_t              capture_count;
     uint32_t              captures[2 * KROUTE_MAX_CAPTURES];

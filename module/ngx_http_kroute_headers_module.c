@@ -8,6 +8,8 @@
  *   $kroute_forwarded_prefix  X-Forwarded-Prefix: the kForwardedPrefix
  *                             record (x-forwarded-prefix), else empty, so
  *                             nginx sends no such header
+ *   $kroute_scheme            X-Forwarded-Proto: https or http, the
+ *                             forwarded one when the table trusts it
  */
 
 #include "ngx_http_kroute_module.h"
@@ -17,6 +19,8 @@ static ngx_int_t ngx_http_kroute_headers_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_kroute_upstream_host_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_kroute_record_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_kroute_scheme_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_kroute_set_value(ngx_http_variable_value_t *v,
     const u_char *data, size_t len);
@@ -60,6 +64,9 @@ static ngx_http_variable_t  ngx_http_kroute_headers_vars[] = {
 
     { ngx_string("kroute_forwarded_prefix"), NULL,
       ngx_http_kroute_record_variable, KROUTE_POLICY_FORWARDED_PREFIX,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("kroute_scheme"), NULL, ngx_http_kroute_scheme_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -153,6 +160,22 @@ ngx_http_kroute_record_variable(ngx_http_request_t *r,
     s = kroute_policy_str(&ctx->route, record->a);
 
     return ngx_http_kroute_set_value(v, s.data, s.len);
+}
+
+
+static ngx_int_t
+ngx_http_kroute_scheme_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_kroute_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_kroute_module);
+
+    if (ngx_http_kroute_https(r, ctx)) {
+        return ngx_http_kroute_set_value(v, (u_char *) "https", 5);
+    }
+
+    return ngx_http_kroute_set_value(v, (u_char *) "http", 4);
 }
 
 

@@ -640,19 +640,69 @@ ngx_http_kroute_route_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The request's scheme: https over TLS; with the table's use-forwarded-
+ * headers, the X-Forwarded-Proto a proxy in front of nginx sent ("http" or
+ * "https", any case); else http.
+ */
+
+ngx_uint_t
+ngx_http_kroute_https(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        return 1;
+    }
+#endif
+
+    if (ctx == NULL || !ctx->route.use_forwarded_headers) {
+        return 0;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-Forwarded-Proto") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Forwarded-Proto",
+                               sizeof("X-Forwarded-Proto") - 1) == 0)
+        {
+            return h[i].value.len == 5
+                   && ngx_strncasecmp(h[i].value.data, (u_char *) "https", 5)
+                      == 0;
+        }
+    }
+
+    return 0;
+}
+
+
 void
 ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx)
 {
     ngx_memzero(tctx, sizeof(kroute_template_ctx_t));
 
-#if (NGX_HTTP_SSL)
-    if (r->connection->ssl) {
+    if (ngx_http_kroute_https(r, ctx)) {
         tctx->scheme.data = (const unsigned char *) "https";
         tctx->scheme.len = 5;
-    } else
-#endif
-    {
+
+    } else {
         tctx->scheme.data = (const unsigned char *) "http";
         tctx->scheme.len = 4;
     }

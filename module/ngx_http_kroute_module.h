@@ -131,6 +131,9 @@ extern kroute_tls_cache_t  *ngx_http_kroute_tls_cache;
 ngx_http_kroute_ctx_t *ngx_http_kroute_route_request(ngx_http_request_t *r);
 /* Whether kroute routes this request's location (kroute_route on). */
 ngx_int_t ngx_http_kroute_routes(ngx_http_request_t *r);
+/* Whether the request came over https (or says so, when trusted). */
+ngx_uint_t ngx_http_kroute_https(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
 /* What templates in policy records (routetable/policy/template.h) see. */
 void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);

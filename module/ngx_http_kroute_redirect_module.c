@@ -13,7 +13,8 @@
 static ngx_int_t ngx_http_kroute_redirect_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_kroute_redirect_handler(ngx_http_request_t *r);
 static const kroute_policy_t *ngx_http_kroute_redirect_applies(
-    ngx_http_request_t *r, const kroute_policy_t *policies, uint32_t count);
+    ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
+    const kroute_policy_t *policies, uint32_t count);
 static ngx_int_t ngx_http_kroute_redirect_send(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *redirect);
 
@@ -87,10 +88,12 @@ ngx_http_kroute_redirect_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    redirect = ngx_http_kroute_redirect_applies(r, ctx->route.host_policies,
+    redirect = ngx_http_kroute_redirect_applies(r, ctx,
+                                                ctx->route.host_policies,
                                                 ctx->route.host_policy_count);
     if (redirect == NULL) {
-        redirect = ngx_http_kroute_redirect_applies(r, ctx->route.policies,
+        redirect = ngx_http_kroute_redirect_applies(r, ctx,
+                                                    ctx->route.policies,
                                                     ctx->route.policy_count);
     }
 
@@ -104,7 +107,8 @@ ngx_http_kroute_redirect_handler(ngx_http_request_t *r)
 
 static const kroute_policy_t *
 ngx_http_kroute_redirect_applies(ngx_http_request_t *r,
-    const kroute_policy_t *policies, uint32_t count)
+    ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *policies,
+    uint32_t count)
 {
     uint32_t  i;
 
@@ -119,13 +123,11 @@ ngx_http_kroute_redirect_applies(ngx_http_request_t *r,
             continue;
         }
 
-#if (NGX_HTTP_SSL)
         if ((policies[i].flags & KROUTE_REDIRECT_ONLY_PLAIN_HTTP)
-            && r->connection->ssl)
+            && ngx_http_kroute_https(r, ctx))
         {
             continue;
         }
-#endif
 
         return &policies[i];
     }

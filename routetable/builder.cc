@@ -867,6 +867,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   header.any_host = any_host;
   header.default_backend = default_backend;
   header.default_tls = default_tls;
+  header.flags = model.use_forwarded_headers ? format::kUseForwardedHeaders : 0;
   result.bytes = writer.finish(header);
   result.stats = {hosts.size(),         rules.size(),       backends.size(),       endpoints.size(),
                   tls_entries.size(),   policy_sets.size(), policy_records.size()};

@@ -57,9 +57,13 @@ struct Header {
   std::uint32_t any_host;       // host index of the host-less rules, or kNone
   std::uint32_t default_backend;  // backend index, or kNone
   std::uint32_t default_tls;      // TlsEntry index of the default certificate, or kNone
-  std::uint32_t reserved;
+  std::uint32_t flags;            // TableFlags
   SectionRef sections[kSectionCount];
 };
+
+// kUseForwardedHeaders: the X-Forwarded-Proto a request carries is its scheme (the cluster's proxy in
+// front of nginx ended TLS), as ingress-nginx's use-forwarded-headers.
+enum TableFlags : std::uint32_t { kUseForwardedHeaders = 1 };
 
 struct StrRef {
   std::uint32_t offset;

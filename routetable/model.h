@@ -92,6 +92,7 @@ struct RouteModel {
   std::vector<HostPolicy> host_policies;
   std::vector<HostAlias> aliases;
   std::uint32_t default_backend = kNoBackend;
+  bool use_forwarded_headers = false;  // format::kUseForwardedHeaders
   Certificate default_certificate;  // served for names no TLS host matches; empty: none
 };
 

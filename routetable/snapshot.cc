@@ -161,6 +161,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
 
   Checker check(v.count(format::kStrings));
   check.optional_index(header->default_backend, n_backends, "header", 0, "default backend out of range");
+  check.require((header->flags & ~format::kUseForwardedHeaders) == 0, "header", 0, "unknown flags");
   check.optional_index(header->default_tls, n_tls, "header", 0, "default certificate out of range");
   check.optional_index(header->any_host, n_hosts, "header", 0, "host-less host out of range");
   if (header->any_host != kNone && header->any_host < n_hosts)

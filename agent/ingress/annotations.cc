@@ -329,7 +329,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
   AnnotationReading reading;
   if (!annotations.isObject()) return reading;
   std::string key;
-  std::vector<std::string> invalid;  // keys whose value was ignored
+  std::vector<std::pair<std::string, std::string>> invalid;  // keys whose value was ignored, and why
   // The supported ones, in the table's order: kroute.dev's value, else (also when that one is invalid)
   // the one under `prefix`; a value that cannot be read is reported and leaves the default.
   std::vector<std::string> honoured;
@@ -351,7 +351,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
         honoured.push_back(key);
         break;
       }
-      invalid.push_back(key);
+      invalid.emplace_back(key, problem);
       reading.problems.push_back({"InvalidAnnotation", "annotation " + key + " is ignored: " + problem});
     }
   }
@@ -369,18 +369,22 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
     const AnnotationSpec* spec = find_annotation(rest);
     AnnotationVerdict verdict{name, Verdict::kIgnored, {}};
     if (spec == nullptr) {
-      verdict.why = "not an ingress-nginx annotation kroute knows";
+      verdict.why = "unknown: not an annotation kroute knows";
     } else if (spec->snippet) {
       verdict.verdict = Verdict::kRefused;
       verdict.why = std::string(spec->note);
       reading.problems.push_back({"AnnotationRefused", "annotation " + printable(name, 128) + " is refused: " +
                                                            std::string(spec->note)});
     } else if (spec->read == nullptr) {
-      verdict.why = std::string(support_name(spec->support)) + ": " + std::string(spec->note);
+      // "planned in issue 18 (...)", "not yet: why", "never: why".
+      verdict.why = spec->support == Support::kPlanned
+                        ? "planned in " + std::string(spec->note)
+                        : std::string(support_name(spec->support)) + ": " + std::string(spec->note);
     } else if (std::find(honoured.begin(), honoured.end(), name) != honoured.end()) {
       verdict.verdict = Verdict::kHonoured;
-    } else if (std::find(invalid.begin(), invalid.end(), name) != invalid.end()) {
-      verdict.why = "invalid value";
+    } else if (const auto bad = std::find_if(invalid.begin(), invalid.end(), [&](const auto& k) { return k.first == name; });
+               bad != invalid.end()) {
+      verdict.why = "invalid value: " + bad->second;
     } else {
       verdict.why = "overridden by " + std::string(kOwnAnnotationPrefix) + "/" + std::string(rest);
     }

@@ -70,7 +70,9 @@ enum class Verdict { kHonoured, kIgnored, kRefused };
 struct AnnotationVerdict {
   std::string key;   // as written, with its prefix
   Verdict verdict;
-  std::string why;   // for ignored and refused ones
+  // Ignored: "planned in issue N (...)", "not yet: ...", "never: ...", "invalid value: ...", "unknown: ..."
+  // or "overridden by kroute.dev/..."; refused: why.
+  std::string why;
 };
 
 struct AnnotationReading {

@@ -99,3 +99,15 @@ with one, only cluster-scoped resources (IngressClasses) are, and the rest is gr
 {{- end }}
 {{- toYaml (dict "cluster" $cluster "namespaced" $namespaced "election" $file.electionRules) }}
 {{- end }}
+
+{{/* The class names the agent owns by name alone (--ingress-class-name), comma-separated; "" without takeover. */}}
+{{- define "kroute.takeoverClassNames" -}}
+{{- $names := .Values.takeover.classNames | default list }}
+{{- if .Values.takeover.ingressNginx }}{{ $names = prepend $names "nginx" }}{{ end }}
+{{- join "," (uniq $names) }}
+{{- end }}
+
+{{/* Whether this replica set takes part in the leader election (and so writes Ingress status and Events). */}}
+{{- define "kroute.election" -}}
+{{- if and .Values.controller.election.enabled (or .Values.takeover.updateStatus (not (include "kroute.takeoverClassNames" .))) }}true{{ end }}
+{{- end }}
