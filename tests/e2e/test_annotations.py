@@ -223,8 +223,9 @@ def test_app_root_redirects_only_the_root_of_the_host(stack: Stack) -> None:
     apply_and_wait(stack, annotated(stack, "approot", host, [("/", "Prefix", "a")], {"app-root": "/app1"}))
     redirected(stack.request(host, "/"), 302, f"http://{host}/app1")
     redirected(stack.request(host, "/?x=1"), 302, f"http://{host}/app1")  # as nginx's `return`: no query
-    # The Host as the client sent it, with its port.
+    # The Host as the client sent it, with its port and its case.
     redirected(stack.request(f"{host}:8080", "/"), 302, f"http://{host}:8080/app1")
+    redirected(stack.request("AppRoot.ANN.test", "/"), 302, "http://AppRoot.ANN.test/app1")
     # The request's scheme.
     redirected(stack.request(host, "/", tls=True), 302, f"https://{host}/app1")
     served(stack.request(host, "/other"), "a", "/other")
@@ -432,6 +433,7 @@ def test_from_to_www_redirect(stack: Stack, tls_secret: str) -> None:
     redirected(stack.request("www.fw.ann.test", "/x?y=1"), 308, "http://fw.ann.test/x?y=1")
     redirected(stack.request("www.fw.ann.test", "/"), 308, "http://fw.ann.test")
     redirected(stack.request("www.fw.ann.test:8080", "/x"), 308, "http://fw.ann.test/x")
+    redirected(stack.request("WWW.FW.ANN.TEST", "/x"), 308, "http://fw.ann.test/x")
     redirected(stack.request("www.fw.ann.test", "/x/", tls=True), 308, "https://fw.ann.test/x")
     served(stack.request("fw.ann.test", "/some/path/"), "a", "/some/path/")
     # With TLS for the name redirected to: https://.
@@ -439,6 +441,17 @@ def test_from_to_www_redirect(stack: Stack, tls_secret: str) -> None:
     # Another Ingress routes www.own.ann.test itself: its rules serve it.
     served(stack.request("www.own.ann.test", "/x/"), "c", "/x/", "www.own.ann.test")
     served(stack.request("own.ann.test", "/x/"), "a", "/x/", "own.ann.test")
+
+
+def test_from_to_www_redirect_wins_over_a_wildcard_host(stack: Stack) -> None:
+    """ingress-nginx skips the redirect only for a server of exactly that name; nginx prefers an exact
+    server name (the redirect's) to a wildcard."""
+    apply_and_wait(stack,
+                   annotated(stack, "www-wild-to", "fw2.ann.test", [("/", "Prefix", "a")],
+                             {"from-to-www-redirect": "true"}),
+                   annotated(stack, "www-wild", "*.fw2.ann.test", [("/", "Prefix", "c")]))
+    redirected(stack.request("www.fw2.ann.test", "/x"), 308, "http://fw2.ann.test/x")
+    served(stack.request("other.fw2.ann.test", "/x"), "c", "/x")
 
 
 def test_from_to_www_redirect_on_the_www_name_redirects_the_bare_name(stack: Stack) -> None:
