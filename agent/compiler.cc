@@ -36,15 +36,9 @@ int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 
 
 // Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
 bool has_tls_for(const Ingress& ingress, const std::string& host) {
-  if (host.empty()) return false;
-  const std::size_t dot = host.find('.');
   for (const IngressTls& tls : ingress.tls) {
     for (const std::string& name : tls.hosts) {
-      if (name == host) return true;
-      if (name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
-          host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0) {
-        return true;
-      }
+      if (tls_name_covers(name, host)) return true;
     }
   }
   return false;

@@ -384,7 +384,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
       verdict.verdict = Verdict::kHonoured;
     } else if (const auto bad = std::find_if(invalid.begin(), invalid.end(), [&](const auto& k) { return k.first == name; });
                bad != invalid.end()) {
-      verdict.why = "invalid value: " + bad->second;
+      verdict.why = std::string(kInvalidValue) + bad->second;
     } else {
       verdict.why = "overridden by " + std::string(kOwnAnnotationPrefix) + "/" + std::string(rest);
     }

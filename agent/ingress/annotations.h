@@ -68,6 +68,9 @@ const AnnotationSpec* find_annotation(std::string_view name) noexcept;
 const char* support_name(Support support) noexcept;
 
 // What kroute did with one annotation of an Ingress.
+// How an ignored verdict's `why` starts when the value could not be read (then the reason follows);
+// kroute-table's descriptions report those as errors.
+inline constexpr std::string_view kInvalidValue = "invalid value: ";
 enum class Verdict { kHonoured, kIgnored, kRefused };
 struct AnnotationVerdict {
   std::string key;   // as written, with its prefix

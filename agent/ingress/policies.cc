@@ -6,6 +6,14 @@
 
 namespace kroute::agent {
 
+bool tls_name_covers(const std::string& name, const std::string& host) {
+  if (host.empty()) return false;
+  if (name == host) return true;
+  const std::size_t dot = host.find('.');
+  return name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
+         host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0;
+}
+
 bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
 
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path, bool tls) {

@@ -16,6 +16,11 @@ namespace kroute::agent {
 // HTTP-01 solver (cert-manager) answers on plain HTTP even on a host that already has TLS.
 inline constexpr std::string_view kNoTlsRedirectLocation = "/.well-known/acme-challenge";
 
+// Whether a name of an Ingress's spec.tls covers a rule's host: the same name, or a one-label wildcard
+// ("*.example.com" covers "a.example.com", not "a.b.example.com" nor "*.example.com"). The records of a
+// host the Ingress has TLS for redirect plain HTTP (ssl-redirect).
+bool tls_name_covers(const std::string& tls_name, const std::string& host);
+
 // Whether the annotations make the Ingress's paths regular expressions (use-regex or rewrite-target).
 bool regex_paths(const IngressAnnotations& annotations);
 

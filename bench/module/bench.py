@@ -1,5 +1,11 @@
 """nginx + kroute module vs. nginx with an equivalent static configuration, measured alternately with wrk.
 
+Two kinds of rows: "plain" (one Prefix rule per host, no annotations: a rule without annotations must
+cost nothing measurable) and "annotations" (every annotation of issue 17 on every host: use-regex paths,
+rewrite-target with a group, upstream-vhost, x-forwarded-prefix, a permanent-redirect rule, app-root and
+server-alias; the static side does the same with regex locations, rewrite, return and server_name).
+Before measuring an annotations row, both proxies get the same probe requests and must answer alike.
+
 Both proxies run at once with one worker each, pinned to one CPU; the backends (a separate nginx that
 answers "ok") and wrk share the other CPU. For each size (hosts), every round runs both back to back
 (alternating which goes first) and the ratio of the pair is kept; the report gives medians. After the
@@ -8,6 +14,7 @@ module's table snapshot is a mapped file and counted in them as far as the worke
 at rest. Writes bench/results/module.md and module.json (or into --out).
 """
 import argparse
+import http.client
 import json
 import os
 import re
@@ -30,12 +37,14 @@ SERVICES = 10        # backends the hosts map onto (host i -> service i % SERVIC
 PODS = 4             # backend listeners; each service has 2 of them
 KEEPALIVE = 128
 
-# Per-request proxy settings shared by both configurations, as in nginx-conf/nginx.conf.
+# The static side's per-request proxy settings: nginx-conf/nginx.conf's (the module side runs that file),
+# with what the module computes per route as plain values: Host ($kroute_upstream_host: the client's
+# Host, or upstream-vhost) and X-Forwarded-Prefix ($kroute_forwarded_prefix: only where a route sets one).
 PROXY_SETTINGS = """
             proxy_http_version 1.1;
             proxy_set_header Connection $kroute_connection;
             proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Host $kroute_host;
+            proxy_set_header Host {upstream_host};{forwarded_prefix}
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
@@ -46,6 +55,7 @@ PROXY_SETTINGS = """
             proxy_next_upstream_tries 3;
 """
 
+# The static side's own maps; $kroute_host stands in for what $kroute_upstream_host is without upstream-vhost.
 MAPS = """
     map $http_upgrade $kroute_connection { default upgrade; '' ''; }
     map $http_host $kroute_host { default $http_host; '' $host; }
@@ -64,6 +74,38 @@ request = function()
 end
 """
 
+# The annotations rows' mix, the same for both proxies: of every 10 requests 8 are proxied through the
+# rewrite (half of them to the host's alias), 1 gets the permanent redirect, 1 the app-root redirect.
+ANNOTATIONS_WRK_SCRIPT = """
+local n = tonumber(os.getenv("BENCH_HOSTS"))
+-- every host in turn, each time with the next request of its mix
+local ordered = {}
+for m = 1, 10 do
+  for h = 0, n - 1 do
+    local name, alias = "host-" .. h .. ".bench.example.com", "alias-" .. h .. ".bench.example.com"
+    local mix = {{name, "/api/v1/items/" .. h .. "?page=2"}, {alias, "/api/v2/items/" .. h},
+                 {name, "/API/V3/orders/" .. h}, {alias, "/api/v10/orders/" .. h .. "/lines"},
+                 {name, "/api/v1/users/" .. h}, {alias, "/api/v1/users/" .. h .. "?q=x"},
+                 {name, "/api/v2/"}, {alias, "/api/v2/a/b/c"},
+                 {name, "/old/page/" .. h}, {name, "/"}}
+    ordered[#ordered + 1] = wrk.format("GET", mix[m][2], {["Host"] = mix[m][1]})
+  end
+end
+local i = 0
+request = function()
+  i = i + 1
+  if i > #ordered then i = 1 end
+  return ordered[i]
+end
+"""
+
+# The rules of an annotations row's host, as Ingress paths and as static nginx locations.
+API_PATH = "/api/v[0-9]+/(.*)"
+OLD_PATH = "/old(/|$)(.*)"
+REDIRECT_URL = "https://new.example.com/$2"
+APP_ROOT = "/app"
+FORWARDED_PREFIX = "/api"
+
 
 def free_port():
     with socket.socket() as s:
@@ -73,6 +115,14 @@ def free_port():
 
 def host(i):
     return f"host-{i}.bench.example.com"
+
+
+def alias(i):
+    return f"alias-{i}.bench.example.com"
+
+
+def vhost(i):
+    return f"internal-{i}.bench.example.com"
 
 
 def pods_of(service, pod_ports):
@@ -108,6 +158,10 @@ http {{
 {http_head(workdir)}
     server {{
 {listens}
+        # What arrived, so the probes can compare the two proxies' upstream requests.
+        add_header X-Echo-URI $request_uri;
+        add_header X-Echo-Host $http_host;
+        add_header X-Echo-Prefix $http_x_forwarded_prefix;
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
@@ -141,7 +195,34 @@ def module_config(workdir, build, table_dir, port, cpu):
     return text
 
 
-def static_config(workdir, hosts, pod_ports, port, cpu):
+def proxy_settings(upstream_host="$kroute_host", forwarded_prefix=None):
+    prefix = f"\n            proxy_set_header X-Forwarded-Prefix {forwarded_prefix};" if forwarded_prefix else ""
+    return PROXY_SETTINGS.format(upstream_host=upstream_host, forwarded_prefix=prefix)
+
+
+def plain_server(i, port):
+    return f"""    server {{
+        listen 127.0.0.1:{port}{" default_server reuseport" if i == 0 else ""};
+        server_name {host(i)};
+        location / {{
+            proxy_pass http://service-{i % SERVICES};{proxy_settings()}        }}
+    }}"""
+
+
+def annotations_server(i, port):
+    """What ingress-nginx writes for the annotations row's Ingresses of host i (regex locations, longest first)."""
+    return f"""    server {{
+        listen 127.0.0.1:{port}{" default_server reuseport" if i == 0 else ""};
+        server_name {host(i)} {alias(i)};
+        if ($uri = /) {{ return 302 $scheme://$http_host{APP_ROOT}; }}
+        location ~* "^{API_PATH}" {{
+            rewrite "(?i)^{API_PATH}" /$1 break;
+            proxy_pass http://service-{i % SERVICES};{proxy_settings(vhost(i), FORWARDED_PREFIX)}        }}
+        location ~* "^{OLD_PATH}" {{ return 301 {REDIRECT_URL}; }}
+    }}"""
+
+
+def static_config(workdir, row, hosts, pod_ports, port, cpu):
     """What a config generator would write for the same table: a server per host, an upstream per service."""
     upstreams = []
     for s in range(SERVICES):
@@ -152,15 +233,11 @@ def static_config(workdir, hosts, pod_ports, port, cpu):
         keepalive_requests 10000;
         keepalive_timeout 60s;
     }}""")
-    servers = []
-    for i in range(hosts):
-        servers.append(f"""    server {{
-        listen 127.0.0.1:{port}{" default_server reuseport" if i == 0 else ""};
-        server_name {host(i)};
-        location / {{
-            proxy_pass http://service-{i % SERVICES};{PROXY_SETTINGS}        }}
-    }}""")
+    server = annotations_server if row == "annotations" else plain_server
+    servers = [server(i, port) for i in range(hosts)]
+    # pcre_jit as ingress-nginx's nginx.conf has it (the module's regex paths are JIT compiled too).
     return common_head(workdir, cpu) + f"""
+pcre_jit on;
 http {{
 {http_head(workdir)}
     sendfile on;
@@ -174,15 +251,55 @@ http {{
 """
 
 
-def table_description(hosts, pod_ports):
+def table_description(row, hosts, pod_ports):
     backends = [{"name": f"service-{s}", "namespace": "bench", "service": f"service-{s}", "port": 80,
                  "endpoints": [{"address": "127.0.0.1", "port": p} for p in pods_of(s, pod_ports)]}
                 for s in range(SERVICES)]
-    ingresses = [{"namespace": "bench", "name": f"ingress-{i}", "creationTimestamp": "2026-01-01T00:00:00Z",
-                  "rules": [{"host": host(i), "paths": [{"path": "/", "pathType": "Prefix",
-                                                          "backend": f"service-{i % SERVICES}"}]}]}
-                 for i in range(hosts)]
+
+    def ingress(name, i, path, path_type, annotations=None):
+        return {"namespace": "bench", "name": name, "creationTimestamp": "2026-01-01T00:00:00Z",
+                **({"annotations": annotations} if annotations else {}),
+                "rules": [{"host": host(i), "paths": [{"path": path, "pathType": path_type,
+                                                       "backend": f"service-{i % SERVICES}"}]}]}
+    if row == "plain":
+        return {"backends": backends, "ingresses": [ingress(f"ingress-{i}", i, "/", "Prefix") for i in range(hosts)]}
+    prefix = "nginx.ingress.kubernetes.io/"
+    ingresses = []
+    for i in range(hosts):
+        ingresses.append(ingress(f"api-{i}", i, API_PATH, "ImplementationSpecific", {
+            prefix + "use-regex": "true", prefix + "rewrite-target": "/$1", prefix + "upstream-vhost": vhost(i),
+            prefix + "x-forwarded-prefix": FORWARDED_PREFIX, prefix + "app-root": APP_ROOT,
+            prefix + "server-alias": alias(i)}))
+        ingresses.append(ingress(f"old-{i}", i, OLD_PATH, "ImplementationSpecific", {
+            prefix + "use-regex": "true", prefix + "permanent-redirect": REDIRECT_URL}))
     return {"backends": backends, "ingresses": ingresses}
+
+
+def probe(port, host_name, target):
+    """One request as both proxies get it: (status, Location, upstream URI, upstream Host, X-Forwarded-Prefix)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", target, headers={"Host": host_name})
+        response = connection.getresponse()
+        response.read()
+        return (response.status, response.getheader("Location"), response.getheader("X-Echo-URI"),
+                response.getheader("X-Echo-Host"), response.getheader("X-Echo-Prefix"))
+    finally:
+        connection.close()
+
+
+def check_same_answers(module_port, static_port, hosts):
+    """The annotations row measures like for like only if both proxies answer alike: fail otherwise."""
+    differences = []
+    for i in sorted({0, hosts - 1}):
+        for host_name, target in [(host(i), "/api/v2/orders/7?x=1"), (alias(i), "/api/v1/a%20b/c"),
+                                  (host(i), "/API/V10/"), (host(i), "/old/page/a?b=c"), (host(i), "/old"),
+                                  (alias(i), "/old/x"), (host(i), "/"), (host(i), "/?q=1"), (host(i), "/other")]:
+            module, static = probe(module_port, host_name, target), probe(static_port, host_name, target)
+            if module != static:
+                differences.append(f"GET {target} Host {host_name}: module {module}, static {static}")
+    if differences:
+        raise RuntimeError("bench-module: the module and static nginx answer differently:\n" + "\n".join(differences))
 
 
 class Nginx:
@@ -256,7 +373,8 @@ def wrk(port, hosts, seconds, connections, script, cpu):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--build", default=str(ROOT / "build"))
-    parser.add_argument("--sizes", default="10,10000")
+    parser.add_argument("--sizes", default="10,10000", help="hosts of the plain rows")
+    parser.add_argument("--annotation-sizes", default="10,1000", help="hosts of the annotations rows ('' for none)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
@@ -277,25 +395,32 @@ def main():
     results = []
     running = []
     try:
-        script = workdir / "hosts.lua"
-        script.write_text(WRK_SCRIPT)
+        scripts = {"plain": workdir / "plain.lua", "annotations": workdir / "annotations.lua"}
+        scripts["plain"].write_text(WRK_SCRIPT)
+        scripts["annotations"].write_text(ANNOTATIONS_WRK_SCRIPT)
         pod_ports = [free_port() for _ in range(PODS)]
         backend = Nginx("backend", workdir, backend_config(workdir / "backend", pod_ports, load_cpu))
         running.append(backend)
         backend.start(pod_ports[0])
-        for hosts in [int(s) for s in args.sizes.split(",")]:
-            table_dir = workdir / f"table-{hosts}"
+        rows = [("plain", int(s)) for s in args.sizes.split(",") if s] + \
+               [("annotations", int(s)) for s in args.annotation_sizes.split(",") if s]
+        for row, hosts in rows:
+            script = scripts[row]
+            table_dir = workdir / f"table-{row}-{hosts}"
             table_dir.mkdir(mode=0o755)
             subprocess.run([str(table_tool), "-d", str(table_dir), "build", "-q", "-"], check=True, text=True,
-                           input=json.dumps(table_description(hosts, pod_ports)))
+                           input=json.dumps(table_description(row, hosts, pod_ports)))
             module_port, static_port = free_port(), free_port()
-            module = Nginx(f"module-{hosts}", workdir,
-                           module_config(workdir / f"module-{hosts}", build, table_dir, module_port, proxy_cpu))
-            static = Nginx(f"static-{hosts}", workdir,
-                           static_config(workdir / f"static-{hosts}", hosts, pod_ports, static_port, proxy_cpu))
+            module = Nginx(f"module-{row}-{hosts}", workdir,
+                           module_config(workdir / f"module-{row}-{hosts}", build, table_dir, module_port, proxy_cpu))
+            static = Nginx(f"static-{row}-{hosts}", workdir,
+                           static_config(workdir / f"static-{row}-{hosts}", row, hosts, pod_ports, static_port,
+                                         proxy_cpu))
             running += [module, static]
             module.start(module_port)
             static.start(static_port)
+            if row == "annotations":
+                check_same_answers(module_port, static_port, hosts)
             runs = {"module": [], "static": []}
             # a short warm-up of each fills keepalive pools and caches
             for port in (module_port, static_port):
@@ -308,15 +433,15 @@ def main():
                     rps, p99 = wrk(port, hosts, args.seconds, args.connections, script, load_cpu)
                     cpu_us = (proxy.worker_cpu_seconds() - cpu_before) * 1e6 / (rps * args.seconds)
                     runs[name].append({"rps": rps, "p99_ms": p99, "cpu_us_per_request": cpu_us})
-                    print(f"bench-module: {hosts} hosts, round {r + 1}: {name} {rps:.0f} req/s, p99 {p99:.3f} ms, "
+                    print(f"bench-module: {row}, {hosts} hosts, round {r + 1}: {name} {rps:.0f} req/s, p99 {p99:.3f} ms, "
                           f"proxy CPU {cpu_us:.1f} us/request", flush=True)
             memory = {"module": module.memory_kb(), "static": static.memory_kb()}
             memory["module"]["table_kb"] = sum(f.stat().st_size for f in table_dir.iterdir()) // 1024
-            print(f"bench-module: {hosts} hosts, memory (PSS): module {memory['module']['pss_kb'] / 1024:.1f} MB, "
+            print(f"bench-module: {row}, {hosts} hosts, memory (PSS): module {memory['module']['pss_kb'] / 1024:.1f} MB, "
                   f"static {memory['static']['pss_kb'] / 1024:.1f} MB", flush=True)
             module.stop()
             static.stop()
-            summary = {"hosts": hosts, "runs": runs, "memory": memory}
+            summary = {"row": row, "hosts": hosts, "runs": runs, "memory": memory}
             for name in runs:
                 summary[name] = {key: statistics.median(x[key] for x in runs[name])
                                  for key in ("rps", "p99_ms", "cpu_us_per_request")}
@@ -347,12 +472,22 @@ def main():
         "cycle through every host. Proxy CPU/request is the nginx worker's user + system time over the "
         "requests it served: the cost of the proxy itself, least disturbed by whatever else the machine runs.",
         "",
-        "| hosts | module req/s | static req/s | throughput ratio | module p99 | static p99 | p99 ratio "
+        "Rows: *plain* is one Prefix rule per host without annotations (target: throughput ratio >= 0.97, a rule "
+        "without annotations costs nothing measurable). *annotations* is every annotation of issue 17 on every "
+        "host (target: throughput ratio >= 0.95): a use-regex path with rewrite-target `/$1`, upstream-vhost and "
+        "x-forwarded-prefix, a permanent-redirect rule using a path group, app-root and a server-alias; the static "
+        "side does it with `server_name host alias`, `if ($uri = /) { return 302 ...; }`, regex locations with "
+        "`rewrite ... break` and `return 301` (and `pcre_jit on`, as ingress-nginx). Its requests: 8 in 10 "
+        "proxied through the rewrite (half to the alias), 1 permanent redirect, 1 app-root redirect; both proxies "
+        "answered probe requests identically (status, Location, upstream URI, Host, X-Forwarded-Prefix) before "
+        "the rounds.",
+        "",
+        "| row | hosts | module req/s | static req/s | throughput ratio | module p99 | static p99 | p99 ratio "
         "| proxy CPU/request module | static | ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results:
-        lines.append(f"| {s['hosts']:,} | {s['module']['rps']:,.0f} | {s['static']['rps']:,.0f} | "
+        lines.append(f"| {s['row']} | {s['hosts']:,} | {s['module']['rps']:,.0f} | {s['static']['rps']:,.0f} | "
                      f"{s['rps_ratio']:.3f} | {s['module']['p99_ms']:.2f} ms | {s['static']['p99_ms']:.2f} ms | "
                      f"{s['p99_ratio']:.3f} | {s['module']['cpu_us_per_request']:.1f} µs | "
                      f"{s['static']['cpu_us_per_request']:.1f} µs | {s['cpu_ratio']:.3f} |")
@@ -361,12 +496,12 @@ def main():
         "Memory at rest after the rounds, master + worker, MB (PSS counts each shared page once, split among "
         "the processes sharing it; RSS counts it in each; the table is the module's snapshot file):",
         "",
-        "| hosts | module PSS | static PSS | PSS ratio | module RSS | static RSS | table file |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| row | hosts | module PSS | static PSS | PSS ratio | module RSS | static RSS | table file |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results:
         m, st = s["memory"]["module"], s["memory"]["static"]
-        lines.append(f"| {s['hosts']:,} | {m['pss_kb'] / 1024:.1f} | {st['pss_kb'] / 1024:.1f} | "
+        lines.append(f"| {s['row']} | {s['hosts']:,} | {m['pss_kb'] / 1024:.1f} | {st['pss_kb'] / 1024:.1f} | "
                      f"{m['pss_kb'] / st['pss_kb']:.2f} | {m['rss_kb'] / 1024:.1f} | {st['rss_kb'] / 1024:.1f} | "
                      f"{m['table_kb'] / 1024:.2f} |")
     (out / "module.md").write_text("\n".join(lines) + "\n")

@@ -1,6 +1,8 @@
 #include "description.h"
 
-#include "policy/redirect.h"
+#include "ingress/annotations.h"
+#include "ingress/policies.h"
+#include "validate.h"
 
 #include <json/json.h>
 
@@ -17,12 +19,6 @@
 namespace kroute {
 
 namespace {
-
-bool same_host(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 class Parser {
  public:
@@ -179,32 +175,18 @@ class Parser {
   }
 
   void ingress(const Json::Value& v, const std::string& field) {
-    if (!object(v, field, {"namespace", "name", "creationTimestamp", "rules", "tls", "sslRedirect"})) return;
+    if (!object(v, field, {"namespace", "name", "creationTimestamp", "annotations", "rules", "tls", "sslRedirect"}))
+      return;
     Source source;
     source.ns = string(v, "namespace", field, true);
     source.name = string(v, "name", field, true);
     source.created_unix = timestamp(v, field);
-    const bool ssl_redirect = boolean(v, "sslRedirect", field, true);
-    const std::size_t first_rule = d_.model.rules.size();
+    const agent::IngressAnnotations annotations = ingress_annotations(v, field);
     const auto source_index = static_cast<std::uint32_t>(d_.model.sources.size());
     d_.model.sources.push_back(source);
     d_.source_fields.push_back(field);
 
-    const Json::Value& rules = v["rules"];
-    if (array(rules, field + ".rules")) {
-      for (Json::ArrayIndex r = 0; r < rules.size(); ++r) {
-        const std::string rf = index(field + ".rules", r);
-        const Json::Value& rule = rules[r];
-        if (!object(rule, rf, {"host", "paths"})) continue;
-        const std::string host = string(rule, "host", rf, false);
-        const Json::Value& paths = rule["paths"];
-        if (!array(paths, rf + ".paths")) {
-          if (paths.isNull()) error(rf + ".paths", "is required");
-          continue;
-        }
-        for (Json::ArrayIndex p = 0; p < paths.size(); ++p) path(paths[p], index(rf + ".paths", p), host, source_index);
-      }
-    }
+    std::vector<std::string> tls_names;
     const Json::Value& tls = v["tls"];
     if (array(tls, field + ".tls")) {
       for (Json::ArrayIndex t = 0; t < tls.size(); ++t) {
@@ -221,19 +203,91 @@ class Parser {
           }
           d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index, certificate});
           d_.tls_fields.push_back(index(tf + ".hosts", h));
-          // As with ingress-nginx: plain HTTP to a host this Ingress has TLS for is redirected.
-          for (std::size_t r = first_rule; r < d_.model.rules.size(); ++r) {
-            if (ssl_redirect && same_host(d_.model.rules[r].host, hosts[h].asString()) &&
-                d_.model.rules[r].policies.empty())
-              d_.model.rules[r].policies.push_back(policy::https_redirect(false));
-          }
+          tls_names.push_back(lowercase(hosts[h].asString()));
         }
       }
     }
+    // As the agent does (compiler.cc): a rule's records from the Ingress's annotations, with ssl-redirect
+    // for hosts its spec.tls covers; host names compare in any case, as the builder stores them.
+    const auto has_tls = [&](const std::string& host) {
+      const std::string name = lowercase(host);
+      return std::any_of(tls_names.begin(), tls_names.end(),
+                         [&](const std::string& tls_name) { return agent::tls_name_covers(tls_name, name); });
+    };
+    std::vector<std::string> hosts;
+    const Json::Value& rules = v["rules"];
+    if (array(rules, field + ".rules")) {
+      for (Json::ArrayIndex r = 0; r < rules.size(); ++r) {
+        const std::string rf = index(field + ".rules", r);
+        const Json::Value& rule = rules[r];
+        if (!object(rule, rf, {"host", "paths"})) continue;
+        const std::string host = string(rule, "host", rf, false);
+        const Json::Value& paths = rule["paths"];
+        if (!array(paths, rf + ".paths")) {
+          if (paths.isNull()) error(rf + ".paths", "is required");
+          continue;
+        }
+        for (Json::ArrayIndex p = 0; p < paths.size(); ++p) {
+          if (Rule* added = path(paths[p], index(rf + ".paths", p), host, source_index)) {
+            added->regex = agent::regex_paths(annotations);
+            added->policies = agent::rule_policies(annotations, added->path, has_tls(host));
+          }
+        }
+        if (paths.size() > 0 && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);
+      }
+    }
+    const std::size_t first_policy = d_.model.host_policies.size();
+    const std::size_t first_alias = d_.model.aliases.size();
+    agent::host_policies(annotations, hosts, has_tls, d_.model.host_policies, d_.model.aliases);
+    for (std::size_t i = first_policy; i < d_.model.host_policies.size(); ++i) d_.model.host_policies[i].source = source_index;
+    for (std::size_t i = first_alias; i < d_.model.aliases.size(); ++i) d_.model.aliases[i].source = source_index;
   }
 
-  void path(const Json::Value& v, const std::string& field, const std::string& host, std::uint32_t source) {
-    if (!object(v, field, {"path", "pathType", "backend"})) return;
+  // metadata.annotations, read by the agent's code; a value it cannot use is an error here (the agent
+  // keeps the default and warns), as every other mistake in a description is. `sslRedirect: false` is
+  // the annotation ssl-redirect "false".
+  agent::IngressAnnotations ingress_annotations(const Json::Value& v, const std::string& field) {
+    const std::string af = field + ".annotations";
+    const Json::Value& given = v["annotations"];
+    agent::AnnotationReading reading;
+    if (!given.isNull()) {
+      if (!given.isObject()) {
+        error(af, "must be an object of strings");
+      } else {
+        for (const std::string& key : given.getMemberNames()) {
+          if (!given[key].isString()) error(annotation_field(af, key), "must be a string");
+        }
+        reading = agent::read_annotations(given, agent::kDefaultAnnotationPrefix);
+      }
+    }
+    for (const agent::AnnotationVerdict& verdict : reading.verdicts) {
+      if (!given[verdict.key].isString()) continue;  // reported above
+      if (verdict.verdict == agent::Verdict::kIgnored && verdict.why.starts_with(agent::kInvalidValue))
+        error(annotation_field(af, verdict.key), verdict.why.substr(agent::kInvalidValue.size()));
+      if (verdict.verdict == agent::Verdict::kRefused) error(annotation_field(af, verdict.key), "refused: " + verdict.why);
+    }
+    if (v.isMember("sslRedirect")) {
+      for (const agent::AnnotationVerdict& verdict : reading.verdicts) {
+        if (verdict.verdict == agent::Verdict::kHonoured && verdict.key.ends_with("/ssl-redirect"))
+          error(field + ".sslRedirect", "give it or the annotation " + verdict.key + ", not both");
+      }
+      if (!boolean(v, "sslRedirect", field, true)) reading.values.ssl_redirect = false;
+    }
+    return reading.values;
+  }
+
+  static std::string annotation_field(const std::string& annotations_field, const std::string& key) {
+    return annotations_field + "[\"" + agent::printable(key, 128) + "\"]";
+  }
+
+  static std::string lowercase(std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  }
+
+  // The rule of one path, for the caller to finish; null when the path is not an object.
+  Rule* path(const Json::Value& v, const std::string& field, const std::string& host, std::uint32_t source) {
+    if (!object(v, field, {"path", "pathType", "backend"})) return nullptr;
     Rule rule;
     rule.host = host;
     rule.path = string(v, "path", field, false);
@@ -251,6 +305,7 @@ class Parser {
     rule.backend = backend_ref(v["backend"], field + ".backend");
     d_.model.rules.push_back(std::move(rule));
     d_.rule_fields.push_back(field);
+    return &d_.model.rules.back();
   }
 
   DescriptionResult& out_;
@@ -294,7 +349,15 @@ std::string describe(const Description& d, const Diagnostic& diagnostic) {
     case Item::kSource: return field_of(d.source_fields, diagnostic.index) + ": " + diagnostic.message;
     case Item::kDefaultBackend: return d.default_backend_field + ": " + diagnostic.message;
     case Item::kHostPolicy:
-    case Item::kAlias: return std::string(item_name(diagnostic.item)) + ": " + diagnostic.message;
+      if (diagnostic.index < d.model.host_policies.size())
+        return field_of(d.source_fields, d.model.host_policies[diagnostic.index].source) + ".annotations: " +
+               diagnostic.message;
+      break;
+    case Item::kAlias:
+      if (diagnostic.index < d.model.aliases.size())
+        return field_of(d.source_fields, d.model.aliases[diagnostic.index].source) + ".annotations: " +
+               diagnostic.message;
+      break;
   }
   return diagnostic.message;
 }

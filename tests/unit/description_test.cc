@@ -2,9 +2,11 @@
 #include <doctest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
 #include "description.h"
+#include "path_patterns.h"
 #include "policy/redirect.h"
 #include "snapshot.h"
 
@@ -111,4 +113,142 @@ TEST_CASE("rules of hosts an Ingress has TLS for redirect to HTTPS unless the In
   CHECK(secure[0].code == 308);
   CHECK(view.str(secure[0].a) == "https://$host$request_uri");
   CHECK(view.lookup("plain.com", "/").rule->policies == kroute::format::kNone);
+}
+
+namespace {
+
+// A description's snapshot and its compiled regex paths, for lookups as the module makes them.
+struct Built {
+  explicit Built(const kroute::RouteModel& model) : result(kroute::build_snapshot(model)) {
+    REQUIRE(kroute::SnapshotView::open(result.bytes, view).ok);
+    patterns = std::make_unique<kroute::PathPatterns>(view, cache);
+  }
+  kroute::BuildResult result;
+  kroute::SnapshotView view;
+  kroute::PatternCache cache;
+  std::unique_ptr<kroute::PathPatterns> patterns;
+};
+
+constexpr const char* kWeb = R"j("backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}])j";
+
+}  // namespace
+
+TEST_CASE("annotations: use-regex and rewrite-target make regex paths that rewrite upstream") {
+  const auto r = parse_description(std::string("{") + kWeb + R"j(,
+    "ingresses": [{"namespace": "shop", "name": "api",
+                   "annotations": {"nginx.ingress.kubernetes.io/use-regex": "true",
+                                   "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
+                                   "kroute.dev/upstream-vhost": "internal.shop",
+                                   "nginx.ingress.kubernetes.io/x-forwarded-prefix": "/api",
+                                   "example.com/not-ours": "anything"},
+                   "rules": [{"host": "shop.com",
+                              "paths": [{"path": "/api/v[0-9]+/(.*)", "pathType": "ImplementationSpecific",
+                                         "backend": "web"}]}]}]})j");
+  REQUIRE(r.errors.empty());
+  Built built(r.description.model);
+  REQUIRE(built.result.diagnostics.empty());
+  CHECK(built.patterns->compiled() == 1);
+  kroute::PathCaptures captures;
+  const auto match = built.view.lookup("shop.com", "/API/v2/orders/7", built.patterns.get(), &captures);
+  REQUIRE(match.rule != nullptr);
+  CHECK((match.host->flags & kroute::format::kRegexPaths) != 0);
+  REQUIRE(captures.count == 2);
+  CHECK(std::string_view("/API/v2/orders/7").substr(captures.spans[2], captures.spans[3] - captures.spans[2]) == "orders/7");
+  const auto records = built.view.policies(match.rule->policies);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0].kind == kroute::format::PolicyKind::kRewrite);
+  CHECK(built.view.str(records[0].a) == "/$1");
+  CHECK(records[1].kind == kroute::format::PolicyKind::kUpstreamHost);
+  CHECK(built.view.str(records[1].a) == "internal.shop");
+  CHECK(records[2].kind == kroute::format::PolicyKind::kForwardedPrefix);
+  CHECK(built.view.str(records[2].a) == "/api");
+  CHECK(built.view.lookup("shop.com", "/other", built.patterns.get()).rule == nullptr);
+}
+
+TEST_CASE("annotations: a redirect rule answers with its code and URL") {
+  const auto r = parse_description(std::string("{") + kWeb + R"j(,
+    "ingresses": [{"namespace": "shop", "name": "moved",
+                   "annotations": {"nginx.ingress.kubernetes.io/permanent-redirect": "https://new.shop/$request_uri",
+                                   "nginx.ingress.kubernetes.io/permanent-redirect-code": "308"},
+                   "rules": [{"host": "old.shop", "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}]}]})j");
+  REQUIRE(r.errors.empty());
+  Built built(r.description.model);
+  const auto match = built.view.lookup("old.shop", "/a/b", built.patterns.get());
+  REQUIRE(match.rule != nullptr);
+  CHECK((match.host->flags & kroute::format::kRegexPaths) == 0);
+  const auto records = built.view.policies(match.rule->policies);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].kind == kroute::format::PolicyKind::kRedirect);
+  CHECK(records[0].code == 308);
+  CHECK(built.view.str(records[0].a) == "https://new.shop/$request_uri");
+}
+
+TEST_CASE("annotations: server-alias routes another name, app-root redirects the host's /") {
+  const auto r = parse_description(std::string("{") + kWeb + R"j(,
+    "ingresses": [{"namespace": "shop", "name": "front",
+                   "annotations": {"nginx.ingress.kubernetes.io/server-alias": "www.shop.com, shop.example",
+                                   "nginx.ingress.kubernetes.io/app-root": "/app"},
+                   "rules": [{"host": "shop.com", "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}]}]})j");
+  REQUIRE(r.errors.empty());
+  const auto& m = r.description.model;
+  REQUIRE(m.aliases.size() == 2);
+  CHECK(m.aliases[1].alias == "shop.example");
+  CHECK(m.aliases[1].host == "shop.com");
+  Built built(m);
+  REQUIRE(built.result.diagnostics.empty());
+  for (const std::string name : {"shop.com", "www.shop.com", "shop.example"}) {
+    CAPTURE(name);
+    const auto match = built.view.lookup(name, "/x", built.patterns.get());
+    REQUIRE(match.rule != nullptr);
+    CHECK(match.rule->policies == kroute::format::kNone);
+  }
+  const auto match = built.view.lookup("shop.com", "/", built.patterns.get());
+  REQUIRE(match.server != nullptr);
+  const auto host_records = built.view.policies(match.server->policies);
+  REQUIRE(host_records.size() == 1);
+  CHECK(host_records[0].kind == kroute::format::PolicyKind::kRedirect);
+  CHECK(host_records[0].code == 302);
+  CHECK(host_records[0].flags == kroute::policy::kOnlyRoot);
+  CHECK(built.view.str(host_records[0].a) == "$scheme://$http_host/app");
+  CHECK(built.view.lookup("other.com", "/", built.patterns.get()).rule == nullptr);
+}
+
+TEST_CASE("annotations: invalid values are errors naming the annotation; unknown names are ignored") {
+  const auto r = parse_description(std::string("{") + kWeb + R"j(,
+    "ingresses": [{"namespace": "shop", "name": "front", "sslRedirect": true,
+                   "annotations": {"nginx.ingress.kubernetes.io/permanent-redirect-code": "299",
+                                   "nginx.ingress.kubernetes.io/configuration-snippet": "return 200;",
+                                   "nginx.ingress.kubernetes.io/ssl-redirect": "false",
+                                   "nginx.ingress.kubernetes.io/no-such-annotation": "x",
+                                   "kroute.dev/use-regex": 1},
+                   "rules": [{"host": "shop.com", "paths": [{"pathType": "Prefix", "backend": "web"}]}]},
+                  {"namespace": "shop", "name": "b", "annotations": ["x"]}]})j");
+  CHECK(has_error(r, "ingresses[0].annotations[\"nginx.ingress.kubernetes.io/permanent-redirect-code\"]: "
+                     "\"299\" is not a redirect code (300-308)"));
+  CHECK(has_error(r, "ingresses[0].annotations[\"kroute.dev/use-regex\"]: must be a string"));
+  CHECK(has_error(r, "ingresses[0].sslRedirect: give it or the annotation nginx.ingress.kubernetes.io/ssl-redirect, not both"));
+  CHECK(has_error(r, "ingresses[1].annotations: must be an object of strings"));
+  CHECK(std::any_of(r.errors.begin(), r.errors.end(), [](const std::string& e) {
+    return e.starts_with("ingresses[0].annotations[\"nginx.ingress.kubernetes.io/configuration-snippet\"]: refused: ");
+  }));
+  CHECK(r.errors.size() == 5);
+}
+
+TEST_CASE("sslRedirect false is the annotation ssl-redirect \"false\"") {
+  const auto description = [](const std::string& opt_out) {
+    return parse_description(std::string("{") + kWeb + R"j(, "ingresses": [{"namespace": "shop", "name": "a", )j" + opt_out +
+                             R"j("tls": [{"hosts": ["*.shop.com"], "secretName": "t"}],
+                                "rules": [{"host": "a.shop.com", "paths": [{"pathType": "Prefix", "backend": "web"}]}]}]})j");
+  };
+  const auto redirected = description("");
+  REQUIRE(redirected.errors.empty());
+  CHECK(redirected.description.model.rules[0].policies ==
+        std::vector<kroute::PolicyRecord>{kroute::policy::https_redirect(false)});
+  for (const char* opt_out : {R"j("sslRedirect": false, )j",
+                              R"j("annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}, )j"}) {
+    CAPTURE(opt_out);
+    const auto r = description(opt_out);
+    REQUIRE(r.errors.empty());
+    CHECK(r.description.model.rules[0].policies.empty());
+  }
 }
