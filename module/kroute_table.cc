@@ -182,6 +182,7 @@ kroute::TemplateContext template_context(const kroute_template_ctx_t* c) {
   t.captures = c->captures;
   t.capture_count = c->capture_count;
   t.trim_trailing_slash = c->trim_trailing_slash != 0;
+  t.escape_path = c->escape_path != 0;
   return t;
 }
 
@@ -191,9 +192,10 @@ std::size_t kroute_template_length(kroute_str_t text, const kroute_template_ctx_
   return kroute::template_length(view_of(text), template_context(ctx));
 }
 
-unsigned char* kroute_template_expand(kroute_str_t text, const kroute_template_ctx_t* ctx, unsigned char* out) {
+unsigned char* kroute_template_expand(kroute_str_t text, const kroute_template_ctx_t* ctx, unsigned char* out,
+                                      std::size_t* query) {
   return reinterpret_cast<unsigned char*>(
-      kroute::expand_template(view_of(text), template_context(ctx), reinterpret_cast<char*>(out)));
+      kroute::expand_template(view_of(text), template_context(ctx), reinterpret_cast<char*>(out), query));
 }
 
 int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,
@@ -244,6 +246,7 @@ void kroute_table_stats(const kroute_table_t* table, kroute_table_stats_t* stats
   *stats = {};
   stats->pickups = table->reader.pickups();
   stats->rejections = table->reader.rejections();
+  stats->regex_limit_hits = table->reader.regex_limit_hits();
   const kroute::MappedSnapshot* current = table->reader.current();
   if (current == nullptr) return;
   const kroute::SnapshotView& view = current->view;

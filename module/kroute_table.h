@@ -108,6 +108,7 @@ typedef struct {
     uint64_t              endpoints;
     uint64_t              pickups;
     uint64_t              rejections;
+    uint64_t              regex_limit_hits;
 } kroute_table_stats_t;
 
 /* NULL when out of memory. */
@@ -175,13 +176,19 @@ typedef struct {
     const uint32_t       *captures;
     uint32_t              capture_count;
     unsigned              trim_trailing_slash;
+    /* percent-encode decoded values in the path part too (a Location) */
+    unsigned              escape_path;
 } kroute_template_ctx_t;
 
-/* Expanded length of a template, then the expansion (returns its end). */
+/*
+ * Expanded length of a template, then the expansion (returns its end);
+ * *query (may be NULL) gets the offset of the template's own '?', or the
+ * length when it has none.
+ */
 size_t kroute_template_length(kroute_str_t text,
     const kroute_template_ctx_t *ctx);
 unsigned char *kroute_template_expand(kroute_str_t text,
-    const kroute_template_ctx_t *ctx, unsigned char *out);
+    const kroute_template_ctx_t *ctx, unsigned char *out, size_t *query);
 
 /*
  * Balancer: picks a ready endpoint of `backend` by smooth weighted round-

@@ -49,6 +49,7 @@ typedef struct {
     ngx_atomic_t                  endpoints;
     ngx_atomic_t                  pickups;
     ngx_atomic_t                  rejections;
+    ngx_atomic_t                  regex_limit_hits;
     ngx_atomic_t                  certificates_parsed;
     ngx_atomic_t                  certificate_failures;
     ngx_atomic_t                  certificates_cached;

@@ -150,6 +150,9 @@ ngx_http_kroute_redirect_send(ngx_http_request_t *r,
     tctx.trim_trailing_slash =
         (redirect->flags & KROUTE_REDIRECT_TRIM_TRAILING_SLASH) != 0;
 
+    /* a decoded %0D%0A in $uri or a group must not end the header line */
+    tctx.escape_path = 1;
+
     text = kroute_policy_str(&ctx->route, redirect->a);
     len = kroute_template_length(text, &tctx);
 
@@ -166,7 +169,7 @@ ngx_http_kroute_redirect_send(ngx_http_request_t *r,
     location->hash = 1;
     ngx_str_set(&location->key, "Location");
     location->value.data = p;
-    location->value.len = kroute_template_expand(text, &tctx, p) - p;
+    location->value.len = kroute_template_expand(text, &tctx, p, NULL) - p;
 
     ngx_http_clear_location(r);
     r->headers_out.location = location;

@@ -67,7 +67,7 @@ static ngx_int_t
 ngx_http_kroute_rewrite_handler(ngx_http_request_t *r)
 {
     u_char                 *p, *end, *question;
-    size_t                  len;
+    size_t                  len, query;
     kroute_str_t            text;
     ngx_http_kroute_ctx_t  *ctx;
     const kroute_policy_t  *rewrite;
@@ -105,9 +105,10 @@ ngx_http_kroute_rewrite_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    end = kroute_template_expand(text, &tctx, p);
+    /* only the template's own '?' starts the arguments: one from the path is data */
 
-    question = ngx_strlchr(p, end, '?');
+    end = kroute_template_expand(text, &tctx, p, &query);
+    question = p + query < end ? p + query : NULL;
 
     if (question) {
         if (r->args.len) {

@@ -79,6 +79,11 @@ static ngx_http_kroute_worker_metric_t  ngx_http_kroute_worker_metrics[] = {
       "Snapshots refused by validation.", "counter",
       offsetof(ngx_http_kroute_worker_stats_t, rejections), 0 },
 
+    { "kroute_regex_match_limit_total",
+      "Regex path matches stopped by their work bound (a pathological "
+      "use-regex path; such a match counts as no match).", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, regex_limit_hits), 0 },
+
     { "kroute_tls_certificates_parsed_total",
       "Certificates parsed into the worker's cache (one per certificate "
       "per worker, again after eviction).", "counter",
@@ -169,6 +174,7 @@ ngx_http_kroute_publish_stats(ngx_log_t *log)
     w->endpoints = stats.endpoints;
     w->pickups = stats.pickups;
     w->rejections = stats.rejections;
+    w->regex_limit_hits = stats.regex_limit_hits;
     if (ngx_http_kroute_tls_cache) {
         kroute_tls_stats(ngx_http_kroute_tls_cache, &tls);
         w->certificates_parsed = tls.parses;
@@ -541,6 +547,7 @@ ngx_http_kroute_status_json(ngx_http_kroute_status_out_t *out,
                                           "\"backends\":%uA,\"endpoints\":%uA,"
                                           "\"pickups\":%uA,"
                                           "\"rejectedSnapshots\":%uA,"
+                                          "\"regexMatchLimitHits\":%uA,"
                                           "\"certificatesParsed\":%uA,"
                                           "\"certificateFailures\":%uA,"
                                           "\"certificatesCached\":%uA,"
@@ -548,6 +555,7 @@ ngx_http_kroute_status_json(ngx_http_kroute_status_out_t *out,
                                           w->hosts, w->routes, w->backends,
                                           w->endpoints, w->pickups,
                                           w->rejections,
+                                          w->regex_limit_hits,
                                           w->certificates_parsed,
                                           w->certificate_failures,
                                           w->certificates_cached)

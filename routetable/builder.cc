@@ -360,10 +360,12 @@ std::string check_policies(const std::vector<PolicyRecord>& records, bool captur
 }
 
 // The model's rules, then for each alias that takes effect (oldest Ingress first) a copy of every rule
-// of its host under the alias's name (kept in `names`). An alias a rule already names, or that an older
+// of its host under the alias's name (kept in `names`; `aliases_of` lists them by host, normalized). An alias a rule already names, or that an older
 // Ingress claimed, is reported and ignored.
 template <typename Report>
-std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::string>& names, Report&& report) {
+std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::string>& names,
+                                    std::unordered_map<std::string, std::vector<std::string>>& aliases_of,
+                                    Report&& report) {
   std::vector<RuleRef> refs;
   refs.reserve(model.rules.size());
   for (std::uint32_t i = 0; i < model.rules.size(); ++i) refs.push_back({&model.rules[i], i, &model.rules[i].host, false});
@@ -406,6 +408,7 @@ std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::str
     }
     auto rules = rules_of.find(host);
     if (rules == rules_of.end()) continue;
+    aliases_of[host].push_back(name);
     names.push_back(std::move(name));
     for (const std::uint32_t r : rules->second) refs.push_back({&model.rules[r], r, &names.back(), true});
   }
@@ -491,7 +494,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
 
   // The rules to build: the model's, then each alias's copies of its host's rules.
   std::deque<std::string> alias_names;
-  const std::vector<RuleRef> refs = expand_aliases(model, alias_names, report);
+  std::unordered_map<std::string, std::vector<std::string>> aliases_of;
+  const std::vector<RuleRef> refs = expand_aliases(model, alias_names, aliases_of, report);
 
   // Hosts with a regex rule match all their paths by regex: known before any path is checked.
   for (const RuleRef& ref : refs) {
@@ -593,6 +597,12 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       continue;
     }
     group.host_policies.push_back(i);
+    // An alias is the same server: it gets the host's records too (not a www redirect, which names
+    // a host without rules of its own).
+    if (policy.unless_routed) continue;
+    if (auto aliases = aliases_of.find(std::string(host)); aliases != aliases_of.end()) {
+      for (const std::string& alias : aliases->second) groups[group_of(host_key(alias))].host_policies.push_back(i);
+    }
   }
   for (HostGroup& group : groups) {
     std::sort(group.host_policies.begin(), group.host_policies.end(), [&](std::uint32_t a, std::uint32_t b) {

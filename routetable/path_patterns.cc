@@ -90,7 +90,8 @@ struct PathPatterns::Matcher {
   pcre2_match_context* context = nullptr;
 };
 
-PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache) : matcher_(std::make_unique<Matcher>()) {
+PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache)
+    : matcher_(std::make_unique<Matcher>()), limit_hits_(cache.limit_hits_) {
   by_rule_.resize(view.rules().size());
   for (const format::HostEntry& host : view.hosts()) {
     if ((host.flags & format::kRegexPaths) == 0) continue;
@@ -119,7 +120,7 @@ bool PathPatterns::match(std::uint32_t rule, std::string_view path, PathCaptures
   if (rc < 0) {
     if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
         rc == PCRE2_ERROR_JIT_STACKLIMIT)
-      ++limit_hits_;
+      ++*limit_hits_;
     return false;
   }
   if (captures != nullptr) {

@@ -39,9 +39,13 @@ class PatternCache {
   // Forgets patterns no live PathPatterns uses any more.
   void trim();
   std::size_t size() const { return patterns_.size(); }
+  // Matches that hit the work bound, in every set made from this cache (a worker's total).
+  std::uint64_t limit_hits() const { return *limit_hits_; }
 
  private:
+  friend class PathPatterns;
   std::unordered_map<std::string, std::shared_ptr<const CompiledPattern>> patterns_;
+  std::shared_ptr<std::uint64_t> limit_hits_ = std::make_shared<std::uint64_t>(0);
 };
 
 // The compiled patterns of one snapshot's regex rules, by rule index.
@@ -57,8 +61,8 @@ class PathPatterns {
   bool match(std::uint32_t rule, std::string_view path, PathCaptures* captures) const noexcept;
   std::size_t compiled() const { return compiled_; }
   std::size_t failed() const { return failed_; }
-  // Matches that hit the work bound since this set was made.
-  std::uint64_t limit_hits() const { return limit_hits_; }
+  // Matches that hit the work bound, counted in the cache this set was made from.
+  std::uint64_t limit_hits() const { return *limit_hits_; }
 
  private:
   std::vector<std::shared_ptr<const CompiledPattern>> by_rule_;
@@ -66,7 +70,7 @@ class PathPatterns {
   std::unique_ptr<Matcher> matcher_;
   std::size_t compiled_ = 0;
   std::size_t failed_ = 0;
-  mutable std::uint64_t limit_hits_ = 0;
+  std::shared_ptr<std::uint64_t> limit_hits_;
 };
 
 }  // namespace kroute

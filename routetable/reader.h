@@ -62,6 +62,8 @@ class TableReader {
   std::uint64_t pickups() const noexcept { return pickups_; }
   std::uint64_t rejections() const noexcept { return rejections_; }
   std::size_t retired() const noexcept { return retired_.size(); }
+  // Regex path matches that hit their work bound (path_patterns.h), over all snapshots.
+  std::uint64_t regex_limit_hits() const noexcept { return patterns_.limit_hits(); }
 
  private:
   static const ControlPage* map_control(const std::string& path, struct stat& st) noexcept;

@@ -14,13 +14,15 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/template.h"
+
 namespace kroute::agent {
 
 // kroute's own prefix; its annotations win over the same names under the ingress-nginx prefix.
 inline constexpr std::string_view kOwnAnnotationPrefix = "kroute.dev";
 inline constexpr std::string_view kDefaultAnnotationPrefix = "nginx.ingress.kubernetes.io";
 // A longer value is ignored with a warning (Kubernetes allows 256 KiB for all annotations together).
-inline constexpr std::size_t kMaxAnnotationValue = 4096;
+inline constexpr std::size_t kMaxAnnotationValue = kMaxTemplateLength;
 
 // What the supported annotations of one Ingress say, with ingress-nginx's defaults.
 struct IngressAnnotations {

@@ -42,7 +42,7 @@ std::string check_header_value(std::string_view value) {
   for (const unsigned char c : value) {
     if (c < 0x20 || c == 0x7f) return "must not contain control characters or line breaks";
   }
-  if (value.size() > 1024) return "is longer than 1024 characters";
+  if (value.size() > kMaxTemplateLength) return "is longer than " + std::to_string(kMaxTemplateLength) + " characters";
   return {};
 }
 

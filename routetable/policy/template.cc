@@ -75,6 +75,35 @@ std::string_view request_uri(const TemplateContext& c) {
   return uri;
 }
 
+// Values nginx decoded from the request path.
+bool decoded(const Token& t) { return !t.literal && (t.value == Value::kUri || t.value == Value::kCapture); }
+
+// What percent-encoding leaves: anything that could end a URI, a header line or start its query.
+bool needs_escape(unsigned char c, bool args) {
+  return c <= 0x20 || c >= 0x7f || c == '"' || c == '#' || c == '%' || c == '?' || c == '<' || c == '>' ||
+         c == '\\' || c == '^' || c == '`' || c == '{' || c == '|' || c == '}' || (args && (c == '&' || c == '+'));
+}
+
+std::size_t escaped_length(std::string_view value, bool args) {
+  std::size_t n = value.size();
+  for (const unsigned char c : value) n += needs_escape(c, args) ? 2 : 0;
+  return n;
+}
+
+char* copy_escaped(std::string_view value, bool args, char* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (const unsigned char c : value) {
+    if (needs_escape(c, args)) {
+      *out++ = '%';
+      *out++ = kHex[c >> 4];
+      *out++ = kHex[c & 15];
+    } else {
+      *out++ = static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 std::string_view resolve(const Token& t, const TemplateContext& c) {
   switch (t.value) {
     case Value::kScheme: return c.scheme;
@@ -119,22 +148,48 @@ std::string check_template(std::string_view text, bool captures) {
 
 std::size_t template_length(std::string_view text, const TemplateContext& context) noexcept {
   std::size_t length = 0;
+  bool args = false;
   while (!text.empty()) {
     const Token t = next_token(text);
-    length += t.literal ? t.length : resolve(t, context).size();
+    if (t.literal) {
+      length += t.length;
+      args = args || text.substr(0, t.length).find('?') != std::string_view::npos;
+    } else if (decoded(t) && (args || context.escape_path)) {
+      length += escaped_length(resolve(t, context), args);
+    } else {
+      length += resolve(t, context).size();
+    }
     text.remove_prefix(t.length);
   }
   return length;
 }
 
-char* expand_template(std::string_view text, const TemplateContext& context, char* out) noexcept {
+char* expand_template(std::string_view text, const TemplateContext& context, char* out, std::size_t* query) noexcept {
+  char* const start = out;
+  bool args = false;
   while (!text.empty()) {
     const Token t = next_token(text);
-    const std::string_view piece = t.literal ? text.substr(0, t.length) : resolve(t, context);
-    if (!piece.empty()) std::memcpy(out, piece.data(), piece.size());
-    out += piece.size();
+    if (t.literal) {
+      const std::string_view piece = text.substr(0, t.length);
+      if (!args) {
+        const std::size_t mark = piece.find('?');
+        if (mark != std::string_view::npos) {
+          args = true;
+          if (query != nullptr) *query = static_cast<std::size_t>(out - start) + mark;
+        }
+      }
+      std::memcpy(out, piece.data(), piece.size());
+      out += piece.size();
+    } else if (decoded(t) && (args || context.escape_path)) {
+      out = copy_escaped(resolve(t, context), args, out);
+    } else {
+      const std::string_view piece = resolve(t, context);
+      if (!piece.empty()) std::memcpy(out, piece.data(), piece.size());
+      out += piece.size();
+    }
     text.remove_prefix(t.length);
   }
+  if (query != nullptr && !args) *query = static_cast<std::size_t>(out - start);
   return out;
 }
 

@@ -25,14 +25,25 @@ struct TemplateContext {
   const std::uint32_t* captures = nullptr;
   std::uint32_t capture_count = 0;
   bool trim_trailing_slash = false;  // $request_uri loses one trailing '/' (ingress-nginx's redirects)
+  // Decoded values ($uri and the groups, which come from the path nginx decoded) are percent-encoded
+  // where they could end a URI or a header line: always after the template's own '?' (as nginx's
+  // rewrite escapes them in arguments), and before it too when `escape_path` (a Location header; a
+  // rewritten URI stays decoded, as nginx keeps r->uri, and the proxy encodes it).
+  bool escape_path = false;
 };
+
+// The longest a value in a record may be (a Location, a rewrite target, a header value).
+inline constexpr std::size_t kMaxTemplateLength = 4096;
 
 // "" when the template names only known values ($1..$9 only when `captures` is true); else why not.
 std::string check_template(std::string_view text, bool captures);
 
 // The expanded length, and the expansion written at `out` (which has room for that length); returns
 // the end of what was written. An unknown name (a template that was never checked) expands to nothing.
+// `query`, when given, receives the offset in the output of the template's own first '?' (where the
+// arguments start), or the output's length when it has none: a '?' that comes from a value is data.
 std::size_t template_length(std::string_view text, const TemplateContext& context) noexcept;
-char* expand_template(std::string_view text, const TemplateContext& context, char* out) noexcept;
+char* expand_template(std::string_view text, const TemplateContext& context, char* out,
+                      std::size_t* query = nullptr) noexcept;
 
 }  // namespace kroute

@@ -316,8 +316,10 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       context.captures = captures.spans;
       context.capture_count = captures.count;
       upstream_uri.resize(template_length(view.str(p.a), context));
-      expand_template(view.str(p.a), context, upstream_uri.data());
-      if (!args.empty()) upstream_uri += (upstream_uri.find('?') == std::string::npos ? "?" : "&") + std::string(args);
+      std::size_t query = 0;
+      expand_template(view.str(p.a), context, upstream_uri.data(), &query);
+      // As the module: the template's own '?' starts the arguments, the request's follow them.
+      if (!args.empty()) upstream_uri += (query < upstream_uri.size() ? "&" : "?") + std::string(args);
     }
   }
   const int status = m.backend == nullptr ? 404 : (m.backend->ready_count == 0 ? 503 : 200);

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -311,10 +312,20 @@ class Stack:
         return wait_for(f"a route for {host}{path}", found, timeout=timeout, interval=0.05)
 
     def request(self, host: str | None, path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-                body: bytes | None = None, timeout: float = 10) -> Reply:
-        """One request through nginx with this Host header (None: the address nginx listens on)."""
+                body: bytes | None = None, timeout: float = 10, tls: bool = False) -> Reply:
+        """One request through nginx with this Host header (None: the address nginx listens on); tls: over
+        HTTPS, with the Host's name as SNI and any certificate accepted."""
         assert self.nginx is not None
-        conn = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=timeout)
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                "127.0.0.1", self.nginx.tls_port, timeout=timeout, context=context)
+            sock = socket.create_connection(("127.0.0.1", self.nginx.tls_port), timeout=timeout)
+            conn.sock = context.wrap_socket(sock, server_hostname=(host or "").rsplit(":", 1)[0] or None)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.nginx.port, timeout=timeout)
         try:
             h = {"Host": host if host is not None else f"127.0.0.1:{self.nginx.port}"}
             h.update(headers or {})

@@ -120,9 +120,9 @@ def test_host_rules(rules_stack: Stack, host: str, served_by: str | None) -> Non
     reply = rules_stack.request(host, "/")
     if host == "foo.bar.com":
         # Its Ingress has TLS for it: plain HTTP gets a 308 to HTTPS, which test_host_rule_serves_tls_traffic
-        # follows.
+        # follows. As ingress-nginx's, the Location loses the request URI's one trailing slash.
         assert reply.status == 308, (reply.status, reply.body[:300])
-        assert reply.headers["location"] == "https://foo.bar.com/"
+        assert reply.headers["location"] == "https://foo.bar.com"
         return
     if served_by is None:
         assert reply.status == 404, (reply.status, reply.echo)

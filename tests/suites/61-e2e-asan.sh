@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # Suite "e2e-asan": the end-to-end tests that exercise the agent and the module most (conformance, live
-# changes under load, the agent against the API server) against the sanitizer build (make asan):
+# changes under load, the agent against the API server, the annotations' policy modules) against the
+# sanitizer build (make asan):
 # kroute-agent and kroute-table built with -fsanitize=address,undefined, the module the same way in
 # Debian's nginx (clang's runtime preloaded). Any sanitizer report fails the test in which it appeared.
 root=${KROUTE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -15,7 +16,7 @@ e2e_run_begin e2e-asan
 # where they have a control plane to themselves; the conformance tests leave Secrets behind.
 rc=0
 run_cluster_suite e2e-asan -p sanitizers \
-  test_agent.py test_conformance.py test_live.py || rc=$?
+  test_agent.py test_conformance.py test_live.py test_annotations.py || rc=$?
 e2e_run_end e2e-asan || rc=1
 check_sanitizer_reports e2e-asan || rc=1
 exit "$rc"

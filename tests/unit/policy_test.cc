@@ -76,6 +76,33 @@ TEST_CASE("templates: the fixed request values, groups, and nothing else") {
   CHECK(expand("$9literal$$", c) == "literal");
 }
 
+TEST_CASE("templates: decoded values cannot end a header line or start a query") {
+  // The path as nginx decoded it: "/a\r\nX: 1?b&c"; group 1 is all of it after the slash.
+  const std::string path = "/a\r\nX: 1?b&c";
+  const std::uint32_t spans[] = {0, static_cast<std::uint32_t>(path.size()), 1, static_cast<std::uint32_t>(path.size())};
+  TemplateContext c;
+  c.uri = path;
+  c.subject = path;
+  c.captures = spans;
+  c.capture_count = 2;
+  c.args = "q=1";
+  // A Location: encoded before and after the template's own '?'.
+  c.escape_path = true;
+  CHECK(expand("https://n.com$uri", c) == "https://n.com/a%0D%0AX:%201%3Fb&c");
+  CHECK(expand("https://n.com/x?from=$1", c) == "https://n.com/x?from=a%0D%0AX:%201%3Fb%26c");
+  // A rewritten URI stays decoded (the proxy encodes r->uri); only the template's '?' starts arguments.
+  c.escape_path = false;
+  std::size_t query = 0;
+  std::string out(template_length("/new/$1", c), '\0');
+  expand_template("/new/$1", c, out.data(), &query);
+  CHECK(out == "/new/a\r\nX: 1?b&c");
+  CHECK(query == out.size());
+  out.assign(template_length("/new?x=$1", c), '\0');
+  expand_template("/new?x=$1", c, out.data(), &query);
+  CHECK(query == 4);
+  CHECK(out.substr(query) == "?x=a%0D%0AX:%201%3Fb%26c");
+}
+
 TEST_CASE("regex paths: anchored at the start, any case, longest first, with their groups") {
   ModelBuilder m;
   m.ingress("default", "old", 100);
@@ -210,6 +237,19 @@ TEST_CASE("host aliases: the host's rules under another name, unless a rule name
   REQUIRE(messages.size() == 2);
   CHECK(messages[0].find("a rule names that host") != std::string::npos);
   CHECK(messages[1].find("already an alias of main.com") != std::string::npos);
+}
+
+TEST_CASE("host aliases get their host's host-wide records (one server, as in ingress-nginx)") {
+  ModelBuilder m;
+  m.prefix("main.com", "/", "main");
+  m.model().aliases.push_back({"alias.com", "main.com", 0});
+  m.model().host_policies.push_back({"main.com", 0, {policy::redirect(302, "$scheme://$http_host/app", policy::kOnlyRoot)}});
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  const RouteMatch alias = t.view.lookup("alias.com", "/");
+  REQUIRE(alias.server != nullptr);
+  CHECK(alias.server->policies == t.view.lookup("main.com", "/").server->policies);
+  CHECK(t.view.policies(alias.server->policies).size() == 1);
 }
 
 TEST_CASE("host-wide records: on the host, oldest first; an unless-routed one gives way to a real host") {
