@@ -198,18 +198,17 @@ TEST_CASE("annotations: server-alias routes another name, app-root redirects the
   REQUIRE(built.result.diagnostics.empty());
   for (const std::string name : {"shop.com", "www.shop.com", "shop.example"}) {
     CAPTURE(name);
-    const auto match = built.view.lookup(name, "/x", built.patterns.get());
+    const auto match = built.view.lookup(name, "/", built.patterns.get());
     REQUIRE(match.rule != nullptr);
     CHECK(match.rule->policies == kroute::format::kNone);
+    REQUIRE(match.server != nullptr);
+    const auto host_records = built.view.policies(match.server->policies);
+    REQUIRE(host_records.size() == 1);
+    CHECK(host_records[0].kind == kroute::format::PolicyKind::kRedirect);
+    CHECK(host_records[0].code == 302);
+    CHECK(host_records[0].flags == kroute::policy::kOnlyRoot);
+    CHECK(built.view.str(host_records[0].a) == "$scheme://$http_host/app");
   }
-  const auto match = built.view.lookup("shop.com", "/", built.patterns.get());
-  REQUIRE(match.server != nullptr);
-  const auto host_records = built.view.policies(match.server->policies);
-  REQUIRE(host_records.size() == 1);
-  CHECK(host_records[0].kind == kroute::format::PolicyKind::kRedirect);
-  CHECK(host_records[0].code == 302);
-  CHECK(host_records[0].flags == kroute::policy::kOnlyRoot);
-  CHECK(built.view.str(host_records[0].a) == "$scheme://$http_host/app");
   CHECK(built.view.lookup("other.com", "/", built.patterns.get()).rule == nullptr);
 }
 
