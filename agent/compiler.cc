@@ -112,7 +112,7 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
       added.type = path.type;
       added.backend = kNoBackend;
       added.regex = regex;
-      added.policies = rule_policies(ingress.annotations, path.path, has_tls_for(ingress, rule.host));
+      added.policies = rule_policies(ingress.annotations, path.path);
       part.refs.push_back(path.backend);
       if (std::find(hosts.begin(), hosts.end(), rule.host) == hosts.end()) hosts.push_back(rule.host);
     }

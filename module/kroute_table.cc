@@ -98,6 +98,28 @@ struct kroute_table_s {
   std::uint64_t random_state = 0x9e3779b97f4a7c15ULL;
 };
 
+namespace {
+
+std::string_view view_of(kroute_str_t s) { return {reinterpret_cast<const char*>(s.data), s.len}; }
+
+kroute::TemplateContext template_context(const kroute_template_ctx_t* c) {
+  kroute::TemplateContext t;
+  t.scheme = view_of(c->scheme);
+  t.host = view_of(c->host);
+  t.http_host = view_of(c->http_host);
+  t.request_uri = view_of(c->request_uri);
+  t.uri = view_of(c->uri);
+  t.args = view_of(c->args);
+  t.subject = view_of(c->subject);
+  t.captures = c->captures;
+  t.capture_count = c->capture_count;
+  t.trim_trailing_slash = c->trim_trailing_slash != 0;
+  t.escape_path = c->escape_path != 0;
+  return t;
+}
+
+}  // namespace
+
 extern "C" {
 
 kroute_table_t* kroute_table_create(const char* dir) {
@@ -165,28 +187,6 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
     route->ns = c_str(view.str(m.backend->ns));
   }
 }
-
-namespace {
-
-std::string_view view_of(kroute_str_t s) { return {reinterpret_cast<const char*>(s.data), s.len}; }
-
-kroute::TemplateContext template_context(const kroute_template_ctx_t* c) {
-  kroute::TemplateContext t;
-  t.scheme = view_of(c->scheme);
-  t.host = view_of(c->host);
-  t.http_host = view_of(c->http_host);
-  t.request_uri = view_of(c->request_uri);
-  t.uri = view_of(c->uri);
-  t.args = view_of(c->args);
-  t.subject = view_of(c->subject);
-  t.captures = c->captures;
-  t.capture_count = c->capture_count;
-  t.trim_trailing_slash = c->trim_trailing_slash != 0;
-  t.escape_path = c->escape_path != 0;
-  return t;
-}
-
-}  // namespace
 
 std::size_t kroute_template_length(kroute_str_t text, const kroute_template_ctx_t* ctx) {
   return kroute::template_length(view_of(text), template_context(ctx));

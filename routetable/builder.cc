@@ -18,6 +18,7 @@
 #include "host.h"
 #include "path_patterns.h"
 #include "policy/kinds.h"
+#include "policy/redirect.h"
 
 namespace kroute {
 
@@ -690,26 +691,54 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   for (const HostPolicy& policy : model.host_policies) policy_strings += 2 * policy.records.size();
   StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
                      2 * model.sources.size() + policy_strings);
-  // Policy sets, each distinct list of records stored once.
+  // Policy sets, each distinct list of records stored once (a copy kept per set, to compare with).
   std::vector<format::PolicySet> policy_sets;
   std::vector<format::PolicyRecord> policy_records;
-  std::vector<const std::vector<PolicyRecord>*> set_contents;
+  std::deque<std::vector<PolicyRecord>> set_contents;
   std::unordered_map<std::uint64_t, std::vector<std::uint32_t>> set_index;
-  std::deque<std::vector<PolicyRecord>> host_records;  // each host's records, gathered from its policies
   auto policy_set = [&](const std::vector<PolicyRecord>& records) -> std::uint32_t {
     if (records.empty()) return kNone;
     std::vector<std::uint32_t>& candidates = set_index[records_hash(records)];
     for (const std::uint32_t id : candidates) {
-      if (*set_contents[id] == records) return id;
+      if (set_contents[id] == records) return id;
     }
     const auto id = static_cast<std::uint32_t>(policy_sets.size());
     policy_sets.push_back({static_cast<std::uint32_t>(policy_records.size()), static_cast<std::uint32_t>(records.size())});
     for (const PolicyRecord& r : records) {
       policy_records.push_back({r.kind, r.code, r.flags, strings.add(r.a), strings.add(r.b)});
     }
-    set_contents.push_back(&records);
+    set_contents.push_back(records);
     candidates.push_back(id);
     return id;
+  };
+  // A rule's records with policy::kIfHostHasTls settled: kept without the flag when the host has a TLS
+  // entry (its own, or its one-label wildcard's), else dropped.
+  std::unordered_map<std::string_view, bool> wildcard_tls;  // wildcard suffix -> has a TLS entry
+  for (const HostGroup& group : groups) {
+    if (group.key.kind == format::HostKind::kWildcard && group.tls != kNone) wildcard_tls[group.key.name] = true;
+  }
+  std::vector<PolicyRecord> settled;
+  auto rule_set = [&](const std::vector<PolicyRecord>& records, const HostGroup& group) -> std::uint32_t {
+    const bool conditional = std::any_of(records.begin(), records.end(), [](const PolicyRecord& r) {
+      return r.kind == PolicyKind::kRedirect && (r.flags & policy::kIfHostHasTls) != 0;
+    });
+    if (!conditional) return policy_set(records);
+    std::string_view parent;
+    if (group.key.kind == format::HostKind::kExact) {
+      const std::size_t dot = group.key.name.find('.');
+      if (dot != std::string_view::npos) parent = group.key.name.substr(dot + 1);
+    }
+    const bool tls = group.tls != kNone || (!parent.empty() && wildcard_tls.count(parent) != 0);
+    settled.clear();
+    for (const PolicyRecord& r : records) {
+      if (r.kind != PolicyKind::kRedirect || (r.flags & policy::kIfHostHasTls) == 0) {
+        settled.push_back(r);
+      } else if (tls) {
+        settled.push_back(r);
+        settled.back().flags &= ~std::uint32_t{policy::kIfHostHasTls};
+      }
+    }
+    return policy_set(settled);
   };
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
@@ -769,7 +798,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     host.tls = kNone;
     host.policies = kNone;
     if (!group.host_policies.empty()) {
-      std::vector<PolicyRecord>& gathered = host_records.emplace_back();
+      std::vector<PolicyRecord> gathered;
       for (const std::uint32_t p : group.host_policies) {
         const std::vector<PolicyRecord>& records = model.host_policies[p].records;
         gathered.insert(gathered.end(), records.begin(), records.end());
@@ -810,7 +839,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       entry.declared_path = declared_path == rule.path ? entry.path : strings.add(declared_path);
       entry.backend = use_backend(declared.backend);
       entry.source = use_source(declared.source);
-      entry.policies = policy_set(declared.policies);
+      entry.policies = rule_set(declared.policies, group);
       const auto length = static_cast<std::uint32_t>(rule.path.size());
       // Patterns are not probed by length: the bounds are for hashed lookups only.
       if (!group.regex && rule.match == format::Match::kPrefix) {

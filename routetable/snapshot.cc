@@ -11,6 +11,7 @@
 #include "host.h"
 #include "path_patterns.h"
 #include "policy/kinds.h"
+#include "policy/redirect.h"
 
 namespace kroute {
 
@@ -247,8 +248,11 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(policy::kind_info(p.kind) != nullptr, "policy records", i, "unknown kind");
     check.string(p.a, "policy records", i);
     check.string(p.b, "policy records", i);
-    if (p.kind == format::PolicyKind::kRedirect)
+    if (p.kind == format::PolicyKind::kRedirect) {
       check.require(p.code >= 300 && p.code <= 308, "policy records", i, "redirect code out of range");
+      check.require((p.flags & ~(policy::kRedirectFlags & ~policy::kIfHostHasTls)) == 0, "policy records", i,
+                    "unknown redirect flags");
+    }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
   view = v;

@@ -16,7 +16,7 @@ bool tls_name_covers(const std::string& name, const std::string& host) {
 
 bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
 
-std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path, bool tls) {
+std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path) {
   std::vector<PolicyRecord> records;
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {
@@ -24,8 +24,8 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   } else if (!a.permanent_redirect.empty()) {
     records.push_back(policy::redirect(a.permanent_redirect_code, a.permanent_redirect, 0));
   }
-  if ((a.force_ssl_redirect || (a.ssl_redirect && tls)) && !path.starts_with(kNoTlsRedirectLocation)) {
-    records.push_back(policy::https_redirect(a.preserve_trailing_slash));
+  if ((a.force_ssl_redirect || a.ssl_redirect) && !path.starts_with(kNoTlsRedirectLocation)) {
+    records.push_back(policy::https_redirect(a.preserve_trailing_slash, !a.force_ssl_redirect));
   }
   if (!a.rewrite_target.empty()) records.push_back(policy::rewrite(a.rewrite_target));
   if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));

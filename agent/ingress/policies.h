@@ -24,8 +24,9 @@ bool tls_name_covers(const std::string& tls_name, const std::string& host);
 // Whether the annotations make the Ingress's paths regular expressions (use-regex or rewrite-target).
 bool regex_paths(const IngressAnnotations& annotations);
 
-// The records of one rule. `tls`: the Ingress has TLS for the rule's host.
-std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path, bool tls);
+// The records of one rule. Its https redirect (ssl-redirect) holds only if some Ingress has TLS for the
+// host, which the builder settles (policy::kIfHostHasTls).
+std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path);
 
 // The host-wide records and aliases of an Ingress whose rules name `hosts` (distinct, as written; "" for
 // host-less rules, which get none). `tls(host)`: the Ingress has TLS for that name. `source` is set as

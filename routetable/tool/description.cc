@@ -230,7 +230,7 @@ class Parser {
         for (Json::ArrayIndex p = 0; p < paths.size(); ++p) {
           if (Rule* added = path(paths[p], index(rf + ".paths", p), host, source_index)) {
             added->regex = agent::regex_paths(annotations);
-            added->policies = agent::rule_policies(annotations, added->path, has_tls(host));
+            added->policies = agent::rule_policies(annotations, added->path);
           }
         }
         if (paths.size() > 0 && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);

@@ -118,14 +118,17 @@ TEST_CASE("annotations: snippets are refused, others unsupported ignored, all re
 
 TEST_CASE("annotation policies: a rule's records in ingress-nginx's order") {
   IngressAnnotations a;
-  CHECK(rule_policies(a, "/", false).empty());
-  const auto https = policy::https_redirect(false);
-  CHECK(rule_policies(a, "/", true) == std::vector<PolicyRecord>{https});
-  CHECK(rule_policies(a, "/.well-known/acme-challenge/x", true).empty());
+  // ssl-redirect (default true): an https redirect the builder keeps only when the host has TLS.
+  const auto if_tls = policy::https_redirect(false, true);
+  CHECK((if_tls.flags & policy::kIfHostHasTls) != 0);
+  CHECK(rule_policies(a, "/") == std::vector<PolicyRecord>{if_tls});
+  CHECK(rule_policies(a, "/.well-known/acme-challenge/x").empty());
+  a.ssl_redirect = false;
+  CHECK(rule_policies(a, "/").empty());
   a.force_ssl_redirect = true;
-  CHECK(rule_policies(a, "/", false) == std::vector<PolicyRecord>{https});
+  CHECK(rule_policies(a, "/") == std::vector<PolicyRecord>{policy::https_redirect(false)});
   a.preserve_trailing_slash = true;
-  CHECK(rule_policies(a, "/", false)[0].flags == policy::kOnlyPlainHttp);
+  CHECK(rule_policies(a, "/")[0].flags == policy::kOnlyPlainHttp);
   a = {};
   a.permanent_redirect = "https://p.com";
   a.temporal_redirect = "https://t.com";
@@ -133,10 +136,10 @@ TEST_CASE("annotation policies: a rule's records in ingress-nginx's order") {
   a.rewrite_target = "/$1";
   a.upstream_vhost = "up";
   a.x_forwarded_prefix = "/x";
-  const auto records = rule_policies(a, "/", true);
+  const auto records = rule_policies(a, "/");
   REQUIRE(records.size() == 5);
   CHECK(records[0] == policy::redirect(307, "https://t.com", 0));  // temporal wins, before the https redirect
-  CHECK(records[1] == https);
+  CHECK(records[1] == if_tls);
   CHECK(records[2].kind == PolicyKind::kRewrite);
   CHECK(records[3].kind == PolicyKind::kUpstreamHost);
   CHECK(records[4].kind == PolicyKind::kForwardedPrefix);

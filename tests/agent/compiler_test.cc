@@ -16,7 +16,8 @@ using kube::EventType;
 
 namespace {
 
-// Whether plain HTTP to the rule is redirected to https:// (its ssl-redirect record).
+// Whether plain HTTP to the rule is redirected to https:// (its ssl-redirect record; the builder keeps a
+// conditional one only when the host has TLS, which the snapshot tests below check).
 bool redirects_to_https(const Rule& rule) {
   return std::any_of(rule.policies.begin(), rule.policies.end(), [](const PolicyRecord& p) {
     return p.kind == PolicyKind::kRedirect && (p.flags & policy::kOnlyPlainHttp) != 0;
@@ -258,7 +259,7 @@ TEST_CASE("certificates: kept for a valid or expired Secret (as ingress-nginx), 
   CHECK(compile(f.store, f.options).model.default_certificate.chain_pem == expired.chain_pem);
 }
 
-TEST_CASE("ssl redirect: rules of the Ingress's TLS hosts, unless an annotation says false (kroute's first)") {
+TEST_CASE("ssl redirect: rules of hosts with TLS, unless an annotation says false (kroute's first)") {
   Fixture f;
   f.options.watch_without_class = true;
   f.service("s", R"([{"port": 80}])");
@@ -280,8 +281,7 @@ TEST_CASE("ssl redirect: rules of the Ingress's TLS hosts, unless an annotation 
     return false;
   };
   CHECK(redirect("default", "a.com"));
-  CHECK(redirect("default", "x.w.com"));  // covered by the wildcard TLS host
-  CHECK_FALSE(redirect("default", "plain.com"));
+  CHECK(redirect("default", "x.w.com"));
   CHECK_FALSE(redirect("off", "a.com"));
   CHECK_FALSE(redirect("nginx-off", "a.com"));
   CHECK(redirect("kroute-wins", "a.com"));
@@ -620,4 +620,39 @@ TEST_CASE("annotations: regex paths host-wide, aliases and host records through 
   CHECK(view.policies(m.server->policies).size() == 1);  // app-root
   CHECK(has_warning(t, "regex", "AnnotationIgnored"));   // plain.com is routed by "other"
   CHECK(has_warning(t, "bad", "InvalidRule"));
+}
+
+TEST_CASE("ssl redirect: every Ingress of a host with TLS redirects, as ingress-nginx's server does") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  f.service("s", R"([{"port": 80}])");
+  f.ingress("secure", "", R"({"rules": [)" + Fixture::rule("a.com", "/", "s", "80") + "," +
+                              Fixture::rule("x.w.com", "/", "s", "80") +
+                              R"(], "tls": [{"hosts": ["a.com", "*.w.com"], "secretName": "cert"}]})");
+  // Another Ingress on the same hosts without a tls section of its own, and a host nobody has TLS for.
+  f.ingress("split", "", R"({"rules": [)" + Fixture::rule("a.com", "/api", "s", "80") + "," +
+                             Fixture::rule("y.w.com", "/", "s", "80") + "," +
+                             Fixture::rule("plain.com", "/", "s", "80") + "]}",
+            "2024-02-01T00:00:00Z");
+  f.ingress("optout", R"(, "annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "false"})",
+            R"({"rules": [)" + Fixture::rule("a.com", "/plain", "s", "80") + "]}", "2024-03-01T00:00:00Z");
+  BuildResult build;
+  f.compile_and_build(&build);
+  SnapshotView view;
+  REQUIRE(SnapshotView::open(build.bytes, view).ok);
+  const auto https = [&](const char* host, const char* path) {
+    const RouteMatch m = view.lookup(host, path);
+    REQUIRE(m.rule != nullptr);
+    const auto records = view.policies(m.rule->policies);
+    return std::any_of(records.begin(), records.end(), [](const format::PolicyRecord& p) {
+      return p.kind == PolicyKind::kRedirect && (p.flags & policy::kOnlyPlainHttp) != 0 &&
+             (p.flags & policy::kIfHostHasTls) == 0;
+    });
+  };
+  CHECK(https("a.com", "/"));
+  CHECK(https("a.com", "/api"));       // TLS from the other Ingress
+  CHECK(https("y.w.com", "/"));        // covered by the other Ingress's wildcard
+  CHECK(https("x.w.com", "/"));
+  CHECK_FALSE(https("plain.com", "/"));
+  CHECK_FALSE(https("a.com", "/plain"));  // ssl-redirect "false"
 }

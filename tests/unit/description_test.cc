@@ -100,9 +100,10 @@ TEST_CASE("rules of hosts an Ingress has TLS for redirect to HTTPS unless the In
   REQUIRE(r.errors.empty());
   const auto& rules = r.description.model.rules;
   REQUIRE(rules.size() == 3);
-  const std::vector<kroute::PolicyRecord> https{kroute::policy::https_redirect(false)};
+  // The model carries ssl-redirect's conditional record; the builder keeps it where the host has TLS.
+  const std::vector<kroute::PolicyRecord> https{kroute::policy::https_redirect(false, true)};
   CHECK(rules[0].policies == https);
-  CHECK(rules[1].policies.empty());
+  CHECK(rules[1].policies == https);
   CHECK(rules[2].policies.empty());
   const auto built = kroute::build_snapshot(r.description.model);
   kroute::SnapshotView view;
@@ -111,6 +112,7 @@ TEST_CASE("rules of hosts an Ingress has TLS for redirect to HTTPS unless the In
   REQUIRE(secure.size() == 1);
   CHECK(secure[0].kind == kroute::format::PolicyKind::kRedirect);
   CHECK(secure[0].code == 308);
+  CHECK(secure[0].flags == (kroute::policy::kOnlyPlainHttp | kroute::policy::kTrimTrailingSlash));
   CHECK(view.str(secure[0].a) == "https://$host$request_uri");
   CHECK(view.lookup("plain.com", "/").rule->policies == kroute::format::kNone);
 }
@@ -242,7 +244,7 @@ TEST_CASE("sslRedirect false is the annotation ssl-redirect \"false\"") {
   const auto redirected = description("");
   REQUIRE(redirected.errors.empty());
   CHECK(redirected.description.model.rules[0].policies ==
-        std::vector<kroute::PolicyRecord>{kroute::policy::https_redirect(false)});
+        std::vector<kroute::PolicyRecord>{kroute::policy::https_redirect(false, true)});
   for (const char* opt_out : {R"j("sslRedirect": false, )j",
                               R"j("annotations": {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}, )j"}) {
     CAPTURE(opt_out);
