@@ -99,6 +99,14 @@ TEST_CASE("annotations: values as ingress-nginx reads them, bad ones ignored wit
   r = read(R"({"nginx.ingress.kubernetes.io/x-forwarded-prefix": ")" + std::string(kMaxAnnotationValue + 1, 'a') + "\"}");
   CHECK(r.values.x_forwarded_prefix.empty());
   CHECK(has_problem(r, "InvalidAnnotation", "longer than 4096 bytes"));
+  // 1 MB (more than the API server accepts for all annotations together, so only a projection from a
+  // fuzzer or a broken client sees it): ignored the same way, and the message does not carry it.
+  r = read(R"({"nginx.ingress.kubernetes.io/permanent-redirect": "https://x.com/)" + std::string(1 << 20, 'a') +
+           R"(", "nginx.ingress.kubernetes.io/use-regex": "true"})");
+  CHECK(r.values.permanent_redirect.empty());
+  CHECK(r.values.use_regex);
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].message.size() < 200);
 }
 
 TEST_CASE("annotations: snippets are refused, others unsupported ignored, all reported for the audit") {
