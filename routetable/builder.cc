@@ -718,17 +718,26 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     if (group.key.kind == format::HostKind::kWildcard && group.tls != kNone) wildcard_tls[group.key.name] = true;
   }
   std::vector<PolicyRecord> settled;
+  // Rule after rule usually carries the same records (ssl-redirect's alone, on most): the last answer
+  // is reused without hashing again.
+  const std::vector<PolicyRecord>* last_records = nullptr;
+  bool last_tls = false;
+  std::uint32_t last_set = kNone;
   auto rule_set = [&](const std::vector<PolicyRecord>& records, const HostGroup& group) -> std::uint32_t {
+    if (records.empty()) return kNone;
     const bool conditional = std::any_of(records.begin(), records.end(), [](const PolicyRecord& r) {
       return r.kind == PolicyKind::kRedirect && (r.flags & policy::kIfHostHasTls) != 0;
     });
-    if (!conditional) return policy_set(records);
     std::string_view parent;
-    if (group.key.kind == format::HostKind::kExact) {
+    if (conditional && group.key.kind == format::HostKind::kExact) {
       const std::size_t dot = group.key.name.find('.');
       if (dot != std::string_view::npos) parent = group.key.name.substr(dot + 1);
     }
-    const bool tls = group.tls != kNone || (!parent.empty() && wildcard_tls.count(parent) != 0);
+    const bool tls = conditional && (group.tls != kNone || (!parent.empty() && wildcard_tls.count(parent) != 0));
+    if (last_records != nullptr && last_tls == tls && *last_records == records) return last_set;
+    last_records = &records;
+    last_tls = tls;
+    if (!conditional) return last_set = policy_set(records);
     settled.clear();
     for (const PolicyRecord& r : records) {
       if (r.kind != PolicyKind::kRedirect || (r.flags & policy::kIfHostHasTls) == 0) {
@@ -738,7 +747,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
         settled.back().flags &= ~std::uint32_t{policy::kIfHostHasTls};
       }
     }
-    return policy_set(settled);
+    return last_set = policy_set(settled);
   };
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
