@@ -511,6 +511,9 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   checked.reserve(refs.size());
   std::vector<std::pair<std::uint32_t, std::uint32_t>> rule_losers;  // (ref, checked index of the winner)
   HashIndex rule_index(refs.size());
+  // Rules in a row usually carry the same records: checked once (regex or not changes the check).
+  const std::vector<PolicyRecord>* checked_records = nullptr;
+  bool checked_regex = false;
   for (std::uint32_t i = 0; i < refs.size(); ++i) {
     const RuleRef& ref = refs[i];
     const Rule& rule = *ref.rule;
@@ -540,9 +543,14 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       skip(std::move(path_error));
       continue;
     }
-    if (std::string problem = check_policies(rule.policies, regex); !problem.empty()) {
-      skip(std::move(problem));
-      continue;
+    if (!rule.policies.empty() &&
+        !(checked_records != nullptr && checked_regex == regex && *checked_records == rule.policies)) {
+      if (std::string problem = check_policies(rule.policies, regex); !problem.empty()) {
+        skip(std::move(problem));
+        continue;
+      }
+      checked_records = &rule.policies;
+      checked_regex = regex;
     }
     // On a regex host the type does not change how a path matches: one pattern, one rule.
     const format::Match match =

@@ -3,6 +3,8 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
+
 #include "format.h"
 #include "snapshot.h"
 
@@ -90,8 +92,13 @@ struct PathPatterns::Matcher {
   pcre2_match_context* context = nullptr;
 };
 
-PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache)
-    : matcher_(std::make_unique<Matcher>()), limit_hits_(cache.limit_hits_) {
+PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache) : limit_hits_(cache.limit_hits_) {
+  // Most tables have no regex host: then a pickup costs one pass over the hosts, nothing more.
+  const auto hosts = view.hosts();
+  if (std::none_of(hosts.begin(), hosts.end(),
+                   [](const format::HostEntry& h) { return (h.flags & format::kRegexPaths) != 0; }))
+    return;
+  matcher_ = std::make_unique<Matcher>();
   by_rule_.resize(view.rules().size());
   for (const format::HostEntry& host : view.hosts()) {
     if ((host.flags & format::kRegexPaths) == 0) continue;
@@ -109,7 +116,8 @@ PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache)
 PathPatterns::~PathPatterns() = default;
 
 bool PathPatterns::match(std::uint32_t rule, std::string_view path, PathCaptures* captures) const noexcept {
-  if (rule >= by_rule_.size() || !by_rule_[rule] || matcher_->data == nullptr || matcher_->context == nullptr)
+  if (rule >= by_rule_.size() || !by_rule_[rule] || !matcher_ || matcher_->data == nullptr ||
+      matcher_->context == nullptr)
     return false;
   const CompiledPattern& pattern = *by_rule_[rule];
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(path.data());
