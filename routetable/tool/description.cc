@@ -207,8 +207,9 @@ class Parser {
         }
       }
     }
-    // As the agent does (compiler.cc): a rule's records from the Ingress's annotations, with ssl-redirect
-    // for hosts its spec.tls covers; host names compare in any case, as the builder stores them.
+    // As the agent does (compiler.cc): a rule's records from the Ingress's annotations (the builder
+    // settles ssl-redirect against every TLS entry); `has_tls` picks the www redirect's scheme. Host
+    // names compare in any case, as the builder stores them.
     const auto has_tls = [&](const std::string& host) {
       const std::string name = lowercase(host);
       return std::any_of(tls_names.begin(), tls_names.end(),
