@@ -301,7 +301,12 @@ class Compiler {
   void drop_unused_backends() {
     RouteModel& model = table_.model;
     std::vector<std::uint32_t> uses(model.backends.size(), 0);
-    for (const Rule& r : model.rules) ++uses[r.backend];
+    for (const Rule& r : model.rules) {
+      ++uses[r.backend];
+      for (const PolicyRecord& p : r.policies) {
+        if (p.backend != kNoRecordBackend) ++uses[p.backend];
+      }
+    }
     if (model.default_backend != kNoBackend) ++uses[model.default_backend];
     if (std::find(uses.begin(), uses.end(), 0u) == uses.end()) return;
     std::vector<std::uint32_t> renumbered(model.backends.size(), kNoBackend);
@@ -313,7 +318,12 @@ class Compiler {
       ++kept;
     }
     model.backends.resize(kept);
-    for (Rule& r : model.rules) r.backend = renumbered[r.backend];
+    for (Rule& r : model.rules) {
+      r.backend = renumbered[r.backend];
+      for (PolicyRecord& p : r.policies) {
+        if (p.backend != kNoRecordBackend) p.backend = renumbered[p.backend];
+      }
+    }
     if (model.default_backend != kNoBackend) model.default_backend = renumbered[model.default_backend];
     for (auto it = cache_.backends_.begin(); it != cache_.backends_.end();) {
       it->second.index = renumbered[it->second.index];

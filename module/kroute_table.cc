@@ -19,10 +19,20 @@
 static_assert(sizeof(kroute_policy_t) == sizeof(kroute::format::PolicyRecord));
 static_assert(offsetof(kroute_policy_t, a) == offsetof(kroute::format::PolicyRecord, a));
 static_assert(offsetof(kroute_policy_t, b) == offsetof(kroute::format::PolicyRecord, b));
+static_assert(offsetof(kroute_policy_t, backend) == offsetof(kroute::format::PolicyRecord, backend));
+static_assert(offsetof(kroute_policy_t, value) == offsetof(kroute::format::PolicyRecord, value));
 static_assert(KROUTE_POLICY_REDIRECT == static_cast<int>(kroute::format::PolicyKind::kRedirect));
 static_assert(KROUTE_POLICY_REWRITE == static_cast<int>(kroute::format::PolicyKind::kRewrite));
 static_assert(KROUTE_POLICY_UPSTREAM_HOST == static_cast<int>(kroute::format::PolicyKind::kUpstreamHost));
 static_assert(KROUTE_POLICY_FORWARDED_PREFIX == static_cast<int>(kroute::format::PolicyKind::kForwardedPrefix));
+static_assert(KROUTE_POLICY_PROXY_SETTING == static_cast<int>(kroute::format::PolicyKind::kProxySetting));
+static_assert(KROUTE_POLICY_PROTOCOL == static_cast<int>(kroute::format::PolicyKind::kProtocol));
+static_assert(KROUTE_POLICY_CANARY == static_cast<int>(kroute::format::PolicyKind::kCanary));
+static_assert(KROUTE_POLICY_AFFINITY == static_cast<int>(kroute::format::PolicyKind::kAffinity));
+static_assert(KROUTE_POLICY_BALANCE == static_cast<int>(kroute::format::PolicyKind::kBalance));
+static_assert(KROUTE_POLICY_ERROR_PAGES == static_cast<int>(kroute::format::PolicyKind::kErrorPages));
+static_assert(KROUTE_POLICY_MIRROR == static_cast<int>(kroute::format::PolicyKind::kMirror));
+static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);
@@ -186,6 +196,17 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
   } else {
     route->ns = c_str(view.str(m.backend->ns));
   }
+}
+
+int kroute_snapshot_backend(const kroute_snapshot_t* snapshot, std::uint32_t backend, kroute_backend_t* info) {
+  const kroute::SnapshotView& view = mapped(snapshot)->view;
+  const auto backends = view.backends();
+  if (backend >= backends.size()) return -1;
+  const kroute::format::BackendEntry& b = backends[backend];
+  info->ready = b.ready_count;
+  info->ns = c_str(view.str(b.ns));
+  info->service = c_str(view.str(b.service));
+  return 0;
 }
 
 std::size_t kroute_template_length(kroute_str_t text, const kroute_template_ctx_t* ctx) {

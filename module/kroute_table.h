@@ -47,6 +47,11 @@ typedef struct {
     uint16_t              kind;
     uint16_t              code;
     uint32_t              flags;
+    /* a backend index of its own (canary, error pages), or KROUTE_NO_BACKEND */
+    uint32_t              backend;
+    uint32_t              reserved;
+    /* a number the kind defines: milliseconds, bytes, a weight */
+    uint64_t              value;
     kroute_strref_t       a;
     kroute_strref_t       b;
 } kroute_policy_t;
@@ -55,6 +60,13 @@ typedef struct {
 #define KROUTE_POLICY_REWRITE           2
 #define KROUTE_POLICY_UPSTREAM_HOST     3
 #define KROUTE_POLICY_FORWARDED_PREFIX  4
+#define KROUTE_POLICY_PROXY_SETTING     5
+#define KROUTE_POLICY_PROTOCOL          6
+#define KROUTE_POLICY_CANARY            7
+#define KROUTE_POLICY_AFFINITY          8
+#define KROUTE_POLICY_BALANCE           9
+#define KROUTE_POLICY_ERROR_PAGES       10
+#define KROUTE_POLICY_MIRROR            11
 
 /* kRedirect flags (routetable/policy/redirect.h) */
 #define KROUTE_REDIRECT_ONLY_ROOT            1
@@ -90,6 +102,13 @@ typedef struct {
     kroute_str_t          ingress;
     kroute_str_t          service;
 } kroute_route_t;
+
+/* A backend of the snapshot, for records that name one (kroute_policy_t.backend). */
+typedef struct {
+    uint32_t              ready;            /* ready endpoints */
+    kroute_str_t          ns;
+    kroute_str_t          service;
+} kroute_backend_t;
 
 /* One endpoint, copied out of the snapshot. */
 typedef struct {
@@ -134,6 +153,10 @@ uint64_t kroute_snapshot_generation(const kroute_snapshot_t *snapshot);
 void kroute_snapshot_lookup(const kroute_snapshot_t *snapshot,
     const unsigned char *host, size_t host_len, const unsigned char *path,
     size_t path_len, kroute_route_t *route);
+
+/* Fills `info` and returns 0, or -1 when `backend` is out of range. */
+int kroute_snapshot_backend(const kroute_snapshot_t *snapshot,
+    uint32_t backend, kroute_backend_t *info);
 
 /* A record's string. */
 static inline kroute_str_t

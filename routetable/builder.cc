@@ -352,8 +352,11 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
   return out;
 }
 
-std::string check_policies(const std::vector<PolicyRecord>& records, bool captures) {
+// `backend_ok[i]`: the model's backend i is usable; a record naming another one is not.
+std::string check_policies(const std::vector<PolicyRecord>& records, bool captures, const std::vector<bool>& backend_ok) {
   for (const PolicyRecord& record : records) {
+    if (record.backend != kNoRecordBackend && (record.backend >= backend_ok.size() || !backend_ok[record.backend]))
+      return std::string(policy::kind_name(record.kind)) + " policy: refers to a missing or invalid backend";
     if (std::string problem = policy::check_record(record, captures); !problem.empty())
       return std::string(policy::kind_name(record.kind)) + " policy: " + problem;
   }
@@ -420,7 +423,8 @@ std::uint64_t records_hash(const std::vector<PolicyRecord>& records) {
   std::uint64_t h = records.size();
   for (const PolicyRecord& r : records) {
     h = h * 0x9e3779b97f4a7c15ULL ^ host_hash(r.a) ^ (host_hash(r.b) << 1) ^
-        (static_cast<std::uint64_t>(r.kind) << 48 | static_cast<std::uint64_t>(r.code) << 32 | r.flags);
+        (static_cast<std::uint64_t>(r.kind) << 48 | static_cast<std::uint64_t>(r.code) << 32 | r.flags) ^
+        (r.value * 0xff51afd7ed558ccdULL) ^ (static_cast<std::uint64_t>(r.backend) << 17);
   }
   return h;
 }
@@ -545,7 +549,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
     if (!rule.policies.empty() &&
         !(checked_records != nullptr && checked_regex == regex && *checked_records == rule.policies)) {
-      if (std::string problem = check_policies(rule.policies, regex); !problem.empty()) {
+      if (std::string problem = check_policies(rule.policies, regex, backends_checked.ok); !problem.empty()) {
         skip(std::move(problem));
         continue;
       }
@@ -596,7 +600,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kHostPolicy, i, std::move(error));
       continue;
     }
-    if (std::string problem = check_policies(policy.records, false); !problem.empty()) {
+    if (std::string problem = check_policies(policy.records, false, backends_checked.ok); !problem.empty()) {
       report(Item::kHostPolicy, i, std::move(problem));
       continue;
     }
@@ -699,6 +703,38 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   for (const HostPolicy& policy : model.host_policies) policy_strings += 2 * policy.records.size();
   StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
                      2 * model.sources.size() + policy_strings);
+  std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
+  std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
+  std::vector<format::BackendEntry> backends;
+  std::vector<format::EndpointEntry> endpoints;
+  std::vector<format::SourceEntry> sources;
+
+  auto use_source = [&](std::uint32_t index) {
+    if (source_map[index] == kNone) {
+      const Source& s = model.sources[index];
+      source_map[index] = static_cast<std::uint32_t>(sources.size());
+      sources.push_back({strings.add(s.ns), strings.add(s.name), s.created_unix});
+    }
+    return source_map[index];
+  };
+  auto use_backend = [&](std::uint32_t index) {
+    if (backend_map[index] != kNone) return backend_map[index];
+    const Backend& b = model.backends[index];
+    const std::vector<format::EndpointEntry>& list = backends_checked.endpoints[index];
+    format::BackendEntry entry{};
+    entry.ns = strings.add(b.ns);
+    entry.service = strings.add(b.service);
+    entry.port_name = strings.add(b.port_name);
+    entry.port = b.port;
+    entry.first_endpoint = static_cast<std::uint32_t>(endpoints.size());
+    entry.endpoint_count = static_cast<std::uint32_t>(list.size());
+    entry.ready_count = backends_checked.ready[index];
+    endpoints.insert(endpoints.end(), list.begin(), list.end());
+    backend_map[index] = static_cast<std::uint32_t>(backends.size());
+    backends.push_back(entry);
+    return backend_map[index];
+  };
+
   // Policy sets, each distinct list of records stored once (a copy kept per set, to compare with).
   std::vector<format::PolicySet> policy_sets;
   std::vector<format::PolicyRecord> policy_records;
@@ -713,7 +749,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     const auto id = static_cast<std::uint32_t>(policy_sets.size());
     policy_sets.push_back({static_cast<std::uint32_t>(policy_records.size()), static_cast<std::uint32_t>(records.size())});
     for (const PolicyRecord& r : records) {
-      policy_records.push_back({r.kind, r.code, r.flags, strings.add(r.a), strings.add(r.b)});
+      const std::uint32_t backend = r.backend == kNoRecordBackend ? kNone : use_backend(r.backend);
+      policy_records.push_back({r.kind, r.code, r.flags, backend, 0, r.value, strings.add(r.a), strings.add(r.b)});
     }
     set_contents.push_back(records);
     candidates.push_back(id);
@@ -757,38 +794,6 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
     return last_set = policy_set(settled);
   };
-  std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
-  std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
-  std::vector<format::BackendEntry> backends;
-  std::vector<format::EndpointEntry> endpoints;
-  std::vector<format::SourceEntry> sources;
-
-  auto use_source = [&](std::uint32_t index) {
-    if (source_map[index] == kNone) {
-      const Source& s = model.sources[index];
-      source_map[index] = static_cast<std::uint32_t>(sources.size());
-      sources.push_back({strings.add(s.ns), strings.add(s.name), s.created_unix});
-    }
-    return source_map[index];
-  };
-  auto use_backend = [&](std::uint32_t index) {
-    if (backend_map[index] != kNone) return backend_map[index];
-    const Backend& b = model.backends[index];
-    const std::vector<format::EndpointEntry>& list = backends_checked.endpoints[index];
-    format::BackendEntry entry{};
-    entry.ns = strings.add(b.ns);
-    entry.service = strings.add(b.service);
-    entry.port_name = strings.add(b.port_name);
-    entry.port = b.port;
-    entry.first_endpoint = static_cast<std::uint32_t>(endpoints.size());
-    entry.endpoint_count = static_cast<std::uint32_t>(list.size());
-    entry.ready_count = backends_checked.ready[index];
-    endpoints.insert(endpoints.end(), list.begin(), list.end());
-    backend_map[index] = static_cast<std::uint32_t>(backends.size());
-    backends.push_back(entry);
-    return backend_map[index];
-  };
-
   std::vector<format::HostEntry> hosts;
   std::vector<format::RuleEntry> rules;
   std::vector<format::TlsEntry> tls_entries;
@@ -923,7 +928,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   header.any_host = any_host;
   header.default_backend = default_backend;
   header.default_tls = default_tls;
-  header.flags = model.use_forwarded_headers ? format::kUseForwardedHeaders : 0;
+  header.flags = model.use_forwarded_headers ? std::uint32_t{format::kUseForwardedHeaders} : 0u;
   result.bytes = writer.finish(header);
   result.stats = {hosts.size(),         rules.size(),       backends.size(),       endpoints.size(),
                   tls_entries.size(),   policy_sets.size(), policy_records.size()};

@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 3;  // 3: policy records, host flags (regex paths)
+inline constexpr std::uint32_t kVersion = 4;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -161,12 +161,25 @@ enum class PolicyKind : std::uint16_t {
   kRewrite = 2,         // the upstream URI is template `a` (policy/rewrite.h)
   kUpstreamHost = 3,    // the Host header sent upstream is `a` (policy/headers.h)
   kForwardedPrefix = 4, // X-Forwarded-Prefix sent upstream is `a` (policy/headers.h)
+  kProxySetting = 5,    // one location-wide proxy setting (`code`) set to `value` (policy/proxy_setting.h)
+  kProtocol = 6,        // how nginx talks to the backend: HTTPS, gRPC, HTTP/1.0, upstream TLS (policy/protocol.h)
+  kCanary = 7,          // some requests go to `backend` instead, by header, cookie or weight (policy/canary.h)
+  kAffinity = 8,        // session affinity by cookie for `backend` (policy/affinity.h)
+  kBalance = 9,         // how an endpoint is chosen: round robin, EWMA, consistent hash (policy/balance.h)
+  kErrorPages = 10,     // `backend` answers some statuses, or when the rule has no endpoints (policy/error_pages.h)
+  kMirror = 11,         // a copy of each request goes to URL `a`, its answer ignored (policy/mirror.h)
 };
 
+// `backend`: for kinds that send requests to a backend of their own (a canary, an error backend), its
+// BackendEntry index; kNone otherwise. `value`: a number whose meaning the kind defines (a timeout in
+// milliseconds, a size in bytes, a weight).
 struct PolicyRecord {
   PolicyKind kind;
   std::uint16_t code;
   std::uint32_t flags;
+  std::uint32_t backend;
+  std::uint32_t reserved;
+  std::uint64_t value;
   StrRef a;
   StrRef b;
 };
@@ -185,7 +198,7 @@ static_assert(sizeof(BackendEntry) == 40);
 static_assert(sizeof(EndpointEntry) == 24);
 static_assert(sizeof(SourceEntry) == 24);
 static_assert(sizeof(TlsEntry) == 56);
-static_assert(sizeof(PolicyRecord) == 24);
+static_assert(sizeof(PolicyRecord) == 40);
 static_assert(sizeof(PolicySet) == 8);
 
 }  // namespace kroute::format

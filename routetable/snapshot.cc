@@ -248,6 +248,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(policy::kind_info(p.kind) != nullptr, "policy records", i, "unknown kind");
     check.string(p.a, "policy records", i);
     check.string(p.b, "policy records", i);
+    check.optional_index(p.backend, n_backends, "policy records", i, "backend out of range");
     if (p.kind == format::PolicyKind::kRedirect) {
       check.require(p.code >= 300 && p.code <= 308, "policy records", i, "redirect code out of range");
       check.require((p.flags & ~(policy::kRedirectFlags & ~policy::kIfHostHasTls)) == 0, "policy records", i,

@@ -9,9 +9,9 @@
 
 namespace kroute::policy {
 
-inline PolicyRecord upstream_host(std::string host) { return {PolicyKind::kUpstreamHost, 0, 0, std::move(host), {}}; }
+inline PolicyRecord upstream_host(std::string host) { return {.kind = PolicyKind::kUpstreamHost, .a = std::move(host)}; }
 inline PolicyRecord forwarded_prefix(std::string prefix) {
-  return {PolicyKind::kForwardedPrefix, 0, 0, std::move(prefix), {}};
+  return {.kind = PolicyKind::kForwardedPrefix, .a = std::move(prefix)};
 }
 
 // "" when `value` can be sent as a header value as it is (printable, no line breaks); else why not.

@@ -24,7 +24,7 @@ enum RedirectFlags : std::uint32_t {
 inline constexpr std::uint32_t kRedirectFlags = kOnlyRoot | kOnlyPlainHttp | kTrimTrailingSlash | kIfHostHasTls;
 
 inline PolicyRecord redirect(std::uint16_t code, std::string location, std::uint32_t flags) {
-  return {PolicyKind::kRedirect, code, flags, std::move(location), {}};
+  return {.kind = PolicyKind::kRedirect, .code = code, .flags = flags, .a = std::move(location)};
 }
 
 // Plain HTTP to https://, as ingress-nginx's ssl-redirect and force-ssl-redirect do: 308, the request's

@@ -10,7 +10,7 @@
 
 namespace kroute::policy {
 
-inline PolicyRecord rewrite(std::string target) { return {PolicyKind::kRewrite, 0, 0, std::move(target), {}}; }
+inline PolicyRecord rewrite(std::string target) { return {.kind = PolicyKind::kRewrite, .a = std::move(target)}; }
 
 std::string check_rewrite(const PolicyRecord& record, bool captures);
 

@@ -209,6 +209,11 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
     jp["kind"] = policy::kind_name(p.kind);
     if (p.code != 0) jp["code"] = p.code;
     if (p.flags != 0) jp["flags"] = p.flags;
+    if (p.value != 0) jp["number"] = Json::UInt64(p.value);
+    if (p.backend != format::kNone) {
+      const format::BackendEntry& b = view.backends()[p.backend];
+      jp["backend"] = std::string(view.str(b.ns)) + "/" + std::string(view.str(b.service));
+    }
     jp["value"] = std::string(view.str(p.a));
     if (p.b.length != 0) jp["value2"] = std::string(view.str(p.b));
     list.append(jp);

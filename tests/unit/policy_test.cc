@@ -279,6 +279,39 @@ TEST_CASE("host-wide records: on the host, oldest first; an unless-routed one gi
   CHECK(t.result.diagnostics[0].index == 3);
 }
 
+TEST_CASE("a record's backend and number: stored with the snapshot's index of that backend") {
+  ModelBuilder m;
+  m.backend("unused").backend("only-in-record", {{"10.0.0.9", 80}, {"10.0.0.8", 80}});
+  m.prefix("a.com", "/x", "s");
+  PolicyRecord record = policy::upstream_host("h");
+  record.backend = m.backend_index("only-in-record");
+  record.value = 5'000'000'000ULL;
+  last_rule(m).policies = {record};
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  const auto records = t.view.policies(t.view.lookup("a.com", "/x").rule->policies);
+  REQUIRE(records.size() == 1);
+  CHECK(records[0].value == 5'000'000'000ULL);
+  REQUIRE(records[0].backend < t.view.backends().size());
+  const format::BackendEntry& b = t.view.backends()[records[0].backend];
+  CHECK(t.view.str(b.service) == "only-in-record");
+  CHECK(b.ready_count == 2);
+  CHECK(t.view.backends().size() == 2);  // "unused" is not stored
+
+  // A record naming a backend the model does not have drops its rule, not the table.
+  ModelBuilder bad;
+  bad.prefix("a.com", "/x", "s");
+  record.backend = 7;
+  last_rule(bad).policies = {record};
+  bad.prefix("ok.com", "/", "s");
+  const BuiltTable built(bad.model());
+  REQUIRE(built.validation.ok);
+  REQUIRE(built.result.diagnostics.size() == 1);
+  CHECK(built.result.diagnostics[0].message.find("missing or invalid backend") != std::string::npos);
+  CHECK(built.route("a.com", "/x") == "404");
+  CHECK(built.route("ok.com", "/") == "s");
+}
+
 TEST_CASE("snapshot validation refuses records it cannot trust") {
   ModelBuilder m;
   m.prefix("a.com", "/x", "s");
@@ -299,5 +332,6 @@ TEST_CASE("snapshot validation refuses records it cannot trust") {
   mutate([](format::PolicyRecord& p, format::RuleEntry&) { p.kind = static_cast<format::PolicyKind>(99); }, "unknown kind");
   mutate([](format::PolicyRecord& p, format::RuleEntry&) { p.code = 200; }, "redirect code");
   mutate([](format::PolicyRecord& p, format::RuleEntry&) { p.a.offset = 1u << 30; }, "string outside");
+  mutate([](format::PolicyRecord& p, format::RuleEntry&) { p.backend = 5; }, "backend out of range");
   mutate([](format::PolicyRecord&, format::RuleEntry& r) { r.policies = 7; }, "policies out of range");
 }
