@@ -612,6 +612,62 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 }
 
 
+ngx_http_core_loc_conf_t *
+ngx_http_kroute_core_loc_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx)
+{
+    void                      **loc_conf;
+    ngx_http_core_loc_conf_t   *clcf;
+
+    if (ctx->loc_conf == NULL || r->loc_conf != ctx->loc_conf) {
+        loc_conf = ngx_palloc(r->pool, sizeof(void *) * ngx_http_max_module);
+        if (loc_conf == NULL) {
+            return NULL;
+        }
+
+        clcf = ngx_palloc(r->pool, sizeof(ngx_http_core_loc_conf_t));
+        if (clcf == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(loc_conf, r->loc_conf, sizeof(void *) * ngx_http_max_module);
+        ngx_memcpy(clcf, r->loc_conf[ngx_http_core_module.ctx_index],
+                   sizeof(ngx_http_core_loc_conf_t));
+
+        loc_conf[ngx_http_core_module.ctx_index] = clcf;
+        r->loc_conf = loc_conf;
+        ctx->loc_conf = loc_conf;
+    }
+
+    return r->loc_conf[ngx_http_core_module.ctx_index];
+}
+
+
+ngx_http_upstream_conf_t *
+ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx)
+{
+    ngx_http_upstream_conf_t  *conf;
+
+    if (r->upstream == NULL) {
+        return NULL;
+    }
+
+    if (r->upstream->conf != ctx->upstream_conf) {
+        conf = ngx_palloc(r->pool, sizeof(ngx_http_upstream_conf_t));
+        if (conf == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(conf, r->upstream->conf, sizeof(ngx_http_upstream_conf_t));
+        r->upstream->conf = conf;
+        ctx->upstream_conf = conf;
+    }
+
+    return r->upstream->conf;
+}
+
+
 /*
  * The last of kroute's rewrite-phase handlers (the policy modules' run
  * before it, see module/config): a request no policy answered gets 404 or

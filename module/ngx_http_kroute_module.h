@@ -116,6 +116,9 @@ typedef struct {
     uint64_t                      generation;
     ngx_int_t                     status;       /* 0: routed; else 404 or 503 */
     ngx_str_t                     path;         /* the URI looked up */
+    /* per-request copies of location-wide settings, see below */
+    void                        **loc_conf;
+    ngx_http_upstream_conf_t     *upstream_conf;
     unsigned                      rewritten:1;  /* the rewrite policy ran */
 } ngx_http_kroute_ctx_t;
 
@@ -139,6 +142,16 @@ ngx_uint_t ngx_http_kroute_https(ngx_http_request_t *r,
 void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);
 void ngx_http_kroute_poll(ngx_log_t *log);
+/*
+ * Location-wide settings a route overrides (docs/module.md): a copy for
+ * this request only, made on first use in the current location and kept
+ * until nginx switches the request to another location or upstream; NULL
+ * when out of memory. Policy modules change their fields on the copy.
+ */
+ngx_http_core_loc_conf_t *ngx_http_kroute_core_loc_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
+ngx_http_upstream_conf_t *ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_kroute_merge_srv_conf(ngx_conf_t *cf, void *parent,
