@@ -213,6 +213,11 @@ ngx_http_kroute_proxy_handler(ngx_http_request_t *r)
         return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
 
+    if (r->headers_in.content_length_n <= 0 && !r->headers_in.chunked) {
+        /* no body: nothing else to apply */
+        return NGX_DECLINED;
+    }
+
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
     /*
