@@ -10,6 +10,7 @@
 
 #include "balance.h"
 #include "path_patterns.h"
+#include "policy/proxy_setting.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
@@ -36,6 +37,31 @@ static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);
+static_assert(KROUTE_PROXY_CONNECT_TIMEOUT == static_cast<int>(kroute::policy::ProxySetting::kConnectTimeout));
+static_assert(KROUTE_PROXY_READ_TIMEOUT == static_cast<int>(kroute::policy::ProxySetting::kReadTimeout));
+static_assert(KROUTE_PROXY_SEND_TIMEOUT == static_cast<int>(kroute::policy::ProxySetting::kSendTimeout));
+static_assert(KROUTE_PROXY_NEXT_UPSTREAM == static_cast<int>(kroute::policy::ProxySetting::kNextUpstream));
+static_assert(KROUTE_PROXY_NEXT_UPSTREAM_TRIES == static_cast<int>(kroute::policy::ProxySetting::kNextUpstreamTries));
+static_assert(KROUTE_PROXY_NEXT_UPSTREAM_TIMEOUT == static_cast<int>(kroute::policy::ProxySetting::kNextUpstreamTimeout));
+static_assert(KROUTE_PROXY_BODY_SIZE == static_cast<int>(kroute::policy::ProxySetting::kBodySize));
+static_assert(KROUTE_PROXY_BODY_BUFFER_SIZE == static_cast<int>(kroute::policy::ProxySetting::kBodyBufferSize));
+static_assert(KROUTE_PROXY_BUFFERING == static_cast<int>(kroute::policy::ProxySetting::kBuffering));
+static_assert(KROUTE_PROXY_BUFFER_SIZE == static_cast<int>(kroute::policy::ProxySetting::kBufferSize));
+static_assert(KROUTE_PROXY_BUFFERS_NUMBER == static_cast<int>(kroute::policy::ProxySetting::kBuffersNumber));
+static_assert(KROUTE_PROXY_REQUEST_BUFFERING == static_cast<int>(kroute::policy::ProxySetting::kRequestBuffering));
+static_assert(KROUTE_PROXY_MAX_TEMP_FILE_SIZE == static_cast<int>(kroute::policy::ProxySetting::kMaxTempFileSize));
+static_assert(KROUTE_NEXT_ERROR == kroute::policy::kNextError);
+static_assert(KROUTE_NEXT_TIMEOUT == kroute::policy::kNextTimeout);
+static_assert(KROUTE_NEXT_INVALID_HEADER == kroute::policy::kNextInvalidHeader);
+static_assert(KROUTE_NEXT_HTTP_500 == kroute::policy::kNextHttp500);
+static_assert(KROUTE_NEXT_HTTP_502 == kroute::policy::kNextHttp502);
+static_assert(KROUTE_NEXT_HTTP_503 == kroute::policy::kNextHttp503);
+static_assert(KROUTE_NEXT_HTTP_504 == kroute::policy::kNextHttp504);
+static_assert(KROUTE_NEXT_HTTP_403 == kroute::policy::kNextHttp403);
+static_assert(KROUTE_NEXT_HTTP_404 == kroute::policy::kNextHttp404);
+static_assert(KROUTE_NEXT_HTTP_429 == kroute::policy::kNextHttp429);
+static_assert(KROUTE_NEXT_NON_IDEMPOTENT == kroute::policy::kNextNonIdempotent);
+static_assert(KROUTE_NEXT_OFF == kroute::policy::kNextOff);
 static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {

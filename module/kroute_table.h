@@ -73,6 +73,34 @@ typedef struct {
 #define KROUTE_REDIRECT_ONLY_PLAIN_HTTP      2
 #define KROUTE_REDIRECT_TRIM_TRAILING_SLASH  4
 
+/* kProxySetting codes and proxy-next-upstream bits (routetable/policy/proxy_setting.h) */
+#define KROUTE_PROXY_CONNECT_TIMEOUT        1
+#define KROUTE_PROXY_READ_TIMEOUT           2
+#define KROUTE_PROXY_SEND_TIMEOUT           3
+#define KROUTE_PROXY_NEXT_UPSTREAM          4
+#define KROUTE_PROXY_NEXT_UPSTREAM_TRIES    5
+#define KROUTE_PROXY_NEXT_UPSTREAM_TIMEOUT  6
+#define KROUTE_PROXY_BODY_SIZE              7
+#define KROUTE_PROXY_BODY_BUFFER_SIZE       8
+#define KROUTE_PROXY_BUFFERING              9
+#define KROUTE_PROXY_BUFFER_SIZE            10
+#define KROUTE_PROXY_BUFFERS_NUMBER         11
+#define KROUTE_PROXY_REQUEST_BUFFERING      12
+#define KROUTE_PROXY_MAX_TEMP_FILE_SIZE     13
+
+#define KROUTE_NEXT_ERROR           0x0001
+#define KROUTE_NEXT_TIMEOUT         0x0002
+#define KROUTE_NEXT_INVALID_HEADER  0x0004
+#define KROUTE_NEXT_HTTP_500        0x0008
+#define KROUTE_NEXT_HTTP_502        0x0010
+#define KROUTE_NEXT_HTTP_503        0x0020
+#define KROUTE_NEXT_HTTP_504        0x0040
+#define KROUTE_NEXT_HTTP_403        0x0080
+#define KROUTE_NEXT_HTTP_404        0x0100
+#define KROUTE_NEXT_HTTP_429        0x0200
+#define KROUTE_NEXT_NON_IDEMPOTENT  0x0400
+#define KROUTE_NEXT_OFF             0x0800
+
 /* $0..$9 of a regex path: (start, end) offsets into the path looked up */
 #define KROUTE_MAX_CAPTURES  10
 

@@ -7,6 +7,7 @@
  * (ngx_http_kroute_status.c), the TLS certificate callback
  * (ngx_http_kroute_ssl.c) and one module per kind of policy record
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
+ * ngx_http_kroute_proxy_module.c,
  * ngx_http_kroute_headers_module.c).
  */
 
@@ -151,6 +152,13 @@ void ngx_http_kroute_poll(ngx_log_t *log);
 ngx_http_core_loc_conf_t *ngx_http_kroute_core_loc_conf(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 ngx_http_upstream_conf_t *ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
+
+/*
+ * The route's upstream settings (kProxySetting records: timeouts,
+ * proxy-next-upstream, buffers), applied by the balancer's init_peer.
+ */
+ngx_int_t ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

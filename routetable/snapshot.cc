@@ -11,6 +11,7 @@
 #include "host.h"
 #include "path_patterns.h"
 #include "policy/kinds.h"
+#include "policy/proxy_setting.h"
 #include "policy/redirect.h"
 
 namespace kroute {
@@ -253,6 +254,10 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
       check.require(p.code >= 300 && p.code <= 308, "policy records", i, "redirect code out of range");
       check.require((p.flags & ~(policy::kRedirectFlags & ~policy::kIfHostHasTls)) == 0, "policy records", i,
                     "unknown redirect flags");
+    }
+    if (p.kind == format::PolicyKind::kProxySetting) {
+      check.require(policy::proxy_setting_problem(p.code, p.value).empty(), "policy records", i,
+                    "proxy setting out of range");
     }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);

@@ -11,8 +11,9 @@ packages=(
   libcurl4-openssl-dev libjsoncpp-dev libfmt-dev libxxhash-dev
   doctest-dev libcli11-dev libcpp-httplib-dev libbenchmark-dev libyaml-cpp-dev
   # commands the scripts, tests and benchmarks run (llvm-14: llvm-symbolizer for sanitizer reports;
-  # ca-certificates: curl and go reach the Go module proxy over https; git: the revision benchmarks record)
-  curl ca-certificates openssl iproute2 procps mount e2fsprogs strace wrk git llvm-14 debootstrap
+  # ca-certificates: curl and go reach the Go module proxy over https; git: the revision benchmarks record;
+  # nftables: a test pod that drops SYNs, for proxy-connect-timeout)
+  curl ca-certificates openssl iproute2 procps mount e2fsprogs strace wrk git llvm-14 debootstrap nftables
   # /usr/bin/python3 and the modules the tests, demo and benchmark report import
   python3 python3-pytest python3-websocket python3-yaml python3-matplotlib
 )

@@ -1,6 +1,7 @@
 #include "annotations.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "host.h"
 #include "policy/template.h"
@@ -114,6 +115,57 @@ std::string upstream_host(std::string_view v, std::string& out) {
   return {};
 }
 
+// A proxy-* value read by `parse` (policy/proxy_setting.h), then checked against the setting's range.
+template <typename Parse>
+std::string proxy_value(std::string_view v, policy::ProxySetting setting, std::string_view syntax, Parse parse,
+                        std::uint64_t& out) {
+  const auto value = parse(v);
+  if (!value) return "\"" + printable(v, 64) + "\" is not " + std::string(syntax);
+  if (std::string problem = policy::proxy_setting_problem(static_cast<std::uint16_t>(setting), *value);
+      !problem.empty())
+    return problem;
+  out = *value;
+  return {};
+}
+
+// ingress-nginx's timeouts: whole seconds.
+std::string seconds(std::string_view v, policy::ProxySetting setting, std::uint64_t& out) {
+  return proxy_value(v, setting, "a number of seconds", policy::parse_seconds, out);
+}
+
+std::string count(std::string_view v, policy::ProxySetting setting, std::uint64_t& out) {
+  return proxy_value(v, setting, "a whole number", policy::parse_count, out);
+}
+
+// nginx's sizes: 512, 8k, 1m (and 1g for proxy-body-size, an offset in nginx).
+std::string size(std::string_view v, policy::ProxySetting setting, std::uint64_t& out) {
+  const bool gigabytes = setting == policy::ProxySetting::kBodySize;
+  return proxy_value(v, setting, gigabytes ? "a size (bytes, or with k, m or g)" : "a size (bytes, or with k or m)",
+                     [gigabytes](std::string_view text) { return policy::parse_size(text, gigabytes); }, out);
+}
+
+// "on" or "off", as ingress-nginx's buffering annotations take them.
+std::string on_off(std::string_view v, policy::ProxySetting setting, std::uint64_t& out) {
+  return proxy_value(v, setting, "on or off", [](std::string_view text) -> std::optional<std::uint64_t> {
+    if (text == "on") return 1;
+    if (text == "off") return 0;
+    return std::nullopt;
+  }, out);
+}
+
+std::string next_upstream(std::string_view v, std::uint64_t& out) {
+  return proxy_value(v, policy::ProxySetting::kNextUpstream,
+                     "a list of error, timeout, invalid_header, http_500, http_502, http_503, http_504, http_403, "
+                     "http_404, http_429, non_idempotent, or off alone",
+                     [](std::string_view text) -> std::optional<std::uint64_t> {
+                       const auto bits = policy::parse_next_upstream(text);
+                       if (!bits) return std::nullopt;
+                       return *bits;
+                     }, out);
+}
+
+using P = policy::ProxySetting;
+
 constexpr std::string_view kIssue18 = "issue 18 (traffic annotations)";
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
@@ -169,7 +221,8 @@ const AnnotationSpec kSpecs[] = {
     PLANNED("canary-by-cookie", kIssue18),
     PLANNED("canary-weight", kIssue18),
     PLANNED("canary-weight-total", kIssue18),
-    PLANNED("client-body-buffer-size", kIssue18),
+    SUPPORTED("client-body-buffer-size", "nginx size (8k, 1m); bodies larger than this go to a temporary file",
+              { return size(v, P::kBodyBufferSize, a.client_body_buffer_size); }),
     SNIPPET("configuration-snippet"),
     PLANNED("custom-http-errors", kIssue18),
     PLANNED("disable-proxy-intercept-errors", kIssue18),
@@ -213,16 +266,28 @@ const AnnotationSpec kSpecs[] = {
               { return redirect_code(v, a.temporal_redirect_code); }),
     SUPPORTED("preserve-trailing-slash", "the https:// redirect keeps a trailing slash",
               { return boolean(v, a.preserve_trailing_slash); }),
-    PLANNED("proxy-body-size", kIssue18),
+    SUPPORTED("proxy-body-size",
+              "nginx size (1m, 512k, 1g; 0: no limit; default 1m): a larger body gets 413, with Content-Length "
+              "or chunked, HTTP/1.1 and HTTP/2",
+              { return size(v, P::kBodySize, a.proxy_body_size); }),
     NOT_YET("proxy-cookie-domain", "not scheduled"),
     NOT_YET("proxy-cookie-path", "not scheduled"),
-    PLANNED("proxy-connect-timeout", kIssue18),
-    PLANNED("proxy-send-timeout", kIssue18),
-    PLANNED("proxy-read-timeout", kIssue18),
-    PLANNED("proxy-next-upstream", kIssue18),
-    PLANNED("proxy-next-upstream-timeout", kIssue18),
-    PLANNED("proxy-next-upstream-tries", kIssue18),
-    PLANNED("proxy-request-buffering", kIssue18),
+    SUPPORTED("proxy-connect-timeout", "seconds (default 5)",
+              { return seconds(v, P::kConnectTimeout, a.proxy_connect_timeout_ms); }),
+    SUPPORTED("proxy-send-timeout", "seconds (default 60)",
+              { return seconds(v, P::kSendTimeout, a.proxy_send_timeout_ms); }),
+    SUPPORTED("proxy-read-timeout", "seconds (default 60); a backend silent for longer gets the request 504",
+              { return seconds(v, P::kReadTimeout, a.proxy_read_timeout_ms); }),
+    SUPPORTED("proxy-next-upstream",
+              "when to try another endpoint: error timeout invalid_header http_500 http_502 http_503 http_504 "
+              "http_403 http_404 http_429 non_idempotent, or off (default \"error timeout\")",
+              { return next_upstream(v, a.proxy_next_upstream); }),
+    SUPPORTED("proxy-next-upstream-timeout", "seconds (default 0: no limit) for trying further endpoints",
+              { return seconds(v, P::kNextUpstreamTimeout, a.proxy_next_upstream_timeout_ms); }),
+    SUPPORTED("proxy-next-upstream-tries", "endpoints tried at most (default 3; 0: no limit)",
+              { return count(v, P::kNextUpstreamTries, a.proxy_next_upstream_tries); }),
+    SUPPORTED("proxy-request-buffering", "on (default) or off: the body is sent to the backend as it arrives",
+              { return on_off(v, P::kRequestBuffering, a.proxy_request_buffering); }),
     NOT_YET("proxy-redirect-from", "not scheduled"),
     NOT_YET("proxy-redirect-to", "not scheduled"),
     PLANNED("proxy-http-version", kIssue18),
@@ -268,10 +333,14 @@ const AnnotationSpec kSpecs[] = {
     SUPPORTED("upstream-vhost", "the Host header sent upstream (a host name and optional port, no variables)",
               { return upstream_host(v, a.upstream_vhost); }),
     PLANNED("whitelist-source-range", kIssue19),
-    PLANNED("proxy-buffering", kIssue18),
-    PLANNED("proxy-buffers-number", kIssue18),
-    PLANNED("proxy-buffer-size", kIssue18),
-    PLANNED("proxy-max-temp-file-size", kIssue18),
+    SUPPORTED("proxy-buffering", "off (default, as ingress-nginx) or on: buffer the backend's response",
+              { return on_off(v, P::kBuffering, a.proxy_buffering); }),
+    SUPPORTED("proxy-buffers-number", "2-1024 (default 4)",
+              { return count(v, P::kBuffersNumber, a.proxy_buffers_number); }),
+    SUPPORTED("proxy-buffer-size", "nginx size (default 4k): the response header buffer and each of the buffers",
+              { return size(v, P::kBufferSize, a.proxy_buffer_size); }),
+    SUPPORTED("proxy-max-temp-file-size", "nginx size (default 1024m; 0: no temporary files)",
+              { return size(v, P::kMaxTempFileSize, a.proxy_max_temp_file_size); }),
     NOT_YET("ssl-ciphers", "per-host TLS settings are not scheduled; set ciphers for all hosts in nginx.conf"),
     NOT_YET("ssl-prefer-server-ciphers", "per-host TLS settings are not scheduled"),
     NOT_YET("connection-proxy-header", "not scheduled"),

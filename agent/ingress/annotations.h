@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/proxy_setting.h"
 #include "policy/template.h"
 
 namespace kroute::agent {
@@ -40,6 +41,22 @@ struct IngressAnnotations {
   std::vector<std::string> server_alias;
   std::string x_forwarded_prefix;
   std::string upstream_vhost;
+  // The proxy-* settings in the units of their records (policy/proxy_setting.h): milliseconds, bytes,
+  // counts. The defaults are ingress-nginx's, which nginx.conf sets too; a rule gets a record only for a
+  // setting that differs.
+  std::uint64_t proxy_connect_timeout_ms = 5'000;
+  std::uint64_t proxy_read_timeout_ms = 60'000;
+  std::uint64_t proxy_send_timeout_ms = 60'000;
+  std::uint64_t proxy_next_upstream = policy::kNextError | policy::kNextTimeout;
+  std::uint64_t proxy_next_upstream_tries = 3;
+  std::uint64_t proxy_next_upstream_timeout_ms = 0;
+  std::uint64_t proxy_body_size = 1u << 20;
+  std::uint64_t client_body_buffer_size = 8u << 10;
+  std::uint64_t proxy_buffering = 0;
+  std::uint64_t proxy_buffer_size = 4u << 10;
+  std::uint64_t proxy_buffers_number = 4;
+  std::uint64_t proxy_request_buffering = 1;
+  std::uint64_t proxy_max_temp_file_size = 1024u << 20;
   bool operator==(const IngressAnnotations&) const = default;
 };
 

@@ -1,8 +1,11 @@
 #include "ingress/policies.h"
 
 #include "policy/headers.h"
+#include "policy/proxy_setting.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
+
+#include <utility>
 
 namespace kroute::agent {
 
@@ -15,6 +18,35 @@ bool tls_name_covers(const std::string& name, const std::string& host) {
 }
 
 bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
+
+namespace {
+
+// One kProxySetting record per setting the annotations change from ingress-nginx's default (which
+// nginx.conf sets), so a rule without them costs the module nothing.
+void proxy_settings(const IngressAnnotations& a, std::vector<PolicyRecord>& records) {
+  using P = policy::ProxySetting;
+  static const IngressAnnotations defaults;
+  const std::pair<P, std::uint64_t IngressAnnotations::*> settings[] = {
+      {P::kConnectTimeout, &IngressAnnotations::proxy_connect_timeout_ms},
+      {P::kReadTimeout, &IngressAnnotations::proxy_read_timeout_ms},
+      {P::kSendTimeout, &IngressAnnotations::proxy_send_timeout_ms},
+      {P::kNextUpstream, &IngressAnnotations::proxy_next_upstream},
+      {P::kNextUpstreamTries, &IngressAnnotations::proxy_next_upstream_tries},
+      {P::kNextUpstreamTimeout, &IngressAnnotations::proxy_next_upstream_timeout_ms},
+      {P::kBodySize, &IngressAnnotations::proxy_body_size},
+      {P::kBodyBufferSize, &IngressAnnotations::client_body_buffer_size},
+      {P::kBuffering, &IngressAnnotations::proxy_buffering},
+      {P::kBufferSize, &IngressAnnotations::proxy_buffer_size},
+      {P::kBuffersNumber, &IngressAnnotations::proxy_buffers_number},
+      {P::kRequestBuffering, &IngressAnnotations::proxy_request_buffering},
+      {P::kMaxTempFileSize, &IngressAnnotations::proxy_max_temp_file_size},
+  };
+  for (const auto& [setting, field] : settings) {
+    if (a.*field != defaults.*field) records.push_back(policy::proxy_setting(setting, a.*field));
+  }
+}
+
+}  // namespace
 
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path) {
   std::vector<PolicyRecord> records;
@@ -30,6 +62,7 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   if (!a.rewrite_target.empty()) records.push_back(policy::rewrite(a.rewrite_target));
   if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));
   if (!a.x_forwarded_prefix.empty()) records.push_back(policy::forwarded_prefix(a.x_forwarded_prefix));
+  proxy_settings(a, records);
   return records;
 }
 

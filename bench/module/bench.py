@@ -51,8 +51,34 @@ PROXY_SETTINGS = """
             proxy_set_header X-Forwarded-Port $server_port;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Request-ID $kroute_request_id;
+            proxy_buffer_size 4k;
+            proxy_buffers 4 4k;{limits}"""
+
+# nginx.conf's defaults of what a route's proxy-* annotations may override.
+PROXY_DEFAULTS = """
             proxy_next_upstream error timeout;
             proxy_next_upstream_tries 3;
+            proxy_buffering off;
+            client_body_buffer_size 8k;
+            client_max_body_size 1m;
+"""
+
+# The proxy rows: every host's rule overrides timeouts, retries, body limits and buffering with
+# annotations; the static side writes the same values as directives in the host's location.
+PROXY_ANNOTATIONS = {
+    "proxy-connect-timeout": "3", "proxy-read-timeout": "30", "proxy-send-timeout": "30",
+    "proxy-next-upstream": "error timeout http_502", "proxy-next-upstream-tries": "2",
+    "proxy-body-size": "8m", "client-body-buffer-size": "16k", "proxy-buffering": "on",
+}
+PROXY_DIRECTIVES = """
+            proxy_connect_timeout 3s;
+            proxy_read_timeout 30s;
+            proxy_send_timeout 30s;
+            proxy_next_upstream error timeout http_502;
+            proxy_next_upstream_tries 2;
+            client_max_body_size 8m;
+            client_body_buffer_size 16k;
+            proxy_buffering on;
 """
 
 # The static side's own maps; $kroute_host stands in for what $kroute_upstream_host is without upstream-vhost.
@@ -196,9 +222,9 @@ def module_config(workdir, build, table_dir, port, cpu):
     return text
 
 
-def proxy_settings(upstream_host="$kroute_host", forwarded_prefix=None):
+def proxy_settings(upstream_host="$kroute_host", forwarded_prefix=None, limits=PROXY_DEFAULTS):
     prefix = f"\n            proxy_set_header X-Forwarded-Prefix {forwarded_prefix};" if forwarded_prefix else ""
-    return PROXY_SETTINGS.format(upstream_host=upstream_host, forwarded_prefix=prefix)
+    return PROXY_SETTINGS.format(upstream_host=upstream_host, forwarded_prefix=prefix, limits=limits)
 
 
 def plain_server(i, port):
@@ -207,6 +233,16 @@ def plain_server(i, port):
         server_name {host(i)};
         location / {{
             proxy_pass http://service-{i % SERVICES};{proxy_settings()}        }}
+    }}"""
+
+
+def proxy_server(i, port):
+    """The proxy row's host i: plain_server's location with the route's values instead of the defaults."""
+    return f"""    server {{
+        listen 127.0.0.1:{port}{" default_server reuseport" if i == 0 else ""};
+        server_name {host(i)};
+        location / {{
+            proxy_pass http://service-{i % SERVICES};{proxy_settings(limits=PROXY_DIRECTIVES)}        }}
     }}"""
 
 
@@ -234,7 +270,7 @@ def static_config(workdir, row, hosts, pod_ports, port, cpu):
         keepalive_requests 10000;
         keepalive_timeout 60s;
     }}""")
-    server = annotations_server if row == "annotations" else plain_server
+    server = {"annotations": annotations_server, "proxy": proxy_server}.get(row, plain_server)
     servers = [server(i, port) for i in range(hosts)]
     # pcre_jit as ingress-nginx's nginx.conf has it (the module's regex paths are JIT compiled too).
     return common_head(workdir, cpu) + f"""
@@ -262,9 +298,13 @@ def table_description(row, hosts, pod_ports):
                 **({"annotations": annotations} if annotations else {}),
                 "rules": [{"host": host(i), "paths": [{"path": path, "pathType": path_type,
                                                        "backend": f"service-{i % SERVICES}"}]}]}
+    prefix = "nginx.ingress.kubernetes.io/"
     if row == "plain":
         return {"backends": backends, "ingresses": [ingress(f"ingress-{i}", i, "/", "Prefix") for i in range(hosts)]}
-    prefix = "nginx.ingress.kubernetes.io/"
+    if row == "proxy":
+        annotations = {prefix + k: v for k, v in PROXY_ANNOTATIONS.items()}
+        return {"backends": backends,
+                "ingresses": [ingress(f"ingress-{i}", i, "/", "Prefix", annotations) for i in range(hosts)]}
     ingresses = []
     for i in range(hosts):
         ingresses.append(ingress(f"api-{i}", i, API_PATH, "ImplementationSpecific", {
@@ -376,6 +416,8 @@ def main():
     parser.add_argument("--build", default=str(ROOT / "build"))
     parser.add_argument("--sizes", default="10,10000", help="hosts of the plain rows")
     parser.add_argument("--annotation-sizes", default="10,1000", help="hosts of the annotations rows ('' for none)")
+    parser.add_argument("--proxy-sizes", default="10,1000",
+                        help="hosts of the proxy rows (timeout/body-size overrides; '' for none)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
@@ -396,7 +438,8 @@ def main():
     results = []
     running = []
     try:
-        scripts = {"plain": workdir / "plain.lua", "annotations": workdir / "annotations.lua"}
+        scripts = {"plain": workdir / "plain.lua", "annotations": workdir / "annotations.lua",
+                   "proxy": workdir / "plain.lua"}
         scripts["plain"].write_text(WRK_SCRIPT)
         scripts["annotations"].write_text(ANNOTATIONS_WRK_SCRIPT)
         pod_ports = [free_port() for _ in range(PODS)]
@@ -404,7 +447,8 @@ def main():
         running.append(backend)
         backend.start(pod_ports[0])
         rows = [("plain", int(s)) for s in args.sizes.split(",") if s] + \
-               [("annotations", int(s)) for s in args.annotation_sizes.split(",") if s]
+               [("annotations", int(s)) for s in args.annotation_sizes.split(",") if s] + \
+               [("proxy", int(s)) for s in args.proxy_sizes.split(",") if s]
         for row, hosts in rows:
             script = scripts[row]
             table_dir = workdir / f"table-{row}-{hosts}"
@@ -481,7 +525,9 @@ def main():
         "`rewrite ... break` and `return 301` (and `pcre_jit on`, as ingress-nginx). Its requests: 8 in 10 "
         "proxied through the rewrite (half to the alias), 1 permanent redirect, 1 app-root redirect; both proxies "
         "answered probe requests identically (status, Location, upstream URI, Host, X-Forwarded-Prefix) before "
-        "the rounds.",
+        "the rounds. *proxy* overrides on every host's rule, by annotations, the connect/read/send timeouts, "
+        "proxy-next-upstream and its tries, proxy-body-size, client-body-buffer-size and proxy-buffering (target: "
+        "throughput ratio >= 0.95); the static side sets the same values with directives in the host's location.",
         "",
         "| row | hosts | module req/s | static req/s | throughput ratio | module p99 | static p99 | p99 ratio "
         "| proxy CPU/request module | static | ratio |",

@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "headers.h"
+#include "proxy_setting.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "template.h"
@@ -16,6 +17,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kRewrite, "rewrite", check_rewrite},
     {PolicyKind::kUpstreamHost, "upstream-host", check_upstream_host},
     {PolicyKind::kForwardedPrefix, "forwarded-prefix", check_forwarded_prefix},
+    {PolicyKind::kProxySetting, "proxy-setting", check_proxy_setting},
 };
 
 }  // namespace

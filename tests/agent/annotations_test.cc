@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "ingress/annotations.h"
 #include "ingress/policies.h"
@@ -181,4 +183,62 @@ TEST_CASE("annotation policies: app-root and www redirects per host, aliases") {
   REQUIRE(aliases.size() == 1);
   CHECK(aliases[0].alias == "alias.com");
   CHECK(aliases[0].host == "www.bar.com");
+}
+
+TEST_CASE("proxy annotations: ingress-nginx's syntax and defaults, bad values keep the default") {
+  using policy::ProxySetting;
+  auto r = read(R"({"nginx.ingress.kubernetes.io/proxy-connect-timeout": "3",
+                    "nginx.ingress.kubernetes.io/proxy-read-timeout": "120",
+                    "nginx.ingress.kubernetes.io/proxy-send-timeout": "30",
+                    "nginx.ingress.kubernetes.io/proxy-next-upstream": "error timeout http_502 non_idempotent",
+                    "nginx.ingress.kubernetes.io/proxy-next-upstream-tries": "0",
+                    "nginx.ingress.kubernetes.io/proxy-next-upstream-timeout": "10",
+                    "nginx.ingress.kubernetes.io/proxy-body-size": "8m",
+                    "nginx.ingress.kubernetes.io/client-body-buffer-size": "16k",
+                    "nginx.ingress.kubernetes.io/proxy-buffering": "on",
+                    "nginx.ingress.kubernetes.io/proxy-buffer-size": "8k",
+                    "nginx.ingress.kubernetes.io/proxy-buffers-number": "8",
+                    "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+                    "nginx.ingress.kubernetes.io/proxy-max-temp-file-size": "0"})");
+  CHECK(r.problems.empty());
+  CHECK(r.values.proxy_connect_timeout_ms == 3000);
+  CHECK(r.values.proxy_read_timeout_ms == 120000);
+  CHECK(r.values.proxy_send_timeout_ms == 30000);
+  CHECK(r.values.proxy_next_upstream ==
+        (policy::kNextError | policy::kNextTimeout | policy::kNextHttp502 | policy::kNextNonIdempotent));
+  CHECK(r.values.proxy_next_upstream_tries == 0);
+  CHECK(r.values.proxy_next_upstream_timeout_ms == 10000);
+  CHECK(r.values.proxy_body_size == 8u << 20);
+  CHECK(r.values.client_body_buffer_size == 16u << 10);
+  CHECK(r.values.proxy_buffering == 1);
+  CHECK(r.values.proxy_buffer_size == 8u << 10);
+  CHECK(r.values.proxy_buffers_number == 8);
+  CHECK(r.values.proxy_request_buffering == 0);
+  CHECK(r.values.proxy_max_temp_file_size == 0);
+  const auto records = rule_policies(r.values, "/");
+  CHECK(std::count_if(records.begin(), records.end(),
+                      [](const PolicyRecord& p) { return p.kind == PolicyKind::kProxySetting; }) == 13);
+  CHECK(std::find(records.begin(), records.end(), policy::proxy_setting(ProxySetting::kBodySize, 8u << 20)) !=
+        records.end());
+
+  // ingress-nginx's defaults make no record; a value equal to the default neither
+  IngressAnnotations defaults;
+  CHECK(defaults.proxy_body_size == 1u << 20);
+  CHECK(defaults.proxy_buffering == 0);
+  r = read(R"({"nginx.ingress.kubernetes.io/proxy-read-timeout": "60", "nginx.ingress.kubernetes.io/proxy-body-size": "1m"})");
+  CHECK(r.problems.empty());
+  CHECK(r.values == defaults);
+  r = read(R"({"nginx.ingress.kubernetes.io/proxy-body-size": "0"})");
+  CHECK(rule_policies(r.values, "/") ==
+        std::vector<PolicyRecord>{policy::https_redirect(false, true), policy::proxy_setting(ProxySetting::kBodySize, 0)});
+
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"proxy-read-timeout", "-5"}, {"proxy-read-timeout", "5s"}, {"proxy-connect-timeout", "0"},
+           {"proxy-body-size", "10x"}, {"proxy-body-size", "1b"}, {"client-body-buffer-size", "1g"},
+           {"proxy-buffers-number", "1"}, {"proxy-buffering", "On"}, {"proxy-next-upstream", "error off"},
+           {"proxy-next-upstream", "bogus"}, {"proxy-next-upstream-tries", "1001"}, {"proxy-buffer-size", "0"}}) {
+    r = read("{\"nginx.ingress.kubernetes.io/" + name + "\": \"" + value + "\"}");
+    CHECK_MESSAGE(r.values == defaults, name << "=" << value);
+    CHECK_MESSAGE(has_problem(r, "InvalidAnnotation", name + " is ignored"), name << "=" << value);
+  }
 }

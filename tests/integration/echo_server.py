@@ -13,6 +13,8 @@ import socketserver
 import struct
 import sys
 import threading
+import time
+import urllib.parse
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -29,10 +31,15 @@ def make_handler(name):
             pass
 
         def reply(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            query = behaviour_query(self.path)
+            if self.path.startswith(SEEN_PATH):
+                self.answer_seen()
+                return
+            body = self.read_body(query)
             if self.headers.get("Upgrade", "").lower() == "websocket":
                 self.websocket()
+                return
+            if self.misbehave(name, query, body):
                 return
             data = json.dumps({
                 "name": name,
@@ -44,7 +51,7 @@ def make_handler(name):
                 "body_length": len(body),
                 "peer": list(self.client_address[:2]),
             }).encode()
-            self.send_response(200)
+            self.send_response(int(query["status"]) if "status" in query and applies(name, query) else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Backend", name)
@@ -77,7 +84,100 @@ def make_handler(name):
                     write_frame(self.wfile, opcode, name.encode() + b":" + payload)
             self.close_connection = True
 
+        # ---- query-driven behaviour (see the block below make_handler) ----
+
+        def read_body(self, query):
+            """The request body, Content-Length or chunked, read in pieces; with ?record=ID, how much of it
+            has arrived so far is kept for GET /_echo/seen/ID while it is read."""
+            record = query.get("record")
+            if record is not None:
+                seen_update(record, requests=1)
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return body
+                    body += self.read_piece(size, record)
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.read_piece(length, record) if length else b""
+
+        def read_piece(self, length, record):
+            data = b""
+            while len(data) < length:
+                piece = self.rfile.read1(min(65536, length - len(data)))
+                if not piece:
+                    break
+                data += piece
+                if record is not None:
+                    seen_update(record, body_bytes=len(piece))
+            return data
+
+        def answer_seen(self):
+            data = json.dumps(SEEN.get(self.path[len(SEEN_PATH):], {})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def misbehave(self, name, query, body):
+            """?delay=S waits S seconds before answering; ?stream=N answers in N pieces, ?interval=S apart
+            (True: answered here)."""
+            if not applies(name, query):
+                return False
+            if "delay" in query:
+                time.sleep(float(query["delay"]))
+            if "stream" not in query:
+                return False
+            pieces = [f"chunk {i} from {name}\n".encode() for i in range(int(query["stream"]))]
+            self.send_response(int(query.get("status", 200)))
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(sum(len(p) for p in pieces)))
+            self.end_headers()
+            for i, piece in enumerate(pieces):
+                if i:
+                    time.sleep(float(query.get("interval", 0.5)))
+                self.wfile.write(piece)
+                self.wfile.flush()
+            return True
+
     return Handler
+
+
+# ---- query-driven behaviour --------------------------------------------------------------------------
+# Only requests whose query asks for it behave differently; every other request is answered as before.
+#   ?status=CODE        answer with CODE instead of 200 (the JSON body stays)
+#   ?delay=SECONDS      wait before answering
+#   ?stream=N           answer in N writes of "chunk I from NAME\n" (with Content-Length; no JSON and
+#                       no X-Backend header),
+#   &interval=SECONDS   this far apart (default 0.5)
+#   ?only=NAME          status/delay/stream only in the listener of this name (or pod name: after the '/')
+#   ?record=ID          count the request and the body bytes as they arrive; GET /_echo/seen/ID (sent to
+#                       the pod directly) answers {"requests": n, "body_bytes": n} for this listener's process
+# Request bodies may be chunked (nginx streams them so with proxy_request_buffering off).
+
+SEEN_PATH = "/_echo/seen/"
+SEEN = {}
+SEEN_LOCK = threading.Lock()
+
+
+def behaviour_query(path):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+
+
+def applies(name, query):
+    return "only" not in query or query["only"] in (name, name.split("/")[-1])
+
+
+def seen_update(record, requests=0, body_bytes=0):
+    with SEEN_LOCK:
+        seen = SEEN.setdefault(record, {"requests": 0, "body_bytes": 0})
+        seen["requests"] += requests
+        seen["body_bytes"] += body_bytes
 
 
 def read_exact(stream, n):
