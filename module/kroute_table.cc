@@ -10,6 +10,8 @@
 
 #include "balance.h"
 #include "path_patterns.h"
+#include "policy/error_pages.h"
+#include "policy/mirror.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
@@ -36,6 +38,9 @@ static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);
+static_assert(KROUTE_ERROR_PAGES_WHEN_NO_ENDPOINTS == kroute::policy::kWhenNoEndpoints);
+static_assert(KROUTE_ERROR_PAGES_ONLY_OWN_ERRORS == kroute::policy::kOnlyOwnErrors);
+static_assert(KROUTE_MIRROR_REQUEST_BODY == kroute::policy::kMirrorRequestBody);
 static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {
