@@ -40,6 +40,13 @@ struct IngressAnnotations {
   std::vector<std::string> server_alias;
   std::string x_forwarded_prefix;
   std::string upstream_vhost;
+  std::vector<std::uint16_t> custom_http_errors;  // as written; 400-599
+  bool disable_proxy_intercept_errors = false;
+  std::string default_backend;  // a Service of the Ingress's namespace
+  bool service_upstream = false;
+  std::string mirror_target;  // http(s)://host[:port][path], $request_uri the only variable
+  bool mirror_request_body = true;
+  std::string mirror_host;
   bool operator==(const IngressAnnotations&) const = default;
 };
 
