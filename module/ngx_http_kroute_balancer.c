@@ -181,6 +181,10 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ngx_http_kroute_error_pages_upstream(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     pd = ngx_palloc(r->pool, sizeof(ngx_http_kroute_peer_data_t));
     if (pd == NULL) {
         return NGX_ERROR;

@@ -7,7 +7,8 @@
  * (ngx_http_kroute_status.c), the TLS certificate callback
  * (ngx_http_kroute_ssl.c) and one module per kind of policy record
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
- * ngx_http_kroute_headers_module.c).
+ * ngx_http_kroute_headers_module.c, ngx_http_kroute_error_pages_module.c,
+ * ngx_http_kroute_mirror_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -120,6 +121,9 @@ typedef struct {
     void                        **loc_conf;
     ngx_http_upstream_conf_t     *upstream_conf;
     unsigned                      rewritten:1;  /* the rewrite policy ran */
+    /* error pages take the Service's answers with their statuses too */
+    unsigned                      intercept_errors:1;
+    unsigned                      mirrored:1;   /* the mirror copy is made */
 } ngx_http_kroute_ctx_t;
 
 
@@ -151,6 +155,14 @@ void ngx_http_kroute_poll(ngx_log_t *log);
 ngx_http_core_loc_conf_t *ngx_http_kroute_core_loc_conf(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 ngx_http_upstream_conf_t *ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
+
+/*
+ * Called by the balancer's init_peer, for the error pages module
+ * (ngx_http_kroute_error_pages_module.c) to change this request's upstream
+ * settings; NGX_ERROR when out of memory.
+ */
+ngx_int_t ngx_http_kroute_error_pages_upstream(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
