@@ -71,6 +71,9 @@ def test_listed_statuses_are_answered_by_the_error_backend_with_the_original_sta
     assert (sent["x-code"], sent["x-format"], sent["x-original-uri"]) == ("404", "text/html", "/missing/page?q=1")
     assert (sent["x-namespace"], sent["x-ingress-name"]) == (stack.namespace, "errors")
     assert (sent["x-service-name"], sent["x-service-port"], sent["x-request-id"]) == ("a", "http", "req-1")
+    # A request body goes to the error backend too.
+    reply = stack.request(host, "/post", method="POST", body=b"z" * 2000, headers={"X-Echo-Status": "a=404"})
+    assert (reply.status, reply.service, reply.echo["body_length"]) == (404, "errors", 2000), reply.echo
     # The error backend's own status does not reach the client: the original one does.
     reply = stack.request(host, "/x", headers={"X-Echo-Status": "503"})
     assert (reply.status, reply.service, reply.echo["headers"]["x-code"]) == (503, "errors", "503")
@@ -179,6 +182,18 @@ def test_a_slow_or_dead_mirror_does_not_slow_the_request(stack: Stack) -> None:
             served(reply, "a", f"{path}{i}")
             assert seconds < 1.0, f"{host}: {seconds:.2f}s"
     wait_copy(stack, "/slow0")
+    # nginx holds the connection's next request until the copy ends: 1 s after it is sent, at most.
+    conn = http.client.HTTPConnection("127.0.0.1", stack.nginx.port, timeout=20)
+    try:
+        for i in range(3):
+            began = time.monotonic()
+            conn.request("GET", f"/keepalive{i}", headers={"Host": "mirror-slow.err.test", "X-Echo-Delay": "mirror=5"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            assert time.monotonic() - began < (0.5 if i == 0 else 2.0), f"request {i}: {time.monotonic() - began:.2f}s"
+    finally:
+        conn.close()
 
 
 def test_a_mirror_target_kroute_will_not_use_warns_and_mirrors_nothing(stack: Stack) -> None:
@@ -299,7 +314,9 @@ def test_custom_http_errors_without_default_backend_use_the_tables_default_backe
     """Last: an Ingress with spec.defaultBackend makes "fallback" the table's default backend."""
     host = "global.err.test"
     stack.backend("fallback")
-    apply_and_wait(stack, annotated(stack, "global", host, [("/", "Prefix", "a")], {"custom-http-errors": "418"}))
+    stack.backend("global-drained", ready=False)
+    apply_and_wait(stack, annotated(stack, "global", host, [("/", "Prefix", "a"), ("/drained", "Prefix", "global-drained")],
+                                    {"custom-http-errors": "418,503"}))
     wait_warning(stack, "global", "AnnotationIgnored", "no default backend")
     default = stack.ingress("table-default", {"defaultBackend": {"service": {"name": "fallback",
                                                                               "port": {"name": "http"}}}})
@@ -309,3 +326,9 @@ def test_custom_http_errors_without_default_backend_use_the_tables_default_backe
     reply = wait_for("418 from the default backend", lambda: (lambda r: r if r.service == "fallback" else None)(
         stack.request(host, "/tea", headers={"X-Echo-Status": "a=418"})), timeout=10, interval=0.05)
     assert (reply.status, reply.echo["headers"]["x-code"]) == (418, "418")
+    # kroute's own 503 (no ready endpoints) goes there too; a request body is not sent on (nginx
+    # discards it before an error page of its own).
+    for method, body in (("GET", None), ("POST", b"q" * 1000)):
+        reply = stack.request(host, "/drained/x", method=method, body=body, timeout=5)
+        assert (reply.status, reply.service, reply.echo["headers"]["x-code"]) == (503, "fallback", "503"), reply.echo
+        assert reply.echo["headers"]["x-service-name"] == "global-drained"
