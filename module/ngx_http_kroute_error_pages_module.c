@@ -69,14 +69,17 @@ static ngx_http_module_t  ngx_http_kroute_error_pages_module_ctx = {
     ngx_http_kroute_error_pages_add_variables, /* preconfiguration */
     ngx_http_kroute_error_pages_init,      /* postconfiguration */
 
-    ngx_http_kroute_error_pages_create_main_conf, /* create main configuration */
+    ngx_http_kroute_error_pages_create_main_conf,
+                                           /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
 
-    ngx_http_kroute_error_pages_create_loc_conf, /* create location configuration */
-    ngx_http_kroute_error_pages_merge_loc_conf /* merge location configuration */
+    ngx_http_kroute_error_pages_create_loc_conf,
+                                           /* create location configuration */
+    ngx_http_kroute_error_pages_merge_loc_conf
+                                           /* merge location configuration */
 };
 
 
@@ -111,19 +114,8 @@ static ngx_http_variable_t  ngx_http_kroute_error_pages_vars[] = {
 static ngx_int_t
 ngx_http_kroute_error_pages_add_variables(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_kroute_error_pages_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
+    return ngx_http_kroute_add_module_variables(
+                                          cf, ngx_http_kroute_error_pages_vars);
 }
 
 
@@ -199,7 +191,7 @@ ngx_http_kroute_error_pages(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     emcf = ngx_http_conf_get_module_main_conf(cf,
-                                              ngx_http_kroute_error_pages_module);
+                                           ngx_http_kroute_error_pages_module);
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (emcf->location.len) {

@@ -107,19 +107,8 @@ static ngx_http_variable_t  ngx_http_kroute_mirror_vars[] = {
 static ngx_int_t
 ngx_http_kroute_mirror_add_variables(ngx_conf_t *cf)
 {
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_kroute_mirror_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
+    return ngx_http_kroute_add_module_variables(cf,
+                                                ngx_http_kroute_mirror_vars);
 }
 
 
@@ -157,7 +146,8 @@ ngx_http_kroute_mirror(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t            *clcf;
     ngx_http_kroute_mirror_main_conf_t  *mmcf;
 
-    mmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kroute_mirror_module);
+    mmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_kroute_mirror_module);
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (mmcf->location.len) {
@@ -188,7 +178,7 @@ ngx_http_kroute_mirror_handler(ngx_http_request_t *r)
     ngx_http_kroute_ctx_t         *ctx;
     ngx_http_kroute_mirror_ctx_t  *mctx;
 
-    /* as nginx's mirror: not for subrequests, nor for an error page's request */
+    /* as nginx's mirror: not for subrequests, nor for an error page */
 
     if (r != r->main || r->error_page || !ngx_http_kroute_routes(r)) {
         return NGX_DECLINED;
@@ -249,7 +239,7 @@ ngx_http_kroute_mirror_body_handler(ngx_http_request_t *r)
 
     mctx->status = ngx_http_kroute_mirror_send(r);
 
-    /* the proxy module must not reuse the body's buffers: the copy sends them */
+    /* the proxy must not reuse the body's buffers: the copy sends them */
     r->preserve_body = 1;
 
     r->write_event_handler = ngx_http_core_run_phases;

@@ -191,7 +191,7 @@ def test_a_slow_or_dead_mirror_does_not_slow_the_request(stack: Stack) -> None:
             response = conn.getresponse()
             response.read()
             assert response.status == 200
-            assert time.monotonic() - began < (0.5 if i == 0 else 2.0), f"request {i}: {time.monotonic() - began:.2f}s"
+            assert time.monotonic() - began < (1.0 if i == 0 else 2.0), f"request {i}: {time.monotonic() - began:.2f}s"
     finally:
         conn.close()
 
