@@ -233,3 +233,30 @@ TEST_CASE("compiler: service-upstream is a backend of its own at the ClusterIP; 
   CHECK(backend_of(t, "up.com").endpoints[0].address == "10.0.0.9");
   CHECK(has_warning(t, "AnnotationIgnored", "no ClusterIP"));
 }
+
+TEST_CASE("compiler: a patch that adds or changes these annotations gives the table a full compile gives") {
+  ErrorsCluster c;
+  c.service("web", "10.96.0.5");
+  c.service("errors");
+  c.service("mirror", "10.96.0.8");
+  c.ingress("default", "default.com", "web", "{}",
+            R"("defaultBackend": {"service": {"name": "errors", "port": {"number": 80}}}, )");
+  c.ingress("i", "i.com", "web", "{}");
+  CompileCache cache;
+  compile(c.store, c.options, cache);
+  const std::string variants[] = {
+      R"({"nginx.ingress.kubernetes.io/custom-http-errors": "404"})",
+      R"({"nginx.ingress.kubernetes.io/custom-http-errors": "404,503", "nginx.ingress.kubernetes.io/default-backend": "errors"})",
+      R"({"nginx.ingress.kubernetes.io/service-upstream": "true", "nginx.ingress.kubernetes.io/mirror-target": "http://mirror.n.svc"})",
+      "{}"};
+  for (const std::string& annotations : variants) {
+    CAPTURE(annotations);
+    c.ingress("i", "i.com", "web", annotations);
+    cache.ingress_changed("n/i");
+    const CompiledTable patched = compile(c.store, c.options, cache);
+    CHECK(cache.last_patched());
+    const CompiledTable fresh = compile(c.store, c.options);
+    CHECK(patched.warnings == fresh.warnings);
+    CHECK(build_snapshot(patched.model, {1}).bytes == build_snapshot(fresh.model, {1}).bytes);
+  }
+}
