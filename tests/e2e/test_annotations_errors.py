@@ -291,19 +291,29 @@ def test_changes_under_load_are_served_without_a_reload(stack: Stack) -> None:
         live = annotated(stack, "live", host, [("/", "Prefix", "live")])
         apply_and_wait(stack, live)
 
-        def now(annotations: dict[str, str], check: Any, headers: dict[str, str] | None = None) -> None:
+        def now(annotations: dict[str, str], check: Any, headers: dict[str, str] | None = None,
+                body: bytes | None = None) -> None:
             live["metadata"]["annotations"] = {f"{NGINX}/{k}": v for k, v in annotations.items()}
             stack.api.replace(live)
+            method = "GET" if body is None else "POST"
             wait_for(f"{annotations} served",
-                     lambda: check(stack.request(host, "/live", headers=headers)), timeout=5, interval=0.02)
+                     lambda: check(stack.request(host, "/live", method=method, headers=headers, body=body)),
+                     timeout=5, interval=0.02)
 
         with Steady(stack):
             now({"custom-http-errors": "404", "default-backend": "errors"},
                 lambda r: (r.status, r.service) == (404, "errors"), {"X-Echo-Status": "live=404"})
             now({"custom-http-errors": "404", "default-backend": "b"},
                 lambda r: (r.status, r.service) == (404, "b"), {"X-Echo-Status": "live=404"})
+            now({"custom-http-errors": "404", "default-backend": "b", "disable-proxy-intercept-errors": "true"},
+                lambda r: (r.status, r.pod) == (404, pods[0].name), {"X-Echo-Status": "live=404"})
             now({"mirror-target": f"http://{mirror}:8080/live-copy$request_uri"},
                 lambda r: r.status == 200 and bool(copies(stack, "/live-copy/live")))
+            now({"mirror-target": f"http://{mirror}:8080/live-host$request_uri", "mirror-host": "h2.example",
+                 "mirror-request-body": "off"},
+                lambda r: r.status == 200 and r.echo["body_length"] == 10 and any(
+                    c["host"] == "h2.example" and c["body_length"] == 0 for c in copies(stack, "/live-host/live")),
+                body=b"0123456789")
             now({"service-upstream": "true"}, lambda r: r.status == 200 and r.pod == "vip")
             now({}, lambda r: (r.status, r.pod) == (404, pods[0].name), {"X-Echo-Status": "live=404"})
     finally:
