@@ -1,5 +1,7 @@
 #include "compiler.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -7,6 +9,7 @@
 #include <unordered_map>
 
 #include "ingress/policies.h"
+#include "policy/error_pages.h"
 
 namespace kroute::agent {
 namespace {
@@ -202,6 +205,7 @@ class Compiler {
              "spec.defaultBackend is not used: Ingress " + winner.ns + "/" + winner.name + " is older and has one");
       }
     }
+    settle_default_error_backends();
     add_default_certificate();
     table_.model.use_forwarded_headers = options_.use_forwarded_headers;
     std::sort(table_.warnings.begin(), table_.warnings.end());
@@ -268,6 +272,7 @@ class Compiler {
       table_.owned.insert(std::lower_bound(table_.owned.begin(), table_.owned.end(), key), key);
       add_part(it->second);
     }
+    settle_default_error_backends();
     drop_unused_backends();
     const auto middle = table_.warnings.begin() + static_cast<std::ptrdiff_t>(kept_warnings);
     std::sort(middle, table_.warnings.end());
@@ -343,12 +348,14 @@ class Compiler {
     const auto source = static_cast<std::uint32_t>(table_.model.sources.size());
     table_.model.sources.push_back(part.source);
     table_.warnings.insert(table_.warnings.end(), part.warnings.begin(), part.warnings.end());
+    const IngressAnnotations& annotations = part.ingress->annotations;
     for (std::size_t i = 0; i < part.rules.size(); ++i) {
-      const std::uint32_t backend = backend_for(part.source, part.refs[i]);
+      const std::uint32_t backend = backend_for(part.source, part.refs[i], annotations.service_upstream);
       if (backend == kNoBackend) continue;
       Rule& rule = table_.model.rules.emplace_back(part.rules[i]);
       rule.backend = backend;
       rule.source = source;
+      settle_records(part, part.refs[i], rule);
     }
     if (part.has_tls) {
       for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
@@ -360,6 +367,102 @@ class Compiler {
     for (const HostAlias& alias : part.aliases) {
       table_.model.aliases.push_back(alias);
       table_.model.aliases.back().source = source;
+    }
+  }
+
+  // What rule_policies() left to the compiler, which knows the Services: the error backend and Service
+  // port of kErrorPages, a Service host name of kMirror as its ClusterIP. The table's default backend,
+  // unknown until every Ingress is read, is settled later (settle_default_error_backends).
+  void settle_records(const CompileCache::Part& part, const ServiceBackendRef& ref, Rule& rule) {
+    const Source& ingress = part.source;
+    for (auto record = rule.policies.begin(); record != rule.policies.end();) {
+      if (record->kind == PolicyKind::kErrorPages) {
+        record->b = ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name;
+        record->backend = error_backend(ingress, part.ingress->annotations.default_backend);
+        if (record->backend == kNoRecordBackend) record->flags &= ~policy::kWhenNoEndpoints;
+        if (record->backend == kNoRecordBackend && record->a.empty()) {
+          record = rule.policies.erase(record);
+          continue;
+        }
+      } else if (record->kind == PolicyKind::kMirror) {
+        std::string problem = resolve_mirror_host(record->a);
+        if (!problem.empty()) {
+          warn(ingress.ns, ingress.name, "AnnotationIgnored", "mirror-target: " + problem + "; no mirror");
+          record = rule.policies.erase(record);
+          continue;
+        }
+      }
+      ++record;
+    }
+  }
+
+  // default-backend: the Service's first port, as ingress-nginx takes it; kNoRecordBackend when there is
+  // none (the annotation is not set, or its Service or port is missing).
+  std::uint32_t error_backend(const Source& ingress, const std::string& service) {
+    if (service.empty()) return kNoRecordBackend;
+    auto it = store_.services.find(ingress.ns + "/" + service);
+    if (it == store_.services.end() || it->second.ports.empty()) {
+      warn(ingress.ns, ingress.name, "DefaultBackendNotFound",
+           "default-backend: Service " + ingress.ns + "/" + service +
+               " not found or without ports; custom-http-errors go to the table's default backend");
+      return kNoRecordBackend;
+    }
+    const ServicePort& port = it->second.ports.front();
+    return backend_for(ingress, ServiceBackendRef{service, port.port, ""});
+  }
+
+  // The host of a mirror-target is an IP address, or a Service of the cluster by its DNS name
+  // (<name>.<namespace>.svc[.cluster.local]), which becomes its ClusterIP: nginx has no resolver, and
+  // the agent does not look up names outside the cluster. "" or why the target cannot be used.
+  std::string resolve_mirror_host(std::string& target) {
+    const std::size_t start = target.find("://") + 3;
+    const std::size_t end = std::min(target.find_first_of(":/$?", start), target.size());
+    if (target[start] == '[') return {};
+    const std::string host = target.substr(start, end - start);
+    in6_addr address;
+    if (inet_pton(AF_INET, host.c_str(), &address) == 1) return {};
+    std::string name = host;
+    for (const std::string_view suffix : {".svc.cluster.local", ".svc"}) {
+      if (name.ends_with(suffix)) {
+        name.resize(name.size() - suffix.size());
+        break;
+      }
+    }
+    const std::size_t dot = name.find('.');
+    if (name == host || dot == std::string::npos || name.find('.', dot + 1) != std::string::npos) {
+      return "host " + host + " is neither an IP address nor a Service's <name>.<namespace>.svc[.cluster.local]";
+    }
+    const std::string key = name.substr(dot + 1) + "/" + name.substr(0, dot);
+    auto it = store_.services.find(key);
+    if (it == store_.services.end() || it->second.cluster_ip.empty() || it->second.cluster_ip == "None") {
+      return "Service " + key + " not found or without a ClusterIP";
+    }
+    const std::string& ip = it->second.cluster_ip;
+    target.replace(start, end - start, ip.find(':') == std::string::npos ? ip : "[" + ip + "]");
+    return {};
+  }
+
+  // custom-http-errors without a default-backend of its own go to the table's default backend; without
+  // one, the record goes and the rule's answers pass unchanged.
+  void settle_default_error_backends() {
+    RouteModel& model = table_.model;
+    for (Rule& rule : model.rules) {
+      for (auto record = rule.policies.begin(); record != rule.policies.end();) {
+        if (record->kind != PolicyKind::kErrorPages || record->backend != kNoRecordBackend) {
+          ++record;
+          continue;
+        }
+        if (model.default_backend != kNoBackend) {
+          record->backend = model.default_backend;
+          ++record;
+          continue;
+        }
+        const Source& source = model.sources[rule.source];
+        warn(source.ns, source.name, "AnnotationIgnored",
+             "custom-http-errors: no default-backend annotation and no default backend (spec.defaultBackend of "
+             "any Ingress); the statuses pass unchanged");
+        record = rule.policies.erase(record);
+      }
     }
   }
 
@@ -404,12 +507,16 @@ class Compiler {
   // The backend of a service reference, shared by every rule naming the same Service port. kNoBackend
   // when the reference itself is unusable; a missing Service or port still yields a backend without
   // endpoints, so the rule answers 503 rather than falling through to another route.
-  std::uint32_t backend_for(const Source& ingress, const ServiceBackendRef& ref) {
+  // `cluster_ip` (service-upstream): the backend's one endpoint is the Service's ClusterIP and port, a
+  // backend of its own (key "ns/service:port@clusterip") so that other rules naming the Service keep its
+  // endpoints and EndpointSlice changes leave it alone (patch_endpoints looks up "ns/service:port").
+  std::uint32_t backend_for(const Source& ingress, const ServiceBackendRef& ref, bool cluster_ip = false) {
     if (auto problem = unusable(ref)) {
       warn(ingress.ns, ingress.name, problem->first, std::move(problem->second));
       return kNoBackend;
     }
-    const std::string port_label = ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name;
+    const std::string port_label =
+        (ref.port_name.empty() ? std::to_string(ref.port_number) : ref.port_name) + (cluster_ip ? "@clusterip" : "");
     std::string service_key = ingress.ns + "/" + ref.service;
     const std::size_t service_length = service_key.size();
     service_key += ':';
@@ -435,7 +542,7 @@ class Compiler {
       fresh.backend.service = ref.service;
       fresh.backend.port = ref.port_number;
       fresh.backend.port_name = ref.port_name;
-      resolve_endpoints(service_key, ref, port_label, fresh.backend, fresh.problems);
+      resolve_endpoints(service_key, ref, port_label, fresh.backend, fresh.problems, cluster_ip);
       resolved = cached.emplace(port_label, std::move(fresh)).first;
     }
     const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
@@ -446,7 +553,7 @@ class Compiler {
   }
 
   void resolve_endpoints(const std::string& service_key, const ServiceBackendRef& ref, const std::string& port_label,
-                         Backend& backend, std::vector<Warning>& problems) {
+                         Backend& backend, std::vector<Warning>& problems, bool cluster_ip = false) {
     auto service = store_.services.find(service_key);
     if (service == store_.services.end()) {
       problems.push_back({"", "", "ServiceNotFound", "Service " + service_key + " not found"});
@@ -465,8 +572,17 @@ class Compiler {
       }
     }
     if (port == nullptr) {
-      problems.push_back({"", "", "ServicePortNotFound", "Service " + service_key + " has no port " + port_label});
+      problems.push_back({"", "", "ServicePortNotFound", "Service " + service_key + " has no port " + port_label.substr(0, port_label.find('@'))});
       return;
+    }
+    if (cluster_ip) {
+      const std::string& ip = service->second.cluster_ip;
+      if (!ip.empty() && ip != "None") {
+        backend.endpoints.push_back(Endpoint{ip, static_cast<std::uint16_t>(port->port), 1, true, true, false});
+        return;
+      }
+      problems.push_back({"", "", "AnnotationIgnored",
+                          "service-upstream: Service " + service_key + " has no ClusterIP; its endpoints are used"});
     }
     std::map<std::pair<std::string, std::uint16_t>, Endpoint> unique;
     if (auto slices = cache_.slices_.find(service_key); slices != cache_.slices_.end()) {

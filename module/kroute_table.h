@@ -100,6 +100,15 @@ typedef struct {
 #define KROUTE_NEXT_HTTP_429        0x0200
 #define KROUTE_NEXT_NON_IDEMPOTENT  0x0400
 #define KROUTE_NEXT_OFF             0x0800
+/*
+ * kErrorPages (routetable/policy/error_pages.h): `a` lists statuses as
+ * "404,503", status i at 4*i; `b` is the rule's Service port.
+ */
+#define KROUTE_ERROR_PAGES_WHEN_NO_ENDPOINTS  1
+#define KROUTE_ERROR_PAGES_ONLY_OWN_ERRORS    2
+
+/* kMirror flags (routetable/policy/mirror.h) */
+#define KROUTE_MIRROR_REQUEST_BODY            1
 
 /* $0..$9 of a regex path: (start, end) offsets into the path looked up */
 #define KROUTE_MAX_CAPTURES  10

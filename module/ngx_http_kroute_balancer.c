@@ -181,7 +181,9 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_kroute_proxy_upstream(r, ctx) != NGX_OK) {
+    if (ngx_http_kroute_proxy_upstream(r, ctx) != NGX_OK
+        || ngx_http_kroute_error_pages_upstream(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

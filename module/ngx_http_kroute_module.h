@@ -8,7 +8,8 @@
  * (ngx_http_kroute_ssl.c) and one module per kind of policy record
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
  * ngx_http_kroute_proxy_module.c,
- * ngx_http_kroute_headers_module.c).
+ * ngx_http_kroute_headers_module.c, ngx_http_kroute_error_pages_module.c,
+ * ngx_http_kroute_mirror_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -121,6 +122,9 @@ typedef struct {
     void                        **loc_conf;
     ngx_http_upstream_conf_t     *upstream_conf;
     unsigned                      rewritten:1;  /* the rewrite policy ran */
+    /* error pages take the Service's answers with their statuses too */
+    unsigned                      intercept_errors:1;
+    unsigned                      mirrored:1;   /* the mirror copy is made */
 } ngx_http_kroute_ctx_t;
 
 
@@ -143,6 +147,9 @@ ngx_uint_t ngx_http_kroute_https(ngx_http_request_t *r,
 void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);
 void ngx_http_kroute_poll(ngx_log_t *log);
+/* Adds a module's variables (a list ending with ngx_http_null_variable). */
+ngx_int_t ngx_http_kroute_add_module_variables(ngx_conf_t *cf,
+    ngx_http_variable_t *vars);
 /*
  * Location-wide settings a route overrides (docs/module.md): a copy for
  * this request only, made on first use in the current location and kept
@@ -159,6 +166,14 @@ ngx_http_upstream_conf_t *ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
  * proxy-next-upstream, buffers), applied by the balancer's init_peer.
  */
 ngx_int_t ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx);
+
+/*
+ * Called by the balancer's init_peer, for the error pages module
+ * (ngx_http_kroute_error_pages_module.c) to change this request's upstream
+ * settings; NGX_ERROR when out of memory.
+ */
+ngx_int_t ngx_http_kroute_error_pages_upstream(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -10,8 +10,10 @@
 #include "hashing.h"
 #include "host.h"
 #include "path_patterns.h"
+#include "policy/error_pages.h"
 #include "policy/kinds.h"
 #include "policy/proxy_setting.h"
+#include "policy/mirror.h"
 #include "policy/redirect.h"
 
 namespace kroute {
@@ -258,6 +260,16 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     if (p.kind == format::PolicyKind::kProxySetting) {
       check.require(policy::proxy_setting_problem(p.code, p.value).empty(), "policy records", i,
                     "proxy setting out of range");
+    }
+    if (p.kind == format::PolicyKind::kErrorPages) {
+      // the module reads status i of `a` at 4*i and needs the backend
+      check.require(p.backend != format::kNone && (p.flags & ~policy::kErrorPagesFlags) == 0 &&
+                        check.ok() && policy::check_status_list(v.str(p.a)).empty(),
+                    "policy records", i, "bad error pages record");
+    }
+    if (p.kind == format::PolicyKind::kMirror) {
+      check.require((p.flags & ~policy::kMirrorFlags) == 0 && p.a.length > 0 && p.b.length > 0, "policy records", i,
+                    "bad mirror record");
     }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <cctype>
 
 #include "host.h"
 #include "policy/template.h"
@@ -166,6 +167,88 @@ std::string next_upstream(std::string_view v, std::uint64_t& out) {
 
 using P = policy::ProxySetting;
 
+// Comma-separated statuses 400-599 without spaces, as ingress-nginx's custom-http-errors pattern.
+std::string status_list(std::string_view v, std::vector<std::uint16_t>& out) {
+  std::vector<std::uint16_t> statuses;
+  const std::string bad = "\"" + printable(v, 64) + "\" is not a comma-separated list of statuses 400-599";
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    const std::size_t comma = std::min(v.find(',', start), v.size());
+    const std::string_view item = v.substr(start, comma - start);
+    if (item.size() != 3 || (item[0] != '4' && item[0] != '5')) return bad;
+    unsigned status = 0;
+    for (const char c : item) {
+      if (c < '0' || c > '9') return bad;
+      status = status * 10 + static_cast<unsigned>(c - '0');
+    }
+    statuses.push_back(static_cast<std::uint16_t>(status));
+    start = comma + 1;
+  }
+  out = std::move(statuses);
+  return {};
+}
+
+std::string service_name(std::string_view v, std::string& out) {
+  if (std::string problem = check_dns_label(v); !problem.empty()) return "\"" + printable(v, 64) + "\": " + problem;
+  out = std::string(v);
+  return {};
+}
+
+// http(s)://host[:port][path]: a host name or IP address, a path of URL characters, and $request_uri as
+// the only variable. Nothing of it becomes nginx configuration; the check keeps the URL one that nginx's
+// proxy module parses as the agent did (ingress-nginx's mirror-target was an injection: CVE-2025-1098).
+std::string mirror_url(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  const std::string bad = "\"" + printable(v, 128) + "\" is not an http(s)://host[:port][/path] URL";
+  std::string_view rest = v;
+  if (rest.starts_with("http://")) {
+    rest.remove_prefix(7);
+  } else if (rest.starts_with("https://")) {
+    rest.remove_prefix(8);
+  } else {
+    return bad;
+  }
+  const std::size_t authority_end = std::min(rest.find_first_of("/$?"), rest.size());
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view path = rest.substr(authority_end);
+  if (authority.starts_with('[')) {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos || close == 1) return bad;
+    for (const char c : authority.substr(1, close - 1)) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return bad;
+    }
+    authority.remove_prefix(close + 1);
+  } else {
+    const std::size_t colon = std::min(authority.find(':'), authority.size());
+    const std::string_view host = authority.substr(0, colon);
+    if (host.empty()) return bad;
+    for (const char c : host) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return bad;
+    }
+    authority.remove_prefix(colon);
+  }
+  if (!authority.empty()) {
+    if (authority.front() != ':' || authority.size() < 2 || authority.size() > 6) return bad;
+    for (const char c : authority.substr(1)) {
+      if (c < '0' || c > '9') return bad;
+    }
+  }
+  while (!path.empty()) {
+    if (path.starts_with("$request_uri")) {
+      path.remove_prefix(12);
+      continue;
+    }
+    const unsigned char c = static_cast<unsigned char>(path.front());
+    if (!std::isalnum(c) && std::string_view("/-._~%?=&+:@,").find(static_cast<char>(c)) == std::string_view::npos)
+      return "\"" + printable(v, 128) + "\" has a character other than URL letters, or a variable other than $request_uri";
+    path.remove_prefix(1);
+  }
+  // "$request_uri_x" is another name to the module's template: refused here, not by the builder.
+  if (!check_template(v, false).empty()) return "\"" + printable(v, 128) + "\" has a variable other than $request_uri";
+  out = std::string(v);
+  return {};
+}
+
 constexpr std::string_view kIssue18 = "issue 18 (traffic annotations)";
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
@@ -224,10 +307,19 @@ const AnnotationSpec kSpecs[] = {
     SUPPORTED("client-body-buffer-size", "nginx size (8k, 1m); bodies larger than this go to a temporary file",
               { return size(v, P::kBodyBufferSize, a.client_body_buffer_size); }),
     SNIPPET("configuration-snippet"),
-    PLANNED("custom-http-errors", kIssue18),
-    PLANNED("disable-proxy-intercept-errors", kIssue18),
+    SUPPORTED("custom-http-errors",
+              "these statuses (400-599, comma-separated) of the rule's answers are replaced by the answer of "
+              "default-backend (else the table's default backend) to the request with X-Code etc.; the "
+              "client keeps the status",
+              { return status_list(v, a.custom_http_errors); }),
+    SUPPORTED("disable-proxy-intercept-errors",
+              "custom-http-errors replaces only kroute's own 503, not the Service's answers",
+              { return boolean(v, a.disable_proxy_intercept_errors); }),
     PLANNED("custom-headers", kIssue19),
-    PLANNED("default-backend", kIssue18),
+    SUPPORTED("default-backend",
+              "a Service of the Ingress's namespace (its first port) that answers when the rule's Service has "
+              "no ready endpoints, and the custom-http-errors",
+              { return service_name(v, a.default_backend); }),
     PLANNED("denylist-source-range", kIssue19),
     PLANNED("enable-cors", kIssue19),
     PLANNED("cors-allow-origin", kIssue19),
@@ -308,7 +400,8 @@ const AnnotationSpec kSpecs[] = {
     SUPPORTED("server-alias", "more host names (comma-separated) with the same rules, unless an Ingress routes them",
               { return aliases(v, a.server_alias); }),
     SNIPPET("server-snippet"),
-    PLANNED("service-upstream", kIssue18),
+    SUPPORTED("service-upstream", "the rule's requests go to the Service's ClusterIP, not its endpoints",
+              { return boolean(v, a.service_upstream); }),
     PLANNED("session-cookie-name", kIssue18),
     PLANNED("session-cookie-path", kIssue18),
     PLANNED("session-cookie-domain", kIssue18),
@@ -362,9 +455,17 @@ const AnnotationSpec kSpecs[] = {
     NEVER("enable-owasp-core-rules", "kroute's image has no ModSecurity"),
     NEVER("modsecurity-transaction-id", "kroute's image has no ModSecurity"),
     SNIPPET("modsecurity-snippet"),
-    PLANNED("mirror-request-body", kIssue18),
-    PLANNED("mirror-target", kIssue18),
-    PLANNED("mirror-host", kIssue18),
+    SUPPORTED("mirror-request-body", "\"off\": the copy goes without the request body (default on)",
+              {
+                a.mirror_request_body = v != "off";
+                return {};
+              }),
+    SUPPORTED("mirror-target",
+              "a copy of each request goes to this http(s) URL ($request_uri allowed), its answer ignored; "
+              "the host is an IP address or a Service's <name>.<namespace>.svc[.cluster.local]",
+              { return mirror_url(v, a.mirror_target); }),
+    SUPPORTED("mirror-host", "the Host header of the copy (default: the host of mirror-target)",
+              { return upstream_host(v, a.mirror_host); }),
 };
 
 #undef SUPPORTED

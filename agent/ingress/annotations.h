@@ -57,6 +57,13 @@ struct IngressAnnotations {
   std::uint64_t proxy_buffers_number = 4;
   std::uint64_t proxy_request_buffering = 1;
   std::uint64_t proxy_max_temp_file_size = 1024u << 20;
+  std::vector<std::uint16_t> custom_http_errors;  // as written; 400-599
+  bool disable_proxy_intercept_errors = false;
+  std::string default_backend;  // a Service of the Ingress's namespace
+  bool service_upstream = false;
+  std::string mirror_target;  // http(s)://host[:port][path], $request_uri the only variable
+  bool mirror_request_body = true;
+  std::string mirror_host;
   bool operator==(const IngressAnnotations&) const = default;
 };
 

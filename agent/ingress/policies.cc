@@ -1,7 +1,11 @@
 #include "ingress/policies.h"
 
+#include <algorithm>
+
+#include "policy/error_pages.h"
 #include "policy/headers.h"
 #include "policy/proxy_setting.h"
+#include "policy/mirror.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
 
@@ -15,6 +19,15 @@ bool tls_name_covers(const std::string& name, const std::string& host) {
   const std::size_t dot = host.find('.');
   return name.size() > 2 && name.compare(0, 2, "*.") == 0 && dot != std::string::npos && host[0] != '*' &&
          host.compare(dot + 1, std::string::npos, name, 2, std::string::npos) == 0;
+}
+
+std::string mirror_target_host(std::string_view target) {
+  const std::size_t start = target.find("://");
+  if (start == std::string_view::npos) return {};
+  std::string_view rest = target.substr(start + 3);
+  rest = rest.substr(0, std::min(rest.find_first_of("/$?"), rest.size()));
+  if (rest.starts_with('[')) return std::string(rest.substr(0, rest.find(']') + 1));
+  return std::string(rest.substr(0, rest.find(':')));
 }
 
 bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
@@ -63,6 +76,20 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));
   if (!a.x_forwarded_prefix.empty()) records.push_back(policy::forwarded_prefix(a.x_forwarded_prefix));
   proxy_settings(a, records);
+  if (!a.custom_http_errors.empty() || !a.default_backend.empty()) {
+    // The error backend and the Service port are the compiler's to settle (settle_records).
+    const std::uint32_t flags = (a.default_backend.empty() ? 0u : std::uint32_t{policy::kWhenNoEndpoints}) |
+                                (a.disable_proxy_intercept_errors ? std::uint32_t{policy::kOnlyOwnErrors} : 0u);
+    records.push_back(policy::error_pages(a.custom_http_errors, flags, kNoRecordBackend, ""));
+  }
+  if (!a.mirror_target.empty()) {
+    // A target without a path gets the request's URI (ingress-nginx would send its internal location's).
+    const std::size_t authority = a.mirror_target.find("://") + 3;
+    const bool has_path = a.mirror_target.find_first_of("/$?", authority) != std::string::npos;
+    records.push_back(policy::mirror(has_path ? a.mirror_target : a.mirror_target + "$request_uri",
+                                     a.mirror_host.empty() ? mirror_target_host(a.mirror_target) : a.mirror_host,
+                                     a.mirror_request_body));
+  }
   return records;
 }
 

@@ -24,6 +24,10 @@ bool tls_name_covers(const std::string& tls_name, const std::string& host);
 // Whether the annotations make the Ingress's paths regular expressions (use-regex or rewrite-target).
 bool regex_paths(const IngressAnnotations& annotations);
 
+// The host of a mirror-target URL (as mirror_url in annotations.cc accepts it), without its port: the
+// mirror's Host header unless mirror-host says otherwise (ingress-nginx's url.Hostname()).
+std::string mirror_target_host(std::string_view target);
+
 // The records of one rule. Its https redirect (ssl-redirect) holds only if some Ingress has TLS for the
 // host, which the builder settles (policy::kIfHostHasTls).
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path);

@@ -2,8 +2,10 @@
 
 #include <iterator>
 
+#include "error_pages.h"
 #include "headers.h"
 #include "proxy_setting.h"
+#include "mirror.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "template.h"
@@ -18,6 +20,8 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kUpstreamHost, "upstream-host", check_upstream_host},
     {PolicyKind::kForwardedPrefix, "forwarded-prefix", check_forwarded_prefix},
     {PolicyKind::kProxySetting, "proxy-setting", check_proxy_setting},
+    {PolicyKind::kErrorPages, "error-pages", check_error_pages},
+    {PolicyKind::kMirror, "mirror", check_mirror},
 };
 
 }  // namespace
@@ -71,6 +75,17 @@ std::string check_upstream_host(const PolicyRecord& record, bool) {
 std::string check_forwarded_prefix(const PolicyRecord& record, bool) {
   if (record.a.empty()) return "forwarded prefix is empty";
   return check_header_value(record.a);
+}
+
+std::string check_mirror(const PolicyRecord& record, bool) {
+  if (record.code != 0 || record.value != 0 || record.backend != kNoRecordBackend)
+    return "mirror takes no code, value or backend";
+  if ((record.flags & ~kMirrorFlags) != 0) return "unknown mirror flags";
+  if (!record.a.starts_with("http://") && !record.a.starts_with("https://")) return "mirror target is not an http(s) URL";
+  if (std::string problem = check_header_value(record.a); !problem.empty()) return "mirror target " + problem;
+  if (record.b.empty()) return "mirror host is empty";
+  if (std::string problem = check_header_value(record.b); !problem.empty()) return "mirror host " + problem;
+  return check_template(record.a, false);
 }
 
 }  // namespace kroute::policy

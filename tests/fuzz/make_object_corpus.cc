@@ -252,6 +252,26 @@ int main(int argc, char** argv) {
     {"kind": "Ingress", "metadata": {"name": "clusterip", "namespace": "n",
       "annotations": {"nginx.ingress.kubernetes.io/service-upstream": "true"}},
      "spec": {"rules": [{"host": "s.example.com", "http": {"paths": [)" + path("/", "Prefix", "canary") + R"(]}}]}}])");
+  // Error pages, mirrors and service-upstream, valid and hostile: an error backend that exists and one that
+  // does not, mirror targets by IP, by Service name, by outside name and with injected text, a headless
+  // Service's ClusterIP.
+  seeds.emplace_back('\x08', "[" + good_service + R"(, {"kind": "Service", "metadata": {"name": "m", "namespace": "n"},
+      "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 8080}]}},
+    {"kind": "Ingress", "metadata": {"name": "errors", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/custom-http-errors": "404,503,404",
+                      "nginx.ingress.kubernetes.io/default-backend": "m",
+                      "nginx.ingress.kubernetes.io/disable-proxy-intercept-errors": "true",
+                      "nginx.ingress.kubernetes.io/service-upstream": "true",
+                      "nginx.ingress.kubernetes.io/mirror-target": "http://m.n.svc.cluster.local:8080$request_uri",
+                      "nginx.ingress.kubernetes.io/mirror-host": "copy.example",
+                      "nginx.ingress.kubernetes.io/mirror-request-body": "off"}},
+     "spec": {"rules": [{"host": "e.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "errors-bad", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/custom-http-errors": "404,abc,",
+                      "nginx.ingress.kubernetes.io/default-backend": "nowhere",
+                      "kroute.dev/mirror-target": "http://10.0.0.1/;return 200 x;",
+                      "nginx.ingress.kubernetes.io/mirror-target": "http://outside.example.com/$host"}},
+     "spec": {"rules": [{"host": "f.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
 
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,

@@ -39,9 +39,15 @@ def make_handler(name):
             if self.headers.get("Upgrade", "").lower() == "websocket":
                 self.websocket()
                 return
+            if self.path.startswith(CONTROL_PREFIX):
+                self.control()
+                return
             if self.misbehave(name, query, body):
                 return
-            data = json.dumps({
+            status, delay = controls(name, self.headers)
+            if "status" in query and applies(name, query):
+                status = int(query["status"])
+            received = {
                 "name": name,
                 "method": self.command,
                 "proto": self.request_version,
@@ -50,8 +56,12 @@ def make_handler(name):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_length": len(body),
                 "peer": list(self.client_address[:2]),
-            }).encode()
-            self.send_response(int(query["status"]) if "status" in query and applies(name, query) else 200)
+            }
+            remember(name, received)
+            if delay:
+                time.sleep(delay)
+            data = json.dumps(received).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Backend", name)
@@ -60,6 +70,14 @@ def make_handler(name):
                 self.wfile.write(data)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = reply
+
+        def control(self):
+            data = json.dumps(recorded(name)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def websocket(self):
             key = self.headers.get("Sec-WebSocket-Key", "")
@@ -146,6 +164,56 @@ def make_handler(name):
             return True
 
     return Handler
+
+
+# ---- Test controls (added for custom-http-errors and mirror-target; backwards compatible) ----------
+#
+# X-Echo-Status: <status> or <service>=<status>: answer with that status (the body stays the JSON);
+#     with <service>=, only the listeners of that Service (names "<service>/<pod>") do.
+# X-Echo-Delay: <seconds> or <service>=<seconds>: wait that long before answering (the request is
+#     recorded first).
+# GET /_echo/requests: the last 200 requests this listener received (the JSON each got), oldest first;
+#     not recorded itself. Mirrors and error backends are checked with it.
+
+CONTROL_PREFIX = "/_echo/"
+RECORD_LIMIT = 200
+_records = {}
+_records_lock = threading.Lock()
+
+
+def _control_value(name, header):
+    """The value of a control header for the listener `name`, or None."""
+    if not header:
+        return None
+    service = name.split("/")[0]
+    for item in header.split(","):
+        item = item.strip()
+        if "=" in item:
+            target, value = item.split("=", 1)
+            if target.strip() == service:
+                return value.strip()
+        else:
+            return item
+    return None
+
+
+def controls(name, headers):
+    """(status, delay in seconds) this listener answers a request with."""
+    status = _control_value(name, headers.get("X-Echo-Status"))
+    delay = _control_value(name, headers.get("X-Echo-Delay"))
+    return (int(status) if status else 200), (float(delay) if delay else 0.0)
+
+
+def remember(name, received):
+    with _records_lock:
+        records = _records.setdefault(name, [])
+        records.append(dict(received, time=time.time()))
+        del records[:-RECORD_LIMIT]
+
+
+def recorded(name):
+    with _records_lock:
+        return list(_records.get(name, []))
 
 
 # ---- query-driven behaviour --------------------------------------------------------------------------
