@@ -202,7 +202,11 @@ ngx_http_kroute_proxy_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (limit > 0 && r->headers_in.content_length_n > limit) {
+    /* as nginx's own check: not again for a body already being discarded */
+
+    if (limit > 0 && !r->discard_body
+        && r->headers_in.content_length_n > limit)
+    {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "client intended to send too large body: %O bytes",
                       r->headers_in.content_length_n);
@@ -331,8 +335,11 @@ ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
             break;
 
         case KROUTE_PROXY_BUFFERING:
-            conf->buffering = (p->value != 0);
-            r->upstream->buffering = conf->buffering;
+            /* only proxy_pass buffers (it made the pipe); grpc_pass never */
+            if (r->upstream->pipe != NULL) {
+                conf->buffering = (p->value != 0);
+                r->upstream->buffering = conf->buffering;
+            }
             break;
 
         case KROUTE_PROXY_BUFFER_SIZE:

@@ -8,13 +8,11 @@ has sent all of it. Bad values give a Warning Event and ingress-nginx's default.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import threading
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -321,15 +319,8 @@ def test_request_buffering_off_sends_the_body_while_the_client_sends_it(stack: S
 # ---- changes under load, bad values -------------------------------------------------------------------
 
 
-class Uploads:
-    """POSTs a 64 KiB body to `host` in a loop in a thread; every answer must be 2xx."""
-
-    def __init__(self, stack: Stack, host: str):
-        self.stack, self.host = stack, host
-        self.statuses: list[int] = []
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+class Uploads(Steady):
+    """Steady with a 64 KiB POST to `host` in a loop: every answer must be 200."""
 
     def _run(self) -> None:
         while not self.stop.is_set():
@@ -338,17 +329,6 @@ class Uploads:
                                                         body=b"u" * 65536, timeout=10).status)
             except OSError as e:
                 self.errors.append(repr(e))
-
-    def __enter__(self) -> Uploads:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
-        if exc[0] is None:
-            bad = [s for s in self.statuses if not 200 <= s < 300]
-            assert self.statuses and not bad and not self.errors, (len(self.statuses), bad[:5], self.errors[:3])
 
 
 def test_changing_every_setting_under_load_keeps_every_request_2xx_and_nginx_running(stack: Stack) -> None:

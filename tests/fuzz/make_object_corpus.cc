@@ -272,6 +272,23 @@ int main(int argc, char** argv) {
                       "kroute.dev/mirror-target": "http://10.0.0.1/;return 200 x;",
                       "nginx.ingress.kubernetes.io/mirror-target": "http://outside.example.com/$host"}},
      "spec": {"rules": [{"host": "f.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
+  // The proxy settings (timeouts, retries, sizes, buffering), valid and hostile, on one rule each.
+  seeds.emplace_back('\x08', "[" + good_service + R"(, {"kind": "Ingress", "metadata": {"name": "proxied", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "-5",
+                      "nginx.ingress.kubernetes.io/proxy-connect-timeout": "99999999999999999999",
+                      "nginx.ingress.kubernetes.io/proxy-send-timeout": "7",
+                      "nginx.ingress.kubernetes.io/proxy-next-upstream": "error off\ttimeout",
+                      "kroute.dev/proxy-next-upstream": "http_502 non_idempotent",
+                      "nginx.ingress.kubernetes.io/proxy-next-upstream-tries": "0",
+                      "nginx.ingress.kubernetes.io/proxy-next-upstream-timeout": "1e3",
+                      "nginx.ingress.kubernetes.io/proxy-body-size": "8g",
+                      "nginx.ingress.kubernetes.io/client-body-buffer-size": "1b",
+                      "nginx.ingress.kubernetes.io/proxy-buffering": "on",
+                      "nginx.ingress.kubernetes.io/proxy-buffer-size": "65m",
+                      "nginx.ingress.kubernetes.io/proxy-buffers-number": "1",
+                      "nginx.ingress.kubernetes.io/proxy-request-buffering": "off",
+                      "nginx.ingress.kubernetes.io/proxy-max-temp-file-size": "0"}},
+    "spec": {"rules": [{"host": "p.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
 
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,
