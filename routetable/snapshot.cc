@@ -254,6 +254,10 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
       check.require((p.flags & ~(policy::kRedirectFlags & ~policy::kIfHostHasTls)) == 0, "policy records", i,
                     "unknown redirect flags");
     }
+    // The canary module sends requests to a canary record's backend: it must name one.
+    if (p.kind == format::PolicyKind::kCanary) {
+      check.require(p.backend != format::kNone, "policy records", i, "canary without a backend");
+    }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
   view = v;

@@ -2,6 +2,9 @@
 
 #include <iterator>
 
+#include "affinity.h"
+#include "balance.h"
+#include "canary.h"
 #include "headers.h"
 #include "redirect.h"
 #include "rewrite.h"
@@ -16,6 +19,9 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kRewrite, "rewrite", check_rewrite},
     {PolicyKind::kUpstreamHost, "upstream-host", check_upstream_host},
     {PolicyKind::kForwardedPrefix, "forwarded-prefix", check_forwarded_prefix},
+    {PolicyKind::kCanary, "canary", check_canary},
+    {PolicyKind::kAffinity, "affinity", check_affinity},
+    {PolicyKind::kBalance, "balance", check_balance},
 };
 
 }  // namespace
