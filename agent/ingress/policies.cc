@@ -1,5 +1,7 @@
 #include "ingress/policies.h"
 
+#include "policy/affinity.h"
+#include "policy/balance.h"
 #include "policy/headers.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
@@ -30,6 +32,38 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   if (!a.rewrite_target.empty()) records.push_back(policy::rewrite(a.rewrite_target));
   if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));
   if (!a.x_forwarded_prefix.empty()) records.push_back(policy::forwarded_prefix(a.x_forwarded_prefix));
+  std::vector<PolicyRecord> traffic = traffic_policies(a, path, kNoRecordBackend);
+  records.insert(records.end(), traffic.begin(), traffic.end());
+  return records;
+}
+
+std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& a, const std::string& path,
+                                           std::uint32_t backend) {
+  std::vector<PolicyRecord> records;
+  // ingress-nginx's balancer.lua: affinity wins over upstream-hash-by, which wins over load-balance.
+  if (a.affinity_cookie) {
+    std::string attributes = "; Path=";
+    attributes += !a.session_cookie_path.empty()          ? a.session_cookie_path
+                  : path.empty() || regex_paths(a) ? std::string("/")
+                                                           : path;
+    if (!a.session_cookie_domain.empty()) attributes += "; Domain=" + a.session_cookie_domain;
+    if (!a.session_cookie_max_age.empty()) attributes += "; Max-Age=" + a.session_cookie_max_age;
+    if (!a.session_cookie_samesite.empty()) attributes += "; SameSite=" + a.session_cookie_samesite;
+    attributes += "; HttpOnly";
+    const std::uint32_t flags = (a.session_cookie_change_on_failure ? std::uint32_t{policy::kChangeOnFailure} : 0u) |
+                                (a.affinity_canary_legacy ? std::uint32_t{policy::kLegacyCanary} : 0u) |
+                                (a.session_cookie_secure ? std::uint32_t{policy::kSecure} : 0u);
+    records.push_back(policy::affinity(a.affinity_persistent ? policy::kPersistent : policy::kBalanced, flags,
+                                       a.session_cookie_name, std::move(attributes), a.session_cookie_expires));
+    records.back().backend = backend;
+  }
+  if (!a.upstream_hash_by.empty()) {
+    records.push_back(policy::balance(policy::kHash, a.upstream_hash_by));
+    records.back().backend = backend;
+  } else if (a.load_balance_ewma) {
+    records.push_back(policy::balance(policy::kEwma));
+    records.back().backend = backend;
+  }
   return records;
 }
 
