@@ -7,7 +7,7 @@
  * (ngx_http_kroute_status.c), the TLS certificate callback
  * (ngx_http_kroute_ssl.c) and one module per kind of policy record
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
- * ngx_http_kroute_headers_module.c).
+ * ngx_http_kroute_headers_module.c, ngx_http_kroute_canary_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -120,6 +120,12 @@ typedef struct {
     void                        **loc_conf;
     ngx_http_upstream_conf_t     *upstream_conf;
     unsigned                      rewritten:1;  /* the rewrite policy ran */
+    unsigned                      canary_done:1;  /* the canary policy ran */
+    unsigned                      canary:1;     /* route.backend is a canary's */
+    /* the balancer chose a session: the response sets its cookie */
+    unsigned                      set_cookie:1;
+    const kroute_policy_t        *affinity;     /* the session's kAffinity */
+    uint64_t                      cookie_value;
 } ngx_http_kroute_ctx_t;
 
 
@@ -162,6 +168,16 @@ void ngx_http_kroute_ssl_exit_process(void);
 
 void *ngx_http_kroute_create_srv_conf(ngx_conf_t *cf);
 char *ngx_http_kroute_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/*
+ * The kAffinity or kBalance record that applies to the request's backend
+ * now (a canary's own, or the rule's when the primary serves), or NULL.
+ */
+const kroute_policy_t *ngx_http_kroute_backend_policy(
+    ngx_http_kroute_ctx_t *ctx, uint16_t kind);
+/* The value of cookie `name` in the request, or NULL. */
+ngx_str_t *ngx_http_kroute_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 char *ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_kroute_init_shm_zone(ngx_shm_zone_t *shm_zone, void *data);
