@@ -18,6 +18,7 @@
 #include "policy/template.h"
 #include "reader.h"
 #include "snapshot.h"
+#include "value_patterns.h"
 
 // The C view of the snapshot's records is the snapshot's own layout.
 static_assert(sizeof(kroute_policy_t) == sizeof(kroute::format::PolicyRecord));
@@ -132,6 +133,7 @@ struct kroute_table_s {
   };
 
   kroute::TableReader reader;
+  kroute::ValuePatterns value_patterns;
   std::vector<Ewma> ewma;  // per endpoint of the current snapshot, like current_weights
   std::vector<std::int64_t> current_weights;  // int64: weights are u16, endpoints many
   std::uint64_t weights_generation = 0;
@@ -323,6 +325,10 @@ void kroute_table_observe(kroute_table_t* table, const kroute_snapshot_t* snapsh
 }
 
 std::uint64_t kroute_table_random(kroute_table_t* table) { return table->next_random(); }
+
+int kroute_table_match_value(kroute_table_t* table, kroute_str_t pattern, kroute_str_t value) {
+  return table->value_patterns.matches(view_of(pattern), view_of(value)) ? 1 : 0;
+}
 
 std::uint64_t kroute_hash(const unsigned char* data, std::size_t len) {
   return kroute::key_hash({reinterpret_cast<const char*>(data), len});

@@ -259,6 +259,9 @@ int kroute_table_pick_by(kroute_table_t *table,
 void kroute_table_observe(kroute_table_t *table,
     const kroute_snapshot_t *snapshot, uint32_t backend,
     const kroute_endpoint_t *endpoint, uint64_t response_ms, uint64_t now_ms);
+/* Whether regex `pattern` matches anywhere in `value` (canary header pattern). */
+int kroute_table_match_value(kroute_table_t *table, kroute_str_t pattern,
+    kroute_str_t value);
 /* A per-worker pseudo-random number (canary weights, session keys). */
 uint64_t kroute_table_random(kroute_table_t *table);
 /* A hash of a key (upstream-hash-by). */

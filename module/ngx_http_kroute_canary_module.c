@@ -147,7 +147,7 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
 {
     uint32_t                i;
     ngx_str_t               name, value, *header;
-    kroute_str_t            s;
+    kroute_str_t            s, h;
     ngx_int_t               session;
     const kroute_policy_t  *p;
 
@@ -173,6 +173,17 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
             }
 
             s = kroute_policy_str(&ctx->route, p->b);
+
+            if (p->flags & KROUTE_CANARY_PATTERN) {
+                h.len = header->len;
+                h.data = header->data;
+
+                if (kroute_table_match_value(ngx_http_kroute_table, s, h)) {
+                    return 1;
+                }
+
+                break;
+            }
 
             if (s.len) {
                 if (header->len == s.len

@@ -4,7 +4,9 @@
 #include <initializer_list>
 
 #include "host.h"
+#include "policy/headers.h"
 #include "policy/template.h"
+#include "value_patterns.h"
 #include "validate.h"
 
 namespace kroute::agent {
@@ -167,6 +169,15 @@ std::string cookie_attribute(std::string_view v, std::string& out) {
   return {};
 }
 
+// A regex of request values, compiled as the module will.
+std::string value_pattern(std::string_view v, std::string& out) {
+  if (v.empty()) return "it is empty";
+  if (std::string problem = check_value_pattern(v); !problem.empty()) return problem;
+  if (std::string problem = policy::check_header_value(v); !problem.empty()) return "it " + problem;
+  out = std::string(v);
+  return {};
+}
+
 // upstream-hash-by: nginx variables and text, e.g. "$request_uri" or "$http_x_user$cookie_session".
 std::string hash_key(std::string_view v, std::string& out) {
   if (std::string problem = plain(v); !problem.empty()) return problem;
@@ -241,8 +252,9 @@ const AnnotationSpec kSpecs[] = {
               { return token(v, a.canary_by_header); }),
     SUPPORTED("canary-by-header-value", "this exact value of canary-by-header sends to the canary",
               { return header_value(v, a.canary_by_header_value); }),
-    NOT_YET("canary-by-header-pattern",
-            "needs a per-request regex of a header value; canary-by-header-value and always/never work"),
+    SUPPORTED("canary-by-header-pattern",
+              "a PCRE regex matched anywhere in canary-by-header's value (when no -value is set)",
+              { return value_pattern(v, a.canary_by_header_pattern); }),
     SUPPORTED("canary-by-cookie", "the cookie's value always / never decides after the header",
               { return token(v, a.canary_by_cookie); }),
     SUPPORTED("canary-weight", "what is left goes to the canary with weight/total (a per-worker random draw)",

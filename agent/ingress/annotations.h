@@ -44,6 +44,7 @@ struct IngressAnnotations {
   bool canary = false;
   std::string canary_by_header;
   std::string canary_by_header_value;
+  std::string canary_by_header_pattern;  // used when canary_by_header_value is empty
   std::string canary_by_cookie;
   std::uint32_t canary_weight = 0;
   std::uint32_t canary_weight_total = 100;

@@ -12,7 +12,11 @@ namespace kroute::agent {
 std::vector<PolicyRecord> canary_records(const IngressAnnotations& a, std::uint32_t backend) {
   std::vector<PolicyRecord> records;
   if (!a.canary_by_header.empty()) {
-    records.push_back(policy::canary_by_header(a.canary_by_header, a.canary_by_header_value, false));
+    // As balancer.lua: the exact value when given, else the pattern, else always / never.
+    const bool pattern = a.canary_by_header_value.empty() && !a.canary_by_header_pattern.empty();
+    records.push_back(policy::canary_by_header(a.canary_by_header,
+                                               pattern ? a.canary_by_header_pattern : a.canary_by_header_value,
+                                               pattern));
   }
   if (!a.canary_by_cookie.empty()) records.push_back(policy::canary_by_cookie(a.canary_by_cookie));
   // Always present: weight 0 sends nothing, and the module needs one record to find the canary backend.

@@ -3,6 +3,7 @@
 #include "balance.h"
 #include "canary.h"
 #include "headers.h"
+#include "../value_patterns.h"
 
 namespace kroute::policy {
 
@@ -26,7 +27,10 @@ std::string check_canary(const PolicyRecord& record, bool) {
     case kByHeader:
       if (!token(record.a)) return "canary header name must be letters, digits, '-', '_' or '.'";
       if ((record.flags & ~std::uint32_t{kPattern}) != 0) return "unknown canary flags";
-      if ((record.flags & kPattern) != 0 && record.b.empty()) return "canary header pattern is empty";
+      if ((record.flags & kPattern) != 0) {
+        if (record.b.empty()) return "canary header pattern is empty";
+        if (std::string problem = check_value_pattern(record.b); !problem.empty()) return "canary header pattern: " + problem;
+      }
       return check_header_value(record.b);
     case kByCookie:
       if (!token(record.a)) return "canary cookie name must be letters, digits, '-', '_' or '.'";

@@ -229,7 +229,8 @@ TEST_CASE("annotations: canary, affinity, hashing and balancing values; bad ones
                "nginx.ingress.kubernetes.io/session-cookie-samesite": "lax",
                "nginx.ingress.kubernetes.io/session-cookie-path": "/a;b",
                "nginx.ingress.kubernetes.io/upstream-hash-by": "$a b",
-               "nginx.ingress.kubernetes.io/load-balance": "least_conn"})");
-  CHECK(r.problems.size() == 9);
+               "nginx.ingress.kubernetes.io/load-balance": "least_conn",
+               "nginx.ingress.kubernetes.io/canary-by-header-pattern": "(unclosed"})");
+  CHECK(r.problems.size() == 10);
   CHECK(r.values == IngressAnnotations{});
 }

@@ -143,8 +143,17 @@ def test_canary_header_then_cookie_then_weight_with_always_never_and_exact_value
     assert who({"X-Canary": "v2"}) == "canary"
     assert who({"X-Canary": "always"}) == "primary"
     assert who({"X-Canary": "v3", "Cookie": "canary=always"}) == "canary"
-    # The primary's other settings stay the primary's: a path the canary lacks is not the canary's.
     assert stack.request(host, "/x", headers={"X-Canary": "v2"}).service == "canary"
+
+    # canary-by-header-pattern (when no -value is given): a regex anywhere in the value, case-sensitive.
+    del canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header-value"]
+    canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-by-header-pattern"] = "^(beta|rc)-[0-9]+$"
+    stack.apply(canary)
+    wait_canary(stack, host, lambda records: any(r.get("flags") == 1 for r in records))
+    assert who({"X-Canary": "beta-12"}) == "canary"
+    assert who({"X-Canary": "rc-1"}) == "canary"
+    assert who({"X-Canary": "BETA-12"}) == "primary"
+    assert who({"X-Canary": "beta-x", "Cookie": "canary=always"}) == "canary"
 
 
 def test_canary_without_primary_and_a_second_canary_are_ignored_with_warnings(stack: Stack) -> None:

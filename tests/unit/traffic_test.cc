@@ -13,6 +13,7 @@
 #include "policy/balance.h"
 #include "policy/canary.h"
 #include "policy/kinds.h"
+#include "value_patterns.h"
 
 namespace format = kroute::format;
 
@@ -158,4 +159,26 @@ TEST_CASE("traffic kinds: records the module can apply pass, others are refused"
   CHECK_FALSE(check_record(balance(kHash, ""), false).empty());
   CHECK_FALSE(check_record(balance(kEwma, "$x"), false).empty());
   CHECK(std::string(kind_name(kroute::PolicyKind::kCanary)) == "canary");
+}
+
+TEST_CASE("value patterns: PCRE anywhere in the value, case-sensitive, bounded; bad patterns never match") {
+  kroute::ValuePatterns patterns;
+  CHECK(patterns.matches("^v[0-9]+$", "v12"));
+  CHECK(patterns.matches("beta", "x-beta-y"));  // unanchored, as ngx.re.match
+  CHECK_FALSE(patterns.matches("beta", "BETA"));
+  CHECK_FALSE(patterns.matches("^v[0-9]+$", "v1x"));
+  CHECK_FALSE(patterns.matches("(", "("));
+  CHECK_FALSE(kroute::check_value_pattern("(").empty());
+  CHECK(kroute::check_value_pattern("^(a|b)+$").empty());
+  // Catastrophic backtracking hits the work bound: no match, no stall.
+  CHECK_FALSE(patterns.matches("^(a+)+$", std::string(40, 'a').append("b")));
+  // More patterns than are kept still match.
+  for (std::size_t i = 0; i < kroute::ValuePatterns::kMaxPatterns + 10; ++i) {
+    const std::string n = std::to_string(i);
+    CHECK(patterns.matches(std::string("^x").append(n).append("$"), std::string("x").append(n)));
+  }
+  using namespace kroute::policy;
+  auto pattern = canary_by_header("X-C", "(", true);
+  pattern.backend = 0;
+  CHECK(check_record(pattern, false).find("pattern") != std::string::npos);
 }
