@@ -257,11 +257,22 @@ ngx_http_kroute_canary_session(ngx_http_request_t *r,
     kroute_endpoint_t       endpoint;
     const kroute_policy_t  *p;
 
+    /* legacy on the primary's or the canary's affinity: the weight decides */
+
+    for (i = 0; i < ctx->route.policy_count; i++) {
+        p = &ctx->route.policies[i];
+
+        if (p->kind == KROUTE_POLICY_AFFINITY
+            && (p->flags & KROUTE_AFFINITY_LEGACY_CANARY))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
     for (i = 0; i < ctx->route.policy_count; i++) {
         p = &ctx->route.policies[i];
 
         if (p->kind != KROUTE_POLICY_AFFINITY
-            || (p->flags & KROUTE_AFFINITY_LEGACY_CANARY)
             || (p->backend != KROUTE_NO_BACKEND && p->backend != canary))
         {
             continue;

@@ -383,3 +383,55 @@ def test_ewma_sends_less_to_a_slow_endpoint(stack: Stack) -> None:
         conn.close()
     # Round robin would give the slow pod a third (100 of 300).
     assert answered["ewma/slow"] < 45, answered
+
+
+def test_sticky_canary_sessions_stay_with_the_backend_that_started_them(stack: Stack) -> None:
+    host = "stickycanary.balance.test"
+    primary, canary = canary_pair(stack, host, {"canary-weight": "50", "affinity": "cookie"},
+                                  {"affinity": "cookie"})
+    apply_and_wait(stack, primary)
+    stack.apply(canary)
+    wait_canary(stack, host)
+    started: dict[str, str] = {}
+    for _ in range(60):
+        reply = stack.request(host, "/")
+        started.setdefault(reply.service, session(reply)[0])
+        if len(started) == 2:
+            break
+    assert set(started) == {"primary", "canary"}, started
+    for service, value in started.items():
+        for _ in range(15):  # the weight (50%) would move half of them
+            reply = stack.request(host, "/", headers={"Cookie": f"INGRESSCOOKIE={value}"})
+            assert reply.service == service and "set-cookie" not in reply.headers
+    # legacy: the weight decides whatever the cookie.
+    canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/affinity-canary-behavior"] = "legacy"
+    stack.apply(canary)
+    stack.wait_route(host, "/", lambda route: any(p.get("kind") == "affinity" and p.get("flags", 0) & 2
+                                                  for p in route.get("policies", [])))
+    served_by = {stack.request(host, "/", headers={"Cookie": f"INGRESSCOOKIE={started['primary']}"}).service
+                 for _ in range(30)}
+    assert served_by == {"primary", "canary"}
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_a_failed_session_endpoint_is_retried_elsewhere_and_moves_only_with_change_on_failure(
+        stack: Stack, change: bool) -> None:
+    host = f"failover-{int(change)}.balance.test"
+    name = f"failover{int(change)}"
+    backend = stack.backend(name, replicas=2)
+    ingress = annotated(stack, name, host, [("/", "Prefix", name)], {
+        "affinity": "cookie", "affinity-mode": "persistent",
+        "session-cookie-change-on-failure": "true" if change else "false"})
+    apply_and_wait(stack, ingress)
+    first = stack.request(host, "/")
+    value = session(first)[0]
+    dead = next(p for p in backend.pods if p.name == first.pod)
+    dead.stop()  # still in the EndpointSlice: connections are refused
+    reply = stack.request(host, "/", headers={"Cookie": f"INGRESSCOOKIE={value}"})
+    assert reply.status == 200 and reply.pod != dead.name
+    if change:
+        assert session(reply)[0] != value  # the session moved to the endpoint that answered
+        again = stack.request(host, "/", headers={"Cookie": f"INGRESSCOOKIE={session(reply)[0]}"})
+        assert again.pod == reply.pod and "set-cookie" not in again.headers
+    else:
+        assert "set-cookie" not in reply.headers  # the session stays where it was
