@@ -377,6 +377,7 @@ ngx_http_kroute_pick_session(ngx_http_kroute_peer_data_t *pd)
 {
     uint64_t                number;
     ngx_str_t               name, value;
+    ngx_uint_t              persistent;
     kroute_str_t            s;
     ngx_http_kroute_ctx_t  *ctx;
     const kroute_policy_t  *affinity;
@@ -389,32 +390,25 @@ ngx_http_kroute_pick_session(ngx_http_kroute_peer_data_t *pd)
         name.data = (u_char *) s.data;
         name.len = s.len;
 
+        persistent = affinity->code == KROUTE_AFFINITY_PERSISTENT;
+
+        /* a balanced key of the other backend's sessions starts a new one */
+
         if (ngx_http_kroute_cookie(pd->request, &name, &value)
-            && kroute_cookie_value_parse(value.data, value.len, &number) == 0)
+            && kroute_cookie_value_parse(value.data, value.len, &number) == 0
+            && (persistent || (number & 1) == ctx->canary))
         {
-            if (affinity->code == KROUTE_AFFINITY_PERSISTENT) {
-                if (kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
-                                         ctx->route.backend, NULL,
-                                         ngx_current_msec,
-                                         KROUTE_PICK_ENDPOINT, number,
-                                         &pd->endpoint)
-                    == 0)
-                {
-                    return NGX_OK;
-                }
+            pd->session = persistent ? 0 : number;
 
-            } else if ((number & 1) == ctx->canary) {
-                pd->session = number;
-
-                if (kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
-                                         ctx->route.backend, NULL,
-                                         ngx_current_msec,
-                                         KROUTE_BALANCE_HASH, number,
-                                         &pd->endpoint)
-                    == 0)
-                {
-                    return NGX_OK;
-                }
+            if (kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
+                                     ctx->route.backend, NULL,
+                                     ngx_current_msec,
+                                     persistent ? KROUTE_PICK_ENDPOINT
+                                                : KROUTE_BALANCE_HASH,
+                                     number, &pd->endpoint)
+                == 0)
+            {
+                return NGX_OK;
             }
         }
 
