@@ -326,6 +326,10 @@ void kroute_table_observe(kroute_table_t* table, const kroute_snapshot_t* snapsh
 
 std::uint64_t kroute_table_random(kroute_table_t* table) { return table->next_random(); }
 
+int kroute_same_site_none_compatible(kroute_str_t user_agent) {
+  return kroute::policy::same_site_none_compatible(view_of(user_agent)) ? 1 : 0;
+}
+
 int kroute_table_match_value(kroute_table_t* table, kroute_str_t pattern, kroute_str_t value) {
   return table->value_patterns.matches(view_of(pattern), view_of(value)) ? 1 : 0;
 }

@@ -262,6 +262,8 @@ void kroute_table_observe(kroute_table_t *table,
 /* Whether regex `pattern` matches anywhere in `value` (canary header pattern). */
 int kroute_table_match_value(kroute_table_t *table, kroute_str_t pattern,
     kroute_str_t value);
+/* Whether a User-Agent accepts SameSite=None (1) or not (0). */
+int kroute_same_site_none_compatible(kroute_str_t user_agent);
 /* A per-worker pseudo-random number (canary weights, session keys). */
 uint64_t kroute_table_random(kroute_table_t *table);
 /* A hash of a key (upstream-hash-by). */

@@ -381,15 +381,19 @@ ngx_http_kroute_backend_policy(ngx_http_kroute_ctx_t *ctx, uint16_t kind)
 }
 
 
-/* Set-Cookie: <name>=<value><attributes>[; Expires=...][; Secure] */
+/*
+ * Set-Cookie: <name>=<value><attributes>[; Expires=...][; Secure]
+ * [; SameSite=None] (the last one only for clients that accept it, when
+ * conditional).
+ */
 
 static ngx_int_t
 ngx_http_kroute_session_cookie_filter(ngx_http_request_t *r)
 {
     u_char                 *p;
     size_t                  len;
-    kroute_str_t            name, attributes;
-    ngx_uint_t              secure;
+    kroute_str_t            name, attributes, ua;
+    ngx_uint_t              secure, same_site_none;
     ngx_table_elt_t        *h;
     ngx_http_kroute_ctx_t  *ctx;
     const kroute_policy_t  *affinity;
@@ -408,9 +412,23 @@ ngx_http_kroute_session_cookie_filter(ngx_http_request_t *r)
     secure = (affinity->flags & KROUTE_AFFINITY_SECURE)
              || ngx_http_kroute_https(r, ctx);
 
+    same_site_none = 0;
+
+    if (affinity->flags & KROUTE_AFFINITY_CONDITIONAL_SAMESITE_NONE) {
+        ua.len = 0;
+        ua.data = NULL;
+
+        if (r->headers_in.user_agent) {
+            ua.len = r->headers_in.user_agent->value.len;
+            ua.data = r->headers_in.user_agent->value.data;
+        }
+
+        same_site_none = kroute_same_site_none_compatible(ua);
+    }
+
     len = name.len + 1 + KROUTE_COOKIE_VALUE_LEN + attributes.len
           + sizeof("; Expires=") - 1 + sizeof("Thu, 01-Jan-1970 00:00:00 GMT")
-          + sizeof("; Secure") - 1;
+          + sizeof("; Secure") - 1 + sizeof("; SameSite=None") - 1;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
@@ -439,6 +457,10 @@ ngx_http_kroute_session_cookie_filter(ngx_http_request_t *r)
 
     if (secure) {
         p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+
+    if (same_site_none) {
+        p = ngx_cpymem(p, "; SameSite=None", sizeof("; SameSite=None") - 1);
     }
 
     h->value.len = p - h->value.data;

@@ -350,8 +350,9 @@ const AnnotationSpec kSpecs[] = {
               { return boolean(v, a.session_cookie_change_on_failure); }),
     SUPPORTED("session-cookie-samesite", "None, Lax or Strict",
               { return one_of(v, {"None", "Lax", "Strict"}, a.session_cookie_samesite); }),
-    NOT_YET("session-cookie-conditional-samesite-none",
-            "needs ingress-nginx's list of User-Agents that reject SameSite=None; SameSite=None is sent to all"),
+    SUPPORTED("session-cookie-conditional-samesite-none",
+              "SameSite=None only for clients that accept it (by User-Agent: Chromium's list of incompatible clients)",
+              { return boolean(v, a.session_cookie_conditional_samesite_none); }),
     SUPPORTED("ssl-redirect",
               "default true: plain HTTP to a host the Ingress has TLS for gets a 308 to https:// "
               "(not under /.well-known/acme-challenge)",

@@ -60,6 +60,7 @@ struct IngressAnnotations {
   std::string session_cookie_max_age;    // digits; "": none
   bool session_cookie_secure = false;
   bool session_cookie_change_on_failure = false;
+  bool session_cookie_conditional_samesite_none = false;
   std::string upstream_hash_by;
   bool load_balance_ewma = false;        // load-balance: ewma (default round_robin)
   bool operator==(const IngressAnnotations&) const = default;

@@ -48,11 +48,14 @@ std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& a, const st
                                                            : path;
     if (!a.session_cookie_domain.empty()) attributes += "; Domain=" + a.session_cookie_domain;
     if (!a.session_cookie_max_age.empty()) attributes += "; Max-Age=" + a.session_cookie_max_age;
-    if (!a.session_cookie_samesite.empty()) attributes += "; SameSite=" + a.session_cookie_samesite;
+    // Conditional SameSite=None: the module adds it per client.
+    const bool conditional = a.session_cookie_conditional_samesite_none && a.session_cookie_samesite == "None";
+    if (!a.session_cookie_samesite.empty() && !conditional) attributes += "; SameSite=" + a.session_cookie_samesite;
     attributes += "; HttpOnly";
     const std::uint32_t flags = (a.session_cookie_change_on_failure ? std::uint32_t{policy::kChangeOnFailure} : 0u) |
                                 (a.affinity_canary_legacy ? std::uint32_t{policy::kLegacyCanary} : 0u) |
-                                (a.session_cookie_secure ? std::uint32_t{policy::kSecure} : 0u);
+                                (a.session_cookie_secure ? std::uint32_t{policy::kSecure} : 0u) |
+                                (conditional ? std::uint32_t{policy::kConditionalSameSiteNone} : 0u);
     records.push_back(policy::affinity(a.affinity_persistent ? policy::kPersistent : policy::kBalanced, flags,
                                        a.session_cookie_name, std::move(attributes), a.session_cookie_expires));
     records.back().backend = backend;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "record.h"
 
@@ -20,7 +21,8 @@ enum AffinityFlags : std::uint32_t {
   kChangeOnFailure = 1,      // a retry elsewhere moves the session (session-cookie-change-on-failure)
   kLegacyCanary = 2,         // affinity-canary-behavior: legacy (the cookie does not keep a canary choice)
   kSecure = 4,               // Secure also over plain HTTP (session-cookie-secure)
-  kConditionalSameSiteNone = 8,  // no SameSite=None for clients that reject it
+  // SameSite=None is left out of `b` and sent only to clients that accept it
+  kConditionalSameSiteNone = 8,
 };
 inline constexpr std::uint32_t kAffinityFlags = kChangeOnFailure | kLegacyCanary | kSecure | kConditionalSameSiteNone;
 
@@ -29,6 +31,10 @@ inline PolicyRecord affinity(std::uint16_t mode, std::uint32_t flags, std::strin
   return {.kind = PolicyKind::kAffinity, .code = mode, .flags = flags, .value = expires_seconds,
           .a = std::move(cookie), .b = std::move(attributes)};
 }
+
+// session-cookie-conditional-samesite-none: whether a client accepts SameSite=None, by its User-Agent
+// (Chrome 51-66 and UC Browser before 12.13.2 reject it, iOS 12 and Safari on macOS 10.14 misread it).
+bool same_site_none_compatible(std::string_view user_agent) noexcept;
 
 std::string check_affinity(const PolicyRecord& record, bool captures);
 

@@ -52,6 +52,45 @@ std::string check_affinity(const PolicyRecord& record, bool) {
   return check_header_value(record.b);
 }
 
+namespace {
+
+// The numbers after `name` ("Chrome/" -> 66, 0, ...): up to three, 0 when absent.
+void version_after(std::string_view ua, std::string_view name, unsigned (&v)[3]) {
+  v[0] = v[1] = v[2] = 0;
+  const std::size_t at = ua.find(name);
+  if (at == std::string_view::npos) return;
+  std::size_t i = at + name.size();
+  for (unsigned part = 0; part < 3 && i < ua.size(); ++part) {
+    while (i < ua.size() && ua[i] >= '0' && ua[i] <= '9') v[part] = v[part] * 10 + static_cast<unsigned>(ua[i++] - '0');
+    if (i >= ua.size() || ua[i] != '.') break;
+    ++i;
+  }
+}
+
+}  // namespace
+
+// Chromium's list of clients known to be incompatible with SameSite=None (chromium.org, "SameSite=None:
+// Known Incompatible Clients"), which ingress-nginx follows.
+bool same_site_none_compatible(std::string_view ua) noexcept {
+  const auto has = [&](std::string_view s) { return ua.find(s) != std::string_view::npos; };
+  unsigned v[3];
+  for (const std::string_view chrome : {std::string_view("Chrome/"), std::string_view("Chromium/")}) {
+    version_after(ua, chrome, v);
+    if (v[0] >= 51 && v[0] <= 66) return false;
+  }
+  if (has("UCBrowser/")) {
+    version_after(ua, "UCBrowser/", v);
+    if (v[0] < 12 || (v[0] == 12 && (v[1] < 13 || (v[1] == 13 && v[2] < 2)))) return false;
+  }
+  // Every browser on iOS 12; Safari and embedded browsers on macOS 10.14.
+  if ((has("iPhone OS 12_") || has("iPad; CPU OS 12_") || has("iPod touch; CPU iPhone OS 12_")) && has("AppleWebKit/"))
+    return false;
+  if (has("Macintosh; Intel Mac OS X 10_14") && !has("Chrom") &&
+      ((has("Version/") && has("Safari")) || ua.ends_with("(KHTML, like Gecko)")))
+    return false;
+  return true;
+}
+
 std::string check_balance(const PolicyRecord& record, bool) {
   if (record.code > kHash) return "unknown balance method";
   if (record.code == kHash && record.a.empty()) return "hash key is empty";

@@ -220,6 +220,13 @@ TEST_CASE("annotations: canary, affinity, hashing and balancing values; bad ones
   CHECK(records[1].code == policy::kPersistent);
   CHECK(records[1].b == "; Path=/app; Max-Age=60; SameSite=Strict; HttpOnly");
   CHECK(records[2] == policy::balance(policy::kHash, "$request_uri"));
+  // Conditional SameSite=None: left to the module, per client.
+  IngressAnnotations none = r.values;
+  none.session_cookie_samesite = "None";
+  none.session_cookie_conditional_samesite_none = true;
+  const auto conditional = rule_policies(none, "/app");
+  CHECK(conditional[1].b == "; Path=/app; Max-Age=60; HttpOnly");
+  CHECK((conditional[1].flags & policy::kConditionalSameSiteNone) != 0);
 
   r = read(R"({"nginx.ingress.kubernetes.io/canary-weight": "-5",
                "nginx.ingress.kubernetes.io/canary-weight-total": "0",

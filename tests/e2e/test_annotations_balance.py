@@ -308,6 +308,18 @@ def test_balanced_sessions_stick_and_secure_is_sent_when_asked(stack: Stack) -> 
     # A cookie from elsewhere is replaced.
     assert "set-cookie" in stack.request(host, "/", headers={"Cookie": "route=nothex"}).headers
 
+    # SameSite=None, conditional: not for a client that would reject it (Chrome 51-66), for others.
+    ingress["metadata"]["annotations"].update({"nginx.ingress.kubernetes.io/session-cookie-samesite": "None",
+                                               "nginx.ingress.kubernetes.io/session-cookie-conditional-samesite-none":
+                                                   "true"})
+    stack.apply(ingress)
+    stack.wait_route(host, "/", lambda route: any(p.get("flags", 0) & 8 for p in route.get("policies", [])))
+    old_chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/62.0.3202 Safari/537.36"
+    new_chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0 Safari/537.36"
+    assert "SameSite" not in stack.request(host, "/", headers={"User-Agent": old_chrome}).headers["set-cookie"]
+    assert stack.request(host, "/", headers={"User-Agent": new_chrome}).headers["set-cookie"].endswith(
+        "; Secure; SameSite=None")
+
 
 # ---- upstream-hash-by and load-balance ------------------------------------------------------------------
 

@@ -182,3 +182,21 @@ TEST_CASE("value patterns: PCRE anywhere in the value, case-sensitive, bounded; 
   pattern.backend = 0;
   CHECK(check_record(pattern, false).find("pattern") != std::string::npos);
 }
+
+TEST_CASE("conditional SameSite=None: clients known to reject or misread it do not get it") {
+  using kroute::policy::same_site_none_compatible;
+  CHECK(same_site_none_compatible(""));
+  CHECK(same_site_none_compatible(
+      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"));
+  CHECK_FALSE(same_site_none_compatible(
+      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/66.0.3359.181 Safari/537.36"));
+  CHECK(same_site_none_compatible("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko) Chrome/50.0.2661 Safari/537.36"));
+  CHECK_FALSE(same_site_none_compatible(
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 12_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"));
+  CHECK_FALSE(same_site_none_compatible("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 "
+                                        "(KHTML, like Gecko) Version/12.1.2 Safari/605.1.15"));
+  CHECK(same_site_none_compatible("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/537.36 "
+                                  "(KHTML, like Gecko) Chrome/120.0 Safari/537.36"));
+  CHECK_FALSE(same_site_none_compatible("Mozilla/5.0 (Linux; U; Android 9) UCBrowser/12.13.0.1207 Mobile"));
+  CHECK(same_site_none_compatible("Mozilla/5.0 (Linux; U; Android 9) UCBrowser/12.13.2.1208 Mobile"));
+}
