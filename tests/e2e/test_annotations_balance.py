@@ -179,7 +179,7 @@ def test_canary_without_primary_and_a_second_canary_are_ignored_with_warnings(st
     stack.wait_status(host, "/", 404)
 
 
-def test_canary_weight_changes_under_load_without_errors_or_reloads(stack: Stack) -> None:
+def test_canary_weight_and_balancing_change_under_load_without_errors_or_reloads(stack: Stack) -> None:
     host = "live.balance.test"
     primary, canary = canary_pair(stack, host, {"canary-weight": "0"})
     apply_and_wait(stack, primary)
@@ -202,6 +202,17 @@ def test_canary_weight_changes_under_load_without_errors_or_reloads(stack: Stack
             stack.apply(canary)
             wait_canary(stack, host, lambda records, w=int(weight): any(r.get("number") == (w << 32 | 100)
                                                                          for r in records))
+            time.sleep(0.5)
+        # The primary's balancing changes too: affinity, then hashing, then EWMA, then none.
+        canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] = "50"
+        stack.apply(canary)
+        for annotations, kind in (({"affinity": "cookie"}, "affinity"), ({"upstream-hash-by": "$remote_addr"}, "balance"),
+                                  ({"load-balance": "ewma"}, "balance"), ({}, None)):
+            primary["metadata"]["annotations"] = {f"nginx.ingress.kubernetes.io/{k}": v for k, v in annotations.items()}
+            stack.apply(primary)
+            stack.wait_route(host, "/", lambda route, kind=kind: (kind in {p.get("kind") for p in route.get("policies", [])})
+                             if kind else not any(p.get("kind") in ("affinity", "balance")
+                                                  for p in route.get("policies", [])))
             time.sleep(0.5)
     finally:
         stop.set()
