@@ -338,6 +338,15 @@ std::uint64_t kroute_hash(const unsigned char* data, std::size_t len) {
   return kroute::key_hash({reinterpret_cast<const char*>(data), len});
 }
 
+int kroute_canary_keyword(kroute_str_t value) {
+  switch (kroute::policy::canary_by_keyword(view_of(value))) {
+    case kroute::policy::CanaryVerdict::kCanary: return 1;
+    case kroute::policy::CanaryVerdict::kPrimary: return 0;
+    case kroute::policy::CanaryVerdict::kUndecided: break;
+  }
+  return -1;
+}
+
 int kroute_canary_weight(std::uint64_t value, std::uint64_t random) {
   return kroute::policy::canary_by_weight_draw(value, random) ? 1 : 0;
 }

@@ -268,6 +268,8 @@ int kroute_same_site_none_compatible(kroute_str_t user_agent);
 uint64_t kroute_table_random(kroute_table_t *table);
 /* A hash of a key (upstream-hash-by). */
 uint64_t kroute_hash(const unsigned char *data, size_t len);
+/* A canary header's or cookie's "always" (1), "never" (0), or neither (-1). */
+int kroute_canary_keyword(kroute_str_t value);
 /* Whether a kByWeight canary record's weight takes this request. */
 int kroute_canary_weight(uint64_t value, uint64_t random);
 /* Session cookie values: 16 hex digits; parse returns 0, or -1. */

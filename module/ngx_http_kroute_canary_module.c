@@ -148,7 +148,7 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
     uint32_t                i;
     ngx_str_t               name, value, *header;
     kroute_str_t            s, h;
-    ngx_int_t               session;
+    ngx_int_t               session, keyword;
     const kroute_policy_t  *p;
 
     session = ngx_http_kroute_canary_session(r, ctx, records[0].backend);
@@ -195,16 +195,12 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
                 break;
             }
 
-            if (header->len == 6
-                && ngx_strncmp(header->data, "always", 6) == 0)
-            {
-                return 1;
-            }
+            h.len = header->len;
+            h.data = header->data;
+            keyword = kroute_canary_keyword(h);
 
-            if (header->len == 5
-                && ngx_strncmp(header->data, "never", 5) == 0)
-            {
-                return 0;
+            if (keyword >= 0) {
+                return keyword;
             }
 
             break;
@@ -218,12 +214,12 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
                 break;
             }
 
-            if (value.len == 6 && ngx_strncmp(value.data, "always", 6) == 0) {
-                return 1;
-            }
+            h.len = value.len;
+            h.data = value.data;
+            keyword = kroute_canary_keyword(h);
 
-            if (value.len == 5 && ngx_strncmp(value.data, "never", 5) == 0) {
-                return 0;
+            if (keyword >= 0) {
+                return keyword;
             }
 
             break;
