@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ingress/canary.h"
 #include "ingress/policies.h"
 #include "policy/error_pages.h"
 
@@ -98,6 +99,7 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
   };
   for (const IngressProblem& problem : ingress.problems) warn(problem.reason, problem.message);
   const bool regex = regex_paths(ingress.annotations);
+  part.canary = ingress.annotations.canary;
   std::vector<std::string> hosts;
   for (const IngressRule& rule : ingress.rules) {
     for (const IngressPath& path : rule.paths) {
@@ -115,13 +117,16 @@ CompileCache::Part CompileCache::make_part(const Ingress& ingress) {
       added.type = path.type;
       added.backend = kNoBackend;
       added.regex = regex;
-      added.policies = rule_policies(ingress.annotations, path.path);
+      if (!part.canary) added.policies = rule_policies(ingress.annotations, path.path);
       part.refs.push_back(path.backend);
       if (std::find(hosts.begin(), hosts.end(), rule.host) == hosts.end()) hosts.push_back(rule.host);
     }
   }
-  host_policies(ingress.annotations, hosts, [&](const std::string& host) { return has_tls_for(ingress, host); },
-                part.host_policies, part.aliases);
+  // A canary takes everything but its backend from its primary: no host-wide records of its own.
+  if (!part.canary) {
+    host_policies(ingress.annotations, hosts, [&](const std::string& host) { return has_tls_for(ingress, host); },
+                  part.host_policies, part.aliases);
+  }
   return part;
 }
 
@@ -132,11 +137,15 @@ class Compiler {
     cache_.index(store);
     patch_ = can_patch();
     if (patch_) changed_.assign(cache_.changed_.begin(), cache_.changed_.end());
+    // A canary's records live in its primary's rules: a change of either is compiled in full (the old
+    // parts are looked at before they are replaced, the new ones after).
+    if (patch_ && touches_canary()) patch_ = false;
     cache_.refresh_parts(store);
     for (const std::string& key : changed_) {
       auto it = cache_.parts_.find(key);
       if (it != cache_.parts_.end() && it->second.has_default_backend) patch_ = false;
     }
+    if (patch_ && touches_canary()) patch_ = false;
     for (const auto& [name, cls] : store.classes) {
       if (cls.controller == options.controller && cls.is_default) default_class_is_ours_ = true;
     }
@@ -175,6 +184,26 @@ class Compiler {
     return true;
   }
 
+  // Whether a changed Ingress is a canary or shares a host with one (then it may be a primary).
+  bool touches_canary() const {
+    if (cache_.canaries_.empty()) return false;
+    for (const std::string& key : changed_) {
+      auto it = cache_.parts_.find(key);
+      if (it == cache_.parts_.end()) continue;
+      if (it->second.canary) return true;
+      for (const std::string& canary_key : cache_.canaries_) {
+        auto canary = cache_.parts_.find(canary_key);
+        if (canary == cache_.parts_.end()) continue;
+        for (const Rule& c : canary->second.rules) {
+          for (const Rule& r : it->second.rules) {
+            if (r.host == c.host) return true;
+          }
+        }
+      }
+    }
+    return false;
+  }
+
   void compile_all() {
     table_ = CompiledTable{};
     cache_.backends_.clear();
@@ -186,12 +215,15 @@ class Compiler {
     // In key order (the parts are kept sorted), which `owned` promises; oldest first for the default
     // backend. Sources keep the key order: the builder settles collisions by age itself.
     std::vector<const CompileCache::Part*> by_age;
+    std::vector<const CompileCache::Part*> canaries;
     for (const auto& [key, part] : cache_.parts_) {
       if (!owned(part)) continue;
       table_.owned.push_back(key);
       add_part(part);
       if (part.has_default_backend) by_age.push_back(&part);
+      if (part.canary) canaries.push_back(&part);
     }
+    add_canaries(canaries);
     std::stable_sort(by_age.begin(), by_age.end(), [](const CompileCache::Part* a, const CompileCache::Part* b) {
       return std::tie(a->source.created_unix, a->source.ns, a->source.name) <
              std::tie(b->source.created_unix, b->source.ns, b->source.name);
@@ -344,12 +376,29 @@ class Compiler {
     table_.warnings.push_back({ns, name, std::move(reason), std::move(message)});
   }
 
+  void add_canaries(const std::vector<const CompileCache::Part*>& parts) {
+    if (parts.empty()) return;
+    std::vector<CanaryIngress> canaries;
+    for (const CompileCache::Part* part : parts) {
+      canaries.push_back({part->source, &part->ingress->annotations, part->rules});
+    }
+    merge_canaries(
+        table_.model.rules, std::move(canaries),
+        [&](std::size_t c, std::size_t i) {
+          const std::uint32_t backend = backend_for(parts[c]->source, parts[c]->refs[i]);
+          return backend == kNoBackend ? kNoRecordBackend : backend;
+        },
+        [&](const Source& source, std::string reason, std::string message) {
+          warn(source.ns, source.name, std::move(reason), std::move(message));
+        });
+  }
+
   void add_part(const CompileCache::Part& part) {
     const auto source = static_cast<std::uint32_t>(table_.model.sources.size());
     table_.model.sources.push_back(part.source);
     table_.warnings.insert(table_.warnings.end(), part.warnings.begin(), part.warnings.end());
     const IngressAnnotations& annotations = part.ingress->annotations;
-    for (std::size_t i = 0; i < part.rules.size(); ++i) {
+    for (std::size_t i = 0; part.canary ? false : i < part.rules.size(); ++i) {
       const std::uint32_t backend = backend_for(part.source, part.refs[i], annotations.service_upstream);
       if (backend == kNoBackend) continue;
       Rule& rule = table_.model.rules.emplace_back(part.rules[i]);
@@ -687,15 +736,21 @@ void CompileCache::ingress_changed(const std::string& key) {
 void CompileCache::refresh_parts(const Store& store) {
   if (!parts_complete_) {
     parts_.clear();
-    for (const auto& [key, ingress] : store.ingresses) parts_.emplace_hint(parts_.end(), key, make_part(ingress));
+    canaries_.clear();
+    for (const auto& [key, ingress] : store.ingresses) {
+      auto it = parts_.emplace_hint(parts_.end(), key, make_part(ingress));
+      if (it->second.canary) canaries_.insert(key);
+    }
     parts_complete_ = true;
   } else {
     for (const std::string& key : changed_) {
       auto it = store.ingresses.find(key);
+      canaries_.erase(key);
       if (it == store.ingresses.end()) {
         parts_.erase(key);
       } else {
-        parts_.insert_or_assign(key, make_part(it->second));
+        auto part = parts_.insert_or_assign(key, make_part(it->second)).first;
+        if (part->second.canary) canaries_.insert(key);
       }
     }
   }

@@ -87,6 +87,7 @@ class CompileCache {
     std::vector<Warning> warnings;         // problems of the Ingress itself
     bool has_default_backend = false;
     bool has_tls = false;
+    bool canary = false;  // its rules are merged into other Ingresses' (ingress/canary.h)
   };
   static Part make_part(const Ingress& ingress);
   void index(const Store& store);
@@ -101,6 +102,7 @@ class CompileCache {
   std::set<std::string> changed_services_;  // "ns/service" whose EndpointSlices changed since the last compile
   bool slices_relisted_ = false;            // since the last compile: every slice may have changed
   std::map<std::string, Part> parts_;  // by Ingress key, in the store's (sorted) order
+  std::set<std::string> canaries_;     // keys of the parts that are canaries
   // The last table and what a patch needs to know about it.
   struct BackendSlot {
     std::uint32_t index;            // in table_.model.backends

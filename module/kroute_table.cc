@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 #include <new>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -13,10 +14,14 @@
 #include "policy/proxy_setting.h"
 #include "policy/error_pages.h"
 #include "policy/mirror.h"
+#include "policy/affinity.h"
+#include "policy/balance.h"
+#include "policy/canary.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
 #include "snapshot.h"
+#include "value_patterns.h"
 
 // The C view of the snapshot's records is the snapshot's own layout.
 static_assert(sizeof(kroute_policy_t) == sizeof(kroute::format::PolicyRecord));
@@ -67,6 +72,20 @@ static_assert(KROUTE_NEXT_OFF == kroute::policy::kNextOff);
 static_assert(KROUTE_ERROR_PAGES_WHEN_NO_ENDPOINTS == kroute::policy::kWhenNoEndpoints);
 static_assert(KROUTE_ERROR_PAGES_ONLY_OWN_ERRORS == kroute::policy::kOnlyOwnErrors);
 static_assert(KROUTE_MIRROR_REQUEST_BODY == kroute::policy::kMirrorRequestBody);
+static_assert(KROUTE_CANARY_BY_HEADER == kroute::policy::kByHeader);
+static_assert(KROUTE_CANARY_BY_COOKIE == kroute::policy::kByCookie);
+static_assert(KROUTE_CANARY_BY_WEIGHT == kroute::policy::kByWeight);
+static_assert(KROUTE_CANARY_PATTERN == kroute::policy::kPattern);
+static_assert(KROUTE_AFFINITY_BALANCED == kroute::policy::kBalanced);
+static_assert(KROUTE_AFFINITY_PERSISTENT == kroute::policy::kPersistent);
+static_assert(KROUTE_AFFINITY_CHANGE_ON_FAILURE == kroute::policy::kChangeOnFailure);
+static_assert(KROUTE_AFFINITY_LEGACY_CANARY == kroute::policy::kLegacyCanary);
+static_assert(KROUTE_AFFINITY_SECURE == kroute::policy::kSecure);
+static_assert(KROUTE_AFFINITY_CONDITIONAL_SAMESITE_NONE == kroute::policy::kConditionalSameSiteNone);
+static_assert(KROUTE_BALANCE_ROUND_ROBIN == kroute::policy::kRoundRobin);
+static_assert(KROUTE_BALANCE_EWMA == kroute::policy::kEwma);
+static_assert(KROUTE_BALANCE_HASH == kroute::policy::kHash);
+static_assert(KROUTE_COOKIE_VALUE_LEN == kroute::kCookieValueLength);
 static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {
@@ -98,7 +117,12 @@ kroute_str_t c_str(std::string_view s) { return {s.size(), reinterpret_cast<cons
 }  // namespace
 
 struct kroute_table_s {
-  explicit kroute_table_s(const char* dir) : reader(dir) {}
+  // Each worker draws its own sequence (session keys must differ between workers).
+  explicit kroute_table_s(const char* dir) : reader(dir) {
+    std::random_device device;
+    random_state = (std::uint64_t{device()} << 32) ^ device() ^ reinterpret_cast<std::uintptr_t>(this);
+    if (random_state == 0) random_state = 0x9e3779b97f4a7c15ULL;
+  }
 
   bool failed(const EndpointEntry& e, std::uint64_t now_ms) const noexcept {
     if (now_ms >= failed_until_ms) return false;  // the common case: nothing failed lately
@@ -115,8 +139,11 @@ struct kroute_table_s {
     if (weights_generation == generation) return true;
     try {
       current_weights.assign(snapshot->view.endpoints().size(), 0);
+      // EWMA starts over with a new table: ingress-nginx's does too when an endpoint set changes.
+      ewma.assign(snapshot->view.endpoints().size(), {});
     } catch (...) {
       current_weights.clear();
+      ewma.clear();
       weights_generation = 0;
       return false;
     }
@@ -131,7 +158,14 @@ struct kroute_table_s {
     return random_state;
   }
 
+  struct Ewma {
+    double average_ms = 0;
+    std::uint64_t updated_ms = 0;
+  };
+
   kroute::TableReader reader;
+  kroute::ValuePatterns value_patterns;
+  std::vector<Ewma> ewma;  // per endpoint of the current snapshot, like current_weights
   std::vector<std::int64_t> current_weights;  // int64: weights are u16, endpoints many
   std::uint64_t weights_generation = 0;
   std::array<FailedEndpoint, kMaxFailed> failed_endpoints{};
@@ -252,6 +286,12 @@ unsigned char* kroute_template_expand(kroute_str_t text, const kroute_template_c
 
 int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,
                       const std::uint8_t* tried, std::uint64_t now_ms, kroute_endpoint_t* endpoint) {
+  return kroute_table_pick_by(table, snapshot, backend, tried, now_ms, KROUTE_BALANCE_ROUND_ROBIN, 0, endpoint);
+}
+
+int kroute_table_pick_by(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,
+                         const std::uint8_t* tried, std::uint64_t now_ms, unsigned method, std::uint64_t key,
+                         kroute_endpoint_t* endpoint) {
   const kroute::MappedSnapshot* s = mapped(snapshot);
   const auto backends = s->view.backends();
   if (backend >= backends.size()) return -1;
@@ -259,23 +299,95 @@ int kroute_table_pick(kroute_table_t* table, const kroute_snapshot_t* snapshot, 
   const auto ready = s->view.ready_endpoints_of(b);
   const bool stateful = table->weights_for(s);
   std::int64_t* weights = stateful ? table->current_weights.data() + b.first_endpoint : nullptr;
+  const kroute_table_s::Ewma* ewma = stateful ? table->ewma.data() + b.first_endpoint : nullptr;
 
-  // First pass skips recently failed endpoints; the second takes them when nothing else is left.
+  // First pass skips recently failed endpoints; the second takes them when nothing else is left. A
+  // session's own endpoint is taken even when failed lately: the session is not moved by a guess.
   for (int pass = 0; pass < 2; ++pass) {
-    const bool skip_failed = pass == 0;
-    const std::size_t best = kroute::pick_endpoint(ready, weights, table->next_random(), [&](std::size_t i) {
+    const bool skip_failed = pass == 0 && method != KROUTE_PICK_ENDPOINT;
+    const auto skip = [&](std::size_t i) {
       return (tried != nullptr && (tried[i / 8] & (1u << (i % 8))) != 0) ||
              (skip_failed && table->failed(ready[i], now_ms));
-    });
-    if (best == kroute::kNoPick) continue;
+    };
+    std::size_t best = kroute::kNoPick;
+    switch (method) {
+      case KROUTE_PICK_ENDPOINT: best = kroute::find_endpoint(ready, key, skip); break;
+      case KROUTE_BALANCE_HASH: best = kroute::pick_hashed(ready, key, skip); break;
+      case KROUTE_BALANCE_EWMA:
+        if (ewma != nullptr) {
+          best = kroute::pick_two_choices(
+              ready, table->next_random(),
+              [&](std::size_t i) {
+                const auto& e = ewma[i];
+                return e.updated_ms == 0 ? 0.0 : kroute::ewma_update(e.average_ms, 0, now_ms - e.updated_ms);
+              },
+              skip);
+          break;
+        }
+        [[fallthrough]];
+      default: best = kroute::pick_endpoint(ready, weights, table->next_random(), skip); break;
+    }
+    if (best == kroute::kNoPick) {
+      if (method == KROUTE_PICK_ENDPOINT) return -1;
+      continue;
+    }
     const EndpointEntry& e = ready[best];
     endpoint->family = e.family;
     std::memcpy(endpoint->address, e.address, sizeof endpoint->address);
     endpoint->port = e.port;
     endpoint->index = static_cast<std::uint32_t>(best);
+    endpoint->id = kroute::endpoint_id(e);
     return 0;
   }
   return -1;
+}
+
+void kroute_table_observe(kroute_table_t* table, const kroute_snapshot_t* snapshot, std::uint32_t backend,
+                          const kroute_endpoint_t* endpoint, std::uint64_t response_ms, std::uint64_t now_ms) {
+  const kroute::MappedSnapshot* s = mapped(snapshot);
+  const auto backends = s->view.backends();
+  if (backend >= backends.size() || !table->weights_for(s)) return;
+  const std::size_t i = backends[backend].first_endpoint + endpoint->index;
+  if (i >= table->ewma.size()) return;
+  kroute_table_s::Ewma& e = table->ewma[i];
+  const double sample = static_cast<double>(response_ms);
+  e.average_ms = e.updated_ms == 0 ? sample : kroute::ewma_update(e.average_ms, sample, now_ms - e.updated_ms);
+  e.updated_ms = now_ms == 0 ? 1 : now_ms;
+}
+
+std::uint64_t kroute_table_random(kroute_table_t* table) { return table->next_random(); }
+
+int kroute_same_site_none_compatible(kroute_str_t user_agent) {
+  return kroute::policy::same_site_none_compatible(view_of(user_agent)) ? 1 : 0;
+}
+
+int kroute_table_match_value(kroute_table_t* table, kroute_str_t pattern, kroute_str_t value) {
+  return table->value_patterns.matches(view_of(pattern), view_of(value)) ? 1 : 0;
+}
+
+std::uint64_t kroute_hash(const unsigned char* data, std::size_t len) {
+  return kroute::key_hash({reinterpret_cast<const char*>(data), len});
+}
+
+int kroute_canary_keyword(kroute_str_t value) {
+  switch (kroute::policy::canary_by_keyword(view_of(value))) {
+    case kroute::policy::CanaryVerdict::kCanary: return 1;
+    case kroute::policy::CanaryVerdict::kPrimary: return 0;
+    case kroute::policy::CanaryVerdict::kUndecided: break;
+  }
+  return -1;
+}
+
+int kroute_canary_weight(std::uint64_t value, std::uint64_t random) {
+  return kroute::policy::canary_by_weight_draw(value, random) ? 1 : 0;
+}
+
+void kroute_cookie_value_format(std::uint64_t number, unsigned char* out) {
+  kroute::format_cookie_value(number, reinterpret_cast<char*>(out));
+}
+
+int kroute_cookie_value_parse(const unsigned char* data, std::size_t len, std::uint64_t* number) {
+  return kroute::parse_cookie_value({reinterpret_cast<const char*>(data), len}, *number) ? 0 : -1;
 }
 
 void kroute_table_mark_failed(kroute_table_t* table, const kroute_endpoint_t* endpoint, std::uint64_t until_ms) {

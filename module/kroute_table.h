@@ -109,6 +109,24 @@ typedef struct {
 
 /* kMirror flags (routetable/policy/mirror.h) */
 #define KROUTE_MIRROR_REQUEST_BODY            1
+/* kCanary codes and flags (routetable/policy/canary.h) */
+#define KROUTE_CANARY_BY_HEADER              1
+#define KROUTE_CANARY_BY_COOKIE              2
+#define KROUTE_CANARY_BY_WEIGHT              3
+#define KROUTE_CANARY_PATTERN                1
+
+/* kAffinity codes and flags (routetable/policy/affinity.h) */
+#define KROUTE_AFFINITY_BALANCED             0
+#define KROUTE_AFFINITY_PERSISTENT           1
+#define KROUTE_AFFINITY_CHANGE_ON_FAILURE    1
+#define KROUTE_AFFINITY_LEGACY_CANARY        2
+#define KROUTE_AFFINITY_SECURE               4
+#define KROUTE_AFFINITY_CONDITIONAL_SAMESITE_NONE  8
+
+/* kBalance codes (routetable/policy/balance.h) */
+#define KROUTE_BALANCE_ROUND_ROBIN           0
+#define KROUTE_BALANCE_EWMA                  1
+#define KROUTE_BALANCE_HASH                  2
 
 /* $0..$9 of a regex path: (start, end) offsets into the path looked up */
 #define KROUTE_MAX_CAPTURES  10
@@ -153,6 +171,8 @@ typedef struct {
     uint8_t               address[16];      /* network byte order */
     uint16_t              port;
     uint32_t              index;            /* among the ready endpoints */
+    /* the same in every snapshot, worker and replica (session cookies) */
+    uint64_t              id;
 } kroute_endpoint_t;
 
 typedef struct {
@@ -259,6 +279,41 @@ unsigned char *kroute_template_expand(kroute_str_t text,
 int kroute_table_pick(kroute_table_t *table,
     const kroute_snapshot_t *snapshot, uint32_t backend, const uint8_t *tried,
     uint64_t now_ms, kroute_endpoint_t *endpoint);
+/*
+ * How kroute_table_pick_by() chooses: KROUTE_BALANCE_* or KROUTE_PICK_ENDPOINT
+ * (the endpoint whose id is `key`, -1 when it is not ready or was tried).
+ * KROUTE_BALANCE_HASH: rendezvous hashing of `key`. Failed endpoints are
+ * skipped while another one is left, as by kroute_table_pick().
+ */
+#define KROUTE_PICK_ENDPOINT                 16
+
+int kroute_table_pick_by(kroute_table_t *table,
+    const kroute_snapshot_t *snapshot, uint32_t backend, const uint8_t *tried,
+    uint64_t now_ms, unsigned method, uint64_t key,
+    kroute_endpoint_t *endpoint);
+/* EWMA balancing: a response time of `endpoint` (picked from `backend`). */
+void kroute_table_observe(kroute_table_t *table,
+    const kroute_snapshot_t *snapshot, uint32_t backend,
+    const kroute_endpoint_t *endpoint, uint64_t response_ms, uint64_t now_ms);
+/* Whether regex `pattern` matches anywhere in `value` (canary header pattern). */
+int kroute_table_match_value(kroute_table_t *table, kroute_str_t pattern,
+    kroute_str_t value);
+/* Whether a User-Agent accepts SameSite=None (1) or not (0). */
+int kroute_same_site_none_compatible(kroute_str_t user_agent);
+/* A per-worker pseudo-random number (canary weights, session keys). */
+uint64_t kroute_table_random(kroute_table_t *table);
+/* A hash of a key (upstream-hash-by). */
+uint64_t kroute_hash(const unsigned char *data, size_t len);
+/* A canary header's or cookie's "always" (1), "never" (0), or neither (-1). */
+int kroute_canary_keyword(kroute_str_t value);
+/* Whether a kByWeight canary record's weight takes this request. */
+int kroute_canary_weight(uint64_t value, uint64_t random);
+/* Session cookie values: 16 hex digits; parse returns 0, or -1. */
+#define KROUTE_COOKIE_VALUE_LEN  16
+void kroute_cookie_value_format(uint64_t number, unsigned char *out);
+int kroute_cookie_value_parse(const unsigned char *data, size_t len,
+    uint64_t *number);
+
 /*
  * Passive health: skip this endpoint (by address and port, in any snapshot)
  * until `until_ms`.

@@ -5,7 +5,9 @@
  * (kroute_table_pick). Composes with "keepalive" (which must follow it) and
  * with proxy_next_upstream: a failed endpoint is not tried twice by one
  * request, and after a connect failure it is skipped by the worker for
- * fail_timeout.
+ * fail_timeout. A rule's kAffinity and kBalance records (routetable/policy/
+ * affinity.h, balance.h) change the choice: a session cookie's endpoint,
+ * consistent hashing of a key of request variables, or EWMA.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -17,6 +19,11 @@ typedef struct {
     ngx_msec_t                   fail_timeout;
     uint8_t                     *tried;      /* allocated on the first retry */
     kroute_endpoint_t            endpoint;   /* the one being tried */
+    const kroute_policy_t       *affinity;   /* kAffinity, or NULL */
+    unsigned                     method;     /* KROUTE_BALANCE_* */
+    uint64_t                     key;        /* the hash key (method HASH) */
+    uint64_t                     session;    /* a balanced session's key */
+    ngx_msec_t                   start;      /* of this attempt, for EWMA */
 } ngx_http_kroute_peer_data_t;
 
 /*
@@ -44,6 +51,10 @@ static ngx_int_t ngx_http_kroute_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
+static ngx_int_t ngx_http_kroute_pick(ngx_http_kroute_peer_data_t *pd);
+static ngx_int_t ngx_http_kroute_pick_session(ngx_http_kroute_peer_data_t *pd);
+static uint64_t ngx_http_kroute_hash_key(ngx_http_request_t *r,
+    kroute_str_t text);
 #if (NGX_HTTP_SSL)
 static ngx_int_t ngx_http_kroute_set_session(ngx_peer_connection_t *pc,
     void *data);
@@ -166,6 +177,7 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t        *ctx;
     ngx_http_kroute_srv_conf_t   *kscf;
     ngx_http_kroute_peer_data_t  *pd;
+    const kroute_policy_t        *balance;
 
     ctx = ngx_http_kroute_route_request(r);
     if (ctx == NULL) {
@@ -198,6 +210,20 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
     pd->ctx = ctx;
     pd->fail_timeout = kscf->fail_timeout;
     pd->tried = NULL;
+    pd->method = KROUTE_BALANCE_ROUND_ROBIN;
+    pd->key = 0;
+    pd->session = 0;
+    pd->affinity = ngx_http_kroute_backend_policy(ctx, KROUTE_POLICY_AFFINITY);
+
+    balance = ngx_http_kroute_backend_policy(ctx, KROUTE_POLICY_BALANCE);
+    if (balance) {
+        pd->method = balance->code;
+
+        if (pd->method == KROUTE_BALANCE_HASH) {
+            pd->key = ngx_http_kroute_hash_key(r,
+                                   kroute_policy_str(&ctx->route, balance->a));
+        }
+    }
 
     r->upstream->peer.data = pd;
     r->upstream->peer.get = ngx_http_kroute_get_peer;
@@ -222,14 +248,18 @@ ngx_http_kroute_get_peer(ngx_peer_connection_t *pc, void *data)
     pc->cached = 0;
     pc->connection = NULL;
 
-    if (ngx_http_kroute_table == NULL
-        || kroute_table_pick(ngx_http_kroute_table, pd->ctx->snapshot,
-                             pd->ctx->route.backend, pd->tried,
-                             ngx_current_msec, &pd->endpoint)
-           != 0)
+    if (ngx_http_kroute_table == NULL) {
+        return NGX_BUSY;
+    }
+
+    if ((pd->affinity ? ngx_http_kroute_pick_session(pd)
+                      : ngx_http_kroute_pick(pd))
+        != NGX_OK)
     {
         return NGX_BUSY;
     }
+
+    pd->start = ngx_current_msec;
 
     addr = ngx_pcalloc(pd->request->pool, sizeof(ngx_http_kroute_peer_addr_t));
     if (addr == NULL) {
@@ -280,6 +310,12 @@ ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
         pc->tries--;
     }
 
+    if (pd->method == KROUTE_BALANCE_EWMA && ngx_http_kroute_table) {
+        kroute_table_observe(ngx_http_kroute_table, pd->ctx->snapshot,
+                             pd->ctx->route.backend, &pd->endpoint,
+                             ngx_current_msec - pd->start, ngx_current_msec);
+    }
+
     if (state == 0) {
         return;
     }
@@ -312,6 +348,209 @@ ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
         if (ngx_http_kroute_table) {
             kroute_table_mark_failed(ngx_http_kroute_table, &pd->endpoint,
                                      ngx_current_msec + pd->fail_timeout);
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_kroute_pick(ngx_http_kroute_peer_data_t *pd)
+{
+    if (kroute_table_pick_by(ngx_http_kroute_table, pd->ctx->snapshot,
+                             pd->ctx->route.backend, pd->tried,
+                             ngx_current_msec, pd->method, pd->key,
+                             &pd->endpoint)
+        != 0)
+    {
+        return NGX_BUSY;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Session affinity: the endpoint the request's cookie names (persistent) or
+ * its session key hashes to (balanced); a new session otherwise, whose
+ * cookie the canary module's header filter sends. The cookie depends only
+ * on the endpoint set, never on this worker: any worker or replica reads it
+ * the same way. A retry goes elsewhere; with change-on-failure the session
+ * moves there.
+ */
+
+static ngx_int_t
+ngx_http_kroute_pick_session(ngx_http_kroute_peer_data_t *pd)
+{
+    uint64_t                number;
+    ngx_str_t               name, value;
+    ngx_uint_t              persistent;
+    kroute_str_t            s;
+    ngx_http_kroute_ctx_t  *ctx;
+    const kroute_policy_t  *affinity;
+
+    ctx = pd->ctx;
+    affinity = pd->affinity;
+
+    if (pd->tried == NULL) {
+        s = kroute_policy_str(&ctx->route, affinity->a);
+        name.data = (u_char *) s.data;
+        name.len = s.len;
+
+        persistent = affinity->code == KROUTE_AFFINITY_PERSISTENT;
+
+        /* a balanced key of the other backend's sessions starts a new one */
+
+        if (ngx_http_kroute_cookie(pd->request, &name, &value)
+            && kroute_cookie_value_parse(value.data, value.len, &number) == 0
+            && (persistent || (number & 1) == ctx->canary))
+        {
+            pd->session = persistent ? 0 : number;
+
+            if (kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
+                                     ctx->route.backend, NULL,
+                                     ngx_current_msec,
+                                     persistent ? KROUTE_PICK_ENDPOINT
+                                                : KROUTE_BALANCE_HASH,
+                                     number, &pd->endpoint)
+                == 0)
+            {
+                return NGX_OK;
+            }
+        }
+
+    } else if (!(affinity->flags & KROUTE_AFFINITY_CHANGE_ON_FAILURE)) {
+
+        /* the session stays where it was: this request alone goes elsewhere */
+
+        if (affinity->code == KROUTE_AFFINITY_BALANCED && pd->session) {
+            return kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
+                                        ctx->route.backend, pd->tried,
+                                        ngx_current_msec, KROUTE_BALANCE_HASH,
+                                        pd->session, &pd->endpoint)
+                   == 0 ? NGX_OK : NGX_BUSY;
+        }
+
+        return ngx_http_kroute_pick(pd);
+    }
+
+    /* a new session (or a moved one) */
+
+    if (affinity->code == KROUTE_AFFINITY_PERSISTENT) {
+        if (ngx_http_kroute_pick(pd) != NGX_OK) {
+            return NGX_BUSY;
+        }
+
+        number = pd->endpoint.id;
+
+    } else {
+        /* the canary's keys are odd, the primary's even (canary module) */
+
+        number = (kroute_table_random(ngx_http_kroute_table) & ~(uint64_t) 1)
+                 | ctx->canary;
+
+        if (kroute_table_pick_by(ngx_http_kroute_table, ctx->snapshot,
+                                 ctx->route.backend, pd->tried,
+                                 ngx_current_msec, KROUTE_BALANCE_HASH, number,
+                                 &pd->endpoint)
+            != 0)
+        {
+            return NGX_BUSY;
+        }
+
+        pd->session = number;
+    }
+
+    ctx->set_cookie = 1;
+    ctx->affinity = affinity;
+    ctx->cookie_value = number;
+
+    return NGX_OK;
+}
+
+
+/*
+ * upstream-hash-by: the text with each $name replaced by the variable's
+ * value (empty when unset), hashed.
+ */
+
+static uint64_t
+ngx_http_kroute_hash_key(ngx_http_request_t *r, kroute_str_t text)
+{
+    u_char                     *buf, *p, *name, c;
+    size_t                      i, start, len, size;
+    ngx_str_t                   var;
+    ngx_uint_t                  key;
+    ngx_http_variable_value_t  *vv;
+
+    size = text.len;
+    buf = NULL;
+
+    /* two passes: the length, then the text */
+
+    for ( ;; ) {
+        p = buf;
+        len = 0;
+
+        for (i = 0; i < text.len; /* void */) {
+            if (text.data[i] != '$') {
+                if (p) {
+                    *p++ = text.data[i];
+                }
+
+                len++;
+                i++;
+                continue;
+            }
+
+            start = ++i;
+
+            while (i < text.len) {
+                c = text.data[i];
+
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                      || (c >= '0' && c <= '9') || c == '_'))
+                {
+                    break;
+                }
+
+                i++;
+            }
+
+            if (i == start) {
+                continue;
+            }
+
+            name = ngx_pnalloc(r->pool, i - start);
+            if (name == NULL) {
+                return 0;
+            }
+
+            var.len = i - start;
+            var.data = name;
+            key = ngx_hash_strlow(name, (u_char *) text.data + start, var.len);
+
+            vv = ngx_http_get_variable(r, &var, key);
+            if (vv == NULL || vv->not_found) {
+                continue;
+            }
+
+            if (p) {
+                p = ngx_cpymem(p, vv->data,
+                               len < size ? ngx_min(vv->len, size - len) : 0);
+            }
+
+            len += vv->len;
+        }
+
+        if (buf) {
+            return kroute_hash(buf, p - buf);
+        }
+
+        size = len;
+
+        buf = ngx_pnalloc(r->pool, size ? size : 1);
+        if (buf == NULL) {
+            return 0;
         }
     }
 }

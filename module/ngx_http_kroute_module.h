@@ -9,7 +9,7 @@
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
  * ngx_http_kroute_proxy_module.c,
  * ngx_http_kroute_headers_module.c, ngx_http_kroute_error_pages_module.c,
- * ngx_http_kroute_mirror_module.c).
+ * ngx_http_kroute_mirror_module.c, ngx_http_kroute_canary_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -125,6 +125,12 @@ typedef struct {
     /* error pages take the Service's answers with their statuses too */
     unsigned                      intercept_errors:1;
     unsigned                      mirrored:1;   /* the mirror copy is made */
+    unsigned                      canary_done:1;  /* the canary policy ran */
+    unsigned                      canary:1;     /* route.backend is a canary's */
+    /* the balancer chose a session: the response sets its cookie */
+    unsigned                      set_cookie:1;
+    const kroute_policy_t        *affinity;     /* the session's kAffinity */
+    uint64_t                      cookie_value;
 } ngx_http_kroute_ctx_t;
 
 
@@ -185,6 +191,16 @@ void ngx_http_kroute_ssl_exit_process(void);
 
 void *ngx_http_kroute_create_srv_conf(ngx_conf_t *cf);
 char *ngx_http_kroute_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/*
+ * The kAffinity or kBalance record that applies to the request's backend
+ * now (a canary's own, or the rule's when the primary serves), or NULL.
+ */
+const kroute_policy_t *ngx_http_kroute_backend_policy(
+    ngx_http_kroute_ctx_t *ctx, uint16_t kind);
+/* The value of cookie `name` in the request, or NULL. */
+ngx_str_t *ngx_http_kroute_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 char *ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_kroute_init_shm_zone(ngx_shm_zone_t *shm_zone, void *data);

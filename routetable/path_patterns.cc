@@ -1,10 +1,8 @@
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include "path_patterns.h"
-
-#include <pcre2.h>
 
 #include <algorithm>
 
+#include "bounded_regex.h"
 #include "format.h"
 #include "snapshot.h"
 
@@ -13,39 +11,24 @@ namespace kroute {
 namespace {
 
 // As nginx's `location ~*`: any case, and (as ingress-nginx writes "^path") anchored at the start.
-constexpr std::uint32_t kCompileOptions = PCRE2_CASELESS | PCRE2_ANCHORED | PCRE2_NEVER_BACKSLASH_C;
+constexpr std::uint32_t kCompileOptions = PCRE2_CASELESS | PCRE2_ANCHORED;
 
-struct CodeDeleter {
-  void operator()(pcre2_code* code) const { pcre2_code_free(code); }
-};
-
-std::unique_ptr<pcre2_code, CodeDeleter> compile(std::string_view pattern, std::string* error) {
-  int code = 0;
-  PCRE2_SIZE offset = 0;
-  std::unique_ptr<pcre2_code, CodeDeleter> compiled(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
-                                                                  pattern.size(), kCompileOptions, &code, &offset,
-                                                                  nullptr));
-  if (!compiled && error != nullptr) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(code, message, sizeof message);
-    *error = "invalid regular expression at offset " + std::to_string(offset) + ": " +
-             reinterpret_cast<const char*>(message);
-  }
-  return compiled;
+RegexCode compile(std::string_view pattern, std::string* error) {
+  return compile_regex(pattern, kCompileOptions, error);
 }
 
 }  // namespace
 
 class CompiledPattern {
  public:
-  explicit CompiledPattern(std::unique_ptr<pcre2_code, CodeDeleter> code) : code_(std::move(code)) {
+  explicit CompiledPattern(RegexCode code) : code_(std::move(code)) {
     jit_ = pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE) == 0;
   }
   pcre2_code* code() const { return code_.get(); }
   bool jit() const { return jit_; }
 
  private:
-  std::unique_ptr<pcre2_code, CodeDeleter> code_;
+  RegexCode code_;
   bool jit_ = false;
 };
 
@@ -70,26 +53,8 @@ void PatternCache::trim() {
   std::erase_if(patterns_, [](const auto& entry) { return entry.second.use_count() == 1; });
 }
 
-// What a match needs besides the pattern, made once per set: the match data that receives the groups
-// and a match context with the work bound. JIT matches use PCRE2's default 32 KiB JIT stack on the
-// machine stack and allocate nothing. Interpreted matches (only for a pattern the JIT refused, which
-// x86-64 and arm64 builds do not do for patterns that compile) are bounded in depth and heap as well.
-struct PathPatterns::Matcher {
-  Matcher() {
-    data = pcre2_match_data_create(PathCaptures::kMaxGroups, nullptr);
-    context = pcre2_match_context_create(nullptr);
-    if (context != nullptr) {
-      pcre2_set_match_limit(context, kPatternMatchLimit);
-      pcre2_set_depth_limit(context, 1000);
-      pcre2_set_heap_limit(context, 1024);  // KiB
-    }
-  }
-  ~Matcher() {
-    pcre2_match_data_free(data);
-    pcre2_match_context_free(context);
-  }
-  pcre2_match_data* data = nullptr;
-  pcre2_match_context* context = nullptr;
+struct PathPatterns::Matcher : BoundedMatch {
+  Matcher() : BoundedMatch(PathCaptures::kMaxGroups) {}
 };
 
 PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache) : limit_hits_(cache.limit_hits_) {
@@ -116,8 +81,7 @@ PathPatterns::PathPatterns(const SnapshotView& view, PatternCache& cache) : limi
 PathPatterns::~PathPatterns() = default;
 
 bool PathPatterns::match(std::uint32_t rule, std::string_view path, PathCaptures* captures) const noexcept {
-  if (rule >= by_rule_.size() || !by_rule_[rule] || !matcher_ || matcher_->data == nullptr ||
-      matcher_->context == nullptr)
+  if (rule >= by_rule_.size() || !by_rule_[rule] || !matcher_ || !matcher_->usable())
     return false;
   const CompiledPattern& pattern = *by_rule_[rule];
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(path.data());

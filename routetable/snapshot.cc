@@ -271,6 +271,10 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
       check.require((p.flags & ~policy::kMirrorFlags) == 0 && p.a.length > 0 && p.b.length > 0, "policy records", i,
                     "bad mirror record");
     }
+    // The canary module sends requests to a canary record's backend: it must name one.
+    if (p.kind == format::PolicyKind::kCanary) {
+      check.require(p.backend != format::kNone, "policy records", i, "canary without a backend");
+    }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);
   view = v;

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <optional>
 #include <cctype>
+#include <initializer_list>
 
 #include "host.h"
+#include "policy/headers.h"
 #include "policy/template.h"
+#include "value_patterns.h"
 #include "validate.h"
 
 namespace kroute::agent {
@@ -249,6 +252,79 @@ std::string mirror_url(std::string_view v, std::string& out) {
   return {};
 }
 
+// A non-negative decimal integer below 2^31, as ingress-nginx's integer annotations.
+std::string count(std::string_view v, std::uint64_t& out) {
+  std::uint64_t n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9' || n > 0x7fffffff) return "\"" + printable(v, 32) + "\" is not a non-negative integer";
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (v.empty() || n > 0x7fffffff) return "\"" + printable(v, 32) + "\" is not a non-negative integer";
+  out = n;
+  return {};
+}
+
+std::string count32(std::string_view v, std::uint32_t& out) {
+  std::uint64_t n = 0;
+  if (std::string problem = count(v, n); !problem.empty()) return problem;
+  out = static_cast<std::uint32_t>(n);
+  return {};
+}
+
+// A header or cookie name: letters, digits, '-', '_', '.'.
+std::string token(std::string_view v, std::string& out) {
+  if (v.empty() || v.size() > 256) return "\"" + printable(v, 64) + "\" is not a header or cookie name";
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return "\"" + printable(v, 64) + "\" is not a header or cookie name";
+  }
+  out = std::string(v);
+  return {};
+}
+
+// One of `choices`, as written.
+std::string one_of(std::string_view v, std::initializer_list<std::string_view> choices, std::string& out) {
+  for (const std::string_view c : choices) {
+    if (v == c) {
+      out = std::string(v);
+      return {};
+    }
+  }
+  std::string list;
+  for (const std::string_view c : choices) list += (list.empty() ? "" : ", ") + std::string(c);
+  return "\"" + printable(v, 64) + "\" is not one of " + list;
+}
+
+// A cookie attribute value (Path, Domain): printable, no ';' or ','.
+std::string cookie_attribute(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  if (v.find_first_of(";,") != std::string_view::npos) return "\"" + printable(v, 128) + "\" contains ';' or ','";
+  out = std::string(v);
+  return {};
+}
+
+// A regex of request values, compiled as the module will.
+std::string value_pattern(std::string_view v, std::string& out) {
+  if (v.empty()) return "it is empty";
+  if (std::string problem = check_value_pattern(v); !problem.empty()) return problem;
+  if (std::string problem = policy::check_header_value(v); !problem.empty()) return "it " + problem;
+  out = std::string(v);
+  return {};
+}
+
+// upstream-hash-by: nginx variables and text, e.g. "$request_uri" or "$http_x_user$cookie_session".
+std::string hash_key(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '$' ||
+                    c == '_' || c == '-' || c == '.' || c == ':' || c == '/';
+    if (!ok) return "\"" + printable(v, 128) + "\" is not nginx variables and text";
+  }
+  out = std::string(v);
+  return {};
+}
+
 constexpr std::string_view kIssue18 = "issue 18 (traffic annotations)";
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
@@ -266,9 +342,15 @@ constexpr std::string_view kSnippet =
 const AnnotationSpec kSpecs[] = {
     SUPPORTED("app-root", "a request for / of the host gets a 302 to this path (host-wide)",
               { return uri_path(v, a.app_root); }),
-    PLANNED("affinity", kIssue18),
-    PLANNED("affinity-mode", kIssue18),
-    PLANNED("affinity-canary-behavior", kIssue18),
+    SUPPORTED("affinity",
+              "cookie: session affinity; the cookie names the endpoint (persistent) or a session key "
+              "(balanced), never worker state, so it holds across workers and replicas",
+              { std::string v2; auto p = one_of(v, {"cookie"}, v2); if (p.empty()) a.affinity_cookie = true; return p; }),
+    SUPPORTED("affinity-mode", "balanced (default: sessions spread again when endpoints change) or persistent",
+              { std::string m; auto p = one_of(v, {"balanced", "persistent"}, m); if (p.empty()) a.affinity_persistent = m == "persistent"; return p; }),
+    SUPPORTED("affinity-canary-behavior",
+              "sticky (default: a session stays with the primary or the canary that served it) or legacy",
+              { std::string m; auto p = one_of(v, {"sticky", "legacy"}, m); if (p.empty()) a.affinity_canary_legacy = m == "legacy"; return p; }),
     PLANNED("allowlist-source-range", kIssue19),
     PLANNED("auth-realm", kIssue19),
     PLANNED("auth-secret", kIssue19),
@@ -297,13 +379,23 @@ const AnnotationSpec kSpecs[] = {
     PLANNED("auth-request-redirect", kIssue19),
     PLANNED("auth-always-set-cookie", kIssue19),
     PLANNED("backend-protocol", kIssue18),
-    PLANNED("canary", kIssue18),
-    PLANNED("canary-by-header", kIssue18),
-    PLANNED("canary-by-header-value", kIssue18),
-    PLANNED("canary-by-header-pattern", kIssue18),
-    PLANNED("canary-by-cookie", kIssue18),
-    PLANNED("canary-weight", kIssue18),
-    PLANNED("canary-weight-total", kIssue18),
+    SUPPORTED("canary",
+              "the Ingress is a canary of the Ingress with the same host and path: only its backend (and "
+              "affinity, hashing) is used; one per host+path",
+              { return boolean(v, a.canary); }),
+    SUPPORTED("canary-by-header", "the header's value always / never (or canary-by-header-value) decides first",
+              { return token(v, a.canary_by_header); }),
+    SUPPORTED("canary-by-header-value", "this exact value of canary-by-header sends to the canary",
+              { return header_value(v, a.canary_by_header_value); }),
+    SUPPORTED("canary-by-header-pattern",
+              "a PCRE regex matched anywhere in canary-by-header's value (when no -value is set)",
+              { return value_pattern(v, a.canary_by_header_pattern); }),
+    SUPPORTED("canary-by-cookie", "the cookie's value always / never decides after the header",
+              { return token(v, a.canary_by_cookie); }),
+    SUPPORTED("canary-weight", "what is left goes to the canary with weight/total (a per-worker random draw)",
+              { return count32(v, a.canary_weight); }),
+    SUPPORTED("canary-weight-total", "default 100",
+              { std::uint32_t t = 0; auto p = count32(v, t); if (p.empty() && t == 0) p = "the total must be above 0"; if (p.empty()) a.canary_weight_total = t; return p; }),
     SUPPORTED("client-body-buffer-size", "nginx size (8k, 1m); bodies larger than this go to a temporary file",
               { return size(v, P::kBodyBufferSize, a.client_body_buffer_size); }),
     SNIPPET("configuration-snippet"),
@@ -402,27 +494,39 @@ const AnnotationSpec kSpecs[] = {
     SNIPPET("server-snippet"),
     SUPPORTED("service-upstream", "the rule's requests go to the Service's ClusterIP, not its endpoints",
               { return boolean(v, a.service_upstream); }),
-    PLANNED("session-cookie-name", kIssue18),
-    PLANNED("session-cookie-path", kIssue18),
-    PLANNED("session-cookie-domain", kIssue18),
-    PLANNED("session-cookie-expires", kIssue18),
-    PLANNED("session-cookie-max-age", kIssue18),
-    PLANNED("session-cookie-secure", kIssue18),
-    PLANNED("session-cookie-change-on-failure", kIssue18),
-    PLANNED("session-cookie-samesite", kIssue18),
-    PLANNED("session-cookie-conditional-samesite-none", kIssue18),
+    SUPPORTED("session-cookie-name", "default INGRESSCOOKIE", { return token(v, a.session_cookie_name); }),
+    SUPPORTED("session-cookie-path", "default the rule's path (/ for regex paths)",
+              { return cookie_attribute(v, a.session_cookie_path); }),
+    SUPPORTED("session-cookie-domain", "the cookie's Domain", { return cookie_attribute(v, a.session_cookie_domain); }),
+    SUPPORTED("session-cookie-expires", "seconds: Expires is now plus this", { return count(v, a.session_cookie_expires); }),
+    SUPPORTED("session-cookie-max-age", "seconds: the cookie's Max-Age",
+              { std::uint64_t n = 0; auto p = count(v, n); if (p.empty()) a.session_cookie_max_age = std::to_string(n); return p; }),
+    SUPPORTED("session-cookie-secure", "Secure also over plain HTTP (always over HTTPS)",
+              { return boolean(v, a.session_cookie_secure); }),
+    SUPPORTED("session-cookie-change-on-failure",
+              "a retry on another endpoint moves the session there (default: the cookie keeps the first)",
+              { return boolean(v, a.session_cookie_change_on_failure); }),
+    SUPPORTED("session-cookie-samesite", "None, Lax or Strict",
+              { return one_of(v, {"None", "Lax", "Strict"}, a.session_cookie_samesite); }),
+    SUPPORTED("session-cookie-conditional-samesite-none",
+              "SameSite=None only for clients that accept it (by User-Agent: Chromium's list of incompatible clients)",
+              { return boolean(v, a.session_cookie_conditional_samesite_none); }),
     SUPPORTED("ssl-redirect",
               "default true: plain HTTP to a host the Ingress has TLS for gets a 308 to https:// "
               "(not under /.well-known/acme-challenge)",
               { return boolean(v, a.ssl_redirect); }),
     NOT_YET("ssl-passthrough", "needs TLS routing before nginx's HTTP server; not scheduled"),
     SNIPPET("stream-snippet"),
-    PLANNED("upstream-hash-by", kIssue18),
-    PLANNED("upstream-hash-by-subset", kIssue18),
-    PLANNED("upstream-hash-by-subset-size", kIssue18),
+    SUPPORTED("upstream-hash-by",
+              "consistent (rendezvous) hashing of nginx variables and text, e.g. $request_uri or $http_x_user",
+              { return hash_key(v, a.upstream_hash_by); }),
+    NOT_YET("upstream-hash-by-subset",
+            "subsets (a key picks a group, then a random endpoint in it) are not scheduled; the key picks one endpoint"),
+    NOT_YET("upstream-hash-by-subset-size", "as upstream-hash-by-subset"),
     SUPPORTED("x-forwarded-prefix", "sends X-Forwarded-Prefix with this value upstream",
               { return header_value(v, a.x_forwarded_prefix); }),
-    PLANNED("load-balance", kIssue18),
+    SUPPORTED("load-balance", "round_robin (default) or ewma (per worker, power of two choices)",
+              { std::string m; auto p = one_of(v, {"round_robin", "ewma"}, m); if (p.empty()) a.load_balance_ewma = m == "ewma"; return p; }),
     SUPPORTED("upstream-vhost", "the Host header sent upstream (a host name and optional port, no variables)",
               { return upstream_host(v, a.upstream_vhost); }),
     PLANNED("whitelist-source-range", kIssue19),

@@ -64,6 +64,29 @@ struct IngressAnnotations {
   std::string mirror_target;  // http(s)://host[:port][path], $request_uri the only variable
   bool mirror_request_body = true;
   std::string mirror_host;
+  // Canary (only when `canary`; agent/ingress/canary.h merges it into its primary's rule).
+  bool canary = false;
+  std::string canary_by_header;
+  std::string canary_by_header_value;
+  std::string canary_by_header_pattern;  // used when canary_by_header_value is empty
+  std::string canary_by_cookie;
+  std::uint32_t canary_weight = 0;
+  std::uint32_t canary_weight_total = 100;
+  // Session affinity (affinity: cookie) and balancing.
+  bool affinity_cookie = false;
+  bool affinity_persistent = false;      // affinity-mode: persistent (default balanced)
+  bool affinity_canary_legacy = false;   // affinity-canary-behavior: legacy (default sticky)
+  std::string session_cookie_name = "INGRESSCOOKIE";
+  std::string session_cookie_path;       // "": the rule's path
+  std::string session_cookie_domain;
+  std::string session_cookie_samesite;   // "", None, Lax or Strict
+  std::uint64_t session_cookie_expires = 0;  // seconds; 0: none
+  std::string session_cookie_max_age;    // digits; "": none
+  bool session_cookie_secure = false;
+  bool session_cookie_change_on_failure = false;
+  bool session_cookie_conditional_samesite_none = false;
+  std::string upstream_hash_by;
+  bool load_balance_ewma = false;        // load-balance: ewma (default round_robin)
   bool operator==(const IngressAnnotations&) const = default;
 };
 

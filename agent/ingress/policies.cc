@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "policy/affinity.h"
+#include "policy/balance.h"
 #include "policy/error_pages.h"
 #include "policy/headers.h"
 #include "policy/proxy_setting.h"
@@ -89,6 +91,41 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
     records.push_back(policy::mirror(has_path ? a.mirror_target : a.mirror_target + "$request_uri",
                                      a.mirror_host.empty() ? mirror_target_host(a.mirror_target) : a.mirror_host,
                                      a.mirror_request_body));
+  }
+  std::vector<PolicyRecord> traffic = traffic_policies(a, path, kNoRecordBackend);
+  records.insert(records.end(), traffic.begin(), traffic.end());
+  return records;
+}
+
+std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& a, const std::string& path,
+                                           std::uint32_t backend) {
+  std::vector<PolicyRecord> records;
+  // ingress-nginx's balancer.lua: affinity wins over upstream-hash-by, which wins over load-balance.
+  if (a.affinity_cookie) {
+    std::string attributes = "; Path=";
+    attributes += !a.session_cookie_path.empty()          ? a.session_cookie_path
+                  : path.empty() || regex_paths(a) ? std::string("/")
+                                                           : path;
+    if (!a.session_cookie_domain.empty()) attributes += "; Domain=" + a.session_cookie_domain;
+    if (!a.session_cookie_max_age.empty()) attributes += "; Max-Age=" + a.session_cookie_max_age;
+    // Conditional SameSite=None: the module adds it per client.
+    const bool conditional = a.session_cookie_conditional_samesite_none && a.session_cookie_samesite == "None";
+    if (!a.session_cookie_samesite.empty() && !conditional) attributes += "; SameSite=" + a.session_cookie_samesite;
+    attributes += "; HttpOnly";
+    const std::uint32_t flags = (a.session_cookie_change_on_failure ? std::uint32_t{policy::kChangeOnFailure} : 0u) |
+                                (a.affinity_canary_legacy ? std::uint32_t{policy::kLegacyCanary} : 0u) |
+                                (a.session_cookie_secure ? std::uint32_t{policy::kSecure} : 0u) |
+                                (conditional ? std::uint32_t{policy::kConditionalSameSiteNone} : 0u);
+    records.push_back(policy::affinity(a.affinity_persistent ? policy::kPersistent : policy::kBalanced, flags,
+                                       a.session_cookie_name, std::move(attributes), a.session_cookie_expires));
+    records.back().backend = backend;
+  }
+  if (!a.upstream_hash_by.empty()) {
+    records.push_back(policy::balance(policy::kHash, a.upstream_hash_by));
+    records.back().backend = backend;
+  } else if (a.load_balance_ewma) {
+    records.push_back(policy::balance(policy::kEwma));
+    records.back().backend = backend;
   }
   return records;
 }

@@ -32,6 +32,12 @@ std::string mirror_target_host(std::string_view target);
 // host, which the builder settles (policy::kIfHostHasTls).
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path);
 
+// The records that choose an endpoint (affinity, upstream-hash-by, load-balance), part of
+// rule_policies(); a canary's own apply to its backend (`backend`, a model index) instead of the rule's
+// (kNoRecordBackend).
+std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& annotations, const std::string& path,
+                                           std::uint32_t backend);
+
 // The host-wide records and aliases of an Ingress whose rules name `hosts` (distinct, as written; "" for
 // host-less rules, which get none). `tls(host)`: the Ingress has TLS for that name. `source` is set as
 // the model's index of the Ingress when the table is assembled.

@@ -5,6 +5,9 @@ cost nothing measurable) and "annotations" (every annotation of issue 17 on ever
 rewrite-target with a group, upstream-vhost, x-forwarded-prefix, a permanent-redirect rule, app-root and
 server-alias; the static side does the same with regex locations, rewrite, return and server_name).
 Before measuring an annotations row, both proxies get the same probe requests and must answer alike.
+A "canary" row (issue 18): every host has a canary Ingress taking 20% by weight and a primary with
+session affinity by cookie; every request carries a session cookie. The static side does it with
+split_clients and `hash $cookie_INGRESSCOOKIE consistent` (open-source nginx has no sticky cookies).
 
 Both proxies run at once with one worker each, pinned to one CPU; the backends (a separate nginx that
 answers "ok") and wrk share the other CPU. For each size (hosts), every round runs both back to back
@@ -99,6 +102,24 @@ request = function()
   return wrk.format("GET", "/", {["Host"] = hosts[i]})
 end
 """
+
+# The canary rows: every request of a host carries one of 64 session cookies (even keys: the primary's
+# sessions, see docs/module.md), so neither side sets cookies and both hash them.
+CANARY_WRK_SCRIPT = """
+local hosts = {}
+local n = tonumber(os.getenv("BENCH_HOSTS"))
+for i = 0, n - 1 do hosts[i + 1] = "host-" .. i .. ".bench.example.com" end
+local cookies = {}
+for c = 0, 63 do cookies[c + 1] = string.format("INGRESSCOOKIE=%016x", (c * 2654435761 * 2) % 4294967296) end
+local i, c = 0, 0
+request = function()
+  i = i + 1
+  if i > n then i = 1 end
+  c = c % 64 + 1
+  return wrk.format("GET", "/", {["Host"] = hosts[i], ["Cookie"] = cookies[c]})
+end
+"""
+CANARY_WEIGHT = 20
 
 # The annotations rows' mix, the same for both proxies: of every 10 requests 8 are proxied through the
 # rewrite (half of them to the host's alias), 1 gets the permanent redirect, 1 the app-root redirect (on
@@ -259,19 +280,34 @@ def annotations_server(i, port):
     }}"""
 
 
+def canary_server(i, port):
+    """A canary by weight and a primary with session affinity, as split_clients and hash by cookie."""
+    return f"""    server {{
+        listen 127.0.0.1:{port}{" default_server reuseport" if i == 0 else ""};
+        server_name {host(i)};
+        location / {{
+            set $bench_service service-{i % SERVICES};
+            if ($bench_canary) {{ set $bench_service service-{(i + 1) % SERVICES}; }}
+            proxy_pass http://$bench_service;{proxy_settings()}        }}
+    }}"""
+
+
 def static_config(workdir, row, hosts, pod_ports, port, cpu):
     """What a config generator would write for the same table: a server per host, an upstream per service."""
     upstreams = []
+    hashing = "        hash $cookie_INGRESSCOOKIE consistent;\n" if row == "canary" else ""
     for s in range(SERVICES):
         servers = "\n".join(f"        server 127.0.0.1:{p};" for p in pods_of(s, pod_ports))
         upstreams.append(f"""    upstream service-{s} {{
-{servers}
+{hashing}{servers}
         keepalive {KEEPALIVE};
         keepalive_requests 10000;
         keepalive_timeout 60s;
     }}""")
-    server = {"annotations": annotations_server, "proxy": proxy_server}.get(row, plain_server)
+    server = {"annotations": annotations_server, "proxy": proxy_server, "canary": canary_server}.get(row, plain_server)
     servers = [server(i, port) for i in range(hosts)]
+    split = (f'    split_clients "$request_id" $bench_canary {{ {CANARY_WEIGHT}% 1; * ""; }}'
+             if row == "canary" else "")
     # pcre_jit as ingress-nginx's nginx.conf has it (the module's regex paths are JIT compiled too).
     return common_head(workdir, cpu) + f"""
 pcre_jit on;
@@ -282,6 +318,7 @@ http {{
     server_tokens off;
     keepalive_timeout 75s;
 {MAPS}
+{split}
 {chr(10).join(upstreams)}
 {chr(10).join(servers)}
 }}
@@ -305,6 +342,18 @@ def table_description(row, hosts, pod_ports):
         annotations = {prefix + k: v for k, v in PROXY_ANNOTATIONS.items()}
         return {"backends": backends,
                 "ingresses": [ingress(f"ingress-{i}", i, "/", "Prefix", annotations) for i in range(hosts)]}
+    if row == "canary":
+        ingresses = []
+        for i in range(hosts):
+            # legacy: the weight decides for every request (the static side's split_clients), the cookie only
+            # which endpoint of the primary
+            ingresses.append(ingress(f"primary-{i}", i, "/", "Prefix", {
+                prefix + "affinity": "cookie", prefix + "affinity-canary-behavior": "legacy"}))
+            canary = ingress(f"canary-{i}", i, "/", "Prefix", {prefix + "canary": "true",
+                                                                prefix + "canary-weight": str(CANARY_WEIGHT)})
+            canary["rules"][0]["paths"][0]["backend"] = f"service-{(i + 1) % SERVICES}"
+            ingresses.append(canary)
+        return {"backends": backends, "ingresses": ingresses}
     ingresses = []
     for i in range(hosts):
         ingresses.append(ingress(f"api-{i}", i, API_PATH, "ImplementationSpecific", {
@@ -418,6 +467,7 @@ def main():
     parser.add_argument("--annotation-sizes", default="10,1000", help="hosts of the annotations rows ('' for none)")
     parser.add_argument("--proxy-sizes", default="10,1000",
                         help="hosts of the proxy rows (timeout/body-size overrides; '' for none)")
+    parser.add_argument("--canary-sizes", default="10,1000", help="hosts of the canary+affinity rows ('' for none)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
@@ -439,16 +489,19 @@ def main():
     running = []
     try:
         scripts = {"plain": workdir / "plain.lua", "annotations": workdir / "annotations.lua",
-                   "proxy": workdir / "plain.lua"}
+                   "proxy": workdir / "plain.lua",
+                   "canary": workdir / "canary.lua"}
         scripts["plain"].write_text(WRK_SCRIPT)
         scripts["annotations"].write_text(ANNOTATIONS_WRK_SCRIPT)
+        scripts["canary"].write_text(CANARY_WRK_SCRIPT)
         pod_ports = [free_port() for _ in range(PODS)]
         backend = Nginx("backend", workdir, backend_config(workdir / "backend", pod_ports, load_cpu))
         running.append(backend)
         backend.start(pod_ports[0])
         rows = [("plain", int(s)) for s in args.sizes.split(",") if s] + \
                [("annotations", int(s)) for s in args.annotation_sizes.split(",") if s] + \
-               [("proxy", int(s)) for s in args.proxy_sizes.split(",") if s]
+               [("proxy", int(s)) for s in args.proxy_sizes.split(",") if s] + \
+               [("canary", int(s)) for s in args.canary_sizes.split(",") if s]
         for row, hosts in rows:
             script = scripts[row]
             table_dir = workdir / f"table-{row}-{hosts}"
@@ -466,6 +519,9 @@ def main():
             static.start(static_port)
             if row == "annotations":
                 check_same_answers(module_port, static_port, hosts)
+            if row == "canary":
+                for port in (module_port, static_port):
+                    assert probe(port, host(0), "/")[0] == 200, f"the canary row's proxy on {port} does not answer 200"
             runs = {"module": [], "static": []}
             # a short warm-up of each fills keepalive pools and caches
             for port in (module_port, static_port):
@@ -528,6 +584,11 @@ def main():
         "the rounds. *proxy* overrides on every host's rule, by annotations, the connect/read/send timeouts, "
         "proxy-next-upstream and its tries, proxy-body-size, client-body-buffer-size and proxy-buffering (target: "
         "throughput ratio >= 0.95); the static side sets the same values with directives in the host's location.",
+        "the rounds. *canary* (issue 18) is a canary Ingress by weight (20%) and a primary with session affinity "
+        "(`affinity: cookie`, `affinity-canary-behavior: legacy`) on every host, every request carrying a valid "
+        "session cookie (target: throughput ratio >= 0.95); the static side does it with `split_clients "
+        "\"$request_id\"`, `if` + `set` choosing the upstream, and `hash $cookie_INGRESSCOOKIE consistent` "
+        "(open-source nginx has no sticky cookies, so hashing the cookie is the nearest equivalent).",
         "",
         "| row | hosts | module req/s | static req/s | throughput ratio | module p99 | static p99 | p99 ratio "
         "| proxy CPU/request module | static | ratio |",

@@ -34,7 +34,7 @@ MODES = {
         "table": ["bash", "bench/run.sh", "--out", "{out}", "{build}"],
         # The report plots routes without annotations by size; `make bench-module` adds the annotations rows.
         "module": [PY, "bench/module/bench.py", "--build", "{build}", "--sizes", "10,100,1000,10000",
-                   "--annotation-sizes", "", "--rounds", "10", "--seconds", "4", "--out", "{out}"],
+                   "--annotation-sizes", "", "--canary-sizes", "", "--rounds", "10", "--seconds", "4", "--out", "{out}"],
         # The reload baseline at 10,000 routes needs seconds per reload: a few creations there only.
         "propagation": [PY, "bench/propagation/bench.py", "--routes", "100,1000,10000",
                         "--creations", "200,200,100", "--baseline-creations", "100,40,8",
@@ -44,7 +44,7 @@ MODES = {
     "quick": {
         "table": ["bash", "bench/run.sh", "--quick", "--out", "{out}", "{build}"],
         "module": [PY, "bench/module/bench.py", "--build", "{build}", "--sizes", "10,1000,10000",
-                   "--annotation-sizes", "", "--rounds", "3", "--seconds", "2", "--out", "{out}"],
+                   "--annotation-sizes", "", "--canary-sizes", "", "--rounds", "3", "--seconds", "2", "--out", "{out}"],
         "propagation": [PY, "bench/propagation/bench.py", "--routes", "100,1000",
                         "--creations", "30", "--baseline-creations", "10,5",
                         "--storm", "40", "--storm-rate", "10", "--storm-routes", "1000",

@@ -3,6 +3,9 @@
 #include <iterator>
 
 #include "error_pages.h"
+#include "affinity.h"
+#include "balance.h"
+#include "canary.h"
 #include "headers.h"
 #include "proxy_setting.h"
 #include "mirror.h"
@@ -22,6 +25,9 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kProxySetting, "proxy-setting", check_proxy_setting},
     {PolicyKind::kErrorPages, "error-pages", check_error_pages},
     {PolicyKind::kMirror, "mirror", check_mirror},
+    {PolicyKind::kCanary, "canary", check_canary},
+    {PolicyKind::kAffinity, "affinity", check_affinity},
+    {PolicyKind::kBalance, "balance", check_balance},
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "description.h"
 
 #include "ingress/annotations.h"
+#include "ingress/canary.h"
 #include "ingress/policies.h"
 #include "validate.h"
 
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <deque>
 #include <iomanip>
 #include <initializer_list>
 #include <map>
@@ -32,6 +34,16 @@ class Parser {
     const Json::Value& ingresses = root["ingresses"];
     if (array(ingresses, "ingresses"))
       for (Json::ArrayIndex i = 0; i < ingresses.size(); ++i) ingress(ingresses[i], index("ingresses", i));
+    // As the agent does: canary Ingresses join their primaries' rules (a problem is an error here).
+    agent::merge_canaries(
+        d_.model.rules, canaries_,
+        [&](std::size_t c, std::size_t r) {
+          const std::uint32_t backend = canaries_[c].rules[r].backend;
+          return backend == kNoBackend ? kNoRecordBackend : backend;
+        },
+        [&](const Source& source, std::string, std::string message) {
+          error("ingresses (" + source.ns + "/" + source.name + ")", message);
+        });
     if (root.isMember("defaultCertificate")) {
       const Json::Value& c = root["defaultCertificate"];
       if (object(c, "defaultCertificate", {"certificate", "key"})) {
@@ -231,6 +243,17 @@ class Parser {
         for (Json::ArrayIndex p = 0; p < paths.size(); ++p) {
           if (Rule* added = path(paths[p], index(rf + ".paths", p), host, source_index)) {
             added->regex = agent::regex_paths(annotations);
+            if (annotations.canary) {
+              if (canaries_.empty() || canaries_.back().source.name != source.name ||
+                  canaries_.back().source.ns != source.ns) {
+                canary_annotations_.push_back(annotations);
+                canaries_.push_back({source, &canary_annotations_.back(), {}});
+              }
+              canaries_.back().rules.push_back(std::move(*added));
+              d_.model.rules.pop_back();
+              d_.rule_fields.pop_back();
+              continue;
+            }
             added->policies = agent::rule_policies(annotations, added->path);
           }
         }
@@ -239,7 +262,7 @@ class Parser {
     }
     const std::size_t first_policy = d_.model.host_policies.size();
     const std::size_t first_alias = d_.model.aliases.size();
-    agent::host_policies(annotations, hosts, has_tls, d_.model.host_policies, d_.model.aliases);
+    if (!annotations.canary) agent::host_policies(annotations, hosts, has_tls, d_.model.host_policies, d_.model.aliases);
     for (std::size_t i = first_policy; i < d_.model.host_policies.size(); ++i) d_.model.host_policies[i].source = source_index;
     for (std::size_t i = first_alias; i < d_.model.aliases.size(); ++i) d_.model.aliases[i].source = source_index;
   }
@@ -312,6 +335,8 @@ class Parser {
   DescriptionResult& out_;
   Description& d_;
   std::map<std::string, std::uint32_t> backend_names_;
+  std::vector<agent::CanaryIngress> canaries_;
+  std::deque<agent::IngressAnnotations> canary_annotations_;  // what canaries_ point to
 };
 
 const std::string& field_of(const std::vector<std::string>& fields, std::uint32_t index) {

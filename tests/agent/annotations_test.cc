@@ -10,6 +10,8 @@
 #include "ingress/annotations.h"
 #include "ingress/policies.h"
 #include "json_helpers.h"
+#include "policy/affinity.h"
+#include "policy/balance.h"
 #include "policy/redirect.h"
 
 using namespace kroute;
@@ -113,13 +115,13 @@ TEST_CASE("annotations: values as ingress-nginx reads them, bad ones ignored wit
 
 TEST_CASE("annotations: snippets are refused, others unsupported ignored, all reported for the audit") {
   const auto r = read(R"({"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers x;",
-                          "nginx.ingress.kubernetes.io/canary": "true",
+                          "nginx.ingress.kubernetes.io/limit-rps": "5",
                           "nginx.ingress.kubernetes.io/no-such-thing": "1",
                           "other.io/rewrite-target": "/x",
                           "nginx.ingress.kubernetes.io/use-regex": "true"})");
   CHECK(has_problem(r, "AnnotationRefused", "configuration-snippet is refused"));
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/configuration-snippet") == Verdict::kRefused);
-  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/canary") == Verdict::kIgnored);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/limit-rps") == Verdict::kIgnored);
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/no-such-thing") == Verdict::kIgnored);
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/use-regex") == Verdict::kHonoured);
   CHECK(r.verdicts.size() == 4);
@@ -241,4 +243,61 @@ TEST_CASE("proxy annotations: ingress-nginx's syntax and defaults, bad values ke
     CHECK_MESSAGE(r.values == defaults, name << "=" << value);
     CHECK_MESSAGE(has_problem(r, "InvalidAnnotation", name + " is ignored"), name << "=" << value);
   }
+}
+
+TEST_CASE("annotations: canary, affinity, hashing and balancing values; bad ones keep the defaults") {
+  const auto read = [](const std::string& text) {
+    return read_annotations(json(text), kDefaultAnnotationPrefix);
+  };
+  auto r = read(R"({"nginx.ingress.kubernetes.io/canary": "true",
+                    "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary",
+                    "nginx.ingress.kubernetes.io/canary-by-header-value": "v2",
+                    "nginx.ingress.kubernetes.io/canary-by-cookie": "c",
+                    "nginx.ingress.kubernetes.io/canary-weight": "25",
+                    "nginx.ingress.kubernetes.io/canary-weight-total": "1000",
+                    "nginx.ingress.kubernetes.io/affinity": "cookie",
+                    "nginx.ingress.kubernetes.io/affinity-mode": "persistent",
+                    "nginx.ingress.kubernetes.io/session-cookie-max-age": "60",
+                    "nginx.ingress.kubernetes.io/session-cookie-samesite": "Strict",
+                    "nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri",
+                    "nginx.ingress.kubernetes.io/load-balance": "ewma"})");
+  CHECK(r.problems.empty());
+  CHECK(r.values.canary);
+  CHECK(r.values.canary_by_header == "X-Canary");
+  CHECK(r.values.canary_by_header_value == "v2");
+  CHECK(r.values.canary_weight == 25);
+  CHECK(r.values.canary_weight_total == 1000);
+  CHECK(r.values.affinity_cookie);
+  CHECK(r.values.affinity_persistent);
+  CHECK(r.values.session_cookie_name == "INGRESSCOOKIE");
+  CHECK(r.values.session_cookie_max_age == "60");
+  CHECK(r.values.upstream_hash_by == "$request_uri");
+  CHECK(r.values.load_balance_ewma);
+  // Affinity wins over hashing (ingress-nginx's balancer.lua); the cookie's attributes are rendered once.
+  const auto records = rule_policies(r.values, "/app");
+  REQUIRE(records.size() == 3);  // https redirect, affinity, hash
+  CHECK(records[1].kind == PolicyKind::kAffinity);
+  CHECK(records[1].code == policy::kPersistent);
+  CHECK(records[1].b == "; Path=/app; Max-Age=60; SameSite=Strict; HttpOnly");
+  CHECK(records[2] == policy::balance(policy::kHash, "$request_uri"));
+  // Conditional SameSite=None: left to the module, per client.
+  IngressAnnotations none = r.values;
+  none.session_cookie_samesite = "None";
+  none.session_cookie_conditional_samesite_none = true;
+  const auto conditional = rule_policies(none, "/app");
+  CHECK(conditional[1].b == "; Path=/app; Max-Age=60; HttpOnly");
+  CHECK((conditional[1].flags & policy::kConditionalSameSiteNone) != 0);
+
+  r = read(R"({"nginx.ingress.kubernetes.io/canary-weight": "-5",
+               "nginx.ingress.kubernetes.io/canary-weight-total": "0",
+               "nginx.ingress.kubernetes.io/canary-by-header": "X Bad",
+               "nginx.ingress.kubernetes.io/affinity": "ip",
+               "nginx.ingress.kubernetes.io/affinity-mode": "sticky",
+               "nginx.ingress.kubernetes.io/session-cookie-samesite": "lax",
+               "nginx.ingress.kubernetes.io/session-cookie-path": "/a;b",
+               "nginx.ingress.kubernetes.io/upstream-hash-by": "$a b",
+               "nginx.ingress.kubernetes.io/load-balance": "least_conn",
+               "nginx.ingress.kubernetes.io/canary-by-header-pattern": "(unclosed"})");
+  CHECK(r.problems.size() == 10);
+  CHECK(r.values == IngressAnnotations{});
 }

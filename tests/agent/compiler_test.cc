@@ -1,6 +1,7 @@
 #include <doctest.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include "certificates.h"
 #include "compiler.h"
@@ -655,4 +656,77 @@ TEST_CASE("ssl redirect: every Ingress of a host with TLS redirects, as ingress-
   CHECK(https("x.w.com", "/"));
   CHECK_FALSE(https("plain.com", "/"));
   CHECK_FALSE(https("a.com", "/plain"));  // ssl-redirect "false"
+}
+
+TEST_CASE("canary: merged into its primary's rule; without a primary or second for a path: warned and ignored") {
+  Fixture f;
+  f.options.watch_without_class = true;
+  CompileCache cache;
+  f.service("main", R"([{"name": "http", "port": 80}])");
+  f.service("next", R"([{"name": "http", "port": 80}])");
+  const auto canary_meta = [](const std::string& extra) {
+    return R"(, "annotations": {"nginx.ingress.kubernetes.io/canary": "true", )" + extra + "}";
+  };
+  f.ingress("primary", R"(, "annotations": {"nginx.ingress.kubernetes.io/rewrite-target": "/x"})",
+            R"({"rules": [)" + Fixture::rule("a.com", "/", "main", "80") + "]}");
+  f.ingress("canary",
+            canary_meta(R"("nginx.ingress.kubernetes.io/canary-by-header": "X-C", )"
+                        R"("nginx.ingress.kubernetes.io/canary-weight": "20", )"
+                        R"("nginx.ingress.kubernetes.io/rewrite-target": "/ignored", )"
+                        R"("nginx.ingress.kubernetes.io/affinity": "cookie")"),
+            R"({"rules": [)" + Fixture::rule("a.com", "/", "next", "80") + "," +
+                Fixture::rule("lonely.com", "/", "next", "80") + "]}",
+            "2024-01-02T00:00:00Z");
+  f.ingress("late", canary_meta(R"("nginx.ingress.kubernetes.io/canary-weight": "50")"),
+            R"({"rules": [)" + Fixture::rule("a.com", "/", "main", "80") + "]}", "2024-01-03T00:00:00Z");
+  CompiledTable t = same_as_from_scratch(f, cache, "first");
+  REQUIRE(t.model.rules.size() == 1);  // canaries add no rules of their own
+  const Rule& r = t.model.rules[0];
+  CHECK(t.model.backends[r.backend].service == "main");
+  // Without the https redirect every rule has (ssl-redirect, settled by the builder).
+  const auto records = [](const Rule& rule) {
+    std::vector<PolicyRecord> out;
+    std::copy_if(rule.policies.begin(), rule.policies.end(), std::back_inserter(out),
+                 [](const PolicyRecord& p) { return p.kind != PolicyKind::kRedirect; });
+    return out;
+  };
+  const std::vector<PolicyRecord> own = records(r);
+  std::vector<PolicyKind> kinds;
+  for (const PolicyRecord& p : own) kinds.push_back(p.kind);
+  // The primary's own rewrite (not the canary's), then the canary's header and weight, then its affinity.
+  REQUIRE(kinds == std::vector<PolicyKind>{PolicyKind::kRewrite, PolicyKind::kCanary, PolicyKind::kCanary,
+                                           PolicyKind::kAffinity});
+  CHECK(own[0].a == "/x");
+  CHECK(own[1].a == "X-C");
+  CHECK(own[2].value == (std::uint64_t{20} << 32 | 100));
+  for (std::size_t i = 1; i < 4; ++i) CHECK(t.model.backends[own[i].backend].service == "next");
+  CHECK(has_warning(t, "canary", "CanaryWithoutPrimary"));
+  CHECK(has_warning(t, "late", "CanaryIgnored"));
+  CHECK(build_snapshot(t.model).diagnostics.empty());
+
+  // A change of the canary or of its primary is compiled in full and gives the right table.
+  f.ingress("canary", canary_meta(R"("nginx.ingress.kubernetes.io/canary-weight": "70")"),
+            R"({"rules": [)" + Fixture::rule("a.com", "/", "next", "80") + "]}", "2024-01-02T00:00:00Z");
+  cache.ingress_changed("n/canary");
+  t = same_as_from_scratch(f, cache, "canary changed");
+  CHECK_FALSE(cache.last_patched());
+  CHECK(records(t.model.rules[0]).back().value == (std::uint64_t{70} << 32 | 100));
+  f.ingress("primary", "", R"({"rules": [)" + Fixture::rule("a.com", "/", "main", "80") + "]}");
+  cache.ingress_changed("n/primary");
+  t = same_as_from_scratch(f, cache, "primary changed");
+  CHECK_FALSE(cache.last_patched());
+  REQUIRE(records(t.model.rules[0]).size() == 1);
+  CHECK(records(t.model.rules[0])[0].kind == PolicyKind::kCanary);
+  // An Ingress of another host still patches.
+  f.ingress("other", "", R"({"rules": [)" + Fixture::rule("b.com", "/", "main", "80") + "]}");
+  cache.ingress_changed("n/other");
+  same_as_from_scratch(f, cache, "unrelated");
+  CHECK(cache.last_patched());
+  // Without the primary the canary is ignored again.
+  f.store.apply(Kind::kIngress, EventType::kDeleted, json(R"({"metadata": {"name": "primary", "namespace": "n"}})"));
+  cache.ingress_changed("n/primary");
+  t = same_as_from_scratch(f, cache, "primary gone");
+  CHECK(has_warning(t, "canary", "CanaryWithoutPrimary"));
+  CHECK(std::none_of(t.model.backends.begin(), t.model.backends.end(),
+                     [](const Backend& b) { return b.service == "next"; }));
 }
