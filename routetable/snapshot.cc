@@ -11,6 +11,7 @@
 #include "host.h"
 #include "path_patterns.h"
 #include "policy/kinds.h"
+#include "policy/protocol.h"
 #include "policy/redirect.h"
 
 namespace kroute {
@@ -253,6 +254,13 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
       check.require(p.code >= 300 && p.code <= 308, "policy records", i, "redirect code out of range");
       check.require((p.flags & ~(policy::kRedirectFlags & ~policy::kIfHostHasTls)) == 0, "policy records", i,
                     "unknown redirect flags");
+    }
+    if (p.kind == format::PolicyKind::kProtocol) {
+      // The module splits `b` at the CA length and picks a location by the code.
+      check.require(p.code >= policy::kHttp && p.code <= policy::kLastProtocol, "policy records", i,
+                    "unknown upstream protocol");
+      check.require((p.flags & ~policy::kProtocolFlags) == 0, "policy records", i, "unknown protocol flags");
+      check.require(policy::ca_length(p.value) <= p.b.length, "policy records", i, "CA length beyond the PEM");
     }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);

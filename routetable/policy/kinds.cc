@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "headers.h"
+#include "protocol.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "template.h"
@@ -16,6 +17,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kRewrite, "rewrite", check_rewrite},
     {PolicyKind::kUpstreamHost, "upstream-host", check_upstream_host},
     {PolicyKind::kForwardedPrefix, "forwarded-prefix", check_forwarded_prefix},
+    {PolicyKind::kProtocol, "protocol", check_protocol},
 };
 
 }  // namespace
@@ -68,6 +70,19 @@ std::string check_upstream_host(const PolicyRecord& record, bool) {
 
 std::string check_forwarded_prefix(const PolicyRecord& record, bool) {
   if (record.a.empty()) return "forwarded prefix is empty";
+  return check_header_value(record.a);
+}
+
+std::string check_protocol(const PolicyRecord& record, bool) {
+  if (record.code < kHttp || record.code > kLastProtocol) return "unknown upstream protocol";
+  if ((record.flags & ~kProtocolFlags) != 0) return "unknown protocol flags";
+  const std::uint8_t low = min_tls_version(record.value);
+  const std::uint8_t high = max_tls_version(record.value);
+  if (low > 4 || high > 4 || (low != 0 && high != 0 && low > high)) return "bad TLS version range";
+  if ((record.value >> 24 & 0xff) != 0) return "unknown protocol numbers";
+  if (ca_length(record.value) > record.b.size()) return "CA length beyond the PEM";
+  if ((record.flags & kVerify) != 0 && (record.flags & kDenied) == 0 && ca_length(record.value) == 0)
+    return "verification needs CA certificates";
   return check_header_value(record.a);
 }
 
