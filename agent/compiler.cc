@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "ingress/policies.h"
+#include "policy/protocol.h"
 
 namespace kroute::agent {
 namespace {
@@ -349,6 +350,7 @@ class Compiler {
       Rule& rule = table_.model.rules.emplace_back(part.rules[i]);
       rule.backend = backend;
       rule.source = source;
+      complete_protocol(*part.ingress, part.refs[i], rule);
     }
     if (part.has_tls) {
       for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
@@ -360,6 +362,47 @@ class Compiler {
     for (const HostAlias& alias : part.aliases) {
       table_.model.aliases.push_back(alias);
       table_.model.aliases.back().source = source;
+    }
+  }
+
+  // A rule's kProtocol record with what only the store knows: the CA and client certificate of
+  // proxy-ssl-secret (a kubernetes.io/tls Secret of the Ingress's namespace) and the default TLS name,
+  // <service>.<namespace>.svc. A Secret that is missing or unusable, or verification without one, makes
+  // the rule answer 503 (policy::kDenied) with a Warning: it never talks to a backend unverified.
+  void complete_protocol(const Ingress& ingress, const ServiceBackendRef& ref, Rule& rule) {
+    auto record = std::find_if(rule.policies.begin(), rule.policies.end(),
+                               [](const PolicyRecord& p) { return p.kind == PolicyKind::kProtocol; });
+    if (record == rule.policies.end()) return;
+    const IngressAnnotations& a = ingress.annotations;
+    if (record->a.empty() && (a.proxy_ssl_verify || a.proxy_ssl_server_name))
+      record->a = ref.service + "." + ingress.ns + ".svc";
+    const std::string& key = a.proxy_ssl_secret;
+    std::string problem;
+    if (key.empty()) {
+      if (a.proxy_ssl_verify) problem = "proxy-ssl-verify is on but no proxy-ssl-secret names the CA";
+    } else if (!key.starts_with(ingress.ns + "/")) {
+      problem = "proxy-ssl-secret " + key + " is not in the Ingress's namespace";
+    } else if (auto it = store_.secrets.find(key); it == store_.secrets.end()) {
+      problem = "proxy-ssl-secret " + key + " not found (or not of type kubernetes.io/tls)";
+    } else if (const TlsSecret& secret = it->second; !secret.ca_error.empty()) {
+      problem = "proxy-ssl-secret " + key + ": " + secret.ca_error;
+    } else if (secret.ca_pem.empty()) {
+      problem = "proxy-ssl-secret " + key + " has no ca.crt";
+    } else if (!secret.error.empty() && secret.error != "no tls.crt" && secret.error != "no tls.key") {
+      problem = "proxy-ssl-secret " + key + ": " + secret.error;
+    } else {
+      record->b = secret.ca_pem;
+      record->value |= std::uint64_t{static_cast<std::uint32_t>(record->b.size())} << 32;
+      if (secret.error.empty()) {
+        if (!record->b.ends_with('\n')) record->b += '\n';
+        record->b += secret.certificate.chain_pem;
+        if (!record->b.ends_with('\n')) record->b += '\n';
+        record->b += secret.certificate.key_pem;
+      }
+    }
+    if (!problem.empty()) {
+      record->flags |= policy::kDenied;
+      warn(ingress.ns, ingress.name, "ProxySSLSecretUnusable", problem + "; path " + rule.path + " answers 503");
     }
   }
 

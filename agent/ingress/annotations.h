@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/protocol.h"
 #include "policy/template.h"
 
 namespace kroute::agent {
@@ -40,6 +41,17 @@ struct IngressAnnotations {
   std::vector<std::string> server_alias;
   std::string x_forwarded_prefix;
   std::string upstream_vhost;
+  // How nginx talks to the backend (policy/protocol.h): backend-protocol, proxy-http-version, proxy-ssl-*.
+  std::uint16_t backend_protocol = policy::kHttp;
+  bool proxy_http_10 = false;
+  std::string proxy_ssl_secret;  // "namespace/name"
+  bool proxy_ssl_verify = false;
+  std::uint8_t proxy_ssl_verify_depth = 1;
+  std::string proxy_ssl_name;
+  bool proxy_ssl_server_name = false;
+  // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
+  std::uint8_t proxy_ssl_min_version = 3;
+  std::uint8_t proxy_ssl_max_version = 3;
   bool operator==(const IngressAnnotations&) const = default;
 };
 

@@ -1,6 +1,7 @@
 #include "ingress/policies.h"
 
 #include "policy/headers.h"
+#include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
 
@@ -30,7 +31,24 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   if (!a.rewrite_target.empty()) records.push_back(policy::rewrite(a.rewrite_target));
   if (!a.upstream_vhost.empty()) records.push_back(policy::upstream_host(a.upstream_vhost));
   if (!a.x_forwarded_prefix.empty()) records.push_back(policy::forwarded_prefix(a.x_forwarded_prefix));
+  if (a.backend_protocol != policy::kHttp || a.proxy_http_10 || a.proxy_ssl_verify || a.proxy_ssl_server_name ||
+      !a.proxy_ssl_secret.empty() || !a.proxy_ssl_name.empty()) {
+    records.push_back(protocol_policy(a));
+  }
   return records;
+}
+
+PolicyRecord protocol_policy(const IngressAnnotations& a) {
+  const std::uint32_t flags = (a.proxy_http_10 ? std::uint32_t{policy::kHttp10} : 0u) |
+                              (a.proxy_ssl_verify ? std::uint32_t{policy::kVerify} : 0u) |
+                              (a.proxy_ssl_server_name ? std::uint32_t{policy::kServerName} : 0u);
+  // As ingress-nginx, the TLS versions and depth come with a Secret; without one nginx's defaults hold.
+  const std::uint64_t numbers =
+      a.proxy_ssl_secret.empty()
+          ? 0
+          : policy::tls_numbers(a.proxy_ssl_min_version, a.proxy_ssl_max_version, a.proxy_ssl_verify_depth, 0);
+  return policy::protocol(static_cast<policy::UpstreamProtocol>(a.backend_protocol), flags, numbers,
+                          a.proxy_ssl_name);
 }
 
 void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,
