@@ -7,7 +7,7 @@
  * (ngx_http_kroute_status.c), the TLS certificate callback
  * (ngx_http_kroute_ssl.c) and one module per kind of policy record
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
- * ngx_http_kroute_headers_module.c).
+ * ngx_http_kroute_headers_module.c, ngx_http_kroute_protocol_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -120,6 +120,7 @@ typedef struct {
     void                        **loc_conf;
     ngx_http_upstream_conf_t     *upstream_conf;
     unsigned                      rewritten:1;  /* the rewrite policy ran */
+    unsigned                      protocol:1;   /* the protocol policy ran */
 } ngx_http_kroute_ctx_t;
 
 
@@ -152,6 +153,14 @@ ngx_http_core_loc_conf_t *ngx_http_kroute_core_loc_conf(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
 ngx_http_upstream_conf_t *ngx_http_kroute_upstream_conf(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
+
+/*
+ * Sets up a new TLS connection to the backend as the route's kProtocol
+ * record asks (SNI, versions, verification, client certificate); the
+ * balancer calls it before the handshake. NGX_ERROR: the record is unusable.
+ */
+ngx_int_t ngx_http_kroute_protocol_tls(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, ngx_connection_t *c);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_kroute_merge_srv_conf(ngx_conf_t *cf, void *parent,

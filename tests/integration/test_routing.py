@@ -178,6 +178,11 @@ def test_bad_directives_fail_nginx_t(table, nginx_config):
         (f"kroute_table {table.dir};", f"kroute_table {table.dir};\n    kroute_table /x;", "is duplicate"),
         (f"kroute_table {table.dir};", "kroute_table relative/dir;", "absolute directory"),
         (f"kroute_table {table.dir};", "", "need \"kroute_table\""),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs kroute_grpcs;", "not a named location"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol h3 @kroute_grpcs;", "unknown protocol"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs @kroute_grpcs;\n"
+         "            kroute_protocol grpcs @kroute_https;", "is duplicate"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs @nowhere;", "does not have"),
     ]
     for old, new, message in cases:
         n = nginx_config()
