@@ -8,6 +8,7 @@ Event and ingress-nginx's default. One stack whose nginx never reloads."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import subprocess
 import time
@@ -226,6 +227,23 @@ def test_proxy_http_version_1_0_reaches_the_backend_as_http_1_0(stack: Stack) ->
         reply = stack.request(host, "/v")
         served(reply, backend, "/v")
         assert reply.echo["proto"] == proto, (host, reply.echo["proto"])
+
+
+def test_a_moved_request_ends_cleanly_and_the_client_connection_is_kept(stack: Stack) -> None:
+    """The named location takes over the request once: its client connection serves the next request."""
+    assert stack.nginx is not None
+    host = "keep.proto.test"
+    apply_and_wait(stack, annotated(stack, "keep", host, [("/", "Prefix", "tls-echo")], {"backend-protocol": "HTTPS"}))
+    conn = http.client.HTTPConnection("127.0.0.1", stack.nginx.port, timeout=10)
+    try:
+        for i in range(5):
+            conn.request("POST", f"/k{i}", body=b"x" * 1000, headers={"Host": host})
+            response = conn.getresponse()
+            echo = json.loads(response.read())
+            assert response.status == 200 and echo["path"] == f"/k{i}" and echo["body_length"] == 1000, echo
+            assert not response.will_close
+    finally:
+        conn.close()
 
 
 def test_auto_http_follows_the_clients_scheme(stack: Stack) -> None:
