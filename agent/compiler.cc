@@ -1,6 +1,10 @@
 #include "compiler.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,6 +38,14 @@ void settle_readiness(std::vector<Endpoint>& endpoints) {
 }
 
 int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1); }
+
+// Whether OpenSSL takes `list` as a TLS 1.2 cipher list (proxy-ssl-ciphers), as nginx's workers will.
+bool known_ciphers(const std::string& list) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  const bool known = ctx && SSL_CTX_set_cipher_list(ctx.get(), list.c_str()) == 1;
+  ERR_clear_error();  // curl shares this thread's error queue
+  return known;
+}
 
 // Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
 bool has_tls_for(const Ingress& ingress, const std::string& host) {
@@ -374,8 +386,14 @@ class Compiler {
                                [](const PolicyRecord& p) { return p.kind == PolicyKind::kProtocol; });
     if (record == rule.policies.end()) return;
     const IngressAnnotations& a = ingress.annotations;
-    if (record->a.empty() && (a.proxy_ssl_verify || a.proxy_ssl_server_name))
-      record->a = ref.service + "." + ingress.ns + ".svc";
+    if ((record->a.empty() || record->a.front() == ' ') && (a.proxy_ssl_verify || a.proxy_ssl_server_name))
+      record->a.insert(0, ref.service + "." + ingress.ns + ".svc");
+    if (const std::size_t space = record->a.find(' ');
+        space != std::string::npos && !known_ciphers(record->a.substr(space + 1))) {
+      record->a.resize(space);
+      warn(ingress.ns, ingress.name, "InvalidAnnotation",
+           "annotation proxy-ssl-ciphers is ignored: OpenSSL knows none of its ciphers");
+    }
     const std::string& key = a.proxy_ssl_secret;
     std::string problem;
     if (key.empty()) {

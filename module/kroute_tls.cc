@@ -288,22 +288,38 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
   namespace policy = kroute::policy;
   *problem = nullptr;
   try {
-    const kroute_str_t name = kroute_policy_str(route, record->a);
+    const kroute_str_t a = kroute_policy_str(route, record->a);
     const kroute_str_t pem = kroute_policy_str(route, record->b);
-    // NUL-terminated for OpenSSL; the longest DNS name is 253 characters.
-    char host[256];
-    if (name.len >= sizeof host) {
-      *problem = "TLS name too long";
+    // `a` is the name, then after a space the cipher list: NUL-terminated copies for OpenSSL.
+    const std::string_view text(reinterpret_cast<const char*>(a.data), a.len);
+    const std::size_t space = std::min(text.find(' '), text.size());
+    const kroute_str_t name{space, a.data};
+    const std::string_view ciphers = text.substr(std::min(space + 1, text.size()));
+    char host[policy::kMaxTlsName + 1];
+    char cipher_list[policy::kMaxCipherList + 1];
+    if (name.len >= sizeof host || ciphers.size() >= sizeof cipher_list) {
+      *problem = "TLS name or cipher list too long";
       return -1;
     }
     std::memcpy(host, name.data, name.len);
     host[name.len] = '\0';
+    std::memcpy(cipher_list, ciphers.data(), ciphers.size());
+    cipher_list[ciphers.size()] = '\0';
+    if (!ciphers.empty() && SSL_set_cipher_list(ssl, cipher_list) != 1) {
+      ERR_clear_error();
+      *problem = "OpenSSL refused the cipher list";
+      return -1;
+    }
     if ((record->flags & policy::kServerName) && name.len != 0 && SSL_set_tlsext_host_name(ssl, host) != 1) {
       *problem = "cannot set SNI";
       return -1;
     }
     const std::uint8_t low = policy::min_tls_version(record->value);
     const std::uint8_t high = policy::max_tls_version(record->value);
+    if (low || high) {
+      // The record's range decides, not the versions nginx.conf switched off for every backend.
+      SSL_clear_options(ssl, SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
+    }
     if ((low && SSL_set_min_proto_version(ssl, 0x0300 | low) != 1) ||
         (high && SSL_set_max_proto_version(ssl, 0x0300 | high) != 1)) {
       *problem = "cannot set the TLS versions";

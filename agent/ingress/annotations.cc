@@ -191,6 +191,18 @@ std::string tls_versions(std::string_view v, std::uint8_t& low, std::uint8_t& hi
   return {};
 }
 
+// proxy-ssl-ciphers: an OpenSSL cipher list in ingress-nginx's characters; "DEFAULT" is OpenSSL's own.
+std::string cipher_list(std::string_view v, std::string& out) {
+  if (v.empty() || v.size() > policy::kMaxCipherList) return "it is empty or longer than 1024 characters";
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+                    c == ':' || c == '_' || c == '-' || c == '!';
+    if (!ok) return quoted(v, 64) + " is not an OpenSSL cipher list";
+  }
+  out = v == "DEFAULT" ? std::string() : std::string(v);
+  return {};
+}
+
 std::string small_count(std::string_view v, std::uint8_t& out) {
   int n = 0;
   for (const char c : v) {
@@ -325,7 +337,8 @@ const AnnotationSpec kSpecs[] = {
               "namespace/name of a kubernetes.io/tls Secret in the Ingress's namespace: ca.crt checks HTTPS and "
               "GRPCS backends, tls.crt/tls.key is the client certificate; missing or unusable: the rule answers 503",
               { return secret_reference(v, a.proxy_ssl_secret); }),
-    NOT_YET("proxy-ssl-ciphers", "upstream TLS uses OpenSSL's default ciphers"),
+    SUPPORTED("proxy-ssl-ciphers", "OpenSSL cipher list for TLS 1.2 to the backend (with proxy-ssl-secret)",
+              { return cipher_list(v, a.proxy_ssl_ciphers); }),
     SUPPORTED("proxy-ssl-name",
               "the name the backend's certificate must carry and SNI sends (default: the Service's name.namespace.svc)",
               { return tls_name(v, a.proxy_ssl_name); }),

@@ -48,6 +48,7 @@ struct IngressAnnotations {
   bool proxy_ssl_verify = false;
   std::uint8_t proxy_ssl_verify_depth = 1;
   std::string proxy_ssl_name;
+  std::string proxy_ssl_ciphers;  // "": OpenSSL's default
   bool proxy_ssl_server_name = false;
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;

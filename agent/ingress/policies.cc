@@ -47,8 +47,10 @@ PolicyRecord protocol_policy(const IngressAnnotations& a) {
       a.proxy_ssl_secret.empty()
           ? 0
           : policy::tls_numbers(a.proxy_ssl_min_version, a.proxy_ssl_max_version, a.proxy_ssl_verify_depth, 0);
+  std::string name = a.proxy_ssl_name;
+  if (!a.proxy_ssl_secret.empty() && !a.proxy_ssl_ciphers.empty()) (name += ' ') += a.proxy_ssl_ciphers;
   return policy::protocol(static_cast<policy::UpstreamProtocol>(a.backend_protocol), flags, numbers,
-                          a.proxy_ssl_name);
+                          std::move(name));
 }
 
 void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,

@@ -83,6 +83,10 @@ std::string check_protocol(const PolicyRecord& record, bool) {
   if (ca_length(record.value) > record.b.size()) return "CA length beyond the PEM";
   if ((record.flags & kVerify) != 0 && (record.flags & kDenied) == 0 && ca_length(record.value) == 0)
     return "verification needs CA certificates";
+  const std::size_t space = record.a.find(' ');
+  if (space == std::string::npos ? record.a.size() > kMaxTlsName
+                                 : space > kMaxTlsName || record.a.size() - space - 1 > kMaxCipherList)
+    return "TLS name or cipher list too long";
   return check_header_value(record.a);
 }
 

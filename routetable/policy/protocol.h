@@ -6,9 +6,10 @@
 //
 // `value` packs the upstream TLS numbers: bits 0-7 the lowest TLS version (the low byte of 0x0301..0x0304,
 // 0: nginx's default), bits 8-15 the highest, bits 16-23 the verification depth, bits 32-63 the length of
-// `b`'s CA part. `a` is the TLS name (SNI and the name the certificate must carry); `b` is PEM: the CA
-// certificates the backend's certificate is checked against, then the client certificate chain and its
-// key when the Secret has them.
+// `b`'s CA part. `a` is the TLS name (SNI and the name the certificate must carry), then, after a space,
+// the OpenSSL cipher list for TLS 1.2 when the rule has one. `b` is PEM: the CA certificates the
+// backend's certificate is checked against, then the client certificate chain and its key when the
+// Secret has them.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,9 @@ enum ProtocolFlags : std::uint32_t {
   kDenied = 8,
 };
 inline constexpr std::uint32_t kProtocolFlags = kHttp10 | kVerify | kServerName | kDenied;
+// What the module copies out of `a` (NUL-terminated for OpenSSL): a DNS name, and a cipher list.
+inline constexpr std::size_t kMaxTlsName = 253;
+inline constexpr std::size_t kMaxCipherList = 1024;
 
 inline constexpr std::uint64_t tls_numbers(std::uint8_t min_version, std::uint8_t max_version, std::uint8_t depth,
                                            std::uint32_t ca_length) {

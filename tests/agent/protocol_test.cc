@@ -145,6 +145,23 @@ TEST_CASE("proxy-ssl-secret: CA and client certificate in the record; anything u
     CHECK(denied.warned("ProxySSLSecretUnusable"));
     CHECK(policy::check_protocol(*denied.record, false).empty());
   }
+  // proxy-ssl-ciphers follows the name; a list OpenSSL does not know is dropped with a Warning.
+  const auto with_ciphers = [&](const std::string& ciphers) {
+    return R"({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-secret": "n/full",
+               "nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on", "nginx.ingress.kubernetes.io/proxy-ssl-ciphers": ")" +
+           ciphers + "\"}";
+  };
+  const Compiled ciphers(with_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL"), secrets);
+  REQUIRE(ciphers.record != nullptr);
+  CHECK(ciphers.record->a == "s.n.svc ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL");
+  CHECK(policy::check_protocol(*ciphers.record, false).empty());
+  const Compiled unknown(with_ciphers("NOPE-CIPHER"), secrets);
+  REQUIRE(unknown.record != nullptr);
+  CHECK(unknown.record->a == "s.n.svc");
+  CHECK(unknown.warned("InvalidAnnotation"));
+  CHECK(read(R"({"nginx.ingress.kubernetes.io/proxy-ssl-ciphers": "A B"})").problems.size() == 1);
+  CHECK(read(R"({"nginx.ingress.kubernetes.io/proxy-ssl-ciphers": "DEFAULT"})").values.proxy_ssl_ciphers.empty());
+
   // Verification without any Secret fails closed too.
   const Compiled no_secret(R"({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS", "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on"})");
   REQUIRE(no_secret.record != nullptr);

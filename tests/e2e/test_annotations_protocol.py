@@ -144,12 +144,25 @@ def test_https_backend_is_reached_over_tls_with_the_client_certificate(stack: St
     served(reply, "tls-echo", "/x?q=1", host)
     assert reply.echo["sni"] is None, "SNI is sent only with proxy-ssl-server-name"
     assert reply.echo["client_subject"] == "kroute-client", reply.echo
+    assert reply.echo["tls"][0] == "TLSv1.2", "ingress-nginx's proxy-ssl-protocols default with a Secret"
     # Without proxy-ssl-secret: TLS, no client certificate.
     apply_and_wait(stack, annotated(stack, "https-bare", "bare.proto.test", [("/", "Prefix", "tls-echo")],
                                     {"backend-protocol": "https"}))
     reply = stack.request("bare.proto.test", "/")
     served(reply, "tls-echo", "/")
     assert reply.echo["client_subject"] is None
+    assert reply.echo["tls"][0] == "TLSv1.3", "without a Secret, nginx.conf's protocols"
+
+
+def test_proxy_ssl_protocols_and_ciphers_reach_the_handshake(stack: Stack) -> None:
+    secret = {"backend-protocol": "HTTPS", "proxy-ssl-secret": f"{stack.namespace}/upstream-ca"}
+    apply_and_wait(stack,
+                   annotated(stack, "tls13", "tls13.proto.test", [("/", "Prefix", "tls-echo")],
+                             {**secret, "proxy-ssl-protocols": "TLSv1.3"}),
+                   annotated(stack, "cipher", "cipher.proto.test", [("/", "Prefix", "tls-echo")],
+                             {**secret, "proxy-ssl-ciphers": "ECDHE-ECDSA-CHACHA20-POLY1305"}))
+    assert stack.request("tls13.proto.test", "/").echo["tls"][0] == "TLSv1.3"
+    assert stack.request("cipher.proto.test", "/").echo["tls"] == ["TLSv1.2", "ECDHE-ECDSA-CHACHA20-POLY1305"]
 
 
 def test_verification_with_the_right_ca_serves_and_sends_the_name_as_sni(stack: Stack) -> None:
@@ -300,12 +313,12 @@ def test_bad_values_warn_and_keep_ingress_nginx_defaults(stack: Stack) -> None:
     with Steady(stack):
         apply_and_wait(stack, annotated(stack, "bad-values", host, [("/", "Prefix", "plain")], {
             "backend-protocol": "FCGI", "proxy-http-version": "2.0", "proxy-ssl-verify": "maybe",
-            "proxy-ssl-protocols": "SSLv3", "proxy-ssl-verify-depth": "-1"}))
+            "proxy-ssl-protocols": "SSLv3", "proxy-ssl-verify-depth": "-1", "proxy-ssl-ciphers": "A B"}))
         reply = stack.request(host, "/")
         served(reply, "plain", "/")
         assert reply.echo["proto"] == "HTTP/1.1"
         for key in ("backend-protocol", "proxy-http-version", "proxy-ssl-verify", "proxy-ssl-protocols",
-                    "proxy-ssl-verify-depth"):
+                    "proxy-ssl-verify-depth", "proxy-ssl-ciphers"):
             wait_warning(stack, "bad-values", "InvalidAnnotation", f"nginx.ingress.kubernetes.io/{key}")
 
 

@@ -5,8 +5,8 @@ Host, headers, body length). An Upgrade: websocket request gets a WebSocket that
 prefixed with the backend's name. Prints "ready" on stdout once every listener is bound.
 
 With ECHO_TLS_CERT and ECHO_TLS_KEY (PEM files) in the environment every listener speaks TLS, and the
-reply also says which SNI name the client sent and the subject of its certificate (asked for, and
-checked against ECHO_TLS_CLIENT_CA when set).
+reply also says which SNI name the client sent, the subject of its certificate (asked for, and
+checked against ECHO_TLS_CLIENT_CA when set), and the TLS version and cipher.
 """
 import os
 import ssl
@@ -51,6 +51,7 @@ def make_handler(name):
                 "peer": list(self.client_address[:2]),
                 "sni": getattr(self.connection, "sni", None),
                 "client_subject": client_subject(self.connection),
+                "tls": tls_parameters(self.connection),
             }).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -136,6 +137,13 @@ def client_subject(connection):
             if key == "commonName":
                 return value
     return None
+
+
+def tls_parameters(connection):
+    """[TLS version, cipher] of a TLS connection, else None."""
+    if not isinstance(connection, ssl.SSLSocket):
+        return None
+    return [connection.version(), connection.cipher()[0]]
 
 
 def tls_context():

@@ -24,6 +24,9 @@ TEST_CASE("protocol records: the check refuses what the module could not apply")
   CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, 0, policy::tls_numbers(4, 3, 1, 0)), false).empty());
   CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, 0, policy::tls_numbers(3, 4, 1, 999), "", pem), false).empty());
   CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, policy::kServerName, 0, "a\nb"), false).empty());
+  CHECK(policy::check_protocol(policy::protocol(policy::kHttps, 0, 0, "b.n.svc HIGH:!aNULL"), false).empty());
+  CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, 0, 0, std::string(254, 'a')), false).empty());
+  CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, 0, 0, "b " + std::string(1025, 'A')), false).empty());
   CHECK(std::string(policy::kind_name(PolicyKind::kProtocol)) == "protocol");
 }
 
