@@ -287,6 +287,12 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
                                 const kroute_policy_t* record, SSL* ssl, const char** problem) {
   namespace policy = kroute::policy;
   *problem = nullptr;
+  // A refusal leaves OpenSSL's error queue empty, so nginx's next SSL call does not log it as its own.
+  const auto fail = [&](const char* why) {
+    ERR_clear_error();
+    *problem = why;
+    return -1;
+  };
   try {
     const kroute_str_t a = kroute_policy_str(route, record->a);
     const kroute_str_t pem = kroute_policy_str(route, record->b);
@@ -298,21 +304,17 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
     char host[policy::kMaxTlsName + 1];
     char cipher_list[policy::kMaxCipherList + 1];
     if (name.len >= sizeof host || ciphers.size() >= sizeof cipher_list) {
-      *problem = "TLS name or cipher list too long";
-      return -1;
+      return fail("TLS name or cipher list too long");
     }
     std::memcpy(host, name.data, name.len);
     host[name.len] = '\0';
     std::memcpy(cipher_list, ciphers.data(), ciphers.size());
     cipher_list[ciphers.size()] = '\0';
     if (!ciphers.empty() && SSL_set_cipher_list(ssl, cipher_list) != 1) {
-      ERR_clear_error();
-      *problem = "OpenSSL refused the cipher list";
-      return -1;
+      return fail("OpenSSL refused the cipher list");
     }
     if ((record->flags & policy::kServerName) && name.len != 0 && SSL_set_tlsext_host_name(ssl, host) != 1) {
-      *problem = "cannot set SNI";
-      return -1;
+      return fail("cannot set SNI");
     }
     const std::uint8_t low = policy::min_tls_version(record->value);
     const std::uint8_t high = policy::max_tls_version(record->value);
@@ -322,28 +324,22 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
     }
     if ((low && SSL_set_min_proto_version(ssl, 0x0300 | low) != 1) ||
         (high && SSL_set_max_proto_version(ssl, 0x0300 | high) != 1)) {
-      *problem = "cannot set the TLS versions";
-      return -1;
+      return fail("cannot set the TLS versions");
     }
     const std::uint32_t ca_length = policy::ca_length(record->value);
     if (ca_length == 0) {
       // Verification without a CA never reaches here: the agent denies the rule (kDenied).
-      return (record->flags & policy::kVerify) ? (*problem = "verification without a CA", -1) : 0;
+      return (record->flags & policy::kVerify) ? fail("verification without a CA") : 0;
     }
     const UpstreamCredentials& c =
         cache->get({reinterpret_cast<const char*>(pem.data), pem.len}, ca_length);
-    if (c.problem != nullptr) {
-      *problem = c.problem;
-      return -1;
-    }
+    if (c.problem != nullptr) return fail(c.problem);
     if (c.leaf && SSL_use_cert_and_key(ssl, c.leaf.get(), c.key.get(), c.chain.get(), 1) != 1) {
-      *problem = "the client certificate was refused";
-      return -1;
+      return fail("the client certificate was refused");
     }
     if (record->flags & policy::kVerify) {
       if (SSL_set1_verify_cert_store(ssl, c.ca.get()) != 1) {
-        *problem = "cannot set the CA";
-        return -1;
+        return fail("cannot set the CA");
       }
       SSL_set_verify(ssl, SSL_VERIFY_PEER, keep_verdict);
       const std::uint8_t depth = policy::verify_depth(record->value);
@@ -351,16 +347,13 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
       if (name.len != 0) {
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         if (SSL_set1_host(ssl, host) != 1) {
-          *problem = "cannot set the name to verify";
-          return -1;
+          return fail("cannot set the name to verify");
         }
       }
     }
     return 0;
   } catch (...) {
-    ERR_clear_error();
-    *problem = "out of memory";
-    return -1;
+    return fail("out of memory");
   }
 }
 
