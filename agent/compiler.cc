@@ -2,7 +2,11 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <algorithm>
+#include <memory>
 #include <map>
 #include <optional>
 #include <set>
@@ -11,6 +15,7 @@
 #include "ingress/canary.h"
 #include "ingress/policies.h"
 #include "policy/error_pages.h"
+#include "policy/protocol.h"
 
 namespace kroute::agent {
 namespace {
@@ -37,6 +42,14 @@ void settle_readiness(std::vector<Endpoint>& endpoints) {
 }
 
 int readiness_rank(const Endpoint& e) { return (e.ready ? 4 : 0) + (e.serving ? 2 : 0) + (e.terminating ? 0 : 1); }
+
+// Whether OpenSSL takes `list` as a TLS 1.2 cipher list (proxy-ssl-ciphers), as nginx's workers will.
+bool known_ciphers(const std::string& list) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), SSL_CTX_free);
+  const bool known = ctx && SSL_CTX_set_cipher_list(ctx.get(), list.c_str()) == 1;
+  ERR_clear_error();  // curl shares this thread's error queue
+  return known;
+}
 
 // Whether spec.tls lists host, by name or by a one-label wildcard that covers it.
 bool has_tls_for(const Ingress& ingress, const std::string& host) {
@@ -405,6 +418,7 @@ class Compiler {
       rule.backend = backend;
       rule.source = source;
       settle_records(part, part.refs[i], rule);
+      complete_protocol(*part.ingress, part.refs[i], rule);
     }
     if (part.has_tls) {
       for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
@@ -512,6 +526,53 @@ class Compiler {
              "any Ingress); the statuses pass unchanged");
         record = rule.policies.erase(record);
       }
+    }
+  }
+
+  // A rule's kProtocol record with what only the store knows: the CA and client certificate of
+  // proxy-ssl-secret (a kubernetes.io/tls Secret of the Ingress's namespace) and the default TLS name,
+  // <service>.<namespace>.svc. A Secret that is missing or unusable, or verification without one, makes
+  // the rule answer 503 (policy::kDenied) with a Warning: it never talks to a backend unverified.
+  void complete_protocol(const Ingress& ingress, const ServiceBackendRef& ref, Rule& rule) {
+    auto record = std::find_if(rule.policies.begin(), rule.policies.end(),
+                               [](const PolicyRecord& p) { return p.kind == PolicyKind::kProtocol; });
+    if (record == rule.policies.end()) return;
+    const IngressAnnotations& a = ingress.annotations;
+    if ((record->a.empty() || record->a.front() == ' ') && (a.proxy_ssl_verify || a.proxy_ssl_server_name))
+      record->a.insert(0, ref.service + "." + ingress.ns + ".svc");
+    if (const std::size_t space = record->a.find(' ');
+        space != std::string::npos && !known_ciphers(record->a.substr(space + 1))) {
+      record->a.resize(space);
+      warn(ingress.ns, ingress.name, "InvalidAnnotation",
+           "annotation proxy-ssl-ciphers is ignored: OpenSSL knows none of its ciphers");
+    }
+    const std::string& key = a.proxy_ssl_secret;
+    std::string problem;
+    if (key.empty()) {
+      if (a.proxy_ssl_verify) problem = "proxy-ssl-verify is on but no proxy-ssl-secret names the CA";
+    } else if (!key.starts_with(ingress.ns + "/")) {
+      problem = "proxy-ssl-secret " + key + " is not in the Ingress's namespace";
+    } else if (auto it = store_.secrets.find(key); it == store_.secrets.end()) {
+      problem = "proxy-ssl-secret " + key + " not found (or not of type kubernetes.io/tls)";
+    } else if (const TlsSecret& secret = it->second; !secret.ca_error.empty()) {
+      problem = "proxy-ssl-secret " + key + ": " + secret.ca_error;
+    } else if (secret.ca_pem.empty()) {
+      problem = "proxy-ssl-secret " + key + " has no ca.crt";
+    } else if (!secret.error.empty() && secret.error != "no tls.crt" && secret.error != "no tls.key") {
+      problem = "proxy-ssl-secret " + key + ": " + secret.error;
+    } else {
+      record->b = secret.ca_pem;
+      record->value |= std::uint64_t{static_cast<std::uint32_t>(record->b.size())} << 32;
+      if (secret.error.empty()) {
+        if (!record->b.ends_with('\n')) record->b += '\n';
+        record->b += secret.certificate.chain_pem;
+        if (!record->b.ends_with('\n')) record->b += '\n';
+        record->b += secret.certificate.key_pem;
+      }
+    }
+    if (!problem.empty()) {
+      record->flags |= policy::kDenied;
+      warn(ingress.ns, ingress.name, "ProxySSLSecretUnusable", problem + "; path " + rule.path + " answers 503");
     }
   }
 

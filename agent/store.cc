@@ -113,6 +113,19 @@ std::string check_tls_pair(const std::string& cert_pem, const std::string& key_p
   return {};
 }
 
+// PEM certificates only (a CA bundle): at least one, every block a certificate.
+std::string check_ca_bundle(const std::string& pem) {
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  int count = 0;
+  while (std::unique_ptr<X509, X509Deleter> cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) ++count;
+  const unsigned long last = ERR_peek_last_error();
+  const bool at_end = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  ERR_clear_error();
+  if (count == 0) return "ca.crt holds no PEM certificate";
+  if (!at_end) return "ca.crt holds something besides PEM certificates";
+  return {};
+}
+
 void parse_paths(const Json::Value& paths, const std::string& host_problem, IngressRule& rule) {
   for (const Json::Value& p : elements(paths)) {
     IngressPath path;
@@ -181,7 +194,7 @@ bool Ingress::same_routes(const Ingress& o) const {
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
   return ns == o.ns && name == o.name && error == o.error && expired_on == o.expired_on && certificate.chain_pem == o.certificate.chain_pem &&
-         certificate.key_pem == o.certificate.key_pem;
+         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error;
 }
 
 std::string parse_ingress(const Json::Value& object, Ingress& out, std::string_view annotation_prefix) {
@@ -296,6 +309,15 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
     ERR_clear_error();
   }
   if (out.error.empty()) out.certificate = {std::move(cert), std::move(key)};
+  if (const Json::Value& ca = at(object, "data", "ca.crt"); !ca.isNull()) {
+    std::string pem;
+    if (!ca.isString() || !base64_decode(ca.asString(), pem)) {
+      out.ca_error = "ca.crt is not base64";
+    } else {
+      out.ca_error = check_ca_bundle(pem);
+    }
+    if (out.ca_error.empty()) out.ca_pem = std::move(pem);
+  }
   return {};
 }
 

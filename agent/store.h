@@ -142,6 +142,10 @@ struct TlsSecret {
   // When the certificate had expired as the Secret was read: its notAfter date. Such a certificate is
   // still served, as ingress-nginx does, with a Warning Event and the agent's expired-certificates gauge.
   std::string expired_on;
+  // ca.crt, when the Secret has one: PEM certificates an upstream's certificate is checked against
+  // (proxy-ssl-secret). Empty with `ca_error` set when it holds no certificate.
+  std::string ca_pem;
+  std::string ca_error;
   bool operator==(const TlsSecret& other) const;
 };
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "balance.h"
+#include "hashing.h"
 #include "path_patterns.h"
 #include "policy/proxy_setting.h"
 #include "policy/error_pages.h"
@@ -17,6 +18,7 @@
 #include "policy/affinity.h"
 #include "policy/balance.h"
 #include "policy/canary.h"
+#include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
@@ -86,6 +88,15 @@ static_assert(KROUTE_BALANCE_ROUND_ROBIN == kroute::policy::kRoundRobin);
 static_assert(KROUTE_BALANCE_EWMA == kroute::policy::kEwma);
 static_assert(KROUTE_BALANCE_HASH == kroute::policy::kHash);
 static_assert(KROUTE_COOKIE_VALUE_LEN == kroute::kCookieValueLength);
+static_assert(KROUTE_PROTOCOL_HTTP == kroute::policy::kHttp);
+static_assert(KROUTE_PROTOCOL_HTTPS == kroute::policy::kHttps);
+static_assert(KROUTE_PROTOCOL_GRPC == kroute::policy::kGrpc);
+static_assert(KROUTE_PROTOCOL_GRPCS == kroute::policy::kGrpcs);
+static_assert(KROUTE_PROTOCOL_AUTO_HTTP == kroute::policy::kAutoHttp);
+static_assert(KROUTE_PROTOCOL_HTTP10 == kroute::policy::kHttp10);
+static_assert(KROUTE_PROTOCOL_VERIFY == kroute::policy::kVerify);
+static_assert(KROUTE_PROTOCOL_SERVER_NAME == kroute::policy::kServerName);
+static_assert(KROUTE_PROTOCOL_DENIED == kroute::policy::kDenied);
 static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {
@@ -272,6 +283,14 @@ int kroute_snapshot_backend(const kroute_snapshot_t* snapshot, std::uint32_t bac
   info->ns = c_str(view.str(b.ns));
   info->service = c_str(view.str(b.service));
   return 0;
+}
+
+std::uint64_t kroute_policy_fingerprint(const kroute_route_t* route, const kroute_policy_t* record) {
+  const kroute_str_t a = kroute_policy_str(route, record->a);
+  const kroute_str_t b = kroute_policy_str(route, record->b);
+  const std::uint64_t numbers[3] = {record->code, record->flags, record->value};
+  return kroute::payload_checksum(numbers, sizeof numbers) ^ kroute::payload_checksum(a.data, a.len) * 31 ^
+         kroute::payload_checksum(b.data, b.len) * 131;
 }
 
 std::size_t kroute_template_length(kroute_str_t text, const kroute_template_ctx_t* ctx) {

@@ -128,6 +128,17 @@ typedef struct {
 #define KROUTE_BALANCE_EWMA                  1
 #define KROUTE_BALANCE_HASH                  2
 
+/* kProtocol codes and flags (routetable/policy/protocol.h) */
+#define KROUTE_PROTOCOL_HTTP         1
+#define KROUTE_PROTOCOL_HTTPS        2
+#define KROUTE_PROTOCOL_GRPC         3
+#define KROUTE_PROTOCOL_GRPCS        4
+#define KROUTE_PROTOCOL_AUTO_HTTP    5
+#define KROUTE_PROTOCOL_HTTP10       1
+#define KROUTE_PROTOCOL_VERIFY       2
+#define KROUTE_PROTOCOL_SERVER_NAME  4
+#define KROUTE_PROTOCOL_DENIED       8
+
 /* $0..$9 of a regex path: (start, end) offsets into the path looked up */
 #define KROUTE_MAX_CAPTURES  10
 
@@ -214,6 +225,13 @@ void kroute_snapshot_lookup(const kroute_snapshot_t *snapshot,
 /* Fills `info` and returns 0, or -1 when `backend` is out of range. */
 int kroute_snapshot_backend(const kroute_snapshot_t *snapshot,
     uint32_t backend, kroute_backend_t *info);
+
+/*
+ * Equal for records with equal contents: the balancer keeps upstream
+ * connections made under different kProtocol records apart with it.
+ */
+uint64_t kroute_policy_fingerprint(const kroute_route_t *route,
+    const kroute_policy_t *record);
 
 /* A record's string. */
 static inline kroute_str_t

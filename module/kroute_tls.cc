@@ -20,6 +20,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "hashing.h"
+#include "policy/protocol.h"
 #include "reader.h"
 #include "snapshot.h"
 
@@ -189,7 +191,171 @@ const kroute::SnapshotView& view_of(const kroute_snapshot_t* snapshot) {
 
 }  // namespace
 
+namespace {
+
+struct StoreFree {
+  void operator()(X509_STORE* s) const noexcept { X509_STORE_free(s); }
+};
+using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
+
+// A kProtocol record's PEM, parsed: the CA store, and the client certificate when there is one.
+struct UpstreamCredentials {
+  const char* problem = nullptr;  // unusable: why
+  StorePtr ca;
+  X509Ptr leaf;
+  KeyPtr key;
+  ChainPtr chain;
+};
+
+// Every certificate of `pem` into a new store; the end of the text ends it.
+const char* parse_ca(std::string_view pem, UpstreamCredentials& c) {
+  BioPtr bio = memory_bio(pem);
+  c.ca.reset(X509_STORE_new());
+  if (!bio || !c.ca) return "out of memory";
+  int count = 0;
+  while (X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr)}) {
+    if (X509_STORE_add_cert(c.ca.get(), cert.get()) != 1) return "a CA certificate was refused";
+    ++count;
+  }
+  ERR_clear_error();
+  return count == 0 ? "no CA certificate" : nullptr;
+}
+
+// The client chain (its first certificate is the leaf) and its key, both from `pem`.
+const char* parse_client(std::string_view pem, UpstreamCredentials& c) {
+  BioPtr bio = memory_bio(pem);
+  if (!bio) return "out of memory";
+  c.leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr));
+  if (!c.leaf) return "bad client certificate PEM";
+  c.chain.reset(sk_X509_new_null());
+  if (!c.chain) return "out of memory";
+  while (X509* extra = PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr)) {
+    if (sk_X509_push(c.chain.get(), extra) == 0) {
+      X509_free(extra);
+      return "out of memory";
+    }
+  }
+  ERR_clear_error();
+  bio = memory_bio(pem);
+  if (!bio) return "out of memory";
+  c.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr));
+  ERR_clear_error();
+  if (!c.key) return "bad client key PEM (or an encrypted key)";
+  if (X509_check_private_key(c.leaf.get(), c.key.get()) != 1) {
+    ERR_clear_error();
+    return "the client key does not match its certificate";
+  }
+  return nullptr;
+}
+
+// The verification result decides; nginx's callback on a shared context must not accept everything.
+int keep_verdict(int ok, X509_STORE_CTX*) { return ok; }
+
+}  // namespace
+
+struct kroute_tls_upstream_s {
+  explicit kroute_tls_upstream_s(std::size_t capacity) : capacity(capacity) { parsed.reserve(capacity + 1); }
+
+  const UpstreamCredentials& get(std::string_view pem, std::uint32_t ca_length) {
+    const std::uint64_t key = kroute::payload_checksum(pem.data(), pem.size());
+    if (auto it = parsed.find(key); it != parsed.end()) return it->second;
+    // Rules with distinct Secrets are few; when a worker meets more, it starts over.
+    if (parsed.size() >= capacity) parsed.clear();
+    UpstreamCredentials& c = parsed[key];
+    c.problem = parse_ca(pem.substr(0, ca_length), c);
+    if (c.problem == nullptr && pem.size() > ca_length) c.problem = parse_client(pem.substr(ca_length), c);
+    return c;
+  }
+
+  std::size_t capacity;
+  std::unordered_map<std::uint64_t, UpstreamCredentials> parsed;
+};
+
 extern "C" {
+
+kroute_tls_upstream_t* kroute_tls_upstream_create(std::size_t capacity) {
+  try {
+    return new kroute_tls_upstream_s(capacity == 0 ? 1 : capacity);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void kroute_tls_upstream_destroy(kroute_tls_upstream_t* cache) { delete cache; }
+
+int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route_t* route,
+                                const kroute_policy_t* record, SSL* ssl, const char** problem) {
+  namespace policy = kroute::policy;
+  *problem = nullptr;
+  // A refusal leaves OpenSSL's error queue empty, so nginx's next SSL call does not log it as its own.
+  const auto fail = [&](const char* why) {
+    ERR_clear_error();
+    *problem = why;
+    return -1;
+  };
+  try {
+    const kroute_str_t a = kroute_policy_str(route, record->a);
+    const kroute_str_t pem = kroute_policy_str(route, record->b);
+    // `a` is the name, then after a space the cipher list: NUL-terminated copies for OpenSSL.
+    const std::string_view text(reinterpret_cast<const char*>(a.data), a.len);
+    const std::size_t space = std::min(text.find(' '), text.size());
+    const kroute_str_t name{space, a.data};
+    const std::string_view ciphers = text.substr(std::min(space + 1, text.size()));
+    char host[policy::kMaxTlsName + 1];
+    char cipher_list[policy::kMaxCipherList + 1];
+    if (name.len >= sizeof host || ciphers.size() >= sizeof cipher_list) {
+      return fail("TLS name or cipher list too long");
+    }
+    std::memcpy(host, name.data, name.len);
+    host[name.len] = '\0';
+    std::memcpy(cipher_list, ciphers.data(), ciphers.size());
+    cipher_list[ciphers.size()] = '\0';
+    if (!ciphers.empty() && SSL_set_cipher_list(ssl, cipher_list) != 1) {
+      return fail("OpenSSL refused the cipher list");
+    }
+    if ((record->flags & policy::kServerName) && name.len != 0 && SSL_set_tlsext_host_name(ssl, host) != 1) {
+      return fail("cannot set SNI");
+    }
+    const std::uint8_t low = policy::min_tls_version(record->value);
+    const std::uint8_t high = policy::max_tls_version(record->value);
+    if (low || high) {
+      // The record's range decides, not the versions nginx.conf switched off for every backend.
+      SSL_clear_options(ssl, SSL_OP_NO_TLSv1_2 | SSL_OP_NO_TLSv1_3);
+    }
+    if ((low && SSL_set_min_proto_version(ssl, 0x0300 | low) != 1) ||
+        (high && SSL_set_max_proto_version(ssl, 0x0300 | high) != 1)) {
+      return fail("cannot set the TLS versions");
+    }
+    const std::uint32_t ca_length = policy::ca_length(record->value);
+    if (ca_length == 0) {
+      // Verification without a CA never reaches here: the agent denies the rule (kDenied).
+      return (record->flags & policy::kVerify) ? fail("verification without a CA") : 0;
+    }
+    const UpstreamCredentials& c =
+        cache->get({reinterpret_cast<const char*>(pem.data), pem.len}, ca_length);
+    if (c.problem != nullptr) return fail(c.problem);
+    if (c.leaf && SSL_use_cert_and_key(ssl, c.leaf.get(), c.key.get(), c.chain.get(), 1) != 1) {
+      return fail("the client certificate was refused");
+    }
+    if (record->flags & policy::kVerify) {
+      if (SSL_set1_verify_cert_store(ssl, c.ca.get()) != 1) {
+        return fail("cannot set the CA");
+      }
+      SSL_set_verify(ssl, SSL_VERIFY_PEER, keep_verdict);
+      const std::uint8_t depth = policy::verify_depth(record->value);
+      SSL_set_verify_depth(ssl, depth ? depth : 1);
+      if (name.len != 0) {
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set1_host(ssl, host) != 1) {
+          return fail("cannot set the name to verify");
+        }
+      }
+    }
+    return 0;
+  } catch (...) {
+    return fail("out of memory");
+  }
+}
 
 kroute_tls_cache_t* kroute_tls_cache_create(std::size_t capacity) {
   try {

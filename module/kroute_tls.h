@@ -66,6 +66,28 @@ void kroute_tls_stats(const kroute_tls_cache_t *cache,
 int kroute_tls_self_signed(const char *common_name, char *cert, size_t cert_size,
     char *key, size_t key_size);
 
+/*
+ * Upstream TLS of routes (kProtocol records, routetable/policy/protocol.h):
+ * the records' CA certificates and client certificates, parsed once per
+ * worker and kept by a hash of their PEM text.
+ */
+typedef struct kroute_tls_upstream_s  kroute_tls_upstream_t;
+
+/* NULL when out of memory. capacity >= 1: parsed records kept. */
+kroute_tls_upstream_t *kroute_tls_upstream_create(size_t capacity);
+void kroute_tls_upstream_destroy(kroute_tls_upstream_t *cache);
+
+/*
+ * Sets up ssl, a new upstream connection before its handshake, as the
+ * route's kProtocol record asks: SNI, TLS versions, verification against
+ * the record's CA and name (a certificate that fails it fails the
+ * handshake), the client certificate. 0, or -1 when the record's PEM is
+ * unusable (the connection must not go on); `problem` then says why.
+ */
+int kroute_tls_upstream_prepare(kroute_tls_upstream_t *cache,
+    const kroute_route_t *route, const kroute_policy_t *record, SSL *ssl,
+    const char **problem);
+
 #ifdef __cplusplus
 }
 #endif

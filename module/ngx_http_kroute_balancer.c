@@ -17,6 +17,8 @@ typedef struct {
     ngx_http_request_t          *request;
     ngx_http_kroute_ctx_t       *ctx;
     ngx_msec_t                   fail_timeout;
+    /* TLS settings of the route's own (kProtocol), 0: none; see get_peer */
+    uint64_t                     tls_tag;
     uint8_t                     *tried;      /* allocated on the first retry */
     kroute_endpoint_t            endpoint;   /* the one being tried */
     const kroute_policy_t       *affinity;   /* kAffinity, or NULL */
@@ -37,6 +39,9 @@ typedef struct {
 #if (NGX_HAVE_INET6)
         struct sockaddr_in6      sin6;
 #endif
+        /* room for the TLS tag after the address, see get_peer */
+        u_char                   bytes[sizeof(struct sockaddr_in6)
+                                       + sizeof(uint64_t)];
     } u;
     ngx_str_t                    name;
     u_char                       text[NGX_SOCKADDR_STRLEN];
@@ -174,6 +179,7 @@ static ngx_int_t
 ngx_http_kroute_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
+    const kroute_policy_t        *record;
     ngx_http_kroute_ctx_t        *ctx;
     ngx_http_kroute_srv_conf_t   *kscf;
     ngx_http_kroute_peer_data_t  *pd;
@@ -209,6 +215,7 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
     pd->request = r;
     pd->ctx = ctx;
     pd->fail_timeout = kscf->fail_timeout;
+    pd->tls_tag = 0;
     pd->tried = NULL;
     pd->method = KROUTE_BALANCE_ROUND_ROBIN;
     pd->key = 0;
@@ -224,6 +231,17 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
                                    kroute_policy_str(&ctx->route, balance->a));
         }
     }
+
+#if (NGX_HTTP_SSL)
+    if (r->upstream->ssl && ctx->route.policy_count) {
+        record = kroute_policy_find(ctx->route.policies,
+                                    ctx->route.policy_count,
+                                    KROUTE_POLICY_PROTOCOL);
+        if (record) {
+            pd->tls_tag = kroute_policy_fingerprint(&ctx->route, record) | 1;
+        }
+    }
+#endif
 
     r->upstream->peer.data = pd;
     r->upstream->peer.get = ngx_http_kroute_get_peer;
@@ -285,6 +303,20 @@ ngx_http_kroute_get_peer(ngx_peer_connection_t *pc, void *data)
     addr->name.data = addr->text;
     addr->name.len = ngx_sock_ntop(&addr->u.sockaddr, pc->socklen, addr->text,
                                    NGX_SOCKADDR_STRLEN, 1);
+
+    /*
+     * "keepalive" reuses a cached connection whose socklen bytes of address
+     * equal the peer's; a TLS connection made with a route's own settings
+     * (SNI, CA, client certificate) must go only to requests of routes with
+     * the same ones. The tag after the address keeps them apart; connect()
+     * ignores bytes beyond the address's own size.
+     */
+
+    if (pd->tls_tag) {
+        ngx_memcpy(addr->u.bytes + pc->socklen, &pd->tls_tag,
+                   sizeof(uint64_t));
+        pc->socklen += sizeof(uint64_t);
+    }
 
     pc->sockaddr = &addr->u.sockaddr;
     pc->name = &addr->name;
@@ -558,12 +590,23 @@ ngx_http_kroute_hash_key(ngx_http_request_t *r, kroute_str_t text)
 
 #if (NGX_HTTP_SSL)
 
-/* TLS to pods: sessions are not reused (nginx calls these unconditionally) */
+/*
+ * TLS to pods: sessions are not reused. nginx calls set_session after it
+ * made the connection's SSL and before the handshake (with
+ * proxy_ssl_session_reuse / grpc_ssl_session_reuse on, their default): the
+ * place for the route's own upstream TLS settings.
+ */
 
 static ngx_int_t
 ngx_http_kroute_set_session(ngx_peer_connection_t *pc, void *data)
 {
-    return NGX_OK;
+    ngx_http_kroute_peer_data_t  *pd = data;
+
+    if (pd->ctx->route.policy_count == 0) {
+        return NGX_OK;
+    }
+
+    return ngx_http_kroute_protocol_tls(pd->request, pd->ctx, pc->connection);
 }
 
 

@@ -9,7 +9,8 @@
  * (ngx_http_kroute_redirect_module.c, ngx_http_kroute_rewrite_module.c,
  * ngx_http_kroute_proxy_module.c,
  * ngx_http_kroute_headers_module.c, ngx_http_kroute_error_pages_module.c,
- * ngx_http_kroute_mirror_module.c, ngx_http_kroute_canary_module.c).
+ * ngx_http_kroute_mirror_module.c, ngx_http_kroute_canary_module.c,
+ * ngx_http_kroute_protocol_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -131,6 +132,7 @@ typedef struct {
     unsigned                      set_cookie:1;
     const kroute_policy_t        *affinity;     /* the session's kAffinity */
     uint64_t                      cookie_value;
+    unsigned                      protocol:1;   /* the protocol policy ran */
 } ngx_http_kroute_ctx_t;
 
 
@@ -181,6 +183,14 @@ ngx_int_t ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
  */
 ngx_int_t ngx_http_kroute_error_pages_upstream(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);
+
+/*
+ * Sets up a new TLS connection to the backend as the route's kProtocol
+ * record asks (SNI, versions, verification, client certificate); the
+ * balancer calls it before the handshake. NGX_ERROR: the record is unusable.
+ */
+ngx_int_t ngx_http_kroute_protocol_tls(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, ngx_connection_t *c);
 
 char *ngx_http_kroute_ssl(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_kroute_merge_srv_conf(ngx_conf_t *cf, void *parent,

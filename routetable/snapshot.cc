@@ -14,6 +14,7 @@
 #include "policy/kinds.h"
 #include "policy/proxy_setting.h"
 #include "policy/mirror.h"
+#include "policy/protocol.h"
 #include "policy/redirect.h"
 
 namespace kroute {
@@ -274,6 +275,13 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     // The canary module sends requests to a canary record's backend: it must name one.
     if (p.kind == format::PolicyKind::kCanary) {
       check.require(p.backend != format::kNone, "policy records", i, "canary without a backend");
+    }
+    if (p.kind == format::PolicyKind::kProtocol) {
+      // The module splits `b` at the CA length and picks a location by the code.
+      check.require(p.code >= policy::kHttp && p.code <= policy::kLastProtocol, "policy records", i,
+                    "unknown upstream protocol");
+      check.require((p.flags & ~policy::kProtocolFlags) == 0, "policy records", i, "unknown protocol flags");
+      check.require(policy::ca_length(p.value) <= p.b.length, "policy records", i, "CA length beyond the PEM");
     }
   }
   if (!check.ok()) return fail("snapshot is inconsistent: " + check.result().error);

@@ -16,6 +16,8 @@ packages=(
   curl ca-certificates openssl iproute2 procps mount e2fsprogs strace wrk git llvm-14 debootstrap nftables
   # /usr/bin/python3 and the modules the tests, demo and benchmark report import
   python3 python3-pytest python3-websocket python3-yaml python3-matplotlib
+  # gRPC backends and the gRPC client of the backend-protocol e2e tests (generic handlers: no protoc)
+  python3-grpcio
 )
 
 missing=()

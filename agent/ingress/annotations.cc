@@ -325,7 +325,106 @@ std::string hash_key(std::string_view v, std::string& out) {
   return {};
 }
 
-constexpr std::string_view kIssue18 = "issue 18 (traffic annotations)";
+// A value in a message: in quotes, printable, at most `max` characters.
+std::string quoted(std::string_view v, std::size_t max) {
+  std::string out(1, '"');
+  out += printable(v, max);
+  out += '"';
+  return out;
+}
+
+// backend-protocol: ingress-nginx's options, any case, spaces around ignored.
+std::string backend_protocol(std::string_view v, std::uint16_t& out) {
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  std::string upper(v);
+  for (char& c : upper) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  static constexpr std::pair<std::string_view, policy::UpstreamProtocol> kNames[] = {
+      {"HTTP", policy::kHttp},   {"HTTPS", policy::kHttps},        {"GRPC", policy::kGrpc},
+      {"GRPCS", policy::kGrpcs}, {"AUTO_HTTP", policy::kAutoHttp},
+  };
+  for (const auto& [name, protocol] : kNames) {
+    if (upper == name) {
+      out = protocol;
+      return {};
+    }
+  }
+  if (upper == "FCGI") return "FCGI is not supported yet (kroute has no FastCGI parameters); HTTP is used";
+  return quoted(v, 32) + " is not HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP";
+}
+
+std::string on_off(std::string_view v, bool& out) {
+  if (v != "on" && v != "off") return quoted(v, 32) + " is not on or off";
+  out = v == "on";
+  return {};
+}
+
+// "namespace/name" of a Secret (ingress-nginx's form; the compiler checks the namespace).
+std::string secret_reference(std::string_view v, std::string& out) {
+  const std::size_t slash = v.find('/');
+  if (slash == std::string_view::npos || v.find('/', slash + 1) != std::string_view::npos)
+    return quoted(v, 128) + " is not namespace/name";
+  if (std::string problem = check_dns_label(v.substr(0, slash)); !problem.empty()) return problem.insert(0, "namespace ");
+  if (std::string problem = check_dns_subdomain(v.substr(slash + 1)); !problem.empty()) return problem.insert(0, "name ");
+  out = std::string(v);
+  return {};
+}
+
+// A DNS name (proxy-ssl-name): what SNI carries and the backend's certificate must name.
+std::string tls_name(std::string_view v, std::string& out) {
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+  std::string normalized;
+  if (std::string problem = check_rule_host(v, normalized); !problem.empty() || normalized.starts_with("*."))
+    return quoted(v, 128) + " is not a host name";
+  out = std::move(normalized);
+  return {};
+}
+
+// proxy-ssl-protocols: TLSv1.2 and/or TLSv1.3, separated by spaces.
+std::string tls_versions(std::string_view v, std::uint8_t& low, std::uint8_t& high) {
+  std::uint8_t lo = 0, hi = 0;
+  while (!v.empty()) {
+    const std::size_t space = v.find(' ');
+    const std::string_view word = v.substr(0, space);
+    v = space == std::string_view::npos ? std::string_view() : v.substr(space + 1);
+    if (word.empty()) continue;
+    std::uint8_t version = 0;
+    if (word == "TLSv1.2") version = 3;
+    else if (word == "TLSv1.3") version = 4;
+    else return quoted(word, 32) + " is not TLSv1.2 or TLSv1.3";
+    lo = lo == 0 ? version : std::min(lo, version);
+    hi = std::max(hi, version);
+  }
+  if (lo == 0) return "it names no TLS version";
+  low = lo;
+  high = hi;
+  return {};
+}
+
+// proxy-ssl-ciphers: an OpenSSL cipher list in ingress-nginx's characters; "DEFAULT" is OpenSSL's own.
+std::string cipher_list(std::string_view v, std::string& out) {
+  if (v.empty() || v.size() > policy::kMaxCipherList) return "it is empty or longer than 1024 characters";
+  for (const char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+                    c == ':' || c == '_' || c == '-' || c == '!';
+    if (!ok) return quoted(v, 64) + " is not an OpenSSL cipher list";
+  }
+  out = v == "DEFAULT" ? std::string() : std::string(v);
+  return {};
+}
+
+std::string small_count(std::string_view v, std::uint8_t& out) {
+  int n = 0;
+  for (const char c : v) {
+    if (c < '0' || c > '9' || n > 100) return quoted(v, 16) + " is not a number from 1 to 100";
+    n = n * 10 + (c - '0');
+  }
+  if (v.empty() || n < 1 || n > 100) return quoted(v, 16) + " is not a number from 1 to 100";
+  out = static_cast<std::uint8_t>(n);
+  return {};
+}
+
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
     "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
@@ -378,7 +477,9 @@ const AnnotationSpec kSpecs[] = {
     PLANNED("auth-response-headers", kIssue19),
     PLANNED("auth-request-redirect", kIssue19),
     PLANNED("auth-always-set-cookie", kIssue19),
-    PLANNED("backend-protocol", kIssue18),
+    SUPPORTED("backend-protocol",
+              "HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP (HTTPS when the client used TLS); FCGI is not supported yet",
+              { return backend_protocol(v, a.backend_protocol); }),
     SUPPORTED("canary",
               "the Ingress is a canary of the Ingress with the same host and path: only its backend (and "
               "affinity, hashing) is used; one per host+path",
@@ -474,14 +575,29 @@ const AnnotationSpec kSpecs[] = {
               { return on_off(v, P::kRequestBuffering, a.proxy_request_buffering); }),
     NOT_YET("proxy-redirect-from", "not scheduled"),
     NOT_YET("proxy-redirect-to", "not scheduled"),
-    PLANNED("proxy-http-version", kIssue18),
-    PLANNED("proxy-ssl-secret", kIssue18),
-    PLANNED("proxy-ssl-ciphers", kIssue18),
-    PLANNED("proxy-ssl-name", kIssue18),
-    PLANNED("proxy-ssl-protocols", kIssue18),
-    PLANNED("proxy-ssl-verify", kIssue18),
-    PLANNED("proxy-ssl-verify-depth", kIssue18),
-    PLANNED("proxy-ssl-server-name", kIssue18),
+    SUPPORTED("proxy-http-version", "1.0 or 1.1 (default) to HTTP and HTTPS backends",
+              {
+                if (v != "1.0" && v != "1.1") return quoted(v, 16) + " is not 1.0 or 1.1";
+                a.proxy_http_10 = v == "1.0";
+                return {};
+              }),
+    SUPPORTED("proxy-ssl-secret",
+              "namespace/name of a kubernetes.io/tls Secret in the Ingress's namespace: ca.crt checks HTTPS and "
+              "GRPCS backends, tls.crt/tls.key is the client certificate; missing or unusable: the rule answers 503",
+              { return secret_reference(v, a.proxy_ssl_secret); }),
+    SUPPORTED("proxy-ssl-ciphers", "OpenSSL cipher list for TLS 1.2 to the backend (with proxy-ssl-secret)",
+              { return cipher_list(v, a.proxy_ssl_ciphers); }),
+    SUPPORTED("proxy-ssl-name",
+              "the name the backend's certificate must carry and SNI sends (default: the Service's name.namespace.svc)",
+              { return tls_name(v, a.proxy_ssl_name); }),
+    SUPPORTED("proxy-ssl-protocols", "TLSv1.2 and/or TLSv1.3 to the backend (default TLSv1.2, with proxy-ssl-secret)",
+              { return tls_versions(v, a.proxy_ssl_min_version, a.proxy_ssl_max_version); }),
+    SUPPORTED("proxy-ssl-verify",
+              "on: the backend's certificate must chain to proxy-ssl-secret's ca.crt and carry proxy-ssl-name; "
+              "on without a usable Secret: the rule answers 503",
+              { return on_off(v, a.proxy_ssl_verify); }),
+    SUPPORTED("proxy-ssl-verify-depth", "1-100 (default 1)", { return small_count(v, a.proxy_ssl_verify_depth); }),
+    SUPPORTED("proxy-ssl-server-name", "on: SNI carries proxy-ssl-name", { return on_off(v, a.proxy_ssl_server_name); }),
     NEVER("enable-rewrite-log", "kroute's rewrites are not nginx rewrite directives; `kroute-table lookup` "
                                 "shows the upstream URI of a request"),
     SUPPORTED("rewrite-target",

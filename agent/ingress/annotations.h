@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "policy/proxy_setting.h"
+#include "policy/protocol.h"
 #include "policy/template.h"
 
 namespace kroute::agent {
@@ -87,6 +88,18 @@ struct IngressAnnotations {
   bool session_cookie_conditional_samesite_none = false;
   std::string upstream_hash_by;
   bool load_balance_ewma = false;        // load-balance: ewma (default round_robin)
+  // How nginx talks to the backend (policy/protocol.h): backend-protocol, proxy-http-version, proxy-ssl-*.
+  std::uint16_t backend_protocol = policy::kHttp;
+  bool proxy_http_10 = false;
+  std::string proxy_ssl_secret;  // "namespace/name"
+  bool proxy_ssl_verify = false;
+  std::uint8_t proxy_ssl_verify_depth = 1;
+  std::string proxy_ssl_name;
+  std::string proxy_ssl_ciphers;  // "": OpenSSL's default
+  bool proxy_ssl_server_name = false;
+  // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
+  std::uint8_t proxy_ssl_min_version = 3;
+  std::uint8_t proxy_ssl_max_version = 3;
   bool operator==(const IngressAnnotations&) const = default;
 };
 

@@ -8,6 +8,7 @@
 #include "policy/headers.h"
 #include "policy/proxy_setting.h"
 #include "policy/mirror.h"
+#include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
 
@@ -92,6 +93,10 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
                                      a.mirror_host.empty() ? mirror_target_host(a.mirror_target) : a.mirror_host,
                                      a.mirror_request_body));
   }
+  if (a.backend_protocol != policy::kHttp || a.proxy_http_10 || a.proxy_ssl_verify || a.proxy_ssl_server_name ||
+      !a.proxy_ssl_secret.empty() || !a.proxy_ssl_name.empty()) {
+    records.push_back(protocol_policy(a));
+  }
   std::vector<PolicyRecord> traffic = traffic_policies(a, path, kNoRecordBackend);
   records.insert(records.end(), traffic.begin(), traffic.end());
   return records;
@@ -128,6 +133,21 @@ std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& a, const st
     records.back().backend = backend;
   }
   return records;
+}
+
+PolicyRecord protocol_policy(const IngressAnnotations& a) {
+  const std::uint32_t flags = (a.proxy_http_10 ? std::uint32_t{policy::kHttp10} : 0u) |
+                              (a.proxy_ssl_verify ? std::uint32_t{policy::kVerify} : 0u) |
+                              (a.proxy_ssl_server_name ? std::uint32_t{policy::kServerName} : 0u);
+  // As ingress-nginx, the TLS versions and depth come with a Secret; without one nginx's defaults hold.
+  const std::uint64_t numbers =
+      a.proxy_ssl_secret.empty()
+          ? 0
+          : policy::tls_numbers(a.proxy_ssl_min_version, a.proxy_ssl_max_version, a.proxy_ssl_verify_depth, 0);
+  std::string name = a.proxy_ssl_name;
+  if (!a.proxy_ssl_secret.empty() && !a.proxy_ssl_ciphers.empty()) (name += ' ') += a.proxy_ssl_ciphers;
+  return policy::protocol(static_cast<policy::UpstreamProtocol>(a.backend_protocol), flags, numbers,
+                          std::move(name));
 }
 
 void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,

@@ -38,6 +38,10 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, c
 std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& annotations, const std::string& path,
                                            std::uint32_t backend);
 
+// The kProtocol record of a rule (policy/protocol.h) as the annotations alone make it: the compiler adds
+// the CA and client certificate of proxy-ssl-secret and the default TLS name, which need the store.
+PolicyRecord protocol_policy(const IngressAnnotations& annotations);
+
 // The host-wide records and aliases of an Ingress whose rules name `hosts` (distinct, as written; "" for
 // host-less rules, which get none). `tls(host)`: the Ingress has TLS for that name. `source` is set as
 // the model's index of the Ingress when the table is assembled.

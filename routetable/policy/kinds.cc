@@ -9,6 +9,7 @@
 #include "headers.h"
 #include "proxy_setting.h"
 #include "mirror.h"
+#include "protocol.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "template.h"
@@ -28,6 +29,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kCanary, "canary", check_canary},
     {PolicyKind::kAffinity, "affinity", check_affinity},
     {PolicyKind::kBalance, "balance", check_balance},
+    {PolicyKind::kProtocol, "protocol", check_protocol},
 };
 
 }  // namespace
@@ -92,6 +94,23 @@ std::string check_mirror(const PolicyRecord& record, bool) {
   if (record.b.empty()) return "mirror host is empty";
   if (std::string problem = check_header_value(record.b); !problem.empty()) return "mirror host " + problem;
   return check_template(record.a, false);
+}
+
+std::string check_protocol(const PolicyRecord& record, bool) {
+  if (record.code < kHttp || record.code > kLastProtocol) return "unknown upstream protocol";
+  if ((record.flags & ~kProtocolFlags) != 0) return "unknown protocol flags";
+  const std::uint8_t low = min_tls_version(record.value);
+  const std::uint8_t high = max_tls_version(record.value);
+  if (low > 4 || high > 4 || (low != 0 && high != 0 && low > high)) return "bad TLS version range";
+  if ((record.value >> 24 & 0xff) != 0) return "unknown protocol numbers";
+  if (ca_length(record.value) > record.b.size()) return "CA length beyond the PEM";
+  if ((record.flags & kVerify) != 0 && (record.flags & kDenied) == 0 && ca_length(record.value) == 0)
+    return "verification needs CA certificates";
+  const std::size_t space = record.a.find(' ');
+  if (space == std::string::npos ? record.a.size() > kMaxTlsName
+                                 : space > kMaxTlsName || record.a.size() - space - 1 > kMaxCipherList)
+    return "TLS name or cipher list too long";
+  return check_header_value(record.a);
 }
 
 }  // namespace kroute::policy

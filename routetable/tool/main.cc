@@ -215,7 +215,10 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
       jp["backend"] = std::string(view.str(b.ns)) + "/" + std::string(view.str(b.service));
     }
     jp["value"] = std::string(view.str(p.a));
-    if (p.b.length != 0) jp["value2"] = std::string(view.str(p.b));
+    // A protocol record's PEM holds the client certificate's private key: never printed.
+    if (p.b.length != 0)
+      jp["value2"] = p.kind == format::PolicyKind::kProtocol ? std::to_string(p.b.length) + " bytes of PEM"
+                                                             : std::string(view.str(p.b));
     list.append(jp);
   }
   return list;

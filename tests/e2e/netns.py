@@ -52,13 +52,14 @@ class Pod:
         self.processes.append(process)
         return process
 
-    def echo(self, ports, name=None):
-        """Runs the echo server (tests/integration/echo_server.py) on each port; waits until it listens."""
+    def echo(self, ports, name=None, env=None):
+        """Runs the echo server (tests/integration/echo_server.py) on each port; waits until it listens.
+        env: more environment for it (ECHO_TLS_* for TLS)."""
         label = name or self.name
         args = [f"{label}={self.address}:{port}" for port in ports]
         # The echo server runs until its stdin closes: keep a pipe open until stop().
         process = self.popen(["/usr/bin/python3", ECHO_SERVER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+                             text=True, env={**os.environ, **(env or {})})
         line = process.stdout.readline().strip()
         if line != "ready":
             raise RuntimeError(f"echo server in pod {self.name} did not start: {line!r}")

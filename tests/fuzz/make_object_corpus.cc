@@ -290,6 +290,27 @@ int main(int argc, char** argv) {
                       "nginx.ingress.kubernetes.io/proxy-max-temp-file-size": "0"}},
     "spec": {"rules": [{"host": "p.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
 
+  // How nginx talks to the backend: protocols, HTTP/1.0 and upstream TLS with good, garbage and foreign
+  // Secrets, valid and hostile values.
+  seeds.emplace_back('\x08', "[" + good_service + R"(, {"kind": "Ingress", "metadata": {"name": "protocols", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "GRPCS",
+                      "nginx.ingress.kubernetes.io/proxy-http-version": "1.0",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-secret": "n/ca",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-verify": "on",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-verify-depth": "300",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-name": "b\r\n.example.com",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-server-name": "on",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-protocols": "TLSv1.3 SSLv2",
+                      "kroute.dev/backend-protocol": "FCGI"}},
+    "spec": {"rules": [{"host": "p.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "protocols-foreign", "namespace": "n",
+      "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "https",
+                      "nginx.ingress.kubernetes.io/proxy-ssl-secret": "other/ca"}},
+    "spec": {"rules": [{"host": "q.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Secret", "metadata": {"name": "ca", "namespace": "n"},
+     "data": {"ca.crt": ")" + base64("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n") +
+                             R"(", "tls.crt": "", "tls.key": ""}}])");
+
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,
     {"kind": "Ingress", "metadata": {"name": "young", "namespace": "n", "creationTimestamp": "2024-06-01T00:00:00Z"},

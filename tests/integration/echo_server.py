@@ -3,7 +3,13 @@
 Every HTTP request gets a JSON reply saying which backend answered and what it received (method, path,
 Host, headers, body length). An Upgrade: websocket request gets a WebSocket that echoes text frames,
 prefixed with the backend's name. Prints "ready" on stdout once every listener is bound.
+
+With ECHO_TLS_CERT and ECHO_TLS_KEY (PEM files) in the environment every listener speaks TLS, and the
+reply also says which SNI name the client sent, the subject of its certificate (asked for, and
+checked against ECHO_TLS_CLIENT_CA when set), and the TLS version and cipher.
 """
+import os
+import ssl
 import base64
 import hashlib
 import http.server
@@ -56,6 +62,9 @@ def make_handler(name):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_length": len(body),
                 "peer": list(self.client_address[:2]),
+                "sni": getattr(self.connection, "sni", None),
+                "client_subject": client_subject(self.connection),
+                "tls": tls_parameters(self.connection),
             }
             remember(name, received)
             if delay:
@@ -288,10 +297,60 @@ def write_frame(stream, opcode, payload):
     stream.flush()
 
 
+def client_subject(connection):
+    """The CN of the client's certificate on a TLS connection, else None."""
+    cert = connection.getpeercert() if isinstance(connection, ssl.SSLSocket) else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+def tls_parameters(connection):
+    """[TLS version, cipher] of a TLS connection, else None."""
+    if not isinstance(connection, ssl.SSLSocket):
+        return None
+    return [connection.version(), connection.cipher()[0]]
+
+
+def tls_context():
+    """The TLS server context from ECHO_TLS_* (None: plain HTTP)."""
+    if not os.environ.get("ECHO_TLS_CERT"):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["ECHO_TLS_CERT"], os.environ["ECHO_TLS_KEY"])
+    if os.environ.get("ECHO_TLS_CLIENT_CA"):
+        context.load_verify_locations(os.environ["ECHO_TLS_CLIENT_CA"])
+        context.verify_mode = ssl.CERT_OPTIONAL
+
+    def remember_sni(sock, name, _context):
+        sock.sni = name
+
+    context.sni_callback = remember_sni
+    return context
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 512
+    tls = None
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            # The handshake runs in the request's thread (finish_request), not in the accept loop.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def finish_request(self, request, client_address):
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError):
+                return  # a client that refused our certificate: what the tests check, not an error here
+        super().finish_request(request, client_address)
 
 
 class Server6(Server):
@@ -300,6 +359,7 @@ class Server6(Server):
 
 def main():
     servers = []
+    Server.tls = tls_context()
     for arg in sys.argv[1:]:
         name, address = arg.split("=", 1)
         host, port = address.rsplit(":", 1)

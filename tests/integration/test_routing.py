@@ -178,6 +178,11 @@ def test_bad_directives_fail_nginx_t(table, nginx_config):
         (f"kroute_table {table.dir};", f"kroute_table {table.dir};\n    kroute_table /x;", "is duplicate"),
         (f"kroute_table {table.dir};", "kroute_table relative/dir;", "absolute directory"),
         (f"kroute_table {table.dir};", "", "need \"kroute_table\""),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs kroute_grpcs;", "not a named location"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol h3 @kroute_grpcs;", "unknown protocol"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs @kroute_grpcs;\n"
+         "            kroute_protocol grpcs @kroute_https;", "is duplicate"),
+        ("kroute_protocol grpcs @kroute_grpcs;", "kroute_protocol grpcs @nowhere;", "does not have"),
     ]
     for old, new, message in cases:
         n = nginx_config()
@@ -208,3 +213,17 @@ def test_odd_requests_are_answered_and_nginx_keeps_running(routed):
     assert reply.startswith(b"HTTP/1.1 200") and b'"name": "any"' in reply
     assert n.pids() == pids
     assert "[alert]" not in n.error_log() and "[crit]" not in n.error_log()
+
+
+def test_a_protocol_without_its_location_answers_502_and_says_why(backends, table, nginx):
+    """A route asking for gRPC on an nginx.conf without "kroute_protocol grpc": 502 and one error line."""
+    b = backends(["grpc-backend"])
+    grpc_ingress = ingress("g", [rule("g.example.com", ("/", "Prefix", "grpc-backend"))])
+    grpc_ingress["annotations"] = {"nginx.ingress.kubernetes.io/backend-protocol": "GRPC"}
+    table.publish({"backends": [backend("grpc-backend", [b.endpoint("grpc-backend")])], "ingresses": [grpc_ingress]})
+    text = NGINX_CONF.read_text()
+    line = "            kroute_protocol grpc @kroute_grpc;\n"
+    assert text.count(line) == 1
+    n = nginx(text.replace(line, ""))
+    assert n.get("g.example.com", "/")[0] == 502
+    assert 'asks for protocol "grpc" but nginx.conf has no "kroute_protocol grpc @location;"' in n.error_log()
