@@ -311,6 +311,33 @@ int main(int argc, char** argv) {
      "data": {"ca.crt": ")" + base64("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n") +
                              R"(", "tls.crt": "", "tls.key": ""}}])");
 
+  // Canaries (one with a primary, one without, a second for the same path) and the balancing
+  // annotations, valid and hostile.
+  seeds.emplace_back('\x08', "[" + good_service + R"(,
+    {"kind": "Ingress", "metadata": {"name": "primary", "namespace": "n", "creationTimestamp": "2024-01-01T00:00:00Z",
+      "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie",
+                      "nginx.ingress.kubernetes.io/affinity-mode": "persistent",
+                      "nginx.ingress.kubernetes.io/session-cookie-name": "S\r\nX",
+                      "nginx.ingress.kubernetes.io/session-cookie-samesite": "None",
+                      "nginx.ingress.kubernetes.io/session-cookie-conditional-samesite-none": "true",
+                      "nginx.ingress.kubernetes.io/session-cookie-path": "/a;b",
+                      "nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri$http_x",
+                      "nginx.ingress.kubernetes.io/load-balance": "ewma"}},
+     "spec": {"rules": [{"host": "c.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "canary", "namespace": "n", "creationTimestamp": "2024-01-02T00:00:00Z",
+      "annotations": {"nginx.ingress.kubernetes.io/canary": "true",
+                      "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary",
+                      "nginx.ingress.kubernetes.io/canary-by-header-pattern": "^(a+)+$",
+                      "nginx.ingress.kubernetes.io/canary-by-cookie": "c",
+                      "nginx.ingress.kubernetes.io/canary-weight": "-1",
+                      "nginx.ingress.kubernetes.io/canary-weight-total": "0",
+                      "nginx.ingress.kubernetes.io/affinity": "cookie"}},
+     "spec": {"rules": [{"host": "c.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}},
+                        {"host": "lonely.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}},
+    {"kind": "Ingress", "metadata": {"name": "second", "namespace": "n", "creationTimestamp": "2024-01-03T00:00:00Z",
+      "annotations": {"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "50"}},
+     "spec": {"rules": [{"host": "c.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
+
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,
     {"kind": "Ingress", "metadata": {"name": "young", "namespace": "n", "creationTimestamp": "2024-06-01T00:00:00Z"},
