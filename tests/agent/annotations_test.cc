@@ -234,11 +234,14 @@ TEST_CASE("proxy annotations: ingress-nginx's syntax and defaults, bad values ke
   CHECK(rule_policies(r.values, "/") ==
         std::vector<PolicyRecord>{policy::https_redirect(false, true), policy::proxy_setting(ProxySetting::kBodySize, 0)});
 
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+  // (no structured binding: clang 14 cannot capture one in doctest's CHECK_MESSAGE)
+  for (const std::pair<std::string, std::string>& bad : std::vector<std::pair<std::string, std::string>>{
            {"proxy-read-timeout", "-5"}, {"proxy-read-timeout", "5s"}, {"proxy-connect-timeout", "0"},
            {"proxy-body-size", "10x"}, {"proxy-body-size", "1b"}, {"client-body-buffer-size", "1g"},
            {"proxy-buffers-number", "1"}, {"proxy-buffering", "On"}, {"proxy-next-upstream", "error off"},
            {"proxy-next-upstream", "bogus"}, {"proxy-next-upstream-tries", "1001"}, {"proxy-buffer-size", "0"}}) {
+    const std::string& name = bad.first;
+    const std::string& value = bad.second;
     r = read("{\"nginx.ingress.kubernetes.io/" + name + "\": \"" + value + "\"}");
     CHECK_MESSAGE(r.values == defaults, name << "=" << value);
     CHECK_MESSAGE(has_problem(r, "InvalidAnnotation", name + " is ignored"), name << "=" << value);
