@@ -115,19 +115,8 @@ ngx_http_kroute_mirror_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_kroute_mirror_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_kroute_mirror_handler;
-
-    return NGX_OK;
+    return ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_PRECONTENT_PHASE,
+                                             ngx_http_kroute_mirror_handler);
 }
 
 

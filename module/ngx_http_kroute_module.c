@@ -160,11 +160,29 @@ ngx_http_kroute_add_module_variables(ngx_conf_t *cf, ngx_http_variable_t *vars)
 }
 
 
+ngx_int_t
+ngx_http_kroute_add_phase_handler(ngx_conf_t *cf, ngx_http_phases phase,
+    ngx_http_handler_pt handler)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[phase].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = handler;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_kroute_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt          *h;
-    ngx_http_core_main_conf_t    *cmcf;
     ngx_http_kroute_main_conf_t  *kmcf;
 
     kmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_kroute_module);
@@ -173,23 +191,15 @@ ngx_http_kroute_init(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                          ngx_http_kroute_route_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_kroute_route_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_kroute_log_handler;
-
-    return NGX_OK;
+    return ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_LOG_PHASE,
+                                             ngx_http_kroute_log_handler);
 }
 
 

@@ -155,6 +155,12 @@ ngx_uint_t ngx_http_kroute_https(ngx_http_request_t *r,
 void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);
 void ngx_http_kroute_poll(ngx_log_t *log);
+/*
+ * Registers a module's handler in a phase (policy modules: see module/config
+ * for the order their rewrite-phase handlers run in).
+ */
+ngx_int_t ngx_http_kroute_add_phase_handler(ngx_conf_t *cf,
+    ngx_http_phases phase, ngx_http_handler_pt handler);
 /* Adds a module's variables (a list ending with ngx_http_null_variable). */
 ngx_int_t ngx_http_kroute_add_module_variables(ngx_conf_t *cf,
     ngx_http_variable_t *vars);

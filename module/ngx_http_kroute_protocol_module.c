@@ -114,17 +114,12 @@ ngx_module_t  ngx_http_kroute_protocol_module = {
 static ngx_int_t
 ngx_http_kroute_protocol_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                          ngx_http_kroute_protocol_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    *h = ngx_http_kroute_protocol_handler;
 
     return ngx_http_kroute_protocol_check(cf);
 }
