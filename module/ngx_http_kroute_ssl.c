@@ -290,6 +290,12 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
  * An unusable certificate: logged as an error by the first worker that
  * parses it, at "info" by the others. The text names the Secret and host and
  * OpenSSL's reason, never key material.
+ *
+ * Which fingerprints were logged is an open-addressed set in shared memory:
+ * a fingerprint takes the first free slot from its home slot on, so two
+ * certificates never push each other out (a direct-mapped slot did, and both
+ * were then logged again by the next worker). When every slot is taken, a
+ * new certificate is logged by each worker that parses it.
  */
 
 static void
@@ -298,9 +304,9 @@ ngx_http_kroute_ssl_report(void *data, uint64_t fingerprint, const char *what,
 {
     ngx_connection_t *c = data;
 
-    ngx_uint_t              level;
+    ngx_uint_t              level, i;
     ngx_atomic_t           *slot;
-    ngx_atomic_uint_t       old, key;
+    ngx_atomic_uint_t       key;
     ngx_http_kroute_shm_t  *shm;
 
     level = NGX_LOG_ERR;
@@ -308,12 +314,19 @@ ngx_http_kroute_ssl_report(void *data, uint64_t fingerprint, const char *what,
 
     if (shm) {
         key = (ngx_atomic_uint_t) fingerprint | 1;
-        slot = &shm->logged_certificates[fingerprint
-                                         % NGX_HTTP_KROUTE_LOGGED_CERTS];
-        old = *slot;
 
-        if (old == key || !ngx_atomic_cmp_set(slot, old, key)) {
-            level = NGX_LOG_INFO;
+        for (i = 0; i < NGX_HTTP_KROUTE_LOGGED_CERTS; i++) {
+            slot = &shm->logged_certificates[(fingerprint + i)
+                                             % NGX_HTTP_KROUTE_LOGGED_CERTS];
+
+            if (*slot == 0 && ngx_atomic_cmp_set(slot, 0, key)) {
+                break;                          /* first to log it */
+            }
+
+            if (*slot == key) {
+                level = NGX_LOG_INFO;           /* another worker did */
+                break;
+            }
         }
     }
 

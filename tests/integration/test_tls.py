@@ -184,6 +184,23 @@ def test_unusable_certificates_fall_back_to_the_default_and_are_logged_once(back
     assert len([line for line in log.splitlines() if "kroute: certificate" in line]) <= 2 * 3, log
 
 
+def test_many_unusable_certificates_are_each_logged_once(backends, table, nginx, certs):
+    # 30 unusable certificates share nginx's record of what was logged: with fingerprints spread over its
+    # slots some always meet in one, and each must still be an error once, not once per worker.
+    b = backends(["web"])
+    key = certs.make("key.test")["key"]
+    hosts = {f"bad{i}.test": {"certificate": f"-----BEGIN CERTIFICATE-----\nbroken {i}\n-----END CERTIFICATE-----\n",
+                              "key": key} for i in range(30)}
+    table.publish(table_with(b, hosts, certs.make("default.test")), group=NGINX_GROUP)
+    n = nginx()
+    for _ in range(4):  # both workers see every certificate, interleaved
+        for host in hosts:
+            handshake(n.tls_port, host)
+    errors = [line for line in n.error_log().splitlines() if "[error]" in line and "kroute: certificate" in line]
+    for host in hosts:
+        assert len([line for line in errors if f'"{host}"' in line]) == 1, (host, errors)
+
+
 def test_rotation_serves_the_new_certificate_without_a_failed_handshake(backends, table, nginx, certs):
     b = backends(["web"])
     old, new = certs.make("rot.test"), certs.make("rot.test")
