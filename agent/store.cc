@@ -194,7 +194,7 @@ bool Ingress::same_routes(const Ingress& o) const {
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
   return ns == o.ns && name == o.name && error == o.error && expired_on == o.expired_on && certificate.chain_pem == o.certificate.chain_pem &&
-         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error;
+         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error && auth == o.auth;
 }
 
 std::string parse_ingress(const Json::Value& object, Ingress& out, std::string_view annotation_prefix) {
@@ -318,7 +318,16 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
     }
     if (out.ca_error.empty()) out.ca_pem = std::move(pem);
   }
+  if (const Json::Value& auth = at(object, "data", "auth"); auth.isString()) {
+    if (!base64_decode(auth.asString(), out.auth)) out.auth.clear();
+  }
   return {};
+}
+
+const TlsSecret* Store::secret(const std::string& key) const {
+  if (auto it = secrets.find(key); it != secrets.end()) return &it->second;
+  if (auto it = opaque_secrets.find(key); it != opaque_secrets.end()) return &it->second;
+  return nullptr;
 }
 
 Store::Store(Metrics& metrics, OnChange on_change, std::string annotation_prefix)
@@ -351,6 +360,7 @@ void Store::end_list(Kind kind) {
     case Kind::kService: services = std::move(listed->services); break;
     case Kind::kEndpointSlice: slices = std::move(listed->slices); break;
     case Kind::kSecret: secrets = std::move(listed->secrets); break;
+    case Kind::kOpaqueSecret: opaque_secrets = std::move(listed->opaque_secrets); break;
   }
   // Bad objects of the kind: what this LIST found, nothing older (objects deleted meanwhile are forgotten).
   const std::string prefix = reported_id(kind, "");
@@ -394,6 +404,7 @@ void Store::update_gauge(Kind kind) {
       metrics_.tls_certificates_expired.store(static_cast<std::uint64_t>(expired), std::memory_order_relaxed);
       break;
     }
+    case Kind::kOpaqueSecret: n = opaque_secrets.size(); break;
   }
   metrics_.objects[Metrics::at(kind)].store(n, std::memory_order_relaxed);
 }
@@ -468,6 +479,17 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
     case Kind::kSecret:
       change = upsert(secrets, key, type, object, parse_tls_secret, error) ? Change::kRoutes : Change::kNone;
       break;
+    case Kind::kOpaqueSecret: {
+      // Only what an access annotation can name (an `auth` or `ca.crt` key) is kept: the many other Opaque
+      // Secrets of a cluster come and go without a recompile.
+      TlsSecret value;
+      error = parse_tls_secret(object, value);
+      const bool useful = error.empty() && (!value.auth.empty() || !value.ca_pem.empty() || !value.ca_error.empty());
+      change = upsert(opaque_secrets, key, useful ? type : kube::EventType::kDeleted, object, parse_tls_secret, error)
+                   ? Change::kRoutes
+                   : Change::kNone;
+      break;
+    }
   }
   if (!error.empty()) {
     report_bad(kind, key, error);

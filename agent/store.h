@@ -146,6 +146,9 @@ struct TlsSecret {
   // (proxy-ssl-secret). Empty with `ca_error` set when it holds no certificate.
   std::string ca_pem;
   std::string ca_error;
+  // The `auth` key, decoded, when the Secret has one (auth-secret: htpasswd lines or an auth-map); the
+  // annotation that names the Secret checks it. Secret material: never logged.
+  std::string auth;
   bool operator==(const TlsSecret& other) const;
 };
 
@@ -193,7 +196,10 @@ class Store : public kube::WatchSink {
   std::unordered_map<std::string, IngressClass> classes;
   std::unordered_map<std::string, Service> services;
   std::unordered_map<std::string, EndpointSlice> slices;
-  std::unordered_map<std::string, TlsSecret> secrets;
+  std::unordered_map<std::string, TlsSecret> secrets;         // kubernetes.io/tls
+  std::unordered_map<std::string, TlsSecret> opaque_secrets;  // Opaque
+  // The Secret "namespace/name" of either type, or null.
+  const TlsSecret* secret(const std::string& key) const;
 
  private:
   void report_bad(Kind kind, const std::string& key, const std::string& error);

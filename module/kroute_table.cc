@@ -42,6 +42,14 @@ static_assert(KROUTE_POLICY_AFFINITY == static_cast<int>(kroute::format::PolicyK
 static_assert(KROUTE_POLICY_BALANCE == static_cast<int>(kroute::format::PolicyKind::kBalance));
 static_assert(KROUTE_POLICY_ERROR_PAGES == static_cast<int>(kroute::format::PolicyKind::kErrorPages));
 static_assert(KROUTE_POLICY_MIRROR == static_cast<int>(kroute::format::PolicyKind::kMirror));
+static_assert(KROUTE_POLICY_DENY == static_cast<int>(kroute::format::PolicyKind::kDeny));
+static_assert(KROUTE_POLICY_SOURCE_RANGE == static_cast<int>(kroute::format::PolicyKind::kSourceRange));
+static_assert(KROUTE_POLICY_BASIC_AUTH == static_cast<int>(kroute::format::PolicyKind::kBasicAuth));
+static_assert(KROUTE_POLICY_EXTERNAL_AUTH == static_cast<int>(kroute::format::PolicyKind::kExternalAuth));
+static_assert(KROUTE_POLICY_CLIENT_CERT == static_cast<int>(kroute::format::PolicyKind::kClientCert));
+static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind::kCors));
+static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
+static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);

@@ -9,6 +9,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -67,6 +70,14 @@ typedef struct {
 #define KROUTE_POLICY_BALANCE           9
 #define KROUTE_POLICY_ERROR_PAGES       10
 #define KROUTE_POLICY_MIRROR            11
+#define KROUTE_POLICY_DENY              12
+#define KROUTE_POLICY_SOURCE_RANGE      13
+#define KROUTE_POLICY_BASIC_AUTH        14
+#define KROUTE_POLICY_EXTERNAL_AUTH     15
+#define KROUTE_POLICY_CLIENT_CERT       16
+#define KROUTE_POLICY_CORS              17
+#define KROUTE_POLICY_RATE_LIMIT        18
+#define KROUTE_POLICY_BANDWIDTH         19
 
 /* kRedirect flags (routetable/policy/redirect.h) */
 #define KROUTE_REDIRECT_ONLY_ROOT            1
@@ -244,6 +255,70 @@ kroute_policy_str(const kroute_route_t *route, kroute_strref_t ref)
 
     return s;
 }
+
+/*
+ * A packed CIDR list (routetable/policy/cidr.h): KROUTE_CIDR_SIZE-byte
+ * entries {family 4 or 6, prefix length, 16 address bytes}. 1 when the
+ * address `sa` is in one of its ranges (an IPv4-mapped IPv6 address counts as
+ * IPv4), else 0. No allocation; a scan of the list.
+ */
+#define KROUTE_CIDR_SIZE  18
+
+static inline int
+kroute_cidr_match(const unsigned char *list, size_t len,
+    const struct sockaddr *sa)
+{
+    static const unsigned char  v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                 0xff, 0xff };
+    const unsigned char  *addr, *e;
+    unsigned int          family, bits, full, rest;
+    size_t                i;
+
+    if (sa->sa_family == AF_INET) {
+        addr = (const unsigned char *)
+                   &((const struct sockaddr_in *) sa)->sin_addr;
+        family = 4;
+
+    } else if (sa->sa_family == AF_INET6) {
+        addr = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
+        family = 6;
+
+        if (memcmp(addr, v4mapped, 12) == 0) {
+            addr += 12;
+            family = 4;
+        }
+
+    } else {
+        return 0;
+    }
+
+    for (i = 0; i + KROUTE_CIDR_SIZE <= len; i += KROUTE_CIDR_SIZE) {
+        e = list + i;
+
+        if (e[0] != family) {
+            continue;
+        }
+
+        bits = e[1];
+        full = bits / 8;
+        rest = bits % 8;
+
+        if (memcmp(e + 2, addr, full) != 0) {
+            continue;
+        }
+
+        if (rest != 0
+            && ((e[2 + full] ^ addr[full]) & (0xffu << (8 - rest)) & 0xffu))
+        {
+            continue;
+        }
+
+        return 1;
+    }
+
+    return 0;
+}
+
 
 /* The first record of `kind` in a list, or NULL. */
 static inline const kroute_policy_t *

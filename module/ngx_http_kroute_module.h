@@ -33,7 +33,7 @@
 #define NGX_HTTP_KROUTE_STATUS_CLASSES   6      /* 1xx..5xx, anything else */
 #define NGX_HTTP_KROUTE_BUCKETS          12     /* the last one is +Inf */
 /* fingerprints of unusable certificates recently logged as errors */
-#define NGX_HTTP_KROUTE_LOGGED_CERTS     64
+#define NGX_HTTP_KROUTE_LOGGED_CERTS     256
 /* parsed certificates each worker keeps by default (kroute_ssl cache=N) */
 #define NGX_HTTP_KROUTE_SSL_CACHE        1000
 

@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 4;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number
+inline constexpr std::uint32_t kVersion = 5;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -168,6 +168,15 @@ enum class PolicyKind : std::uint16_t {
   kBalance = 9,         // how an endpoint is chosen: round robin, EWMA, consistent hash (policy/balance.h)
   kErrorPages = 10,     // `backend` answers some statuses, or when the rule has no endpoints (policy/error_pages.h)
   kMirror = 11,         // a copy of each request goes to URL `a`, its answer ignored (policy/mirror.h)
+  // Who may pass (issue 19). They fail closed: what the agent cannot apply becomes a kDeny record.
+  kDeny = 12,           // the rule answers `code` (503) and nothing else: an access policy it cannot apply (policy/deny.h)
+  kSourceRange = 13,    // client addresses allowed or denied, CIDR ranges (policy/source_range.h)
+  kBasicAuth = 14,      // HTTP basic authentication against htpasswd entries (policy/basic_auth.h)
+  kExternalAuth = 15,   // a subrequest to an auth service decides (policy/external_auth.h)
+  kClientCert = 16,     // what the client's TLS certificate must be, and what goes upstream of it (policy/client_cert.h)
+  kCors = 17,           // CORS preflight answers and response headers (policy/cors.h)
+  kRateLimit = 18,      // requests per second or minute, connections, per client address (policy/rate_limit.h)
+  kBandwidth = 19,      // the response's bytes per second, after a first part (policy/rate_limit.h)
 };
 
 // `backend`: for kinds that send requests to a backend of their own (a canary, an error backend), its

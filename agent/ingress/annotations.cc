@@ -432,6 +432,9 @@ constexpr std::string_view kSnippet =
 
 #define SUPPORTED(name, note, ...) \
   {name, Support::kSupported, note, [](std::string_view v, A& a) -> std::string __VA_ARGS__}
+// An access annotation (AnnotationSpec::access): it fails closed.
+#define ACCESS(name, note, ...) \
+  {name, Support::kSupported, note, [](std::string_view v, A& a) -> std::string __VA_ARGS__, false, true}
 #define PLANNED(name, issue) {name, Support::kPlanned, issue}
 #define NOT_YET(name, why) {name, Support::kNotYet, why}
 #define NEVER(name, why) {name, Support::kNever, why}
@@ -689,6 +692,7 @@ const AnnotationSpec kSpecs[] = {
 };
 
 #undef SUPPORTED
+#undef ACCESS
 #undef PLANNED
 #undef NOT_YET
 #undef NEVER
@@ -725,6 +729,7 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
   std::vector<std::string> honoured;
   for (const AnnotationSpec& spec : kSpecs) {
     if (spec.read == nullptr) continue;
+    std::string denied;  // an access annotation that could not be read, unless the other prefix's value reads
     for (const std::string_view p : {kOwnAnnotationPrefix, prefix}) {
       key = std::string(p) + "/" + std::string(spec.name);
       const Json::Value* value = annotations.find(key.data(), key.data() + key.size());
@@ -739,10 +744,20 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
       }
       if (problem.empty()) {
         honoured.push_back(key);
+        denied.clear();
         break;
       }
       invalid.emplace_back(key, problem);
-      reading.problems.push_back({"InvalidAnnotation", "annotation " + key + " is ignored: " + problem});
+      if (spec.access) {
+        if (denied.empty()) denied = "annotation " + key + ": " + problem;
+      } else {
+        reading.problems.push_back({"InvalidAnnotation", "annotation " + key + " is ignored: " + problem});
+      }
+    }
+    if (!denied.empty()) {
+      reading.problems.push_back({"AccessAnnotationInvalid",
+                                  denied + "; access annotations fail closed: every path of the Ingress answers 503"});
+      if (reading.values.access_denied.empty()) reading.values.access_denied = std::move(denied);
     }
   }
   // Every annotation under either prefix, for the audit (and refusals, for a Warning Event).

@@ -100,6 +100,9 @@ struct IngressAnnotations {
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;
   std::uint8_t proxy_ssl_max_version = 3;
+  // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
+  // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
+  std::string access_denied;
   bool operator==(const IngressAnnotations&) const = default;
 };
 
@@ -121,6 +124,9 @@ struct AnnotationSpec {
   // Supported only: reads a value into `out`; "" or why the value is ignored (out keeps the default).
   std::string (*read)(std::string_view value, IngressAnnotations& out) = nullptr;
   bool snippet = false;  // nginx configuration text: refused
+  // Decides who may pass: a value that cannot be read denies the Ingress's rules (503) instead of
+  // leaving the default, which would serve them open.
+  bool access = false;
 };
 
 std::span<const AnnotationSpec> annotation_specs() noexcept;

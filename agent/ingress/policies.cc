@@ -4,6 +4,7 @@
 
 #include "policy/affinity.h"
 #include "policy/balance.h"
+#include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/headers.h"
 #include "policy/proxy_setting.h"
@@ -66,6 +67,8 @@ void proxy_settings(const IngressAnnotations& a, std::vector<PolicyRecord>& reco
 
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path) {
   std::vector<PolicyRecord> records;
+  // An access annotation that cannot be applied: the rule answers 503 first, whatever else it has.
+  if (!a.access_denied.empty()) records.push_back(policy::deny(a.access_denied));
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {
     records.push_back(policy::redirect(a.temporal_redirect_code, a.temporal_redirect, 0));

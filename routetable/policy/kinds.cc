@@ -6,6 +6,7 @@
 #include "affinity.h"
 #include "balance.h"
 #include "canary.h"
+#include "deny.h"
 #include "headers.h"
 #include "proxy_setting.h"
 #include "mirror.h"
@@ -29,7 +30,8 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kCanary, "canary", check_canary},
     {PolicyKind::kAffinity, "affinity", check_affinity},
     {PolicyKind::kBalance, "balance", check_balance},
-    {PolicyKind::kProtocol, "protocol", check_protocol},
+    {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
+    {PolicyKind::kDeny, "deny", check_deny},
 };
 
 }  // namespace
@@ -44,6 +46,17 @@ const KindInfo* kind_info(PolicyKind kind) noexcept {
 const char* kind_name(PolicyKind kind) noexcept {
   const KindInfo* info = kind_info(kind);
   return info ? info->name : "unknown";
+}
+
+unsigned secret_fields(PolicyKind kind) noexcept {
+  const KindInfo* info = kind_info(kind);
+  return info ? info->secret : kNoSecret;
+}
+
+std::string check_deny(const PolicyRecord& record, bool) {
+  if (record.code < 400 || record.code > 599) return "status " + std::to_string(record.code) + " is not 400-599";
+  if (record.flags != 0 || record.value != 0 || !record.b.empty()) return "has fields a deny record does not use";
+  return check_header_value(record.a);
 }
 
 std::string check_record(const PolicyRecord& record, bool captures) {

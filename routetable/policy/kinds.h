@@ -9,16 +9,23 @@
 
 namespace kroute::policy {
 
+// Which of a record's strings are secret (htpasswd hashes, private keys): kroute-table prints only their
+// size, and nothing logs them.
+enum SecretFields : unsigned { kNoSecret = 0, kSecretA = 1, kSecretB = 2 };
+
 struct KindInfo {
   PolicyKind kind;
   const char* name;
   // "" when the record is sound; `captures`: the rule's path is a regex, so $1..$9 may be used.
   std::string (*check)(const PolicyRecord& record, bool captures);
+  unsigned secret = kNoSecret;
 };
 
 // Null for a kind this build does not know.
 const KindInfo* kind_info(PolicyKind kind) noexcept;
 const char* kind_name(PolicyKind kind) noexcept;
+// SecretFields of the kind (kNoSecret for an unknown one).
+unsigned secret_fields(PolicyKind kind) noexcept;
 std::string check_record(const PolicyRecord& record, bool captures);
 
 }  // namespace kroute::policy

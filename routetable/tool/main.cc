@@ -214,11 +214,13 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
       const format::BackendEntry& b = view.backends()[p.backend];
       jp["backend"] = std::string(view.str(b.ns)) + "/" + std::string(view.str(b.service));
     }
-    jp["value"] = std::string(view.str(p.a));
-    // A protocol record's PEM holds the client certificate's private key: never printed.
-    if (p.b.length != 0)
-      jp["value2"] = p.kind == format::PolicyKind::kProtocol ? std::to_string(p.b.length) + " bytes of PEM"
-                                                             : std::string(view.str(p.b));
+    // Secret strings (a client certificate's key, htpasswd hashes) are never printed, only their size.
+    const unsigned secret = policy::secret_fields(p.kind);
+    const auto shown = [&](format::StrRef ref, unsigned field) {
+      return (secret & field) != 0 ? std::to_string(ref.length) + " bytes, secret" : std::string(view.str(ref));
+    };
+    jp["value"] = shown(p.a, policy::kSecretA);
+    if (p.b.length != 0) jp["value2"] = shown(p.b, policy::kSecretB);
     list.append(jp);
   }
   return list;
@@ -228,7 +230,7 @@ std::string policies_text(const SnapshotView& view, std::uint32_t set) {
   std::string text;
   for (const format::PolicyRecord& p : view.policies(set)) {
     text += std::string(" ") + policy::kind_name(p.kind) + (p.code != 0 ? " " + std::to_string(p.code) : "") + " " +
-            std::string(view.str(p.a));
+            ((policy::secret_fields(p.kind) & policy::kSecretA) != 0 ? std::string("(secret)") : std::string(view.str(p.a)));
   }
   return text;
 }
