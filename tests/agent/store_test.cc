@@ -384,3 +384,38 @@ TEST_CASE("a 1 MiB annotation (more than the API server allows) is read and igno
   REQUIRE(in.problems.size() == 1);
   CHECK(in.problems[0].message.size() < 200);  // the value is shown cut short
 }
+
+TEST_CASE("opaque secrets: only those an access annotation can name are kept, and found by key") {
+  Metrics metrics;
+  Store store(metrics, nullptr);
+  // An application's Opaque Secret (neither `auth` nor `ca.crt`): not kept, no recompile.
+  store.apply(Kind::kOpaqueSecret, EventType::kAdded,
+              json(R"({"metadata": {"name": "app", "namespace": "n"}, "type": "Opaque", "data": {"password": "c2VjcmV0"}})"));
+  CHECK(store.opaque_secrets.empty());
+  CHECK(store.secret("n/app") == nullptr);
+  CHECK(store.revision(Kind::kOpaqueSecret) == 0);
+  // An htpasswd Secret: kept with its decoded `auth` key.
+  store.apply(Kind::kOpaqueSecret, EventType::kAdded,
+              json(R"({"metadata": {"name": "users", "namespace": "n"}, "type": "Opaque", "data": {"auth": ")" +
+                   base64("alice:{PLAIN}pw\n") + R"("}})"));
+  const TlsSecret* users = store.secret("n/users");
+  REQUIRE(users != nullptr);
+  CHECK(users->auth == "alice:{PLAIN}pw\n");
+  CHECK(store.revision(Kind::kOpaqueSecret) == 1);
+  // The same data again: no change; then the key goes away: the Secret is forgotten.
+  store.apply(Kind::kOpaqueSecret, EventType::kModified,
+              json(R"({"metadata": {"name": "users", "namespace": "n"}, "type": "Opaque", "data": {"auth": ")" +
+                   base64("alice:{PLAIN}pw\n") + R"("}})"));
+  CHECK(store.revision(Kind::kOpaqueSecret) == 1);
+  store.apply(Kind::kOpaqueSecret, EventType::kModified,
+              json(R"({"metadata": {"name": "users", "namespace": "n"}, "type": "Opaque", "data": {"other": "eA=="}})"));
+  CHECK(store.secret("n/users") == nullptr);
+  CHECK(store.revision(Kind::kOpaqueSecret) == 2);
+  // A CA bundle that is not PEM is kept, with its problem, so the annotation naming it can say why.
+  store.apply(Kind::kOpaqueSecret, EventType::kAdded,
+              json(R"({"metadata": {"name": "ca", "namespace": "n"}, "type": "Opaque", "data": {"ca.crt": ")" +
+                   base64("not a certificate") + R"("}})"));
+  REQUIRE(store.secret("n/ca") != nullptr);
+  CHECK(store.secret("n/ca")->ca_error != "");
+  CHECK(store.revision(Kind::kOpaqueSecret) == 3);
+}
