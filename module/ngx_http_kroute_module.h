@@ -10,7 +10,11 @@
  * ngx_http_kroute_proxy_module.c,
  * ngx_http_kroute_headers_module.c, ngx_http_kroute_error_pages_module.c,
  * ngx_http_kroute_mirror_module.c, ngx_http_kroute_canary_module.c,
- * ngx_http_kroute_protocol_module.c).
+ * ngx_http_kroute_protocol_module.c, and for who may pass
+ * ngx_http_kroute_deny_module.c, ngx_http_kroute_access_module.c,
+ * ngx_http_kroute_auth_basic_module.c, ngx_http_kroute_auth_request_module.c,
+ * ngx_http_kroute_client_cert_module.c, ngx_http_kroute_cors_module.c,
+ * ngx_http_kroute_limit_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
