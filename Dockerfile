@@ -52,6 +52,8 @@ COPY --from=build /out/nginx-version /usr/share/kroute/nginx-build-version
 COPY --from=build /out/ngx_http_kroute_module.so /usr/lib/nginx/modules/
 COPY --from=build /out/kroute-agent /out/kroute-table /usr/local/bin/
 COPY nginx-conf/nginx.conf /etc/nginx/nginx.conf
+# Defaults of the client-address and security-header settings; the chart mounts its own over them.
+COPY nginx-conf/kroute/ /etc/nginx/kroute/
 
 # A module built against another nginx would be refused at load time in the cluster; refuse it here instead.
 RUN built=$(cat /usr/share/kroute/nginx-build-version) \

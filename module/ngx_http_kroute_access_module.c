@@ -1,14 +1,26 @@
 /*
- * ngx_http_kroute_access_module: allow and deny lists of client addresses (kSourceRange), access phase.
- * (Being written for issue 19: for now it registers nothing.)
+ * ngx_http_kroute_access_module: allow and deny lists of client addresses
+ * (kSourceRange, routetable/policy/source_range.h), from ingress-nginx's
+ * allowlist-source-range (whitelist-source-range) and denylist-source-range.
+ * Access phase, the first of kroute's access handlers: a client inside the
+ * rule's deny list, or outside its allow list, gets the record's status
+ * (403). The address is r->connection->sockaddr, which nginx's realip module
+ * has already replaced (post-read phase) when the chart trusts a proxy's
+ * X-Forwarded-For or the PROXY protocol (nginx-conf/kroute/http.conf).
+ * nginx runs the access phase for the main request only; after an internal
+ * redirect the route is looked up again and the check repeats.
  */
 
 #include "ngx_http_kroute_module.h"
 
 
+static ngx_int_t ngx_http_kroute_access_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_kroute_access_handler(ngx_http_request_t *r);
+
+
 static ngx_http_module_t  ngx_http_kroute_access_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_kroute_access_init,           /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -23,7 +35,7 @@ static ngx_http_module_t  ngx_http_kroute_access_module_ctx = {
 
 ngx_module_t  ngx_http_kroute_access_module = {
     NGX_MODULE_V1,
-    &ngx_http_kroute_access_module_ctx,
+    &ngx_http_kroute_access_module_ctx,    /* module context */
     NULL,                                  /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
@@ -35,3 +47,83 @@ ngx_module_t  ngx_http_kroute_access_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+/* kSourceRange flags (routetable/policy/source_range.h) */
+#define NGX_HTTP_KROUTE_SOURCE_ALLOW  1
+#define NGX_HTTP_KROUTE_SOURCE_DENY   2
+
+
+static ngx_int_t
+ngx_http_kroute_access_init(ngx_conf_t *cf)
+{
+    return ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_ACCESS_PHASE,
+                                             ngx_http_kroute_access_handler);
+}
+
+
+static ngx_int_t
+ngx_http_kroute_access_handler(ngx_http_request_t *r)
+{
+    uint32_t                i;
+    kroute_str_t            list;
+    const kroute_policy_t  *p, *deny, *allow;
+    ngx_http_kroute_ctx_t  *ctx;
+
+    if (r != r->main || !ngx_http_kroute_routes(r)) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_kroute_route_request(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    deny = NULL;
+    allow = NULL;
+
+    for (i = 0; i < ctx->route.policy_count; i++) {
+        p = &ctx->route.policies[i];
+
+        if (p->kind != KROUTE_POLICY_SOURCE_RANGE) {
+            continue;
+        }
+
+        if (p->flags == NGX_HTTP_KROUTE_SOURCE_DENY) {
+            deny = p;
+
+        } else if (p->flags == NGX_HTTP_KROUTE_SOURCE_ALLOW) {
+            allow = p;
+        }
+    }
+
+    if (deny == NULL && allow == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (deny != NULL) {
+        list = kroute_policy_str(&ctx->route, deny->a);
+
+        if (kroute_cidr_match(list.data, list.len, r->connection->sockaddr)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "kroute: access forbidden: client address %V is in "
+                          "the rule's denylist-source-range",
+                          &r->connection->addr_text);
+            return deny->code;
+        }
+    }
+
+    if (allow != NULL) {
+        list = kroute_policy_str(&ctx->route, allow->a);
+
+        if (!kroute_cidr_match(list.data, list.len, r->connection->sockaddr)) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "kroute: access forbidden: client address %V is "
+                          "outside the rule's allowlist-source-range",
+                          &r->connection->addr_text);
+            return allow->code;
+        }
+    }
+
+    return NGX_DECLINED;
+}

@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include "host.h"
+#include "policy/cidr.h"
 #include "policy/headers.h"
 #include "policy/template.h"
 #include "value_patterns.h"
@@ -425,6 +426,33 @@ std::string small_count(std::string_view v, std::uint8_t& out) {
   return {};
 }
 
+// *-source-range: comma-separated CIDRs or addresses, IPv4 and IPv6, blanks around each ignored (Go's
+// strings.TrimSpace, as ingress-nginx's net.ParseIPNets); host bits are cleared. An empty value or an
+// empty entry ("10.0.0.0/8,") is refused, as ingress-nginx's validation refuses it (the location is
+// denied there too). Packed for the module (policy/cidr.h).
+std::string source_ranges(std::string_view v, std::string& out) {
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+  std::string packed;
+  std::size_t count = 0;
+  while (true) {
+    const std::size_t comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    while (!item.empty() && blank(item.front())) item.remove_prefix(1);
+    while (!item.empty() && blank(item.back())) item.remove_suffix(1);
+    if (item.empty()) return count == 0 && comma == std::string_view::npos ? "it is empty" : "it has an empty entry";
+    for (const char c : item) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != '.' && c != ':' && c != '/')
+        return quoted(item, 64) + " is not an IP address or CIDR";
+    }
+    if (++count > policy::kMaxCidrs) return "it has more than " + std::to_string(policy::kMaxCidrs) + " entries";
+    if (std::string problem = policy::parse_cidr_list(item, packed); !problem.empty()) return problem;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  out = std::move(packed);
+  return {};
+}
+
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
     "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
@@ -453,7 +481,10 @@ const AnnotationSpec kSpecs[] = {
     SUPPORTED("affinity-canary-behavior",
               "sticky (default: a session stays with the primary or the canary that served it) or legacy",
               { std::string m; auto p = one_of(v, {"sticky", "legacy"}, m); if (p.empty()) a.affinity_canary_legacy = m == "legacy"; return p; }),
-    PLANNED("allowlist-source-range", kIssue19),
+    ACCESS("allowlist-source-range",
+           "comma-separated CIDRs or addresses, IPv4 and IPv6: other clients get 403 (the client address "
+           "follows the chart's real-IP settings); a bad entry or an empty value: the Ingress's paths answer 503",
+           { return source_ranges(v, a.allowlist_source_range); }),
     PLANNED("auth-realm", kIssue19),
     PLANNED("auth-secret", kIssue19),
     PLANNED("auth-secret-type", kIssue19),
@@ -516,7 +547,10 @@ const AnnotationSpec kSpecs[] = {
               "a Service of the Ingress's namespace (its first port) that answers when the rule's Service has "
               "no ready endpoints, and the custom-http-errors",
               { return service_name(v, a.default_backend); }),
-    PLANNED("denylist-source-range", kIssue19),
+    ACCESS("denylist-source-range",
+           "comma-separated CIDRs or addresses: these clients get 403, checked before the allowlist; a bad "
+           "entry or an empty value: the Ingress's paths answer 503",
+           { return source_ranges(v, a.denylist_source_range); }),
     PLANNED("enable-cors", kIssue19),
     PLANNED("cors-allow-origin", kIssue19),
     PLANNED("cors-allow-methods", kIssue19),
@@ -648,7 +682,10 @@ const AnnotationSpec kSpecs[] = {
               { std::string m; auto p = one_of(v, {"round_robin", "ewma"}, m); if (p.empty()) a.load_balance_ewma = m == "ewma"; return p; }),
     SUPPORTED("upstream-vhost", "the Host header sent upstream (a host name and optional port, no variables)",
               { return upstream_host(v, a.upstream_vhost); }),
-    PLANNED("whitelist-source-range", kIssue19),
+    ACCESS("whitelist-source-range",
+           "the older name of allowlist-source-range, used when that is not set; a bad value denies (503) "
+           "even then",
+           { return source_ranges(v, a.whitelist_source_range); }),
     SUPPORTED("proxy-buffering", "off (default, as ingress-nginx) or on: buffer the backend's response",
               { return on_off(v, P::kBuffering, a.proxy_buffering); }),
     SUPPORTED("proxy-buffers-number", "2-1024 (default 4)",

@@ -100,6 +100,12 @@ struct IngressAnnotations {
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;
   std::uint8_t proxy_ssl_max_version = 3;
+  // allowlist-source-range, whitelist-source-range (its older name: used when allowlist-source-range is
+  // not set) and denylist-source-range: packed CIDR lists (policy/cidr.h); empty when not set (an empty
+  // value is refused, as ingress-nginx denies the location for it).
+  std::string allowlist_source_range;
+  std::string whitelist_source_range;
+  std::string denylist_source_range;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

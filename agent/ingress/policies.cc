@@ -12,6 +12,7 @@
 #include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
+#include "policy/source_range.h"
 
 #include <utility>
 
@@ -69,6 +70,14 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   std::vector<PolicyRecord> records;
   // An access annotation that cannot be applied: the rule answers 503 first, whatever else it has.
   if (!a.access_denied.empty()) records.push_back(policy::deny(a.access_denied));
+  // Who may pass by address (access phase): the deny list, then the allow list (allowlist-source-range,
+  // else its older name whitelist-source-range, as ingress-nginx's alias).
+  if (!a.denylist_source_range.empty())
+    records.push_back(policy::source_range(policy::kSourceDeny, a.denylist_source_range));
+  if (const std::string& allow = a.allowlist_source_range.empty() ? a.whitelist_source_range : a.allowlist_source_range;
+      !allow.empty()) {
+    records.push_back(policy::source_range(policy::kSourceAllow, allow));
+  }
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {
     records.push_back(policy::redirect(a.temporal_redirect_code, a.temporal_redirect, 0));

@@ -219,6 +219,9 @@ http {{
 def module_config(workdir, build, table_dir, port, cpu):
     """The shipped nginx.conf, with this run's paths and ports, one worker and no access log."""
     text = (ROOT / "nginx-conf" / "nginx.conf").read_text()
+    # The image's include files (client address, HSTS, listeners) in their place.
+    for name in ("http.conf", "listen.conf"):
+        text = text.replace(f"include /etc/nginx/kroute/{name};", (ROOT / "nginx-conf" / "kroute" / name).read_text())
     replacements = [
         ("load_module /usr/lib/nginx/modules/ngx_http_kroute_module.so;",
          f"load_module {build}/module/ngx_http_kroute_module.so;"),

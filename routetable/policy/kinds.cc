@@ -13,6 +13,7 @@
 #include "protocol.h"
 #include "redirect.h"
 #include "rewrite.h"
+#include "source_range.h"
 #include "template.h"
 
 namespace kroute::policy {
@@ -32,6 +33,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kSourceRange, "source-range", check_source_range},
 };
 
 }  // namespace

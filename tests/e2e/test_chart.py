@@ -80,7 +80,7 @@ def test_defaults_render_the_pod_the_agent_and_nginx_need(helm: Helm) -> None:
     objects = helm.objects(release="edge", namespace="ingress")
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                            "Service", "Deployment", "IngressClass"])
+                            "Service", "Deployment", "IngressClass", "ConfigMap"])
     for o in objects:
         labels = o["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "kroute" and labels["app.kubernetes.io/instance"] == "edge"

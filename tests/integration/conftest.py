@@ -4,6 +4,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -195,11 +196,27 @@ def table():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def render_config(workdir, table_dir, port, status_port, text=None, tls_port=None):
+def render_config(workdir, table_dir, port, status_port, text=None, tls_port=None, includes=None):
     """nginx-conf/nginx.conf with paths and ports of this test; everything else as the image ships it. The
-    TLS listener is on 127.0.0.1:tls_port (a free port when None)."""
+    TLS listener is on 127.0.0.1:tls_port (a free port when None). The files nginx.conf includes from
+    /etc/nginx/kroute/ are put in its place: the image's (nginx-conf/kroute/), or `includes`' text by file
+    name (what the chart renders into its ConfigMap); their listeners keep their parameters (proxy_protocol)."""
     text = NGINX_CONF.read_text() if text is None else text
     tls_port = free_port() if tls_port is None else tls_port
+    for name in ("http.conf", "listen.conf"):
+        directive = f"include /etc/nginx/kroute/{name};"
+        included = (includes or {}).get(name)
+        included = (NGINX_CONF.parent / "kroute" / name).read_text() if included is None else included
+        if directive in text:
+            text = text.replace(directive, included)
+    for old, new in [
+        (r"listen 80( default_server reuseport[^;]*);", rf"listen 127.0.0.1:{port}\1;"),
+        (r"listen \[::\]:80( default_server reuseport[^;]*);", rf"listen [::1]:{port}\1;"),
+        (r"listen 443( ssl http2 default_server reuseport[^;]*);", rf"listen 127.0.0.1:{tls_port}\1;"),
+        (r"listen \[::\]:443 ssl http2 default_server reuseport[^;]*;", ""),
+    ]:
+        text, count = re.subn(old, new, text)
+        assert count == 1, f"nginx.conf no longer has exactly one {old!r}"
     replacements = [
         ("load_module /usr/lib/nginx/modules/ngx_http_kroute_module.so;", f"load_module {MODULE};"),
         ("user www-data;", "user www-data;" if os.geteuid() == 0 else ""),
@@ -211,11 +228,6 @@ def render_config(workdir, table_dir, port, status_port, text=None, tls_port=Non
          f"    fastcgi_temp_path {workdir}/fastcgi;\n    uwsgi_temp_path {workdir}/uwsgi;\n"
          f"    scgi_temp_path {workdir}/scgi;"),
         ("access_log /dev/stdout kroute;", f"access_log {workdir}/access.log kroute;"),
-        ("listen 80 default_server reuseport;", f"listen 127.0.0.1:{port} default_server reuseport;"),
-        ("listen [::]:80 default_server reuseport;", f"listen [::1]:{port} default_server reuseport;"),
-        ("listen 443 ssl http2 default_server reuseport;",
-         f"listen 127.0.0.1:{tls_port} ssl http2 default_server reuseport;"),
-        ("listen [::]:443 ssl http2 default_server reuseport;", ""),
         ("listen 10246;", f"listen 127.0.0.1:{status_port};"),
         ("listen [::]:10246;", ""),
     ]
@@ -226,14 +238,14 @@ def render_config(workdir, table_dir, port, status_port, text=None, tls_port=Non
 
 
 class Nginx:
-    def __init__(self, table_dir, config=None):
+    def __init__(self, table_dir, config=None, includes=None):
         self.workdir = readable_tempdir("kroute-nginx-")
         self.port = free_port()
         self.status_port = free_port()
         self.tls_port = free_port()
         self.conf = self.workdir / "nginx.conf"
         self.conf.write_text(render_config(self.workdir, table_dir, self.port, self.status_port, config,
-                                           self.tls_port))
+                                           self.tls_port, includes))
         self.process = None
 
     def test_config(self):
