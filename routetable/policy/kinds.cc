@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "error_pages.h"
+#include "external_auth.h"
 #include "affinity.h"
 #include "balance.h"
 #include "canary.h"
@@ -32,6 +33,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kExternalAuth, "external-auth", check_external_auth},
 };
 
 }  // namespace
