@@ -100,6 +100,16 @@ struct IngressAnnotations {
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;
   std::uint8_t proxy_ssl_max_version = 3;
+  // External auth (auth-url and its family; policy/external_auth.h). Only with auth_url.
+  std::string auth_url;            // http(s)://host[:port][path]; the compiler resolves a Service's name
+  std::uint64_t auth_method = 0;   // policy::auth_method(); 0: GET
+  std::string auth_signin;
+  std::string auth_signin_redirect_param;  // "": rd
+  std::string auth_response_headers;       // "A,B"
+  std::string auth_request_redirect;       // "": $request_uri
+  std::string auth_cache_key;              // "": no cache
+  std::string auth_cache_duration;         // normalized ("200=300 ..."); "": the default
+  bool auth_always_set_cookie = false;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;
