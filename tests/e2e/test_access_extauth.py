@@ -200,24 +200,27 @@ def test_an_auth_service_without_a_usable_answer_gives_500(stack: Stack, auth: A
     assert stack.request(HEALTHY, "/").status == 200
 
 
-@pytest.mark.parametrize("name, value, text", [
-    ("auth-url", "ftp://10.1.2.3/auth", "auth-url"),
-    ("auth-url", "http://10.1.2.3/a b", "auth-url"),
-    ("auth-url", "http://bad_host!/auth", "auth-url"),
-    ("auth-method", "FETCH", "auth-method"),
-    ("auth-response-headers", "X-User, Bad Header", "auth-response-headers"),
-    ("auth-cache-duration", "200 forever", "auth-cache-duration"),
-    ("auth-proxy-set-headers", "headers-cm", "auth-proxy-set-headers"),
+@pytest.mark.parametrize("case, name, value", [
+    ("ftp", "auth-url", "ftp://10.1.2.3/auth"),
+    ("space", "auth-url", "http://10.1.2.3/a b"),
+    ("host", "auth-url", "http://bad_host!/auth"),
+    ("variable", "auth-url", "http://10.1.2.3/$request_body"),
+    ("method", "auth-method", "FETCH"),
+    ("headers", "auth-response-headers", "X-User, Bad Header"),
+    ("duration", "auth-cache-duration", "200 forever"),
+    ("cachekey", "auth-cache-key", "$ssl_client_cert"),
+    ("configmap", "auth-proxy-set-headers", "headers-cm"),
 ])
-def test_unreadable_values_fail_closed_then_a_fix_is_live(stack: Stack, auth: Auth, name: str, value: str,
-                                                          text: str) -> None:
-    host = "closed.auth.test"
+def test_unreadable_values_fail_closed_then_a_fix_is_live(stack: Stack, auth: Auth, case: str, name: str,
+                                                          value: str) -> None:
+    ingress, host = f"auth-closed-{case}", f"closed-{case}.auth.test"
     good = {"auth-url": auth.url()}
-    apply_and_wait(stack, annotated(stack, "auth-closed", host, [("/", "Prefix", "a")], {**good, name: value}))
+    apply_and_wait(stack, annotated(stack, ingress, host, [("/", "Prefix", "a")], {**good, name: value}))
     reply = stack.wait_status(host, "/", status=503)
     assert not reply.echo
-    wait_warning(stack, "auth-closed", "AccessAnnotationInvalid", text)
-    stack.apply(annotated(stack, "auth-closed", host, [("/", "Prefix", "a")], good))
+    assert stack.request(host, "/", headers=GOOD).status == 503
+    wait_warning(stack, ingress, "AccessAnnotationInvalid", f"nginx.ingress.kubernetes.io/{name}")
+    stack.apply(annotated(stack, ingress, host, [("/", "Prefix", "a")], good))
     stack.wait_status(host, "/", status=401)
     served(stack.request(host, "/", headers=GOOD), "a", "/")
 
