@@ -764,7 +764,7 @@ ngx_http_kroute_auth_pass_headers(ngx_http_request_t *r,
     ngx_http_kroute_auth_ctx_t *actx)
 {
     ngx_uint_t                      i;
-    ngx_list_t                      headers;
+    ngx_list_t                      old;
     kroute_str_t                    list;
     ngx_list_part_t                *part;
     ngx_table_elt_t                *h, *copy;
@@ -776,13 +776,18 @@ ngx_http_kroute_auth_pass_headers(ngx_http_request_t *r,
 
     list = actx->header_list;
 
-    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+    /* the list is made again in place: its `last` points into itself */
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
+    part = &old.part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
@@ -801,7 +806,7 @@ ngx_http_kroute_auth_pass_headers(ngx_http_request_t *r,
             continue;
         }
 
-        copy = ngx_list_push(&headers);
+        copy = ngx_list_push(&r->headers_in.headers);
         if (copy == NULL) {
             return NGX_ERROR;
         }
@@ -816,7 +821,7 @@ ngx_http_kroute_auth_pass_headers(ngx_http_request_t *r,
             continue;
         }
 
-        copy = ngx_list_push(&headers);
+        copy = ngx_list_push(&r->headers_in.headers);
         if (copy == NULL) {
             return NGX_ERROR;
         }
@@ -831,8 +836,6 @@ ngx_http_kroute_auth_pass_headers(ngx_http_request_t *r,
         copy->hash = ngx_hash_strlow(copy->lowcase_key, copy->key.data,
                                      copy->key.len);
     }
-
-    r->headers_in.headers = headers;
 
     return NGX_OK;
 }
