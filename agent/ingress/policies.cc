@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "hashing.h"
 #include "policy/affinity.h"
 #include "policy/balance.h"
 #include "policy/deny.h"
@@ -51,7 +52,7 @@ std::string signin_redirect(const std::string& signin, const std::string& param)
   return signin + (query == std::string::npos ? "?" : "&") + name + "=$scheme://$http_host$escaped_request_uri";
 }
 
-std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& a) {
+std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& a, const std::string& path) {
   std::vector<PolicyRecord> records;
   if (a.auth_url.empty()) return records;
   records.push_back(policy::external_auth(a.auth_url, mirror_target_host(a.auth_url), a.auth_method,
@@ -68,7 +69,8 @@ std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& a) {
     records.push_back(policy::external_auth_part(
         policy::kAuthCache, a.auth_cache_key,
         a.auth_cache_duration.empty() ? *policy::parse_auth_cache_durations(policy::kDefaultAuthCacheDuration)
-                                      : a.auth_cache_duration));
+                                      : a.auth_cache_duration,
+        payload_checksum(path.data(), path.size())));
   }
   return records;
 }
@@ -106,7 +108,7 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   std::vector<PolicyRecord> records;
   // An access annotation that cannot be applied: the rule answers 503 first, whatever else it has.
   if (!a.access_denied.empty()) records.push_back(policy::deny(a.access_denied));
-  std::vector<PolicyRecord> auth = external_auth_policies(a);
+  std::vector<PolicyRecord> auth = external_auth_policies(a, path);
   records.insert(records.end(), auth.begin(), auth.end());
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {

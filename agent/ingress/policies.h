@@ -34,7 +34,8 @@ std::string signin_redirect(const std::string& signin, const std::string& param)
 
 // The kExternalAuth records of auth-url and its family (none without auth-url). The compiler resolves a
 // Service name in the URL to its ClusterIP, or denies the rule.
-std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& annotations);
+// `path`: the rule's, whose hash keeps its cached answers apart from other rules'.
+std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& annotations, const std::string& path);
 
 // The records of one rule. Its https redirect (ssl-redirect) holds only if some Ingress has TLS for the
 // host, which the builder settles (policy::kIfHostHasTls).

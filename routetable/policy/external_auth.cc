@@ -123,7 +123,7 @@ std::string check_auth_cache_key(std::string_view key) {
 
 std::string check_external_auth(const PolicyRecord& record, bool captures) {
   if (record.backend != kNoRecordBackend) return "external auth takes no backend";
-  if (record.code != kAuthRequest && (record.flags != 0 || record.value != 0))
+  if (record.code != kAuthRequest && (record.flags != 0 || (record.value != 0 && record.code != kAuthCache)))
     return "only the auth request part takes flags or a method";
   if (std::string problem = check_header_value(record.a); !problem.empty()) return "auth " + problem;
   switch (record.code) {

@@ -26,7 +26,9 @@ enum ExternalAuthPart : std::uint16_t {
   // a: the X-Auth-Request-Redirect header sent to the auth service, a template (default $request_uri).
   kAuthRequestRedirect = 3,
   // a: the cache key, a cache-key template (check_auth_cache_key); b: how long each status is kept,
-  // "status=seconds" separated by spaces, the first match wins (parse_auth_cache_durations).
+  // "status=seconds" separated by spaces, the first match wins (parse_auth_cache_durations); value: a
+  // hash of the rule's path, so two rules of a host never share answers (ingress-nginx keys its cache by
+  // location).
   kAuthCache = 4,
 };
 inline constexpr std::uint16_t kLastAuthPart = kAuthCache;
@@ -60,8 +62,9 @@ inline PolicyRecord external_auth(std::string url, std::string host, std::uint64
           .a = std::move(url), .b = std::move(host)};
 }
 
-inline PolicyRecord external_auth_part(ExternalAuthPart part, std::string a, std::string b = {}) {
-  return {.kind = PolicyKind::kExternalAuth, .code = part, .a = std::move(a), .b = std::move(b)};
+inline PolicyRecord external_auth_part(ExternalAuthPart part, std::string a, std::string b = {},
+                                       std::uint64_t value = 0) {
+  return {.kind = PolicyKind::kExternalAuth, .code = part, .value = value, .a = std::move(a), .b = std::move(b)};
 }
 
 std::string check_external_auth(const PolicyRecord& record, bool captures);

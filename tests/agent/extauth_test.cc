@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "compiler.h"
+#include "hashing.h"
 #include "ingress/annotations.h"
 #include "ingress/policies.h"
 #include "json_helpers.h"
@@ -93,7 +94,8 @@ TEST_CASE("auth-url family: the records of a full set of annotations") {
                                  "https://login.example/start?rd=$scheme://$http_host$escaped_request_uri"),
       policy::external_auth_part(policy::kAuthResponseHeaders, "X-User,X-Email"),
       policy::external_auth_part(policy::kAuthRequestRedirect, "$scheme://$host$request_uri"),
-      policy::external_auth_part(policy::kAuthCache, "$http_authorization", "200=60 401=10"),
+      policy::external_auth_part(policy::kAuthCache, "$http_authorization", "200=60 401=10",
+                                 payload_checksum("/", 1)),
   };
   CHECK(records == expected);
   for (const PolicyRecord& p : records) CHECK(policy::check_record(p, false) == "");
@@ -104,7 +106,10 @@ TEST_CASE("auth-url family: defaults, and nothing without auth-url") {
   std::vector<PolicyRecord> records = auth_records(r.values);
   REQUIRE(records.size() == 2);
   CHECK(records[0] == policy::external_auth("http://10.1.2.3:9000/verify", "10.1.2.3", 0, 0));
-  CHECK(records[1] == policy::external_auth_part(policy::kAuthCache, "$cookie_session", "200=300 202=300 401=300"));
+  CHECK(records[1] == policy::external_auth_part(policy::kAuthCache, "$cookie_session", "200=300 202=300 401=300",
+                                                 payload_checksum("/", 1)));
+  // Another path of the Ingress keeps its answers apart.
+  CHECK(external_auth_policies(r.values, "/other")[1].value != records[1].value);
   r = read(R"({"nginx.ingress.kubernetes.io/auth-signin": "https://login.example/"})");
   CHECK(auth_records(r.values).empty());
 }

@@ -159,7 +159,7 @@ def test_auth_method_and_request_redirect(stack: Stack, auth: Auth) -> None:
 
 def test_cache_answers_from_shared_memory(stack: Stack, auth: Auth) -> None:
     host = "cache.auth.test"
-    apply_and_wait(stack, annotated(stack, "auth-cache", host, [("/", "Prefix", "a")], {
+    apply_and_wait(stack, annotated(stack, "auth-cache", host, [("/", "Prefix", "a"), ("/other", "Prefix", "a")], {
         "auth-url": auth.url("/nocookie/auth"), "auth-cache-key": "$cookie_session",
         "auth-cache-duration": "200 401 1m", "auth-response-headers": "X-Auth-Request-User"}))
     auth.reset()
@@ -167,6 +167,8 @@ def test_cache_answers_from_shared_memory(stack: Stack, auth: Auth) -> None:
         reply = stack.request(host, f"/c{i}", headers=GOOD)
         served(reply, "a", f"/c{i}")
         assert reply.echo["headers"]["x-auth-request-user"] == "alice"
+    # Another path of the Ingress has answers of its own, as ingress-nginx's per-location cache.
+    served(stack.request(host, "/other", headers=GOOD), "a", "/other")
     for _ in range(5):
         reply = stack.request(host, "/c", headers={"Cookie": "session=other"})
         assert reply.status == 401 and reply.headers.get("www-authenticate") == 'Bearer realm="test"'
@@ -174,7 +176,7 @@ def test_cache_answers_from_shared_memory(stack: Stack, auth: Auth) -> None:
         assert stack.request(host, "/c", headers={"Cookie": "session=forbidden"}).status == 403
         assert stack.request(host, "/c", headers={"Cookie": "session=private"}).echo["headers"]["x-auth-request-user"] == "bob"
     cookies = [r["headers"].get("cookie") for r in auth.requests()]
-    assert cookies == ["session=good", "session=other"] + ["session=forbidden", "session=private"] * 2, cookies
+    assert cookies == ["session=good"] * 2 + ["session=other"] + ["session=forbidden", "session=private"] * 2, cookies
 
 
 def test_an_answer_that_sets_a_cookie_is_not_cached(stack: Stack, auth: Auth) -> None:

@@ -63,7 +63,8 @@ TEST_CASE("kExternalAuth records: each part checked, unknown parts and stray fie
   CHECK(check_record(external_auth_part(kAuthResponseHeaders, "X-User,"), false) != "");
   CHECK(check_record(external_auth_part(kAuthResponseHeaders, "X User"), false) != "");
   CHECK(check_record(external_auth_part(kAuthRequestRedirect, "$scheme://$host$request_uri"), false) == "");
-  CHECK(check_record(external_auth_part(kAuthCache, "$http_authorization", "200=300 401=60"), false) == "");
+  CHECK(check_record(external_auth_part(kAuthCache, "$http_authorization", "200=300 401=60", 77), false) == "");
+  CHECK(check_record(external_auth_part(kAuthSignin, "https://x/", "", 77), false) != "");
   CHECK(check_record(external_auth_part(kAuthCache, "$http_authorization", "200=x"), false) != "");
   CHECK(check_record(external_auth_part(kAuthCache, "$http_authorization", ""), false) != "");
   CHECK(check_record(external_auth_part(kAuthCache, "$secret", "200=1"), false) != "");
