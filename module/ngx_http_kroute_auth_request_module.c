@@ -370,7 +370,12 @@ ngx_http_kroute_auth_handler(ngx_http_request_t *r)
     ngx_http_kroute_ctx_t       *ctx;
     ngx_http_kroute_auth_ctx_t  *actx;
 
-    if (!ngx_http_kroute_routes(r)) {
+    /*
+     * An error page (custom-http-errors) comes after the access decision
+     * of the request's own location, whatever it was: not asked again.
+     */
+
+    if (!ngx_http_kroute_routes(r) || r->error_page) {
         return NGX_DECLINED;
     }
 

@@ -54,7 +54,7 @@ class Auth:
 
 @pytest.fixture(scope="module")
 def stack(module_stack: Stack) -> Iterator[Stack]:  # noqa: F811
-    s = with_healthy_route(module_stack, "a")
+    s = with_healthy_route(module_stack, "a", "errors")
     assert s.nginx is not None
     pids = s.nginx.pids()
     yield s
@@ -189,6 +189,20 @@ def test_an_answer_that_sets_a_cookie_is_not_cached(stack: Stack, auth: Auth) ->
         served(reply, "a", "/")
         assert reply.headers.get("set-cookie") == "refreshed=1; Path=/"
     assert len(auth.requests()) == 3
+
+
+def test_error_pages_come_after_the_auth_decision_without_asking_again(stack: Stack, auth: Auth) -> None:
+    host = "errors.auth.test"
+    apply_and_wait(stack, annotated(stack, "auth-errors", host, [("/", "Prefix", "a")], {
+        "auth-url": auth.url(), "custom-http-errors": "401,404", "default-backend": "errors"}))
+    auth.reset()
+    # The auth service's 401 gets the error backend's page, as ingress-nginx's error_page does.
+    reply = stack.request(host, "/in")
+    assert (reply.status, reply.service, reply.echo["headers"]["x-code"]) == (401, "errors", "401"), reply.echo
+    # The backend's 404 after a pass: the error page, and the auth service was asked once per request.
+    reply = stack.request(host, "/in", headers={**GOOD, "X-Echo-Status": "a=404"})
+    assert (reply.status, reply.service) == (404, "errors"), reply.echo
+    assert len(auth.requests()) == 2
 
 
 @pytest.mark.parametrize("case", ["down", "garbage", "slow"])
