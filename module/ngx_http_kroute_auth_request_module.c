@@ -899,6 +899,10 @@ ngx_http_kroute_auth_listed(kroute_str_t list, ngx_str_t *name)
 {
     const u_char  *p, *end, *comma;
 
+    if (list.len == 0) {
+        return 0;
+    }
+
     p = list.data;
     end = list.data + list.len;
 
@@ -967,8 +971,10 @@ ngx_http_kroute_auth_cache_key(ngx_http_request_t *r,
 
         if (pass == 1) {
             q = ngx_cpymem(q, &fingerprint, sizeof(fingerprint));
-            q = ngx_cpymem(q, r->headers_in.server.data,
-                           r->headers_in.server.len);
+            if (r->headers_in.server.len) {
+                q = ngx_cpymem(q, r->headers_in.server.data,
+                               r->headers_in.server.len);
+            }
             *q++ = '\n';
 
         } else {
@@ -1000,7 +1006,7 @@ ngx_http_kroute_auth_cache_key(ngx_http_request_t *r,
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (vv->not_found) {
+            if (vv->not_found || vv->len == 0) {
                 continue;
             }
 
