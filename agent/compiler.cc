@@ -16,6 +16,7 @@
 #include "ingress/policies.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
+#include "policy/external_auth.h"
 #include "policy/protocol.h"
 
 namespace kroute::agent {
@@ -534,8 +535,20 @@ class Compiler {
   // The access records (issue 19) with what only the store knows: each kind that names a Secret fills its
   // record from it here, or denies the rule (deny_rule) when it cannot.
   void complete_access(const Ingress& ingress, Rule& rule) {
-    (void) ingress;
-    (void) rule;
+    complete_external_auth(ingress, rule);
+  }
+
+  // auth-url names an IP address or a Service of the cluster (<name>.<namespace>.svc[.cluster.local]),
+  // which becomes its ClusterIP as a mirror target's does: nginx has no resolver. Any other name, or a
+  // Service that is missing, denies the rule: it is never served without its auth check.
+  void complete_external_auth(const Ingress& ingress, Rule& rule) {
+    auto record = std::find_if(rule.policies.begin(), rule.policies.end(), [](const PolicyRecord& p) {
+      return p.kind == PolicyKind::kExternalAuth && p.code == policy::kAuthRequest;
+    });
+    if (record == rule.policies.end()) return;
+    if (std::string problem = resolve_mirror_host(record->a); !problem.empty()) {
+      deny_rule(ingress, rule, "AuthUrlUnresolved", "auth-url: " + problem);
+    }
   }
 
   // Access annotations fail closed: the rule answers 503 (policy/deny.h) with a Warning saying why. The

@@ -14,6 +14,7 @@
 #include "path_patterns.h"
 #include "policy/proxy_setting.h"
 #include "policy/error_pages.h"
+#include "policy/external_auth.h"
 #include "policy/mirror.h"
 #include "policy/affinity.h"
 #include "policy/balance.h"
@@ -51,6 +52,12 @@ static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind:
 static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
 static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
+static_assert(KROUTE_AUTH_REQUEST == kroute::policy::kAuthRequest);
+static_assert(KROUTE_AUTH_SIGNIN == kroute::policy::kAuthSignin);
+static_assert(KROUTE_AUTH_RESPONSE_HEADERS == kroute::policy::kAuthResponseHeaders);
+static_assert(KROUTE_AUTH_REQUEST_REDIRECT == kroute::policy::kAuthRequestRedirect);
+static_assert(KROUTE_AUTH_CACHE == kroute::policy::kAuthCache);
+static_assert(KROUTE_AUTH_ALWAYS_SET_COOKIE == kroute::policy::kAuthAlwaysSetCookie);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);

@@ -120,6 +120,13 @@ typedef struct {
 
 /* kMirror flags (routetable/policy/mirror.h) */
 #define KROUTE_MIRROR_REQUEST_BODY            1
+/* kExternalAuth parts (codes) and flags (routetable/policy/external_auth.h) */
+#define KROUTE_AUTH_REQUEST                  0
+#define KROUTE_AUTH_SIGNIN                   1
+#define KROUTE_AUTH_RESPONSE_HEADERS         2
+#define KROUTE_AUTH_REQUEST_REDIRECT         3
+#define KROUTE_AUTH_CACHE                    4
+#define KROUTE_AUTH_ALWAYS_SET_COOKIE        1
 /* kCanary codes and flags (routetable/policy/canary.h) */
 #define KROUTE_CANARY_BY_HEADER              1
 #define KROUTE_CANARY_BY_COOKIE              2

@@ -7,6 +7,7 @@
 
 #include "host.h"
 #include "policy/cidr.h"
+#include "policy/external_auth.h"
 #include "policy/headers.h"
 #include "policy/template.h"
 #include "value_patterns.h"
@@ -198,57 +199,79 @@ std::string service_name(std::string_view v, std::string& out) {
   return {};
 }
 
-// http(s)://host[:port][path]: a host name or IP address, a path of URL characters, and $request_uri as
-// the only variable. Nothing of it becomes nginx configuration; the check keeps the URL one that nginx's
-// proxy module parses as the agent did (ingress-nginx's mirror-target was an injection: CVE-2025-1098).
-std::string mirror_url(std::string_view v, std::string& out) {
-  if (std::string problem = plain(v); !problem.empty()) return problem;
-  const std::string bad = "\"" + printable(v, 128) + "\" is not an http(s)://host[:port][/path] URL";
+// The path (with query) of an http(s)://host[:port][path] URL whose host is a name or an IP address, or
+// nullopt: what nginx's proxy module parses as the agent did.
+std::optional<std::string_view> http_url_path(std::string_view v) {
   std::string_view rest = v;
   if (rest.starts_with("http://")) {
     rest.remove_prefix(7);
   } else if (rest.starts_with("https://")) {
     rest.remove_prefix(8);
   } else {
-    return bad;
+    return std::nullopt;
   }
   const std::size_t authority_end = std::min(rest.find_first_of("/$?"), rest.size());
   std::string_view authority = rest.substr(0, authority_end);
-  std::string_view path = rest.substr(authority_end);
+  const std::string_view path = rest.substr(authority_end);
   if (authority.starts_with('[')) {
     const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos || close == 1) return bad;
+    if (close == std::string_view::npos || close == 1) return std::nullopt;
     for (const char c : authority.substr(1, close - 1)) {
-      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return bad;
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return std::nullopt;
     }
     authority.remove_prefix(close + 1);
   } else {
     const std::size_t colon = std::min(authority.find(':'), authority.size());
     const std::string_view host = authority.substr(0, colon);
-    if (host.empty()) return bad;
+    if (host.empty()) return std::nullopt;
     for (const char c : host) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return bad;
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return std::nullopt;
     }
     authority.remove_prefix(colon);
   }
   if (!authority.empty()) {
-    if (authority.front() != ':' || authority.size() < 2 || authority.size() > 6) return bad;
+    if (authority.front() != ':' || authority.size() < 2 || authority.size() > 6) return std::nullopt;
     for (const char c : authority.substr(1)) {
-      if (c < '0' || c > '9') return bad;
+      if (c < '0' || c > '9') return std::nullopt;
     }
   }
-  while (!path.empty()) {
-    if (path.starts_with("$request_uri")) {
-      path.remove_prefix(12);
+  return path;
+}
+
+// http(s)://host[:port][path]: a host name or IP address, a path of URL characters, and $request_uri as
+// the only variable. Nothing of it becomes nginx configuration; the check keeps the URL one that nginx's
+// proxy module parses as the agent did (ingress-nginx's mirror-target was an injection: CVE-2025-1098).
+std::string mirror_url(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  std::optional<std::string_view> path = http_url_path(v);
+  if (!path) return "\"" + printable(v, 128) + "\" is not an http(s)://host[:port][/path] URL";
+  while (!path->empty()) {
+    if (path->starts_with("$request_uri")) {
+      path->remove_prefix(12);
       continue;
     }
-    const unsigned char c = static_cast<unsigned char>(path.front());
+    const unsigned char c = static_cast<unsigned char>(path->front());
     if (!std::isalnum(c) && std::string_view("/-._~%?=&+:@,").find(static_cast<char>(c)) == std::string_view::npos)
       return "\"" + printable(v, 128) + "\" has a character other than URL letters, or a variable other than $request_uri";
-    path.remove_prefix(1);
+    path->remove_prefix(1);
   }
   // "$request_uri_x" is another name to the module's template: refused here, not by the builder.
   if (!check_template(v, false).empty()) return "\"" + printable(v, 128) + "\" has a variable other than $request_uri";
+  out = std::string(v);
+  return {};
+}
+
+// auth-url: http(s)://host[:port][path] whose host is literal (an IP address or a name the compiler
+// resolves), and whose path may use template.h's request values, as ingress-nginx's variables.
+std::string auth_url(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  const std::optional<std::string_view> path = http_url_path(v);
+  if (!path) return "\"" + printable(v, 128) + "\" is not an http(s)://host[:port][/path] URL with a literal host";
+  for (const unsigned char c : *path) {
+    if (!std::isalnum(c) && std::string_view("/-._~%?=&+:@,!*;${}").find(static_cast<char>(c)) == std::string_view::npos)
+      return "\"" + printable(v, 128) + "\" has a character other than URL letters";
+  }
+  if (std::string problem = check_template(v, false); !problem.empty()) return problem;
   out = std::string(v);
   return {};
 }
@@ -453,6 +476,39 @@ std::string source_ranges(std::string_view v, std::string& out) {
   return {};
 }
 
+// auth-signin: an absolute http(s) URL (template.h's values allowed, as ingress-nginx's variables; the
+// usual $escaped_request_uri too).
+std::string signin_url(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  if (!v.starts_with("http://") && !v.starts_with("https://") && !v.starts_with("$scheme://"))
+    return quoted(v, 128) + " is not an http:// or https:// URL";
+  if (std::string problem = check_template(v, false); !problem.empty()) return problem;
+  out = std::string(v);
+  return {};
+}
+
+// auth-response-headers: header names, comma-separated (spaces around them allowed), as ingress-nginx's
+// ^[a-zA-Z\d\-_]+$; kept as "A,B".
+std::string header_names(std::string_view v, std::string& out) {
+  std::string names;
+  while (!v.empty()) {
+    const std::size_t comma = std::min(v.find(','), v.size());
+    std::string_view name = v.substr(0, comma);
+    v.remove_prefix(std::min(comma + 1, v.size()));
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (name.empty()) continue;
+    for (const char c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+        return quoted(name, 64) + " is not a header name";
+    }
+    if (!names.empty()) names += ',';
+    names += name;
+  }
+  out = std::move(names);
+  return {};
+}
+
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
     "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
@@ -495,22 +551,53 @@ const AnnotationSpec kSpecs[] = {
     PLANNED("auth-tls-error-page", kIssue19),
     PLANNED("auth-tls-pass-certificate-to-upstream", kIssue19),
     PLANNED("auth-tls-match-cn", kIssue19),
-    PLANNED("auth-url", kIssue19),
-    PLANNED("auth-cache-key", kIssue19),
-    PLANNED("auth-cache-duration", kIssue19),
-    PLANNED("auth-keepalive", kIssue19),
-    PLANNED("auth-keepalive-share-vars", kIssue19),
-    PLANNED("auth-keepalive-requests", kIssue19),
-    PLANNED("auth-keepalive-timeout", kIssue19),
-    PLANNED("auth-proxy-set-headers", kIssue19),
+    ACCESS("auth-url",
+           "each request first goes, without its body, to this http(s) URL (an IP address or a Service's "
+           "<name>.<namespace>.svc name; the path may use $host, $request_uri and the like): 2xx passes, 401/403 "
+           "go to the client, anything else 500 (docs/access.md)",
+           { return auth_url(v, a.auth_url); }),
+    ACCESS("auth-cache-key",
+           "auth answers are cached by this key ($remote_user, $http_<name>, $cookie_<name>, $arg_<name>, $host, "
+           "$request_uri and the like) in memory shared by nginx's workers",
+           { if (std::string p = policy::check_auth_cache_key(v); !p.empty()) return p; a.auth_cache_key = std::string(v); return {}; }),
+    ACCESS("auth-cache-duration",
+           "statuses and how long they are cached, as \"200 202 401 5m\" (the default), entries separated by commas",
+           { auto d = policy::parse_auth_cache_durations(v); if (!d) return quoted(v, 64) + " is not a list of [statuses] durations"; a.auth_cache_duration = *d; return {}; }),
+    SUPPORTED("auth-keepalive",
+              "read and checked, no effect: each auth subrequest opens its own connection (nginx's auth_request "
+              "never kept them alive either, ingress-nginx used Lua)",
+              { (void) a; std::uint64_t n = 0; return count(v, n); }),
+    SUPPORTED("auth-keepalive-share-vars", "read and checked, no effect (see auth-keepalive)",
+              { (void) a; bool b = false; return boolean(v, b); }),
+    SUPPORTED("auth-keepalive-requests", "read and checked, no effect (see auth-keepalive)",
+              { (void) a; std::uint64_t n = 0; return count(v, n); }),
+    SUPPORTED("auth-keepalive-timeout", "read and checked, no effect (see auth-keepalive)",
+              { (void) a; std::uint64_t n = 0; return count(v, n); }),
+    ACCESS("auth-proxy-set-headers",
+           "not supported: kroute does not read ConfigMaps for Ingresses; an Ingress with it fails closed (503), "
+           "since its auth service may rely on the headers",
+           { (void) a; return "\"" + printable(v, 64) + "\": headers for the auth request from a ConfigMap are not supported"; }),
     SNIPPET("auth-snippet"),
-    PLANNED("enable-global-auth", kIssue19),
-    PLANNED("auth-method", kIssue19),
-    PLANNED("auth-signin", kIssue19),
-    PLANNED("auth-signin-redirect-param", kIssue19),
-    PLANNED("auth-response-headers", kIssue19),
-    PLANNED("auth-request-redirect", kIssue19),
-    PLANNED("auth-always-set-cookie", kIssue19),
+    NOT_YET("enable-global-auth", "kroute has no global-auth-url, so there is nothing to turn off"),
+    ACCESS("auth-method", "the auth subrequest's method (GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS, "
+           "TRACE; default GET); with it, X-Original-URI and X-Scheme are sent too",
+           { auto m = policy::auth_method(v); if (!m) return quoted(v, 32) + " is not an HTTP method ingress-nginx accepts"; a.auth_method = *m; return {}; }),
+    ACCESS("auth-signin",
+           "a 401 of the auth service becomes a 302 to this URL, with rd=<the request's URL> unless it has that "
+           "parameter (template values and $escaped_request_uri allowed)",
+           { return signin_url(v, a.auth_signin); }),
+    ACCESS("auth-signin-redirect-param", "the name of auth-signin's redirect parameter (default rd)",
+           { return token(v, a.auth_signin_redirect_param); }),
+    ACCESS("auth-response-headers",
+           "these headers of a 2xx auth answer replace the client's of the same name on the upstream request",
+           { return header_names(v, a.auth_response_headers); }),
+    ACCESS("auth-request-redirect", "the X-Auth-Request-Redirect header sent to the auth service (default "
+           "the request's URI; template values allowed)",
+           { if (std::string p = header_value(v, a.auth_request_redirect); !p.empty()) return p; return check_template(v, false); }),
+    ACCESS("auth-always-set-cookie",
+           "the auth answer's Set-Cookie reaches the client with every status (default: only on 2xx and 3xx "
+           "answers, as nginx's add_header)",
+           { return boolean(v, a.auth_always_set_cookie); }),
     SUPPORTED("backend-protocol",
               "HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP (HTTPS when the client used TLS); FCGI is not supported yet",
               { return backend_protocol(v, a.backend_protocol); }),

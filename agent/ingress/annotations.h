@@ -106,6 +106,16 @@ struct IngressAnnotations {
   std::string allowlist_source_range;
   std::string whitelist_source_range;
   std::string denylist_source_range;
+  // External auth (auth-url and its family; policy/external_auth.h). Only with auth_url.
+  std::string auth_url;            // http(s)://host[:port][path]; the compiler resolves a Service's name
+  std::uint64_t auth_method = 0;   // policy::auth_method(); 0: GET
+  std::string auth_signin;
+  std::string auth_signin_redirect_param;  // "": rd
+  std::string auth_response_headers;       // "A,B"
+  std::string auth_request_redirect;       // "": $request_uri
+  std::string auth_cache_key;              // "": no cache
+  std::string auth_cache_duration;         // normalized ("200=300 ..."); "": the default
+  bool auth_always_set_cookie = false;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

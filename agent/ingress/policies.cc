@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "hashing.h"
 #include "policy/affinity.h"
 #include "policy/balance.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
+#include "policy/external_auth.h"
 #include "policy/headers.h"
 #include "policy/proxy_setting.h"
 #include "policy/mirror.h"
@@ -36,6 +38,43 @@ std::string mirror_target_host(std::string_view target) {
 }
 
 bool regex_paths(const IngressAnnotations& a) { return a.use_regex || !a.rewrite_target.empty(); }
+
+std::string signin_redirect(const std::string& signin, const std::string& param) {
+  const std::string name = param.empty() ? "rd" : param;
+  const std::size_t query = signin.find('?');
+  if (query != std::string::npos) {
+    // As ingress-nginx: a URL that already has a non-empty redirect parameter stays as it is.
+    for (std::size_t at = signin.find(name + "=", query); at != std::string::npos; at = signin.find(name + "=", at + 1)) {
+      const char before = signin[at - 1];
+      const std::size_t value = at + name.size() + 1;
+      if ((before == '?' || before == '&') && value < signin.size() && signin[value] != '&') return signin;
+    }
+  }
+  return signin + (query == std::string::npos ? "?" : "&") + name + "=$scheme://$http_host$escaped_request_uri";
+}
+
+std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& a, const std::string& path) {
+  std::vector<PolicyRecord> records;
+  if (a.auth_url.empty()) return records;
+  records.push_back(policy::external_auth(a.auth_url, mirror_target_host(a.auth_url), a.auth_method,
+                                          a.auth_always_set_cookie ? std::uint32_t{policy::kAuthAlwaysSetCookie} : 0u));
+  if (!a.auth_signin.empty()) {
+    records.push_back(policy::external_auth_part(policy::kAuthSignin,
+                                                 signin_redirect(a.auth_signin, a.auth_signin_redirect_param)));
+  }
+  if (!a.auth_response_headers.empty())
+    records.push_back(policy::external_auth_part(policy::kAuthResponseHeaders, a.auth_response_headers));
+  if (!a.auth_request_redirect.empty())
+    records.push_back(policy::external_auth_part(policy::kAuthRequestRedirect, a.auth_request_redirect));
+  if (!a.auth_cache_key.empty()) {
+    records.push_back(policy::external_auth_part(
+        policy::kAuthCache, a.auth_cache_key,
+        a.auth_cache_duration.empty() ? *policy::parse_auth_cache_durations(policy::kDefaultAuthCacheDuration)
+                                      : a.auth_cache_duration,
+        payload_checksum(path.data(), path.size())));
+  }
+  return records;
+}
 
 namespace {
 
@@ -78,6 +117,8 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
       !allow.empty()) {
     records.push_back(policy::source_range(policy::kSourceAllow, allow));
   }
+  std::vector<PolicyRecord> auth = external_auth_policies(a, path);
+  records.insert(records.end(), auth.begin(), auth.end());
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {
     records.push_back(policy::redirect(a.temporal_redirect_code, a.temporal_redirect, 0));

@@ -28,6 +28,15 @@ bool regex_paths(const IngressAnnotations& annotations);
 // mirror's Host header unless mirror-host says otherwise (ingress-nginx's url.Hostname()).
 std::string mirror_target_host(std::string_view target);
 
+// auth-signin with its redirect parameter (`param`, "" for rd) appended, unless the URL has it already:
+// rd=$scheme://$http_host$escaped_request_uri, as ingress-nginx's buildAuthSignURL.
+std::string signin_redirect(const std::string& signin, const std::string& param);
+
+// The kExternalAuth records of auth-url and its family (none without auth-url). The compiler resolves a
+// Service name in the URL to its ClusterIP, or denies the rule.
+// `path`: the rule's, whose hash keeps its cached answers apart from other rules'.
+std::vector<PolicyRecord> external_auth_policies(const IngressAnnotations& annotations, const std::string& path);
+
 // The records of one rule. Its https redirect (ssl-redirect) holds only if some Ingress has TLS for the
 // host, which the builder settles (policy::kIfHostHasTls).
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& annotations, const std::string& path);

@@ -3,6 +3,7 @@
 #include <iterator>
 
 #include "error_pages.h"
+#include "external_auth.h"
 #include "affinity.h"
 #include "balance.h"
 #include "canary.h"
@@ -34,6 +35,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
     {PolicyKind::kSourceRange, "source-range", check_source_range},
+    {PolicyKind::kExternalAuth, "external-auth", check_external_auth},
 };
 
 }  // namespace

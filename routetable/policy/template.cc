@@ -6,7 +6,7 @@ namespace kroute {
 
 namespace {
 
-enum class Value { kUnknown, kScheme, kHost, kHttpHost, kRequestUri, kUri, kArgs, kIsArgs, kCapture };
+enum class Value { kUnknown, kScheme, kHost, kHttpHost, kRequestUri, kEscapedRequestUri, kUri, kArgs, kIsArgs, kCapture };
 
 struct Token {
   std::size_t length = 0;  // bytes of the template this token covers
@@ -20,6 +20,7 @@ Value named(std::string_view name) {
   if (name == "host") return Value::kHost;
   if (name == "http_host") return Value::kHttpHost;
   if (name == "request_uri") return Value::kRequestUri;
+  if (name == "escaped_request_uri") return Value::kEscapedRequestUri;
   if (name == "uri" || name == "document_uri") return Value::kUri;
   if (name == "args" || name == "query_string") return Value::kArgs;
   if (name == "is_args") return Value::kIsArgs;
@@ -84,16 +85,29 @@ bool needs_escape(unsigned char c, bool args) {
          c == '\\' || c == '^' || c == '`' || c == '{' || c == '|' || c == '}' || (args && (c == '&' || c == '+'));
 }
 
+// $escaped_request_uri, as ingress-nginx's set_escape_uri: all but letters, digits and "-._~".
+bool component_escape(unsigned char c) {
+  return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~');
+}
+
 std::size_t escaped_length(std::string_view value, bool args) {
   std::size_t n = value.size();
   for (const unsigned char c : value) n += needs_escape(c, args) ? 2 : 0;
   return n;
 }
 
-char* copy_escaped(std::string_view value, bool args, char* out) {
+std::size_t component_length(std::string_view value) {
+  std::size_t n = value.size();
+  for (const unsigned char c : value) n += component_escape(c) ? 2 : 0;
+  return n;
+}
+
+// `component`: escape as $escaped_request_uri, else as needs_escape(c, args).
+char* copy_escaped(std::string_view value, bool args, char* out, bool component = false) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (const unsigned char c : value) {
-    if (needs_escape(c, args)) {
+    if (component ? component_escape(c) : needs_escape(c, args)) {
       *out++ = '%';
       *out++ = kHex[c >> 4];
       *out++ = kHex[c & 15];
@@ -109,7 +123,8 @@ std::string_view resolve(const Token& t, const TemplateContext& c) {
     case Value::kScheme: return c.scheme;
     case Value::kHost: return c.host;
     case Value::kHttpHost: return c.http_host;
-    case Value::kRequestUri: return request_uri(c);
+    case Value::kRequestUri:
+    case Value::kEscapedRequestUri: return request_uri(c);
     case Value::kUri: return c.uri;
     case Value::kArgs: return c.args;
     case Value::kIsArgs: return c.args.empty() ? std::string_view() : std::string_view("?");
@@ -134,7 +149,7 @@ std::string check_template(std::string_view text, bool captures) {
       const std::string_view reference = text.substr(0, t.length);
       if (t.value == Value::kUnknown) {
         return "\"" + std::string(reference) +
-               "\" is not one of $scheme, $host, $http_host, $request_uri, $uri, $args, $query_string, $is_args" +
+               "\" is not one of $scheme, $host, $http_host, $request_uri, $escaped_request_uri, $uri, $args, $query_string, $is_args" +
                (captures ? ", $1..$9" : "");
       }
       if (t.value == Value::kCapture && !captures) {
@@ -154,6 +169,8 @@ std::size_t template_length(std::string_view text, const TemplateContext& contex
     if (t.literal) {
       length += t.length;
       args = args || text.substr(0, t.length).find('?') != std::string_view::npos;
+    } else if (t.value == Value::kEscapedRequestUri) {
+      length += component_length(resolve(t, context));
     } else if (decoded(t) && (args || context.escape_path)) {
       length += escaped_length(resolve(t, context), args);
     } else {
@@ -180,6 +197,8 @@ char* expand_template(std::string_view text, const TemplateContext& context, cha
       }
       std::memcpy(out, piece.data(), piece.size());
       out += piece.size();
+    } else if (t.value == Value::kEscapedRequestUri) {
+      out = copy_escaped(resolve(t, context), args, out, true);
     } else if (decoded(t) && (args || context.escape_path)) {
       out = copy_escaped(resolve(t, context), args, out);
     } else {

@@ -1,5 +1,6 @@
 // Templates in policy records (a redirect's Location, a rewrite's URI): text with a fixed set of
-// request values, `$name` or `${name}`, and `$1`..`$9` for the groups a regex path captured. The set is
+// request values, `$name` or `${name}` ($escaped_request_uri: $request_uri percent-encoded as a query
+// value, for ingress-nginx's auth-signin), and `$1`..`$9` for the groups a regex path captured. The set is
 // what ingress-nginx users write in these annotations; nothing else is ever evaluated. The agent checks
 // a template once (check_template); the module expands it per request into pool memory it sized first
 // (template_length, then expand_template), without allocating here.

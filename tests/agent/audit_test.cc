@@ -92,14 +92,15 @@ TEST_CASE("audit: each annotation's verdict per Ingress, with why, and the total
 TEST_CASE("audit text: one block per Ingress, one line per annotation, then the totals") {
   const Audit audit = audit_ingresses(ingresses(
       ingress("shop", "web", R"({"nginx.ingress.kubernetes.io/app-root": "/app",
-                                 "nginx.ingress.kubernetes.io/auth-url": "http://auth",
+                                 "nginx.ingress.kubernetes.io/global-rate-limit": "10",
                                  "nginx.ingress.kubernetes.io/server-snippet": "x"})", "nginx") + "," +
       ingress("apps", "plain", "{}")), kPrefix);
   CHECK(audit_text(audit) ==
         "Ingress apps/plain: no annotations under kroute.dev/ or nginx.ingress.kubernetes.io/\n"
         "Ingress shop/web (class nginx)\n"
         "  honoured  nginx.ingress.kubernetes.io/app-root\n"
-        "  ignored   nginx.ingress.kubernetes.io/auth-url: planned in issue 19 (access annotations)\n"
+        "  ignored   nginx.ingress.kubernetes.io/global-rate-limit: not yet: needs a memcached deployment; not "
+        "scheduled\n"
         "  refused   nginx.ingress.kubernetes.io/server-snippet: nginx configuration text from the cluster: kroute "
         "never writes configuration from cluster data (the CVE-2025-1974 family)\n"
         "\n"

@@ -27,14 +27,18 @@ from test_hostile import HEALTHY, Steady, wait_warning, with_healthy_route
 
 NGINX_CONF = ROOT / "nginx-conf" / "nginx.conf"
 INJECTED = "injected.security.test"
+DENIED = "denied.security.test"
 # ingress-nginx copied these annotations into nginx.conf (CVE-2025-1974 and its family); kroute must not.
 HOSTILE_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/configuration-snippet": "}; location / { return 200 owned; }",
     "nginx.ingress.kubernetes.io/server-snippet": "location /owned { return 200 owned; }\n",
-    "nginx.ingress.kubernetes.io/auth-url": "http://x/\";\nreturn 200 owned;#",
     "kroute.dev/ssl-redirect": "\"; return 200 owned; #\r\n",
     "example.com/multiline": "line\r\nSet-Cookie: owned=1\r\n\r\n}}}",
 }
+
+
+# An access annotation (issue 19) with nginx syntax: kroute cannot read it, so the Ingress fails closed (503).
+HOSTILE_ACCESS = {"nginx.ingress.kubernetes.io/auth-url": "http://x/\";\nreturn 200 owned;#"}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +82,12 @@ def test_annotation_text_in_nginx_syntax_is_never_interpreted(stack: Stack) -> N
             assert "set-cookie" not in reply.headers
         # The one annotation kroute reads is a boolean; junk in it is reported, never copied.
         wait_warning(stack, "injected", "InvalidAnnotation", "kroute.dev/ssl-redirect is ignored")
+        denied = stack.ingress("denied", {"rules": [rule(DENIED, ("/", "Prefix", "web"))]})
+        denied["metadata"]["annotations"] = dict(HOSTILE_ACCESS)
+        stack.apply(denied)
+        reply = stack.wait_status(DENIED, status=503)
+        assert not reply.echo and b"owned" not in reply.body
+        wait_warning(stack, "denied", "AccessAnnotationInvalid", "auth-url")
 
     # nginx's configuration is what it was, byte for byte, and nginx never reloaded.
     assert file_hashes(nginx_dir, logs) == config_before
