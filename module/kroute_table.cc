@@ -18,6 +18,7 @@
 #include "policy/affinity.h"
 #include "policy/balance.h"
 #include "policy/canary.h"
+#include "policy/cors.h"
 #include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
@@ -51,6 +52,8 @@ static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind:
 static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
 static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
+static_assert(KROUTE_CORS_CREDENTIALS == kroute::policy::kCorsCredentials);
+static_assert(KROUTE_CORS_ANY_ORIGIN == kroute::policy::kCorsAnyOrigin);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);

@@ -5,7 +5,9 @@
 #include "error_pages.h"
 #include "affinity.h"
 #include "balance.h"
+#include "basic_auth.h"
 #include "canary.h"
+#include "cors.h"
 #include "deny.h"
 #include "headers.h"
 #include "proxy_setting.h"
@@ -32,6 +34,8 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kBasicAuth, "basic-auth", check_basic_auth, kSecretA},  // a: the users' password hashes
+    {PolicyKind::kCors, "cors", check_cors},
 };
 
 }  // namespace
