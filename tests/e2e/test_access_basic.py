@@ -194,6 +194,9 @@ def test_fail_closed_until_fixed(stack: Stack) -> None:
             denied(reason, text)
         stack.apply(ingress(good))
         wait_reply(stack, host, lambda r: served(r, "app", "/"), headers=basic(*ALICE))
+        # The Secret deleted: closed again at once.
+        stack.cluster.kubectl("delete", "secret", "-n", stack.namespace, "fixme")
+        denied("AuthSecretInvalid", "not found")
     # No Warning ever carries a hash.
     events = json.loads(stack.cluster.kubectl("get", "events", "-n", stack.namespace, "-o", "json"))["items"]
     assert not [e for e in events if "$apr1$" in e.get("message", "") or "wonderland" in e.get("message", "")]
