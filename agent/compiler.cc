@@ -14,10 +14,12 @@
 
 #include "ingress/canary.h"
 #include "ingress/policies.h"
+#include "policy/basic_auth.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/external_auth.h"
 #include "policy/protocol.h"
+#include "validate.h"
 
 namespace kroute::agent {
 namespace {
@@ -536,6 +538,7 @@ class Compiler {
   // record from it here, or denies the rule (deny_rule) when it cannot.
   void complete_access(const Ingress& ingress, Rule& rule) {
     complete_external_auth(ingress, rule);
+    complete_basic_auth(ingress, rule);
   }
 
   // auth-url names an IP address or a Service of the cluster (<name>.<namespace>.svc[.cluster.local]),
@@ -548,6 +551,70 @@ class Compiler {
     if (record == rule.policies.end()) return;
     if (std::string problem = resolve_mirror_host(record->a); !problem.empty()) {
       deny_rule(ingress, rule, "AuthUrlUnresolved", "auth-url: " + problem);
+    }
+  }
+
+  // An auth-map's problem names its key (a user name), not the line of the text the store made of it.
+  static std::string map_key_problem(std::string_view lines, const std::string& problem) {
+    std::size_t number = 0;
+    if (!problem.starts_with("line ")) return problem;
+    std::size_t i = 5;
+    while (i < problem.size() && problem[i] >= '0' && problem[i] <= '9') number = number * 10 + (problem[i++] - '0');
+    for (std::size_t n = 1; n < number && !lines.empty(); ++n) lines.remove_prefix(std::min(lines.find('\n') + 1, lines.size()));
+    const std::string_view user = lines.substr(0, std::min(lines.find(':'), lines.find('\n')));
+    return "key " + printable(user, 64) + problem.substr(i);
+  }
+
+  // kBasicAuth: the users of auth-secret (a Secret of the Ingress's namespace), as htpasswd lines from
+  // its `auth` key, or (auth-secret-type: auth-map) one per key. Lines with an unsupported or malformed
+  // hash are skipped with a Warning naming their line (or key), never their text; a Secret that is
+  // missing or has no usable user denies the rule. An auth-secret without auth-type: basic denies it
+  // too (ingress-nginx would serve the paths without authentication).
+  void complete_basic_auth(const Ingress& ingress, Rule& rule) {
+    const IngressAnnotations& a = ingress.annotations;
+    auto record = std::find_if(rule.policies.begin(), rule.policies.end(),
+                               [](const PolicyRecord& p) { return p.kind == PolicyKind::kBasicAuth; });
+    if (record == rule.policies.end()) {
+      if (!a.auth_secret.empty() && a.access_denied.empty())
+        deny_rule(ingress, rule, "AuthSecretInvalid", "auth-secret is set but auth-type is not basic");
+      return;
+    }
+    const std::string& name = a.auth_secret;
+    const std::string key = name.find('/') == std::string::npos ? ingress.ns + "/" + name : name;
+    std::string problem;
+    const TlsSecret* secret = nullptr;
+    if (name.empty()) {
+      problem = "auth-type basic needs an auth-secret";
+    } else if (!key.starts_with(ingress.ns + "/")) {
+      problem = "auth-secret " + key + " is not in the Ingress's namespace (cross-namespace Secrets are not allowed)";
+    } else if (secret = store_.secret(key); secret == nullptr) {
+      problem = "auth-secret " + key + " not found (or it has no `auth` key and no key holding a password hash)";
+    } else if (!a.auth_secret_map && secret->auth.empty()) {
+      problem = "auth-secret " + key + " has no `auth` key";
+    } else if (a.auth_secret_map && secret->auth_map.empty()) {
+      problem = "auth-secret " + key + " has no keys (auth-map: each key is a user)";
+    }
+    if (problem.empty()) {
+      policy::HtpasswdReading users = policy::read_htpasswd(a.auth_secret_map ? secret->auth_map : secret->auth);
+      const std::size_t shown = std::min<std::size_t>(users.problems.size(), 5);
+      for (std::size_t i = 0; i < shown; ++i) {
+        warn(ingress.ns, ingress.name, "AuthSecretLineSkipped",
+             "auth-secret " + key + ": " + (a.auth_secret_map ? map_key_problem(secret->auth_map, users.problems[i])
+                                                                : users.problems[i]) +
+                 "; that user cannot log in" +
+                 (i + 1 == shown && users.problems.size() > shown
+                      ? " (and " + std::to_string(users.problems.size() - shown) + " more lines)"
+                      : ""));
+      }
+      if (users.users.empty()) {
+        problem = "auth-secret " + key + " holds no usable user (user:hash with a supported hash)";
+      } else {
+        record->a = std::move(users.users);
+      }
+    }
+    if (!problem.empty()) {
+      rule.policies.erase(record);
+      deny_rule(ingress, rule, "AuthSecretInvalid", problem);
     }
   }
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "text.h"
 #include "json_read.h"
+#include "policy/basic_auth.h"
 #include "validate.h"
 
 namespace kroute::agent {
@@ -194,7 +195,8 @@ bool Ingress::same_routes(const Ingress& o) const {
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
   return ns == o.ns && name == o.name && error == o.error && expired_on == o.expired_on && certificate.chain_pem == o.certificate.chain_pem &&
-         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error && auth == o.auth;
+         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error && auth == o.auth &&
+         auth_map == o.auth_map;
 }
 
 std::string parse_ingress(const Json::Value& object, Ingress& out, std::string_view annotation_prefix) {
@@ -321,6 +323,21 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
   if (const Json::Value& auth = at(object, "data", "auth"); auth.isString()) {
     if (!base64_decode(auth.asString(), out.auth)) out.auth.clear();
   }
+  // auth-map: each key a user, its value the hash (one trailing line break dropped, as a file's).
+  bool has_hash = false;
+  if (const Json::Value& data = at(object, "data"); data.isObject()) {
+    for (auto it = data.begin(); it != data.end(); ++it) {
+      const std::string user = it.name();
+      std::string value;
+      if (!it->isString() || !base64_decode(it->asString(), value)) continue;
+      if (value.ends_with('\n')) value.pop_back();
+      if (value.ends_with('\r')) value.pop_back();
+      if (user.find(':') != std::string::npos || value.find_first_of("\r\n") != std::string::npos) continue;
+      has_hash = has_hash || policy::check_password_hash(value.substr(0, value.find(':'))).empty();
+      out.auth_map.append(user).append(":").append(value).append("\n");
+    }
+  }
+  if (!has_hash) out.auth_map.clear();
   return {};
 }
 
@@ -480,11 +497,12 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
       change = upsert(secrets, key, type, object, parse_tls_secret, error) ? Change::kRoutes : Change::kNone;
       break;
     case Kind::kOpaqueSecret: {
-      // Only what an access annotation can name (an `auth` or `ca.crt` key) is kept: the many other Opaque
-      // Secrets of a cluster come and go without a recompile.
+      // Only what an access annotation can name (an `auth` or `ca.crt` key, or an auth-map: a key whose value is
+      // a password hash) is kept: the many other Opaque Secrets of a cluster come and go without a recompile.
       TlsSecret value;
       error = parse_tls_secret(object, value);
-      const bool useful = error.empty() && (!value.auth.empty() || !value.ca_pem.empty() || !value.ca_error.empty());
+      const bool useful = error.empty() && (!value.auth.empty() || !value.auth_map.empty() ||
+                                           !value.ca_pem.empty() || !value.ca_error.empty());
       change = upsert(opaque_secrets, key, useful ? type : kube::EventType::kDeleted, object, parse_tls_secret, error)
                    ? Change::kRoutes
                    : Change::kNone;

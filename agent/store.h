@@ -149,6 +149,10 @@ struct TlsSecret {
   // The `auth` key, decoded, when the Secret has one (auth-secret: htpasswd lines or an auth-map); the
   // annotation that names the Secret checks it. Secret material: never logged.
   std::string auth;
+  // The Secret as an auth-map (auth-secret-type: auth-map): "key:value\n" for every key whose value is
+  // one line; kept for an Opaque Secret only when some value is a password hash (policy/basic_auth.h).
+  // Secret material: never logged.
+  std::string auth_map;
   bool operator==(const TlsSecret& other) const;
 };
 

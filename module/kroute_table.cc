@@ -19,6 +19,7 @@
 #include "policy/affinity.h"
 #include "policy/balance.h"
 #include "policy/canary.h"
+#include "policy/cors.h"
 #include "policy/protocol.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
@@ -58,6 +59,8 @@ static_assert(KROUTE_AUTH_RESPONSE_HEADERS == kroute::policy::kAuthResponseHeade
 static_assert(KROUTE_AUTH_REQUEST_REDIRECT == kroute::policy::kAuthRequestRedirect);
 static_assert(KROUTE_AUTH_CACHE == kroute::policy::kAuthCache);
 static_assert(KROUTE_AUTH_ALWAYS_SET_COOKIE == kroute::policy::kAuthAlwaysSetCookie);
+static_assert(KROUTE_CORS_CREDENTIALS == kroute::policy::kCorsCredentials);
+static_assert(KROUTE_CORS_ANY_ORIGIN == kroute::policy::kCorsAnyOrigin);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);

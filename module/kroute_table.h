@@ -327,6 +327,99 @@ kroute_cidr_match(const unsigned char *list, size_t len,
 }
 
 
+/*
+ * kCors (routetable/policy/cors.h): flags, and whether the request's Origin
+ * is one of the record's space-separated origins: matched whole and
+ * case-insensitively; in "scheme://STAR.rest" (STAR an asterisk) one DNS label
+ * ([A-Za-z0-9-]+) stands for the asterisk. 1 on a match, else 0. No allocation.
+ */
+#define KROUTE_CORS_CREDENTIALS  1
+#define KROUTE_CORS_ANY_ORIGIN   2
+
+static inline int
+kroute_cors_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static inline int
+kroute_cors_same(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (kroute_cors_lower(a[i]) != kroute_cors_lower(b[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+static inline int
+kroute_cors_origin_match(const unsigned char *list, size_t len,
+    const unsigned char *origin, size_t origin_len)
+{
+    const unsigned char  *p, *end, *star;
+    size_t                n, prefix, label, i;
+
+    end = list + len;
+
+    while (list < end) {
+        p = (const unsigned char *) memchr(list, ' ', end - list);
+        n = (p ? p : end) - list;
+
+        star = NULL;
+        for (i = 0; i + 5 <= n; i++) {
+            if (memcmp(list + i, "://*.", 5) == 0) {
+                star = list + i + 3;
+                break;
+            }
+        }
+
+        if (star == NULL) {
+            if (n == origin_len && kroute_cors_same(list, origin, n)) {
+                return 1;
+            }
+
+        } else {
+            /* scheme:// then one label then the pattern after the '*' */
+            prefix = star - list;
+
+            if (origin_len > prefix
+                && kroute_cors_same(list, origin, prefix))
+            {
+                label = 0;
+
+                while (prefix + label < origin_len) {
+                    unsigned char  c = origin[prefix + label];
+
+                    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                          || (c >= '0' && c <= '9') || c == '-'))
+                    {
+                        break;
+                    }
+
+                    label++;
+                }
+
+                if (label > 0
+                    && origin_len - prefix - label == n - prefix - 1
+                    && kroute_cors_same(star + 1, origin + prefix + label,
+                                        n - prefix - 1))
+                {
+                    return 1;
+                }
+            }
+        }
+
+        list += n + 1;
+    }
+
+    return 0;
+}
+
+
 /* The first record of `kind` in a list, or NULL. */
 static inline const kroute_policy_t *
 kroute_policy_find(const kroute_policy_t *policies, uint32_t count,

@@ -6,7 +6,9 @@
 #include <initializer_list>
 
 #include "host.h"
+#include "policy/basic_auth.h"
 #include "policy/cidr.h"
+#include "policy/cors.h"
 #include "policy/external_auth.h"
 #include "policy/headers.h"
 #include "policy/template.h"
@@ -487,6 +489,20 @@ std::string signin_url(std::string_view v, std::string& out) {
   return {};
 }
 
+// auth-secret: a Secret's name, or namespace/name (ingress-nginx splits it as a cache key; the
+// compiler checks the namespace).
+std::string auth_secret_reference(std::string_view v, std::string& out) {
+  const std::size_t slash = v.find('/');
+  if (slash != std::string_view::npos) {
+    if (v.find('/', slash + 1) != std::string_view::npos) return quoted(v, 128) + " is not name or namespace/name";
+    if (std::string problem = check_dns_label(v.substr(0, slash)); !problem.empty()) return problem.insert(0, "namespace ");
+  }
+  const std::string_view name = slash == std::string_view::npos ? v : v.substr(slash + 1);
+  if (std::string problem = check_dns_subdomain(name); !problem.empty()) return problem.insert(0, "name ");
+  out = std::string(v);
+  return {};
+}
+
 // auth-response-headers: header names, comma-separated (spaces around them allowed), as ingress-nginx's
 // ^[a-zA-Z\d\-_]+$; kept as "A,B".
 std::string header_names(std::string_view v, std::string& out) {
@@ -506,6 +522,50 @@ std::string header_names(std::string_view v, std::string& out) {
     names += name;
   }
   out = std::move(names);
+  return {};
+}
+
+// cors-allow-origin: ingress-nginx's list (comma-separated; "*" anywhere makes it any origin; each
+// other entry must match its corsOriginRegex, and an entry that does not is dropped).
+std::string cors_origins(std::string_view v, std::string& out) {
+  std::string kept;
+  std::string dropped;
+  while (true) {
+    const std::size_t comma = v.find(',');
+    std::string_view entry = v.substr(0, comma);
+    while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+    while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+    if (entry == "*") {
+      out = "*";
+      return {};
+    }
+    if (!entry.empty()) {
+      if (policy::cors_origin_valid(entry)) {
+        if (!kept.empty()) kept += ' ';
+        kept.append(entry);
+      } else {
+        if (!dropped.empty()) dropped += ", ";
+        dropped += "\"" + printable(entry, 64) + "\"";
+      }
+    }
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  out = kept;
+  if (!dropped.empty()) {
+    return "origin " + dropped + " is not scheme://host[:port], scheme://*.host[:port], null or *; " +
+           (kept.empty() ? std::string("no origin gets CORS headers") : "the other origins stay");
+  }
+  return {};
+}
+
+// A CORS value that cannot be read turns the Ingress's CORS off (IngressAnnotations::cors_invalid).
+std::string cors_list(std::string_view v, bool (*valid)(std::string_view), std::string& out, A& a) {
+  if (!valid(v)) {
+    a.cors_invalid = true;
+    return "\"" + printable(v, 64) + "\" is not a valid list; the Ingress gets no CORS headers";
+  }
+  out = std::string(v);
   return {};
 }
 
@@ -541,10 +601,34 @@ const AnnotationSpec kSpecs[] = {
            "comma-separated CIDRs or addresses, IPv4 and IPv6: other clients get 403 (the client address "
            "follows the chart's real-IP settings); a bad entry or an empty value: the Ingress's paths answer 503",
            { return source_ranges(v, a.allowlist_source_range); }),
-    PLANNED("auth-realm", kIssue19),
-    PLANNED("auth-secret", kIssue19),
-    PLANNED("auth-secret-type", kIssue19),
-    PLANNED("auth-type", kIssue19),
+    ACCESS("auth-realm", "the realm of the 401's WWW-Authenticate: Basic challenge (letters, digits, spaces, -._~/:)",
+           {
+             if (std::string problem = policy::check_realm(v); !problem.empty()) return "the realm " + problem;
+             a.auth_realm = std::string(v);
+             return {};
+           }),
+    ACCESS("auth-secret",
+           "the Secret (name or namespace/name, the Ingress's namespace only) holding the users; a change to it is "
+           "live at once; missing, without users or unusable: the paths answer 503",
+           { return auth_secret_reference(v, a.auth_secret); }),
+    ACCESS("auth-secret-type",
+           "auth-file (default: the `auth` key holds htpasswd lines) or auth-map (each key a user, its value the hash)",
+           {
+             if (v != "auth-file" && v != "auth-map") return "\"" + printable(v, 32) + "\" is not auth-file or auth-map";
+             a.auth_secret_map = v == "auth-map";
+             return {};
+           }),
+    ACCESS("auth-type",
+           "basic: HTTP basic authentication against auth-secret (bcrypt, apr1, $1$/$5$/$6$ crypt, {SHA}, {SSHA}, "
+           "{PLAIN}); digest is refused (the paths answer 503)",
+           {
+             if (v == "basic") {
+               a.auth_basic = true;
+               return {};
+             }
+             if (v == "digest") return "digest authentication is not supported by kroute";
+             return "\"" + printable(v, 32) + "\" is not basic";
+           }),
     PLANNED("auth-tls-secret", kIssue19),
     PLANNED("auth-tls-verify-depth", kIssue19),
     PLANNED("auth-tls-verify-client", kIssue19),
@@ -638,13 +722,29 @@ const AnnotationSpec kSpecs[] = {
            "comma-separated CIDRs or addresses: these clients get 403, checked before the allowlist; a bad "
            "entry or an empty value: the Ingress's paths answer 503",
            { return source_ranges(v, a.denylist_source_range); }),
-    PLANNED("enable-cors", kIssue19),
-    PLANNED("cors-allow-origin", kIssue19),
-    PLANNED("cors-allow-methods", kIssue19),
-    PLANNED("cors-allow-headers", kIssue19),
-    PLANNED("cors-expose-headers", kIssue19),
-    PLANNED("cors-allow-credentials", kIssue19),
-    PLANNED("cors-max-age", kIssue19),
+    SUPPORTED("enable-cors",
+              "CORS headers for allowed origins; preflight OPTIONS answered 204 by nginx (invalid value: off)",
+              { return boolean(v, a.enable_cors); }),
+    SUPPORTED("cors-allow-origin",
+              "comma list of scheme://host[:port] (a * label for one subdomain level), null, or * (default); "
+              "matched whole; invalid entries are dropped, never widened to *",
+              { return cors_origins(v, a.cors_origins); }),
+    SUPPORTED("cors-allow-methods", "default GET, PUT, POST, DELETE, PATCH, OPTIONS (invalid value: no CORS)",
+              { return cors_list(v, policy::cors_methods_valid, a.cors_methods, a); }),
+    SUPPORTED("cors-allow-headers", "default ingress-nginx's list (DNT, ..., Authorization) (invalid value: no CORS)",
+              { return cors_list(v, policy::cors_headers_valid, a.cors_headers, a); }),
+    SUPPORTED("cors-expose-headers", "default none (invalid value: no CORS)",
+              { return cors_list(v, policy::cors_expose_headers_valid, a.cors_expose_headers, a); }),
+    SUPPORTED("cors-allow-credentials", "default true (invalid value: no CORS)",
+              {
+                if (std::string problem = boolean(v, a.cors_credentials); !problem.empty()) {
+                  a.cors_invalid = true;
+                  return problem + "; the Ingress gets no CORS headers";
+                }
+                return {};
+              }),
+    SUPPORTED("cors-max-age", "seconds (default 1728000; invalid value: the default)",
+              { return count(v, a.cors_max_age); }),
     SUPPORTED("force-ssl-redirect", "plain HTTP gets a 308 to https:// even without a certificate for the host",
               { return boolean(v, a.force_ssl_redirect); }),
     SUPPORTED("from-to-www-redirect",

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/cors.h"
 #include "policy/proxy_setting.h"
 #include "policy/protocol.h"
 #include "policy/template.h"
@@ -116,6 +117,24 @@ struct IngressAnnotations {
   std::string auth_cache_key;              // "": no cache
   std::string auth_cache_duration;         // normalized ("200=300 ..."); "": the default
   bool auth_always_set_cookie = false;
+  // Basic authentication (auth-type: basic): the Secret ("name" or "namespace/name" as written) and
+  // the compiler reads the users from it (policy/basic_auth.h).
+  bool auth_basic = false;
+  std::string auth_secret;
+  bool auth_secret_map = false;  // auth-secret-type: auth-map (default auth-file)
+  std::string auth_realm;
+  // CORS (policy/cors.h), with ingress-nginx's defaults. cors_origins: the valid entries of
+  // cors-allow-origin separated by spaces, "*" for any origin, "" when none was valid (then no origin
+  // gets CORS headers). cors_invalid: a methods, headers, exposed headers or credentials value could not
+  // be read; the Ingress then gets no CORS headers at all rather than more than it asked for.
+  bool enable_cors = false;
+  std::string cors_origins = "*";
+  std::string cors_methods{policy::kDefaultCorsMethods};
+  std::string cors_headers{policy::kDefaultCorsHeaders};
+  std::string cors_expose_headers;
+  bool cors_credentials = true;
+  std::uint64_t cors_max_age = policy::kDefaultCorsMaxAge;
+  bool cors_invalid = false;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

@@ -5,6 +5,8 @@
 #include "hashing.h"
 #include "policy/affinity.h"
 #include "policy/balance.h"
+#include "policy/basic_auth.h"
+#include "policy/cors.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/external_auth.h"
@@ -119,6 +121,16 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   }
   std::vector<PolicyRecord> auth = external_auth_policies(a, path);
   records.insert(records.end(), auth.begin(), auth.end());
+  // The users come from the Secret: the compiler fills them in (complete_basic_auth) or denies the rule.
+  if (a.auth_basic) records.push_back(policy::basic_auth(a.auth_realm));
+  // An origin list none of whose entries was valid allows no origin: no record, as ingress-nginx.
+  if (a.enable_cors && !a.cors_invalid && !a.cors_origins.empty()) {
+    const bool any = a.cors_origins == "*";
+    const std::uint32_t flags = (a.cors_credentials ? std::uint32_t{policy::kCorsCredentials} : 0u) |
+                                (any ? std::uint32_t{policy::kCorsAnyOrigin} : 0u);
+    records.push_back(policy::cors(flags, any ? std::string() : a.cors_origins, a.cors_methods, a.cors_headers,
+                                   a.cors_expose_headers, a.cors_max_age));
+  }
   // temporal-redirect wins over permanent-redirect (ingress-nginx's redirect parser reads it first).
   if (!a.temporal_redirect.empty()) {
     records.push_back(policy::redirect(a.temporal_redirect_code, a.temporal_redirect, 0));

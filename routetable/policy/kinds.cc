@@ -6,7 +6,9 @@
 #include "external_auth.h"
 #include "affinity.h"
 #include "balance.h"
+#include "basic_auth.h"
 #include "canary.h"
+#include "cors.h"
 #include "deny.h"
 #include "headers.h"
 #include "proxy_setting.h"
@@ -36,6 +38,8 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kDeny, "deny", check_deny},
     {PolicyKind::kSourceRange, "source-range", check_source_range},
     {PolicyKind::kExternalAuth, "external-auth", check_external_auth},
+    {PolicyKind::kBasicAuth, "basic-auth", check_basic_auth, kSecretA},  // a: the users' password hashes
+    {PolicyKind::kCors, "cors", check_cors},
 };
 
 }  // namespace

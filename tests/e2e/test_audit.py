@@ -47,7 +47,7 @@ def test_audit_reports_each_annotation_and_the_totals(cluster: Cluster) -> None:
     cluster.apply(
         ingress(ns, "honoured", {f"{NGINX}/use-regex": "true", f"{NGINX}/rewrite-target": "/$1",
                                  f"{NGINX}/ssl-redirect": "false"}),
-        ingress(ns, "planned", {f"{NGINX}/enable-cors": "true", f"{NGINX}/limit-rps": "5",
+        ingress(ns, "planned", {f"{NGINX}/satisfy": "any", f"{NGINX}/limit-rps": "5",
                                 f"{NGINX}/global-rate-limit": "100"}),
         ingress(ns, "invalid", {f"{NGINX}/ssl-redirect": "maybe", f"{NGINX}/upstream-vhost": "$host",
                                 "kroute.dev/force-ssl-redirect": "yes", f"{NGINX}/force-ssl-redirect": "true"}),
@@ -67,9 +67,9 @@ def test_audit_reports_each_annotation_and_the_totals(cluster: Cluster) -> None:
 
     assert found["planned"]["honoured"] == []
     assert found["planned"]["ignored"] == [
-        {"annotation": f"{NGINX}/enable-cors", "why": "planned in issue 19 (access annotations)"},
         {"annotation": f"{NGINX}/global-rate-limit", "why": "not yet: needs a memcached deployment; not scheduled"},
-        {"annotation": f"{NGINX}/limit-rps", "why": "planned in issue 19 (access annotations)"}]
+        {"annotation": f"{NGINX}/limit-rps", "why": "planned in issue 19 (access annotations)"},
+        {"annotation": f"{NGINX}/satisfy", "why": "planned in issue 19 (access annotations)"}]
 
     # kroute.dev's invalid value falls back to ingress-nginx's valid one.
     invalid = found["invalid"]
@@ -94,7 +94,7 @@ def test_audit_reports_each_annotation_and_the_totals(cluster: Cluster) -> None:
     lines = text.stdout.splitlines()
     assert f"Ingress {ns}/honoured (class nginx)" in lines
     assert f"  honoured  {NGINX}/rewrite-target" in lines
-    assert f"  ignored   {NGINX}/enable-cors: planned in issue 19 (access annotations)" in lines
+    assert f"  ignored   {NGINX}/satisfy: planned in issue 19 (access annotations)" in lines
     assert f"  ignored   {NGINX}/ssl-redirect: invalid value: \"maybe\" is not true or false" in lines
     assert f"  refused   {NGINX}/configuration-snippet: {SNIPPET_WHY}" in lines
     assert f"Ingress {ns}/plain (class kroute): no annotations under kroute.dev/ or {NGINX}/" in lines
