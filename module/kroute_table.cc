@@ -19,6 +19,7 @@
 #include "policy/balance.h"
 #include "policy/canary.h"
 #include "policy/protocol.h"
+#include "policy/rate_limit.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
@@ -51,6 +52,9 @@ static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind:
 static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
 static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
+static_assert(KROUTE_RATE_PER_SECOND == kroute::policy::kRequestsPerSecond);
+static_assert(KROUTE_RATE_PER_MINUTE == kroute::policy::kRequestsPerMinute);
+static_assert(KROUTE_RATE_CONNECTIONS == kroute::policy::kConnections);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);

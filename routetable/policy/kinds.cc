@@ -11,6 +11,7 @@
 #include "proxy_setting.h"
 #include "mirror.h"
 #include "protocol.h"
+#include "rate_limit.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "template.h"
@@ -32,6 +33,8 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kRateLimit, "rate-limit", check_rate_limit},
+    {PolicyKind::kBandwidth, "bandwidth", check_bandwidth},
 };
 
 }  // namespace
