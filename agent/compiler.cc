@@ -534,8 +534,18 @@ class Compiler {
   // The access records (issue 19) with what only the store knows: each kind that names a Secret fills its
   // record from it here, or denies the rule (deny_rule) when it cannot.
   void complete_access(const Ingress& ingress, Rule& rule) {
-    (void) ingress;
-    (void) rule;
+    complete_limits(ingress, rule);
+  }
+
+  // The rate limits count per Ingress (the module's key is its namespace, name and uid), as ingress-nginx's
+  // zones <namespace>_<name>_<uid>_rps: a re-created Ingress starts afresh. The status of a refusal is
+  // the --limit-*-status-code flags'.
+  void complete_limits(const Ingress& ingress, Rule& rule) {
+    for (PolicyRecord& record : rule.policies) {
+      if (record.kind != PolicyKind::kRateLimit) continue;
+      record.a = ingress.uid;
+      record.code = record.flags == policy::kConnections ? options_.limit_conn_status : options_.limit_req_status;
+    }
   }
 
   // Access annotations fail closed: the rule answers 503 (policy/deny.h) with a Warning saying why. The

@@ -6,6 +6,7 @@
 #include <initializer_list>
 
 #include "host.h"
+#include "policy/cidr.h"
 #include "policy/headers.h"
 #include "policy/template.h"
 #include "value_patterns.h"
@@ -530,14 +531,28 @@ const AnnotationSpec kSpecs[] = {
               "www.<host> gets a 308 to <host> (or the reverse), unless an Ingress routes that name itself",
               { return boolean(v, a.from_to_www_redirect); }),
     NEVER("http2-push-preload", "HTTP/2 server push was removed from nginx (1.25.1) and from browsers"),
-    PLANNED("limit-connections", kIssue19),
-    PLANNED("limit-rps", kIssue19),
-    PLANNED("limit-rpm", kIssue19),
-    PLANNED("limit-burst-multiplier", kIssue19),
-    PLANNED("limit-rate", kIssue19),
-    PLANNED("limit-rate-after", kIssue19),
-    PLANNED("limit-whitelist", kIssue19),
-    PLANNED("limit-allowlist", kIssue19),
+    ACCESS("limit-connections",
+           "requests in progress per client address (0: none); one more answers 503 (chart: limitConnStatusCode); "
+           "counted across the workers of an nginx, per Ingress",
+           { return count(v, a.limit_connections); }),
+    ACCESS("limit-rps",
+           "requests per second per client address, burst limit-rps*limit-burst-multiplier without delay; the "
+           "excess answers 503 (chart: limitReqStatusCode); counted across workers, per Ingress",
+           { return count(v, a.limit_rps); }),
+    ACCESS("limit-rpm", "as limit-rps, per minute; both may be set and both apply",
+           { return count(v, a.limit_rpm); }),
+    ACCESS("limit-burst-multiplier", "the burst of limit-rps / limit-rpm in multiples of the limit (default 5)",
+           { return count(v, a.limit_burst_multiplier); }),
+    ACCESS("limit-rate", "the response's bytes per second to the client, in KB (1024 bytes); 0: none",
+           { return count(v, a.limit_rate_kb); }),
+    ACCESS("limit-rate-after", "KB of the response sent at full speed before limit-rate applies",
+           { return count(v, a.limit_rate_after_kb); }),
+    ACCESS("limit-whitelist", "alias of limit-allowlist (which wins when both are set)",
+           { a.limit_exempt.clear(); auto p = policy::parse_cidr_list(v, a.limit_exempt); if (!p.empty()) a.limit_exempt.clear(); return p; }),
+    ACCESS("limit-allowlist",
+           "client addresses (CIDRs, IPv4 and IPv6, comma-separated) that limit-rps, limit-rpm and "
+           "limit-connections do not count",
+           { a.limit_exempt.clear(); auto p = policy::parse_cidr_list(v, a.limit_exempt); if (!p.empty()) a.limit_exempt.clear(); return p; }),
     NOT_YET("global-rate-limit", "needs a memcached deployment; not scheduled"),
     NOT_YET("global-rate-limit-window", "needs a memcached deployment; not scheduled"),
     NOT_YET("global-rate-limit-key", "needs a memcached deployment; not scheduled"),

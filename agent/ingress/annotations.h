@@ -100,6 +100,14 @@ struct IngressAnnotations {
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;
   std::uint8_t proxy_ssl_max_version = 3;
+  // Rate, connection and bandwidth limits (policy/rate_limit.h); 0: none. Exempt: a packed CIDR list.
+  std::uint64_t limit_rps = 0;
+  std::uint64_t limit_rpm = 0;
+  std::uint64_t limit_connections = 0;
+  std::uint64_t limit_burst_multiplier = 5;
+  std::string limit_exempt;
+  std::uint64_t limit_rate_kb = 0;
+  std::uint64_t limit_rate_after_kb = 0;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;
