@@ -543,7 +543,8 @@ const AnnotationSpec kSpecs[] = {
            { return count(v, a.limit_rpm); }),
     ACCESS("limit-burst-multiplier", "the burst of limit-rps / limit-rpm in multiples of the limit (default 5)",
            { return count(v, a.limit_burst_multiplier); }),
-    ACCESS("limit-rate", "the response's bytes per second to the client, in KB (1024 bytes); 0: none",
+    ACCESS("limit-rate", "the response's bytes per second to the client, in KB (1024 bytes); 0: none; as in ingress-nginx, only with "
+           "proxy-buffering on (nginx does not limit unbuffered responses)",
            { return count(v, a.limit_rate_kb); }),
     ACCESS("limit-rate-after", "KB of the response sent at full speed before limit-rate applies",
            { return count(v, a.limit_rate_after_kb); }),
