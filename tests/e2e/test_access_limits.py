@@ -182,16 +182,16 @@ def test_limit_rate_slows_the_response_after_limit_rate_after(stack: Stack) -> N
     # response it passes through unbuffered (proxy-buffering off, the default).
     buffered = {"proxy-buffering": "on"}
     apply_and_wait(stack,
-                   annotated(stack, "rate", "rate.limits.test", [("/", "Prefix", "a")], {"limit-rate": "60", **buffered}),
+                   annotated(stack, "rate", "rate.limits.test", [("/", "Prefix", "a")], {"limit-rate": "40", **buffered}),
                    annotated(stack, "rate-after", "rate-after.limits.test", [("/", "Prefix", "a")],
-                             {"limit-rate": "60", "limit-rate-after": "400", **buffered}),
+                             {"limit-rate": "40", "limit-rate-after": "400", **buffered}),
                    annotated(stack, "rate-unbuffered", "rate-unbuffered.limits.test", [("/", "Prefix", "a")],
-                             {"limit-rate": "60"}),
+                             {"limit-rate": "40"}),
                    annotated(stack, "rate-none", "rate-none.limits.test", [("/", "Prefix", "a")], buffered))
     seconds, size = timed_download(stack, "rate.limits.test")
     assert size > 80_000
-    # nginx's limit_rate: the first second's worth at once, then 60 KB/s.
-    assert seconds >= (size / 1024 - 60) / 60 * 0.8, (seconds, size)
+    # nginx's limit_rate: the first second's worth at once, then 40 KB/s.
+    assert seconds >= (size / 1024 - 40) / 40 * 0.8, (seconds, size)
     others = {host: timed_download(stack, f"{host}.limits.test")[0] for host in ("rate-after", "rate-unbuffered", "rate-none")}
     assert all(t < seconds / 2 for t in others.values()), (seconds, others)
 
