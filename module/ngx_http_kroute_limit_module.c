@@ -102,6 +102,8 @@ static ngx_http_kroute_limit_node_t *ngx_http_kroute_limit_find(
 static ngx_http_kroute_limit_node_t *ngx_http_kroute_limit_get(
     ngx_http_kroute_limit_main_conf_t *lmcf, u_char *key, uint32_t hash,
     ngx_uint_t rate);
+static int64_t ngx_http_kroute_limit_drained(uint64_t rate,
+    ngx_msec_int_t ms);
 static void ngx_http_kroute_limit_expire(
     ngx_http_kroute_limit_main_conf_t *lmcf, ngx_uint_t n);
 static void ngx_http_kroute_limit_free(ngx_slab_pool_t *shpool,
@@ -379,7 +381,10 @@ ngx_http_kroute_limit_rates(ngx_http_request_t *r,
             && n < NGX_HTTP_KROUTE_LIMIT_MAX_RATES
             && !ngx_http_kroute_limit_exempt(r, ctx, p))
         {
-            rates[n++].record = p;
+            rates[n].record = p;
+            rates[n].hash = ngx_http_kroute_limit_key(r, ctx, p,
+                                                      rates[n].key);
+            n++;
         }
     }
 
@@ -405,7 +410,6 @@ ngx_http_kroute_limit_rates(ngx_http_request_t *r,
         }
         burst = (p->value >> 32) * 1000;
 
-        rates[k].hash = ngx_http_kroute_limit_key(r, ctx, p, rates[k].key);
         node = ngx_http_kroute_limit_get(lmcf, rates[k].key, rates[k].hash,
                                          1);
         rates[k].found = node != NULL;
@@ -434,7 +438,8 @@ ngx_http_kroute_limit_rates(ngx_http_request_t *r,
         }
 
         rates[k].excess = node->excess
-                          - (int64_t) (rate * rates[k].ms / 1000) + 1000;
+                          - ngx_http_kroute_limit_drained(rate, rates[k].ms)
+                          + 1000;
 
         if (rates[k].excess < 0) {
             rates[k].excess = 0;
@@ -792,6 +797,26 @@ ngx_http_kroute_limit_get(ngx_http_kroute_limit_main_conf_t *lmcf,
 
 
 /*
+ * Requests (x1000) a bucket of `rate` drains in `ms`: saturated instead of
+ * overflowing for a high rate long idle.
+ */
+
+static int64_t
+ngx_http_kroute_limit_drained(uint64_t rate, ngx_msec_int_t ms)
+{
+    if (ms <= 0) {
+        return 0;
+    }
+
+    if (rate > (uint64_t) INT64_MAX / (uint64_t) ms) {
+        return INT64_MAX / 2;
+    }
+
+    return (int64_t) (rate * (uint64_t) ms / 1000);
+}
+
+
+/*
  * As limit_req: frees up to two rate nodes from the old end of the queue
  * whose excess has drained and which were unused for a minute; n == 0 frees
  * the oldest one whatever its state first.
@@ -826,7 +851,8 @@ ngx_http_kroute_limit_expire(ngx_http_kroute_limit_main_conf_t *lmcf,
                 return;
             }
 
-            excess = node->excess - (int64_t) (node->rate * ms / 1000);
+            excess = node->excess
+                     - ngx_http_kroute_limit_drained(node->rate, ms);
 
             if (excess > 0) {
                 return;
