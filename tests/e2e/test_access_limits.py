@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.client
 import re
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from agent_fixtures import wait_for
-from stack import Nginx, Stack, make_stack, module_stack  # noqa: F401 (Nginx: tests/lib/nginx_runner.py)
+from stack import Nginx, Stack, endpoint_slice, make_stack, module_stack, readable_tempdir, service  # noqa: F401
 from test_annotations import annotated, apply_and_wait
 from test_hostile import wait_warning, with_healthy_route
 
@@ -169,31 +171,52 @@ def test_limit_connections_refuses_the_third_concurrent_request_and_counts_down(
 # ---- bandwidth ----------------------------------------------------------------------------------------
 
 
-def timed_download(stack: Stack, host: str) -> tuple[float, int]:
-    """Seconds and bytes of a ~100 KB answer (6000 pieces from the echo pod)."""
+BIG_FILE_SIZE = 200_000
+
+
+@pytest.fixture(scope="module")
+def files(stack: Stack) -> Iterator[str]:
+    """A Service "files" whose pod serves big.bin (200,000 bytes) with Python's http.server: the response
+    arrives as fast as the pod can send it, so only nginx's limit_rate makes it slow."""
+    assert stack.network is not None
+    directory = readable_tempdir("kroute-limits-files-")
+    (directory / "big.bin").write_bytes(b"x" * BIG_FILE_SIZE)
+    pod = stack.network.add_pod("files")
+    pod.popen(["/usr/bin/python3", "-m", "http.server", "8080", "--bind", pod.address, "--directory", str(directory)],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for("the files pod", lambda: subprocess.run(["ip", "netns", "exec", pod.namespace, "curl", "-sf", "-o",
+                                                      "/dev/null", f"http://{pod.address}:8080/big.bin"]).returncode == 0,
+             timeout=10, interval=0.1)
+    stack.apply(service(stack.namespace, "files"), endpoint_slice(stack.namespace, "files", [pod.address]))
+    yield "files"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def timed_download(stack: Stack, host: str) -> float:
+    """Seconds to fetch big.bin through nginx."""
     started = time.monotonic()
-    status, body = client(stack, "127.0.0.6").get(host, "/big?stream=6000&interval=0")
-    assert status == 200
-    return time.monotonic() - started, len(body)
+    status, body = client(stack, "127.0.0.6").get(host, "/big.bin")
+    assert (status, len(body)) == (200, BIG_FILE_SIZE)
+    return time.monotonic() - started
 
 
-def test_limit_rate_slows_the_response_after_limit_rate_after(stack: Stack) -> None:
+def test_limit_rate_slows_the_response_after_limit_rate_after(stack: Stack, files: str) -> None:
     # As with ingress-nginx, the rate applies to buffered proxying only: nginx turns limit_rate off for a
     # response it passes through unbuffered (proxy-buffering off, the default).
     buffered = {"proxy-buffering": "on"}
     apply_and_wait(stack,
-                   annotated(stack, "rate", "rate.limits.test", [("/", "Prefix", "a")], {"limit-rate": "40", **buffered}),
-                   annotated(stack, "rate-after", "rate-after.limits.test", [("/", "Prefix", "a")],
+                   annotated(stack, "rate", "rate.limits.test", [("/", "Prefix", files)], {"limit-rate": "40", **buffered}),
+                   annotated(stack, "rate-after", "rate-after.limits.test", [("/", "Prefix", files)],
                              {"limit-rate": "40", "limit-rate-after": "400", **buffered}),
-                   annotated(stack, "rate-unbuffered", "rate-unbuffered.limits.test", [("/", "Prefix", "a")],
+                   annotated(stack, "rate-unbuffered", "rate-unbuffered.limits.test", [("/", "Prefix", files)],
                              {"limit-rate": "40"}),
-                   annotated(stack, "rate-none", "rate-none.limits.test", [("/", "Prefix", "a")], buffered))
-    seconds, size = timed_download(stack, "rate.limits.test")
-    assert size > 80_000
-    # nginx's limit_rate: the first second's worth at once, then 40 KB/s.
-    assert seconds >= (size / 1024 - 40) / 40 * 0.8, (seconds, size)
-    others = {host: timed_download(stack, f"{host}.limits.test")[0] for host in ("rate-after", "rate-unbuffered", "rate-none")}
-    assert all(t < seconds / 2 for t in others.values()), (seconds, others)
+                   annotated(stack, "rate-none", "rate-none.limits.test", [("/", "Prefix", files)], buffered))
+    stack.wait_status("rate-none.limits.test", "/big.bin")
+    # nginx's limit_rate: the first second's worth at once, then 40 KB/s: (195 - 40) / 40 s.
+    seconds = timed_download(stack, "rate.limits.test")
+    assert seconds >= (BIG_FILE_SIZE / 1024 - 40) / 40 * 0.8, seconds
+    others = {host: timed_download(stack, f"{host}.limits.test") for host in ("rate-after", "rate-unbuffered", "rate-none")}
+    assert all(t < 1.5 for t in others.values()), (seconds, others)
 
 
 # ---- live changes -------------------------------------------------------------------------------------
