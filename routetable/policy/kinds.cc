@@ -33,7 +33,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
-    {PolicyKind::kRateLimit, "rate-limit", check_rate_limit},
+    {PolicyKind::kRateLimit, "rate-limit", check_rate_limit, kNoSecret, kCidrB},  // b: exempt clients
     {PolicyKind::kBandwidth, "bandwidth", check_bandwidth},
 };
 
@@ -54,6 +54,11 @@ const char* kind_name(PolicyKind kind) noexcept {
 unsigned secret_fields(PolicyKind kind) noexcept {
   const KindInfo* info = kind_info(kind);
   return info ? info->secret : kNoSecret;
+}
+
+unsigned cidr_fields(PolicyKind kind) noexcept {
+  const KindInfo* info = kind_info(kind);
+  return info ? info->cidr : kNoCidr;
 }
 
 std::string check_deny(const PolicyRecord& record, bool) {

@@ -16,6 +16,7 @@
 #include "description.h"
 #include "file_access.h"
 #include "path_patterns.h"
+#include "policy/cidr.h"
 #include "policy/kinds.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
@@ -216,8 +217,10 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
     }
     // Secret strings (a client certificate's key, htpasswd hashes) are never printed, only their size.
     const unsigned secret = policy::secret_fields(p.kind);
+    const unsigned cidr = policy::cidr_fields(p.kind);
     const auto shown = [&](format::StrRef ref, unsigned field) {
-      return (secret & field) != 0 ? std::to_string(ref.length) + " bytes, secret" : std::string(view.str(ref));
+      if ((secret & field) != 0) return std::to_string(ref.length) + " bytes, secret";
+      return (cidr & field) != 0 ? policy::cidr_list_text(view.str(ref)) : std::string(view.str(ref));
     };
     jp["value"] = shown(p.a, policy::kSecretA);
     if (p.b.length != 0) jp["value2"] = shown(p.b, policy::kSecretB);

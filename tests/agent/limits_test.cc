@@ -160,4 +160,7 @@ TEST_CASE("limits: the records' checks") {
   const PolicyRecord huge = policy::rate_limit(policy::kRequestsPerSecond, policy::kMaxLimit, policy::kMaxLimit, "");
   CHECK((huge.value >> 32) == 0xffffffffu);
   CHECK(policy::check_record(policy::bandwidth(0, 10), false) != "");
+  // kroute-table prints the exempt list as text, not as packed bytes.
+  CHECK(policy::cidr_fields(PolicyKind::kRateLimit) == policy::kCidrB);
+  CHECK(policy::cidr_fields(PolicyKind::kBandwidth) == policy::kNoCidr);
 }
