@@ -539,6 +539,7 @@ class Compiler {
   void complete_access(const Ingress& ingress, Rule& rule) {
     complete_external_auth(ingress, rule);
     complete_basic_auth(ingress, rule);
+    complete_limits(ingress, rule);
   }
 
   // auth-url names an IP address or a Service of the cluster (<name>.<namespace>.svc[.cluster.local]),
@@ -615,6 +616,17 @@ class Compiler {
     if (!problem.empty()) {
       rule.policies.erase(record);
       deny_rule(ingress, rule, "AuthSecretInvalid", problem);
+    }
+  }
+
+  // The rate limits count per Ingress (the module's key is its namespace, name and uid), as ingress-nginx's
+  // zones <namespace>_<name>_<uid>_rps: a re-created Ingress starts afresh. The status of a refusal is
+  // the --limit-*-status-code flags'.
+  void complete_limits(const Ingress& ingress, Rule& rule) {
+    for (PolicyRecord& record : rule.policies) {
+      if (record.kind != PolicyKind::kRateLimit) continue;
+      record.a = ingress.uid;
+      record.code = record.flags == policy::kConnections ? options_.limit_conn_status : options_.limit_req_status;
     }
   }
 

@@ -12,6 +12,7 @@
 
 #include "builder.h"
 #include "model.h"
+#include "policy/rate_limit.h"
 #include "store.h"
 
 namespace kroute::agent {
@@ -28,6 +29,9 @@ struct CompileOptions {
   std::vector<std::string> class_names;
   std::string default_certificate;              // "ns/name" of the TLS Secret served when no host matches
   bool use_forwarded_headers = false;           // RouteModel::use_forwarded_headers
+  // The status of a request refused by limit-rps / limit-rpm, and by limit-connections (400-599).
+  std::uint16_t limit_req_status = policy::kDefaultLimitStatus;
+  std::uint16_t limit_conn_status = policy::kDefaultLimitStatus;
 };
 
 // Something wrong with one Ingress, to be logged and turned into a Warning Event on it.

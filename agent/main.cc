@@ -82,6 +82,12 @@ int run(int argc, char** argv) {
   app.add_flag("--use-forwarded-headers", options.compile.use_forwarded_headers,
                "trust X-Forwarded-Proto: a request that says https is not redirected to https "
                "(TLS ended in a proxy in front of nginx), as ingress-nginx's use-forwarded-headers");
+  app.add_option("--limit-req-status-code", options.compile.limit_req_status,
+                 "status of a request refused by limit-rps or limit-rpm, as ingress-nginx's limit-req-status-code")
+      ->capture_default_str()->check(CLI::Range(400, 599));
+  app.add_option("--limit-conn-status-code", options.compile.limit_conn_status,
+                 "status of a request refused by limit-connections, as ingress-nginx's limit-conn-status-code")
+      ->capture_default_str()->check(CLI::Range(400, 599));
   app.add_option("--annotation-prefix", options.annotation_prefix,
                  "prefix of the ingress-nginx annotations kroute reads (kroute.dev/ ones win)")
       ->capture_default_str();

@@ -21,6 +21,7 @@
 #include "policy/canary.h"
 #include "policy/cors.h"
 #include "policy/protocol.h"
+#include "policy/rate_limit.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "reader.h"
@@ -61,6 +62,9 @@ static_assert(KROUTE_AUTH_CACHE == kroute::policy::kAuthCache);
 static_assert(KROUTE_AUTH_ALWAYS_SET_COOKIE == kroute::policy::kAuthAlwaysSetCookie);
 static_assert(KROUTE_CORS_CREDENTIALS == kroute::policy::kCorsCredentials);
 static_assert(KROUTE_CORS_ANY_ORIGIN == kroute::policy::kCorsAnyOrigin);
+static_assert(KROUTE_RATE_PER_SECOND == kroute::policy::kRequestsPerSecond);
+static_assert(KROUTE_RATE_PER_MINUTE == kroute::policy::kRequestsPerMinute);
+static_assert(KROUTE_RATE_CONNECTIONS == kroute::policy::kConnections);
 static_assert(KROUTE_REDIRECT_ONLY_ROOT == kroute::policy::kOnlyRoot);
 static_assert(KROUTE_REDIRECT_ONLY_PLAIN_HTTP == kroute::policy::kOnlyPlainHttp);
 static_assert(KROUTE_REDIRECT_TRIM_TRAILING_SLASH == kroute::policy::kTrimTrailingSlash);

@@ -157,6 +157,11 @@ typedef struct {
 #define KROUTE_PROTOCOL_SERVER_NAME  4
 #define KROUTE_PROTOCOL_DENIED       8
 
+/* kRateLimit flags: which limit (routetable/policy/rate_limit.h) */
+#define KROUTE_RATE_PER_SECOND       1
+#define KROUTE_RATE_PER_MINUTE       2
+#define KROUTE_RATE_CONNECTIONS      3
+
 /* $0..$9 of a regex path: (start, end) offsets into the path looked up */
 #define KROUTE_MAX_CAPTURES  10
 

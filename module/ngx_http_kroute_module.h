@@ -60,6 +60,10 @@ typedef struct {
     ngx_atomic_t                  certificates_parsed;
     ngx_atomic_t                  certificate_failures;
     ngx_atomic_t                  certificates_cached;
+    /* ngx_http_kroute_limit_module: requests refused, zone full */
+    ngx_atomic_t                  limited_requests;
+    ngx_atomic_t                  limited_connections;
+    ngx_atomic_t                  limit_zone_full;
     ngx_atomic_t                  requests[NGX_HTTP_KROUTE_STATUS_CLASSES];
     ngx_atomic_t                  response_time[NGX_HTTP_KROUTE_BUCKETS];
     ngx_atomic_t                  response_time_ms_sum;
@@ -225,6 +229,8 @@ ngx_str_t *ngx_http_kroute_cookie(ngx_http_request_t *r, ngx_str_t *name,
 char *ngx_http_kroute_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_kroute_init_shm_zone(ngx_shm_zone_t *shm_zone, void *data);
 ngx_http_kroute_shm_t *ngx_http_kroute_shm(void);
+/* This worker's stats slot (its own to write), or NULL. */
+ngx_http_kroute_worker_stats_t *ngx_http_kroute_worker_stats(void);
 void ngx_http_kroute_publish_stats(ngx_log_t *log);
 void ngx_http_kroute_count_request(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx);

@@ -98,6 +98,19 @@ static ngx_http_kroute_worker_metric_t  ngx_http_kroute_worker_metrics[] = {
       "Parsed certificates in the worker's cache.", "gauge",
       offsetof(ngx_http_kroute_worker_stats_t, certificates_cached), 0 },
 
+    { "kroute_limit_requests_refused_total",
+      "Requests refused by a limit-rps or limit-rpm.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, limited_requests), 0 },
+
+    { "kroute_limit_connections_refused_total",
+      "Requests refused by a limit-connections.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, limited_connections), 0 },
+
+    { "kroute_limit_zone_full_total",
+      "Requests a limit was not applied to because the kroute_limits "
+      "zone was full.", "counter",
+      offsetof(ngx_http_kroute_worker_stats_t, limit_zone_full), 0 },
+
     { NULL, NULL, NULL, 0, 0 }
 };
 
@@ -137,8 +150,8 @@ ngx_http_kroute_shm(void)
 }
 
 
-static ngx_http_kroute_worker_stats_t *
-ngx_http_kroute_worker_slot(void)
+ngx_http_kroute_worker_stats_t *
+ngx_http_kroute_worker_stats(void)
 {
     if (ngx_http_kroute_shm_data == NULL
         || ngx_worker >= NGX_HTTP_KROUTE_MAX_WORKERS)
@@ -157,7 +170,7 @@ ngx_http_kroute_publish_stats(ngx_log_t *log)
     kroute_table_stats_t             stats;
     ngx_http_kroute_worker_stats_t  *w;
 
-    w = ngx_http_kroute_worker_slot();
+    w = ngx_http_kroute_worker_stats();
 
     if (w == NULL || ngx_http_kroute_table == NULL) {
         return;
@@ -198,7 +211,7 @@ ngx_http_kroute_count_request(ngx_http_request_t *r,
     ngx_http_kroute_ingress_stats_t  *ingress;
     ngx_http_kroute_worker_stats_t   *w;
 
-    w = ngx_http_kroute_worker_slot();
+    w = ngx_http_kroute_worker_stats();
     if (w == NULL) {
         return;
     }

@@ -135,6 +135,14 @@ struct IngressAnnotations {
   bool cors_credentials = true;
   std::uint64_t cors_max_age = policy::kDefaultCorsMaxAge;
   bool cors_invalid = false;
+  // Rate, connection and bandwidth limits (policy/rate_limit.h); 0: none. Exempt: a packed CIDR list.
+  std::uint64_t limit_rps = 0;
+  std::uint64_t limit_rpm = 0;
+  std::uint64_t limit_connections = 0;
+  std::uint64_t limit_burst_multiplier = 5;
+  std::string limit_exempt;
+  std::uint64_t limit_rate_kb = 0;
+  std::uint64_t limit_rate_after_kb = 0;
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

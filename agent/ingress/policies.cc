@@ -14,6 +14,7 @@
 #include "policy/proxy_setting.h"
 #include "policy/mirror.h"
 #include "policy/protocol.h"
+#include "policy/rate_limit.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
 #include "policy/source_range.h"
@@ -105,6 +106,20 @@ void proxy_settings(const IngressAnnotations& a, std::vector<PolicyRecord>& reco
   }
 }
 
+// limit-connections, limit-rps, limit-rpm (ingress-nginx's order) and limit-rate. The Ingress's uid (`a`)
+// and the status of a refusal are the compiler's to fill in (complete_limits).
+void limit_policies(const IngressAnnotations& a, std::vector<PolicyRecord>& records) {
+  const std::pair<policy::RateLimitKind, std::uint64_t> limits[] = {
+      {policy::kConnections, a.limit_connections},
+      {policy::kRequestsPerSecond, a.limit_rps},
+      {policy::kRequestsPerMinute, a.limit_rpm},
+  };
+  for (const auto& [kind, limit] : limits) {
+    if (limit != 0) records.push_back(policy::rate_limit(kind, limit, a.limit_burst_multiplier, a.limit_exempt));
+  }
+  if (a.limit_rate_kb != 0) records.push_back(policy::bandwidth(a.limit_rate_kb, a.limit_rate_after_kb));
+}
+
 }  // namespace
 
 std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::string& path) {
@@ -162,6 +177,7 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
       !a.proxy_ssl_secret.empty() || !a.proxy_ssl_name.empty()) {
     records.push_back(protocol_policy(a));
   }
+  limit_policies(a, records);
   std::vector<PolicyRecord> traffic = traffic_policies(a, path, kNoRecordBackend);
   records.insert(records.end(), traffic.begin(), traffic.end());
   return records;

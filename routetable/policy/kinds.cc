@@ -14,6 +14,7 @@
 #include "proxy_setting.h"
 #include "mirror.h"
 #include "protocol.h"
+#include "rate_limit.h"
 #include "redirect.h"
 #include "rewrite.h"
 #include "source_range.h"
@@ -36,10 +37,12 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
-    {PolicyKind::kSourceRange, "source-range", check_source_range},
+    {PolicyKind::kSourceRange, "source-range", check_source_range, kNoSecret, kCidrA},
     {PolicyKind::kExternalAuth, "external-auth", check_external_auth},
     {PolicyKind::kBasicAuth, "basic-auth", check_basic_auth, kSecretA},  // a: the users' password hashes
     {PolicyKind::kCors, "cors", check_cors},
+    {PolicyKind::kRateLimit, "rate-limit", check_rate_limit, kNoSecret, kCidrB},  // b: exempt clients
+    {PolicyKind::kBandwidth, "bandwidth", check_bandwidth},
 };
 
 }  // namespace
@@ -59,6 +62,11 @@ const char* kind_name(PolicyKind kind) noexcept {
 unsigned secret_fields(PolicyKind kind) noexcept {
   const KindInfo* info = kind_info(kind);
   return info ? info->secret : kNoSecret;
+}
+
+unsigned cidr_fields(PolicyKind kind) noexcept {
+  const KindInfo* info = kind_info(kind);
+  return info ? info->cidr : kNoCidr;
 }
 
 std::string check_deny(const PolicyRecord& record, bool) {

@@ -12,6 +12,10 @@ namespace kroute::policy {
 // Which of a record's strings are secret (htpasswd hashes, private keys): kroute-table prints only their
 // size, and nothing logs them.
 enum SecretFields : unsigned { kNoSecret = 0, kSecretA = 1, kSecretB = 2 };
+// Which of a record's strings are packed CIDR lists (cidr.h): kroute-table prints them as text.
+enum CidrFields : unsigned { kNoCidr = 0, kCidrA = 1, kCidrB = 2 };
+static_assert(unsigned{kCidrA} == unsigned{kSecretA} && unsigned{kCidrB} == unsigned{kSecretB},
+              "one bit per field, whatever it says of it");
 
 struct KindInfo {
   PolicyKind kind;
@@ -19,6 +23,7 @@ struct KindInfo {
   // "" when the record is sound; `captures`: the rule's path is a regex, so $1..$9 may be used.
   std::string (*check)(const PolicyRecord& record, bool captures);
   unsigned secret = kNoSecret;
+  unsigned cidr = kNoCidr;
 };
 
 // Null for a kind this build does not know.
@@ -26,6 +31,8 @@ const KindInfo* kind_info(PolicyKind kind) noexcept;
 const char* kind_name(PolicyKind kind) noexcept;
 // SecretFields of the kind (kNoSecret for an unknown one).
 unsigned secret_fields(PolicyKind kind) noexcept;
+// CidrFields of the kind (kNoCidr for an unknown one).
+unsigned cidr_fields(PolicyKind kind) noexcept;
 std::string check_record(const PolicyRecord& record, bool captures);
 
 }  // namespace kroute::policy

@@ -16,8 +16,8 @@
 #include "description.h"
 #include "file_access.h"
 #include "path_patterns.h"
-#include "policy/kinds.h"
 #include "policy/cidr.h"
+#include "policy/kinds.h"
 #include "policy/redirect.h"
 #include "policy/template.h"
 #include "publisher.h"
@@ -217,11 +217,10 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
     }
     // Secret strings (a client certificate's key, htpasswd hashes) are never printed, only their size.
     const unsigned secret = policy::secret_fields(p.kind);
+    const unsigned cidr = policy::cidr_fields(p.kind);
     const auto shown = [&](format::StrRef ref, unsigned field) {
       if ((secret & field) != 0) return std::to_string(ref.length) + " bytes, secret";
-      // A packed CIDR list (policy/cidr.h) is binary: shown as text.
-      if (p.kind == PolicyKind::kSourceRange && field == policy::kSecretA) return policy::cidr_list_text(view.str(ref));
-      return std::string(view.str(ref));
+      return (cidr & field) != 0 ? policy::cidr_list_text(view.str(ref)) : std::string(view.str(ref));
     };
     jp["value"] = shown(p.a, policy::kSecretA);
     if (p.b.length != 0) jp["value2"] = shown(p.b, policy::kSecretB);
@@ -235,7 +234,7 @@ std::string policies_text(const SnapshotView& view, std::uint32_t set) {
   for (const format::PolicyRecord& p : view.policies(set)) {
     text += std::string(" ") + policy::kind_name(p.kind) + (p.code != 0 ? " " + std::to_string(p.code) : "") + " " +
             ((policy::secret_fields(p.kind) & policy::kSecretA) != 0 ? std::string("(secret)")
-             : p.kind == PolicyKind::kSourceRange                     ? policy::cidr_list_text(view.str(p.a))
+             : (policy::cidr_fields(p.kind) & policy::kCidrA) != 0   ? policy::cidr_list_text(view.str(p.a))
                                                                       : std::string(view.str(p.a)));
   }
   return text;

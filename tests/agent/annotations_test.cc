@@ -115,13 +115,13 @@ TEST_CASE("annotations: values as ingress-nginx reads them, bad ones ignored wit
 
 TEST_CASE("annotations: snippets are refused, others unsupported ignored, all reported for the audit") {
   const auto r = read(R"({"nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers x;",
-                          "nginx.ingress.kubernetes.io/limit-rps": "5",
+                          "nginx.ingress.kubernetes.io/custom-headers": "ns/headers",
                           "nginx.ingress.kubernetes.io/no-such-thing": "1",
                           "other.io/rewrite-target": "/x",
                           "nginx.ingress.kubernetes.io/use-regex": "true"})");
   CHECK(has_problem(r, "AnnotationRefused", "configuration-snippet is refused"));
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/configuration-snippet") == Verdict::kRefused);
-  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/limit-rps") == Verdict::kIgnored);
+  CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/custom-headers") == Verdict::kIgnored);
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/no-such-thing") == Verdict::kIgnored);
   CHECK(verdict_of(r, "nginx.ingress.kubernetes.io/use-regex") == Verdict::kHonoured);
   CHECK(r.verdicts.size() == 4);

@@ -37,7 +37,7 @@ TEST_CASE("audit: each annotation's verdict per Ingress, with why, and the total
       ingress("shop", "web", R"({
         "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
         "nginx.ingress.kubernetes.io/use-regex": "true",
-        "nginx.ingress.kubernetes.io/limit-rps": "5",
+        "nginx.ingress.kubernetes.io/custom-headers": "shop/headers",
         "nginx.ingress.kubernetes.io/global-rate-limit": "10",
         "nginx.ingress.kubernetes.io/enable-modsecurity": "true",
         "nginx.ingress.kubernetes.io/ssl-redirect": "maybe",
@@ -65,7 +65,7 @@ TEST_CASE("audit: each annotation's verdict per Ingress, with why, and the total
   };
   CHECK(verdict("rewrite-target").verdict == Verdict::kHonoured);
   CHECK(verdict("use-regex").verdict == Verdict::kHonoured);
-  CHECK(verdict("limit-rps").why == "planned in issue 19 (access annotations)");
+  CHECK(verdict("custom-headers").why == "planned in issue 19 (access annotations)");
   CHECK(verdict("global-rate-limit").why.starts_with("not yet: "));
   CHECK(verdict("enable-modsecurity").why.starts_with("never: "));
   CHECK(verdict("ssl-redirect").verdict == Verdict::kIgnored);

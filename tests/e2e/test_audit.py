@@ -47,7 +47,7 @@ def test_audit_reports_each_annotation_and_the_totals(cluster: Cluster) -> None:
     cluster.apply(
         ingress(ns, "honoured", {f"{NGINX}/use-regex": "true", f"{NGINX}/rewrite-target": "/$1",
                                  f"{NGINX}/ssl-redirect": "false"}),
-        ingress(ns, "planned", {f"{NGINX}/satisfy": "any", f"{NGINX}/limit-rps": "5",
+        ingress(ns, "planned", {f"{NGINX}/satisfy": "any", f"{NGINX}/custom-headers": "ns/headers",
                                 f"{NGINX}/global-rate-limit": "100"}),
         ingress(ns, "invalid", {f"{NGINX}/ssl-redirect": "maybe", f"{NGINX}/upstream-vhost": "$host",
                                 "kroute.dev/force-ssl-redirect": "yes", f"{NGINX}/force-ssl-redirect": "true"}),
@@ -67,8 +67,8 @@ def test_audit_reports_each_annotation_and_the_totals(cluster: Cluster) -> None:
 
     assert found["planned"]["honoured"] == []
     assert found["planned"]["ignored"] == [
+        {"annotation": f"{NGINX}/custom-headers", "why": "planned in issue 19 (access annotations)"},
         {"annotation": f"{NGINX}/global-rate-limit", "why": "not yet: needs a memcached deployment; not scheduled"},
-        {"annotation": f"{NGINX}/limit-rps", "why": "planned in issue 19 (access annotations)"},
         {"annotation": f"{NGINX}/satisfy", "why": "planned in issue 19 (access annotations)"}]
 
     # kroute.dev's invalid value falls back to ingress-nginx's valid one.
@@ -106,7 +106,7 @@ def test_audit_reads_every_namespace_and_every_page(cluster: Cluster) -> None:
     # More Ingresses than one LIST page (500) in one namespace, and one more elsewhere.
     many, other = cluster.new_namespace("audit-many"), cluster.new_namespace("audit-other")
     cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        ingress(many, f"i{n:03d}", {f"{NGINX}/limit-rps": "5"}) for n in range(501)]}))
+        ingress(many, f"i{n:03d}", {f"{NGINX}/custom-headers": "ns/headers"}) for n in range(501)]}))
     cluster.apply(ingress(other, "web", {f"{NGINX}/auth-snippet": "x"}))
 
     report = audit_json("--kubeconfig", str(cluster.kubeconfig), "-n", many)

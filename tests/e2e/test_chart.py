@@ -45,7 +45,8 @@ def test_lint_is_clean_for_every_variant(helm: Helm) -> None:
 def test_schema_refuses_bad_values(helm: Helm) -> None:
     for bad in ({"kind": "StatefulSet"}, {"service": {"type": "External"}}, {"replicaCount": "two"},
                 {"controller": {"logLevel": "loud"}}, {"image": {"pullPolicy": "Sometimes"}},
-                {"service": {"externalTrafficPolicy": "Nearest"}}, {"no": "such key"}):
+                {"service": {"externalTrafficPolicy": "Nearest"}}, {"no": "such key"},
+                {"controller": {"limitReqStatusCode": 200}}):
         result = helm.template(bad, check=False)
         assert result.returncode != 0, f"{bad} was accepted"
     result = helm.template({"kind": "DaemonSet", "autoscaling": {"enabled": True}}, check=False)
@@ -205,6 +206,11 @@ def test_options_render_as_documented(helm: Helm) -> None:
     assert "--no-election" in args and "--publish-address=203.0.113.7" in args and "--log-level=debug" in args
     assert not any(a.startswith(("--publish-service", "--election-namespace")) for a in args)
     assert not find(objects, "Role", "edge-kroute-election")
+
+    # The limits' refusal status (ingress-nginx's limit-req/conn-status-code) goes to the agent.
+    objects = helm.objects({"controller": {"limitReqStatusCode": 429, "limitConnStatusCode": 429}})
+    args = containers(one(objects, "Deployment"))["agent"]["args"]
+    assert "--limit-req-status-code=429" in args and "--limit-conn-status-code=429" in args
 
     # nginx on unprivileged ports (an image whose nginx.conf says so): no capability at all.
     objects = helm.objects({"nginx": {"containerPorts": {"http": 8080, "https": 8443, "status": 10246}}})
