@@ -6,6 +6,7 @@
 #include "affinity.h"
 #include "balance.h"
 #include "canary.h"
+#include "client_cert.h"
 #include "deny.h"
 #include "headers.h"
 #include "proxy_setting.h"
@@ -32,6 +33,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kClientCert, "client-cert", check_client_cert},
 };
 
 }  // namespace
