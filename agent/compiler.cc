@@ -428,6 +428,9 @@ class Compiler {
     for (const HostPolicy& policy : part.host_policies) {
       table_.model.host_policies.push_back(policy);
       table_.model.host_policies.back().source = source;
+      if (!complete_client_cert_host(*part.ingress, table_.model.host_policies.back())) {
+        table_.model.host_policies.pop_back();
+      }
     }
     for (const HostAlias& alias : part.aliases) {
       table_.model.aliases.push_back(alias);
@@ -534,8 +537,52 @@ class Compiler {
   // The access records (issue 19) with what only the store knows: each kind that names a Secret fills its
   // record from it here, or denies the rule (deny_rule) when it cannot.
   void complete_access(const Ingress& ingress, Rule& rule) {
-    (void) ingress;
-    (void) rule;
+    complete_client_cert(ingress, rule);
+  }
+
+  // auth-tls-secret's CA bundle (ca.crt of a Secret of any type in the Ingress's namespace), or null with
+  // `problem` set.
+  const std::string* client_ca(const Ingress& ingress, std::string& problem) const {
+    const std::string& key = ingress.annotations.auth_tls_secret;
+    const TlsSecret* secret = store_.secret(key);
+    if (!key.starts_with(ingress.ns + "/")) {
+      problem = "auth-tls-secret " + key + " is not in the Ingress's namespace";
+    } else if (secret == nullptr) {
+      problem = "auth-tls-secret " + key + " not found (or it has neither ca.crt nor auth)";
+    } else if (!secret->ca_error.empty()) {
+      problem = "auth-tls-secret " + key + ": ca.crt: " + secret->ca_error;
+    } else if (secret->ca_pem.empty()) {
+      problem = "auth-tls-secret " + key + " has no ca.crt";
+    } else {
+      return &secret->ca_pem;
+    }
+    return nullptr;
+  }
+
+  // auth-tls-*: the host-wide kClientCert record (policy/client_cert.h) carries the checks; a rule of an
+  // Ingress whose CA cannot be had, or a rule without a host (no SNI names it), answers 503 instead.
+  void complete_client_cert(const Ingress& ingress, Rule& rule) {
+    if (ingress.annotations.auth_tls_secret.empty() || !ingress.annotations.access_denied.empty()) return;
+    std::string problem;
+    if (client_ca(ingress, problem) == nullptr) {
+      deny_rule(ingress, rule, "ClientCertSecretUnusable", problem);
+    } else if (rule.host.empty()) {
+      deny_rule(ingress, rule, "ClientCertNeedsHost",
+                "auth-tls-secret: a rule without a host cannot ask for client certificates (no SNI names it)");
+    }
+  }
+
+  // The CA of a host-wide kClientCert record; false when there is none (the record must then go: the
+  // Ingress's rules answer 503 by complete_client_cert).
+  bool complete_client_cert_host(const Ingress& ingress, HostPolicy& policy) {
+    for (PolicyRecord& record : policy.records) {
+      if (record.kind != PolicyKind::kClientCert) continue;
+      std::string problem;
+      const std::string* ca = client_ca(ingress, problem);
+      if (ca == nullptr) return false;
+      record.a = *ca;
+    }
+    return true;
   }
 
   // Access annotations fail closed: the rule answers 503 (policy/deny.h) with a Warning saying why. The

@@ -100,6 +100,13 @@ struct IngressAnnotations {
   // The TLS versions allowed (low bytes of 0x0303, 0x0304); ingress-nginx's default is TLSv1.2 only.
   std::uint8_t proxy_ssl_min_version = 3;
   std::uint8_t proxy_ssl_max_version = 3;
+  // Client certificates (auth-tls-*, policy/client_cert.h): host-wide, with the CA of auth_tls_secret.
+  std::string auth_tls_secret;                  // "namespace/name"; "": no client certificates
+  std::uint8_t auth_tls_verify_client = 1;      // policy::VerifyClient; ingress-nginx's default: on
+  std::uint8_t auth_tls_verify_depth = 1;
+  std::string auth_tls_error_page;              // "" or an http(s) URL
+  bool auth_tls_pass_certificate = false;
+  std::string auth_tls_match_cn;                // "" or a regex on the subject DN
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

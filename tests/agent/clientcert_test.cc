@@ -1,0 +1,187 @@
+// auth-tls-*: how the agent reads them (agent/ingress/annotations.cc), the host-wide kClientCert record
+// (agent/ingress/policies.cc) and what the compiler does with auth-tls-secret: the CA in the record, or
+// every rule of the Ingress denied (503) with a Warning when the Secret cannot give one.
+#include <doctest.h>
+
+#include <algorithm>
+
+#include "certificates.h"
+#include "compiler.h"
+#include "ingress/annotations.h"
+#include "ingress/policies.h"
+#include "json_helpers.h"
+#include "policy/client_cert.h"
+#include "policy/kinds.h"
+#include "store.h"
+
+using namespace kroute;
+using namespace kroute::agent;
+
+namespace {
+
+AnnotationReading read(const std::string& annotations) { return read_annotations(json(annotations), kDefaultAnnotationPrefix); }
+
+std::string key(const std::string& name) { return "\"nginx.ingress.kubernetes.io/" + name + "\""; }
+
+// One Ingress n/i for a.com/ -> s:80 (plus a host-less rule when asked) with `annotations` and Secrets.
+struct Compiled {
+  explicit Compiled(const std::string& annotations, const std::vector<std::string>& secrets = {}, bool hostless = false) {
+    options.watch_without_class = true;
+    for (const std::string& secret : secrets) store.apply(Kind::kSecret, kube::EventType::kAdded, json(secret));
+    store.apply(Kind::kService, kube::EventType::kAdded,
+                json(R"({"metadata": {"name": "s", "namespace": "n"}, "spec": {"ports": [{"port": 80}]}})"));
+    const std::string paths = R"({"paths": [{"path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "s", "port": {"number": 80}}}}]})";
+    store.apply(Kind::kIngress, kube::EventType::kAdded,
+                json(R"({"metadata": {"name": "i", "namespace": "n", "annotations": )" + annotations +
+                     R"(}, "spec": {"rules": [{"host": "a.com", "http": )" + paths + "}" +
+                     (hostless ? R"(, {"http": )" + paths + "}" : std::string()) + "]}}"));
+    table = compile(store, options);
+  }
+  bool warned(const std::string& reason, const std::string& text = "") const {
+    return std::any_of(table.warnings.begin(), table.warnings.end(), [&](const Warning& w) {
+      return w.reason == reason && w.message.find(text) != std::string::npos;
+    });
+  }
+  const PolicyRecord* host_record() const {
+    for (const HostPolicy& p : table.model.host_policies) {
+      for (const PolicyRecord& r : p.records) {
+        if (r.kind == PolicyKind::kClientCert && p.host == "a.com") return &r;
+      }
+    }
+    return nullptr;
+  }
+  bool denied(std::size_t rule = 0) const {
+    const auto& records = table.model.rules.at(rule).policies;
+    return !records.empty() && records.front().kind == PolicyKind::kDeny;
+  }
+  Metrics metrics;
+  Store store{metrics, nullptr};
+  CompileOptions options;
+  CompiledTable table;
+};
+
+std::string opaque(const std::string& name, const std::string& data) {
+  return R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "type": "Opaque", "data": {)" + data + "}}";
+}
+
+const std::string kSecret = key("auth-tls-secret") + R"(: "n/ca")";
+
+}  // namespace
+
+TEST_CASE("auth-tls annotations: ingress-nginx's values and defaults") {
+  const AnnotationReading none = read("{}");
+  CHECK(none.values.auth_tls_secret.empty());
+  CHECK(none.values.auth_tls_verify_client == policy::kVerifyOn);
+  CHECK(none.values.auth_tls_verify_depth == 1);
+  const AnnotationReading all = read("{" + kSecret + ", " + key("auth-tls-verify-client") + R"(: "optional_no_ca", )" +
+                                     key("auth-tls-verify-depth") + R"(: "3", )" + key("auth-tls-error-page") +
+                                     R"(: "https://e.com/x", )" + key("auth-tls-pass-certificate-to-upstream") +
+                                     R"(: "true", )" + key("auth-tls-match-cn") + R"(: "CN=(alice|bob)$"})");
+  CHECK(all.values.access_denied.empty());
+  CHECK(all.values.auth_tls_secret == "n/ca");
+  CHECK(all.values.auth_tls_verify_client == policy::kVerifyOptionalNoCa);
+  CHECK(all.values.auth_tls_verify_depth == 3);
+  CHECK(all.values.auth_tls_error_page == "https://e.com/x");
+  CHECK(all.values.auth_tls_pass_certificate);
+  CHECK(all.values.auth_tls_match_cn == "CN=(alice|bob)$");
+  CHECK(read("{" + key("auth-tls-verify-depth") + R"(: "0"})").values.auth_tls_verify_depth == 1);
+}
+
+TEST_CASE("auth-tls annotations fail closed: a value that cannot be read denies the Ingress") {
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"auth-tls-secret", "ca"}, {"auth-tls-verify-client", "sometimes"}, {"auth-tls-verify-depth", "x"},
+           {"auth-tls-verify-depth", "101"}, {"auth-tls-error-page", "/local"}, {"auth-tls-error-page", "https://e.com/$uri"},
+           {"auth-tls-pass-certificate-to-upstream", "yes"}, {"auth-tls-match-cn", "CN=("},
+           {"auth-tls-match-cn", "alice"}}) {
+    CAPTURE(name);
+    CAPTURE(value);
+    const AnnotationReading r = read("{" + key(name) + ": \"" + value + "\"}");
+    CHECK(!r.values.access_denied.empty());
+    CHECK(std::any_of(r.problems.begin(), r.problems.end(),
+                      [](const IngressProblem& p) { return p.reason == "AccessAnnotationInvalid"; }));
+  }
+}
+
+TEST_CASE("auth-tls-secret: the host-wide record carries the CA; the rule has no deny") {
+  const TestCertificate ca = make_certificate("client CA");
+  const Compiled c("{" + kSecret + ", " + key("auth-tls-verify-client") + R"(: "optional", )" +
+                   key("auth-tls-match-cn") + R"(: "CN=alice"})",
+                   {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + "\"")});
+  const PolicyRecord* record = c.host_record();
+  REQUIRE(record != nullptr);
+  CHECK(record->a == ca.chain_pem);
+  CHECK((record->flags & policy::kVerifyModeMask) == policy::kVerifyOptional);
+  CHECK(policy::client_match_cn(*record) == "CN=alice");
+  CHECK(policy::client_error_page(*record).empty());
+  CHECK(policy::check_record(*record, false) == "");
+  CHECK(!c.denied());
+}
+
+TEST_CASE("auth-tls-secret fails closed: missing, no ca.crt, bad PEM, another namespace, a host-less rule") {
+  const TestCertificate ca = make_certificate("client CA");
+  SUBCASE("missing") {
+    const Compiled c("{" + kSecret + "}");
+    CHECK(c.host_record() == nullptr);
+    CHECK(c.denied());
+    CHECK(c.warned("ClientCertSecretUnusable", "n/ca not found"));
+  }
+  SUBCASE("no ca.crt") {
+    const Compiled c("{" + kSecret + "}", {opaque("ca", R"("auth": ")" + base64("u:{SHA}x") + "\"")});
+    CHECK(c.host_record() == nullptr);
+    CHECK(c.denied());
+    CHECK(c.warned("ClientCertSecretUnusable", "has no ca.crt"));
+  }
+  SUBCASE("bad PEM") {
+    const Compiled c("{" + kSecret + "}",
+                     {opaque("ca", R"("ca.crt": ")" + base64("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n") + "\"")});
+    CHECK(c.host_record() == nullptr);
+    CHECK(c.denied());
+    CHECK(c.warned("ClientCertSecretUnusable", "ca.crt"));
+    CHECK(!c.warned("ClientCertSecretUnusable", "AAAA"));
+  }
+  SUBCASE("another namespace") {
+    const Compiled c("{" + key("auth-tls-secret") + R"(: "other/ca"})");
+    CHECK(c.denied());
+    CHECK(c.warned("ClientCertSecretUnusable", "not in the Ingress's namespace"));
+  }
+  SUBCASE("a host-less rule is denied, the host's rule is not") {
+    const Compiled c("{" + kSecret + "}", {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + "\"")}, true);
+    REQUIRE(c.table.model.rules.size() == 2);
+    const bool first_hostless = c.table.model.rules[0].host.empty();
+    CHECK(c.denied(first_hostless ? 0 : 1));
+    CHECK(!c.denied(first_hostless ? 1 : 0));
+    CHECK(c.warned("ClientCertNeedsHost"));
+    CHECK(c.host_record() != nullptr);
+  }
+  SUBCASE("a bad verify-client: no host record, the rule denied") {
+    const Compiled c("{" + kSecret + ", " + key("auth-tls-verify-client") + R"(: "maybe"})",
+                     {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + "\"")});
+    CHECK(c.host_record() == nullptr);
+    CHECK(c.denied());
+  }
+}
+
+TEST_CASE("kClientCert records: the builder's check") {
+  const TestCertificate ca = make_certificate("client CA");
+  PolicyRecord good = policy::client_cert(policy::kVerifyOn, 2, true, ca.chain_pem, "https://e.com/", "CN=a");
+  CHECK(policy::check_record(good, false) == "");
+  CHECK(policy::client_error_page(good) == "https://e.com/");
+  CHECK(policy::client_match_cn(good) == "CN=a");
+  PolicyRecord bad = good;
+  bad.a = "";
+  CHECK(policy::check_record(bad, false) != "");
+  bad = policy::client_cert(policy::kVerifyOn, 0, false, ca.chain_pem, "", "");
+  CHECK(policy::check_record(bad, false) != "");
+  bad = policy::client_cert(policy::kVerifyOn, 1, false, ca.chain_pem, "", "CN=(");
+  CHECK(policy::check_record(bad, false).find("match-cn") != std::string::npos);
+  bad = policy::client_cert(policy::kVerifyOn, 1, false, ca.chain_pem, "ftp://x", "");
+  CHECK(policy::check_record(bad, false) != "");
+  bad = good;
+  bad.flags |= 8;
+  CHECK(policy::check_record(bad, false) != "");
+  bad = good;
+  bad.value |= std::uint64_t{1000} << 32;
+  CHECK(policy::check_record(bad, false) != "");
+  CHECK(std::string(policy::kind_name(PolicyKind::kClientCert)) == "client-cert");
+}
