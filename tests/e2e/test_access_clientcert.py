@@ -31,19 +31,21 @@ CA_SECRET = "client-ca"
 
 
 class Certificates:
-    """CA `ca` with client `client` (CN=kroute-client), intermediate `inter` (signed by `ca`) with client
-    `deep` (CN=deep-client, sent with its intermediate), and `other` with client `stranger`."""
+    """CA `ca` with client `client` (CN=kroute-client), intermediates `inter` (signed by `ca`) and `inter2`
+    (signed by `inter`) with client `deep` (CN=deep-client, signed by `inter2`, sent with both
+    intermediates: OpenSSL's depth 1 allows one, 2 two), and `other` with client `stranger`."""
 
     def __init__(self, workdir: Path):
         self.dir = workdir
         self.ca = self._ca("ca", "kroute client CA", None)
         self.inter = self._ca("inter", "kroute intermediate CA", self.ca)
+        self.inter2 = self._ca("inter2", "kroute second intermediate CA", self.inter)
         self.other = self._ca("other", "another CA", None)
         self.client = self._leaf("client", "kroute-client", self.ca)
-        self.deep = self._leaf("deep", "deep-client", self.inter)
+        self.deep = self._leaf("deep", "deep-client", self.inter2)
         self.stranger = self._leaf("stranger", "kroute-client", self.other)
         self.deep_chain = self.dir / "deep-chain.crt"
-        self.deep_chain.write_bytes(self.deep[0].read_bytes() + self.inter[0].read_bytes())
+        self.deep_chain.write_bytes(self.deep[0].read_bytes() + self.inter2[0].read_bytes() + self.inter[0].read_bytes())
 
     def _run(self, *args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
@@ -213,7 +215,7 @@ def test_verify_depth_limits_the_chain(stack: Stack, certs: Certificates) -> Non
     host = "depth.cc.test"
     apply_and_wait(stack, mtls(stack, "cc-depth", host))
     wait_reply(stack, host, 200, certs.client)
-    assert request(stack, host, deep_client(certs)).status == 400  # depth 1: no intermediate
+    assert request(stack, host, deep_client(certs)).status == 400  # depth 1: one intermediate only
     stack.apply(mtls(stack, "cc-depth", host, {"auth-tls-verify-depth": "2"}))
     wait_reply(stack, host, 200, deep_client(certs))
 
@@ -299,3 +301,42 @@ def test_a_ca_rotation_is_live(stack: Stack, certs: Certificates) -> None:
     stack.apply(ca_secret(stack, "rotating-ca", {"ca.crt": certs.other[0].read_bytes()}))
     wait_reply(stack, host, 200, certs.stranger)
     assert request(stack, host, certs.client).status == 400
+
+
+# ---- sessions -------------------------------------------------------------------------------------------
+
+
+def handshake(stack: Stack, host: str, context: ssl.SSLContext, session: ssl.SSLSession | None) -> tuple[int, bool, Any]:
+    """A request on a new connection offering `session`: (status, whether it was resumed, the new session)."""
+    assert stack.nginx is not None
+    sock = socket.create_connection(("127.0.0.1", stack.nginx.tls_port), timeout=10)
+    with context.wrap_socket(sock, server_hostname=host, session=session) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while piece := tls.recv(65536):
+            data += piece
+        return int(data.split(b" ", 2)[1]), tls.session_reused, tls.session
+
+
+def test_a_session_with_a_client_certificate_is_never_resumed(stack: Stack, certs: Certificates) -> None:
+    stack.apply(ca_secret(stack, "resume-other-ca", {"ca.crt": certs.other[0].read_bytes()}))
+    apply_and_wait(stack, mtls(stack, "cc-resume", "resume.cc.test"),
+                   annotated(stack, "cc-resume-other", "resume-other.cc.test", [("/", "Prefix", "app")],
+                             {"auth-tls-secret": f"{stack.namespace}/resume-other-ca"}),
+                   annotated(stack, "cc-resume-plain", "resume-plain.cc.test", [("/", "Prefix", "app")]))
+    wait_reply(stack, "resume.cc.test", 200, certs.client)
+    wait_reply(stack, "resume-other.cc.test", 200, certs.stranger)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(str(certs.client[0]), str(certs.client[1]))
+    # the test sees resumption where there is some: a host without client certificates resumes
+    _, _, session = handshake(stack, "resume-plain.cc.test", context, None)
+    assert handshake(stack, "resume-plain.cc.test", context, session)[1]
+    # such a session, offered to a host that asks for certificates, was never verified there: 421
+    assert handshake(stack, "resume.cc.test", context, session)[0] == 421
+    # a session verified under one host's CA is resumed neither there nor at a host of another CA
+    status, _, session = handshake(stack, "resume.cc.test", context, None)
+    assert status == 200
+    assert handshake(stack, "resume.cc.test", context, session)[:2] == (200, False)
+    assert handshake(stack, "resume-other.cc.test", context, session)[:2] == (400, False)
