@@ -540,9 +540,9 @@ class Compiler {
     complete_client_cert(ingress, rule);
   }
 
-  // auth-tls-secret's CA bundle (ca.crt of a Secret of any type in the Ingress's namespace), or null with
-  // `problem` set.
-  const std::string* client_ca(const Ingress& ingress, std::string& problem) const {
+  // auth-tls-secret's CA bundle (ca.crt of a Secret of any type in the Ingress's namespace) followed by
+  // its CRLs (ca.crl, when there is one), or "" with `problem` set.
+  std::string client_ca(const Ingress& ingress, std::string& problem) const {
     const std::string& key = ingress.annotations.auth_tls_secret;
     const TlsSecret* secret = store_.secret(key);
     if (!key.starts_with(ingress.ns + "/")) {
@@ -553,10 +553,17 @@ class Compiler {
       problem = "auth-tls-secret " + key + ": ca.crt: " + secret->ca_error;
     } else if (secret->ca_pem.empty()) {
       problem = "auth-tls-secret " + key + " has no ca.crt";
+    } else if (!secret->crl_error.empty()) {
+      problem = "auth-tls-secret " + key + ": ca.crl: " + secret->crl_error;
     } else {
-      return &secret->ca_pem;
+      std::string pem = secret->ca_pem;
+      if (!secret->crl_pem.empty()) {
+        if (!pem.ends_with('\n')) pem += '\n';
+        pem += secret->crl_pem;
+      }
+      return pem;
     }
-    return nullptr;
+    return {};
   }
 
   // auth-tls-*: the host-wide kClientCert record (policy/client_cert.h) carries the checks; a rule of an
@@ -564,7 +571,7 @@ class Compiler {
   void complete_client_cert(const Ingress& ingress, Rule& rule) {
     if (ingress.annotations.auth_tls_secret.empty() || !ingress.annotations.access_denied.empty()) return;
     std::string problem;
-    if (client_ca(ingress, problem) == nullptr) {
+    if (client_ca(ingress, problem).empty()) {
       deny_rule(ingress, rule, "ClientCertSecretUnusable", problem);
     } else if (rule.host.empty()) {
       deny_rule(ingress, rule, "ClientCertNeedsHost",
@@ -578,9 +585,8 @@ class Compiler {
     for (PolicyRecord& record : policy.records) {
       if (record.kind != PolicyKind::kClientCert) continue;
       std::string problem;
-      const std::string* ca = client_ca(ingress, problem);
-      if (ca == nullptr) return false;
-      record.a = *ca;
+      record.a = client_ca(ingress, problem);
+      if (record.a.empty()) return false;
     }
     return true;
   }

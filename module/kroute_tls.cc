@@ -143,7 +143,22 @@ const char* parse_client_ca(std::string_view pem, ClientCa& c) {
     ++count;
   }
   ERR_clear_error();
-  return count == 0 ? "no CA certificate" : nullptr;
+  if (count == 0) return "no CA certificate";
+  // ca.crl's CRLs follow the certificates; as nginx's ssl_crl, every certificate of a chain is checked.
+  bio = memory_bio(pem);
+  if (!bio) return "out of memory";
+  int crls = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, no_passphrase, nullptr)) {
+    const int added = X509_STORE_add_crl(c.store.get(), crl);
+    X509_CRL_free(crl);
+    if (added != 1) return "a CRL was refused";
+    ++crls;
+  }
+  ERR_clear_error();
+  if (crls != 0 && X509_STORE_set_flags(c.store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1) {
+    return "cannot check CRLs";
+  }
+  return nullptr;
 }
 
 // The handshake never fails on a client's certificate: the verdict is kept and each request is answered

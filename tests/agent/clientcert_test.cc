@@ -67,6 +67,28 @@ std::string opaque(const std::string& name, const std::string& data) {
 
 const std::string kSecret = key("auth-tls-secret") + R"(: "n/ca")";
 
+// An empty CRL of the CA `ca` (its certificate as issuer, signed with its key), as PEM.
+std::string make_crl(const TestCertificate& ca) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_mem_buf(ca.chain_pem.data(), static_cast<int>(ca.chain_pem.size())), BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr), X509_free);
+  in.reset(BIO_new_mem_buf(ca.key_pem.data(), static_cast<int>(ca.key_pem.size())));
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), X509_CRL_free);
+  REQUIRE((cert && pkey && crl));
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> now(X509_gmtime_adj(nullptr, 0), ASN1_TIME_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(X509_gmtime_adj(nullptr, 86400), ASN1_TIME_free);
+  REQUIRE(X509_CRL_set_version(crl.get(), 1) == 1);
+  REQUIRE(X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(cert.get())) == 1);
+  REQUIRE(X509_CRL_set1_lastUpdate(crl.get(), now.get()) == 1);
+  REQUIRE(X509_CRL_set1_nextUpdate(crl.get(), next.get()) == 1);
+  REQUIRE(X509_CRL_sign(crl.get(), pkey.get(), EVP_sha256()) > 0);
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  REQUIRE(PEM_write_bio_X509_CRL(out.get(), crl.get()) == 1);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
 }  // namespace
 
 TEST_CASE("auth-tls annotations: ingress-nginx's values and defaults") {
@@ -159,6 +181,28 @@ TEST_CASE("auth-tls-secret fails closed: missing, no ca.crt, bad PEM, another na
                      {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + "\"")});
     CHECK(c.host_record() == nullptr);
     CHECK(c.denied());
+  }
+}
+
+TEST_CASE("auth-tls-secret's ca.crl: its CRLs follow the CA in the record; a bad one denies the Ingress") {
+  const TestCertificate ca = make_certificate("client CA");
+  const std::string crl = make_crl(ca);
+  SUBCASE("good") {
+    const Compiled c("{" + kSecret + "}", {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + R"(", "ca.crl": ")" +
+                                                           base64(crl) + "\"")});
+    const PolicyRecord* record = c.host_record();
+    REQUIRE(record != nullptr);
+    CHECK(record->a.starts_with(ca.chain_pem));
+    CHECK(record->a.ends_with(crl));
+    CHECK(policy::check_record(*record, false) == "");
+    CHECK(!c.denied());
+  }
+  SUBCASE("not a CRL") {
+    const Compiled c("{" + kSecret + "}", {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + R"(", "ca.crl": ")" +
+                                                           base64(ca.chain_pem) + "\"")});
+    CHECK(c.host_record() == nullptr);
+    CHECK(c.denied());
+    CHECK(c.warned("ClientCertSecretUnusable", "ca.crl"));
   }
 }
 

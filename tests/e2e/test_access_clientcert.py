@@ -9,6 +9,7 @@ then fixed: live. A CA rotation is live too; nginx never reloads."""
 from __future__ import annotations
 
 import base64
+import datetime
 import http.client
 import json
 import socket
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from agent_fixtures import wait_for
 from stack import Reply, Stack, module_stack, rule  # noqa: F401
@@ -44,6 +47,7 @@ class Certificates:
         self.client = self._leaf("client", "kroute-client", self.ca)
         self.deep = self._leaf("deep", "deep-client", self.inter2)
         self.stranger = self._leaf("stranger", "kroute-client", self.other)
+        self.revoked = self._leaf("revoked", "revoked-client", self.ca)
         self.deep_chain = self.dir / "deep-chain.crt"
         self.deep_chain.write_bytes(self.deep[0].read_bytes() + self.inter2[0].read_bytes() + self.inter[0].read_bytes())
 
@@ -68,14 +72,28 @@ class Certificates:
             crt, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
             self._run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
                       "-subj", f"/CN={cn}", "-addext", "basicConstraints=critical,CA:TRUE",
-                      "-addext", "keyUsage=critical,keyCertSign", "-keyout", str(key), "-out", str(crt))
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", str(key), "-out", str(crt))
             return crt, key
         key, csr = self._key_and_csr(name, cn)
-        return self._sign(name, csr, issuer, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n"), key
+        return self._sign(name, csr, issuer, "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"), key
 
     def _leaf(self, name: str, cn: str, issuer: tuple[Path, Path]) -> tuple[Path, Path]:
         key, csr = self._key_and_csr(name, cn)
         return self._sign(name, csr, issuer, "extendedKeyUsage=clientAuth\n"), key
+
+
+def crl(ca: tuple[Path, Path], revoked: list[Path]) -> bytes:
+    """A CRL of `ca` (PEM) that revokes the certificates `revoked`."""
+    issuer = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    key = serialization.load_pem_private_key(ca[1].read_bytes(), None)
+    now = datetime.datetime.utcnow()
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
+               .last_update(now - datetime.timedelta(hours=1)).next_update(now + datetime.timedelta(days=1)))
+    for path in revoked:
+        serial = x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+        builder = builder.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                                  .revocation_date(now - datetime.timedelta(hours=1)).build())
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 def b64(data: bytes) -> str:
@@ -271,6 +289,22 @@ def test_an_unusable_secret_answers_503_until_fixed(stack: Stack, certs: Certifi
     assert "not base64" not in json.dumps(events)
     stack.apply(ca_secret(stack, secret, {"ca.crt": certs.ca[0].read_bytes()}))
     wait_reply(stack, host, 200, certs.client)
+
+
+def test_ca_crl_refuses_revoked_certificates(stack: Stack, certs: Certificates) -> None:
+    host = "crl.cc.test"
+    stack.apply(ca_secret(stack, "crl-ca", {"ca.crt": certs.ca[0].read_bytes(),
+                                            "ca.crl": crl(certs.ca, [certs.revoked[0]])}))
+    apply_and_wait(stack, annotated(stack, "cc-crl", host, [("/", "Prefix", "app")],
+                                    {"auth-tls-secret": f"{stack.namespace}/crl-ca"}))
+    wait_reply(stack, host, 200, certs.client)
+    assert request(stack, host, certs.revoked).status == 400
+    # a ca.crl that is not CRLs: 503 until fixed; a CRL that no longer lists it: live
+    stack.apply(ca_secret(stack, "crl-ca", {"ca.crt": certs.ca[0].read_bytes(), "ca.crl": certs.ca[0].read_bytes()}))
+    wait_reply(stack, host, 503, certs.client)
+    wait_warning(stack, "cc-crl", "ClientCertSecretUnusable", "ca.crl")
+    stack.apply(ca_secret(stack, "crl-ca", {"ca.crt": certs.ca[0].read_bytes(), "ca.crl": crl(certs.ca, [])}))
+    wait_reply(stack, host, 200, certs.revoked)
 
 
 @pytest.mark.parametrize("annotation,value", [
