@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -10,16 +11,34 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "ingress/canary.h"
 #include "ingress/policies.h"
+#include "policy/client_cert.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/protocol.h"
 
 namespace kroute::agent {
 namespace {
+
+// Lowercase hex of SHA-256 (a client-cert record's digest, policy/client_cert.h).
+std::string sha256_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
 
 const char* path_type_name(PathType type) {
   switch (type) {
@@ -585,8 +604,10 @@ class Compiler {
     for (PolicyRecord& record : policy.records) {
       if (record.kind != PolicyKind::kClientCert) continue;
       std::string problem;
-      record.a = client_ca(ingress, problem);
-      if (record.a.empty()) return false;
+      std::string ca = client_ca(ingress, problem);
+      if (ca.empty()) return false;
+      const std::string digest = sha256_hex(policy::client_digest_input(record, ca));
+      policy::with_client_ca(record, std::move(ca), digest);
     }
     return true;
   }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <list>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
@@ -165,12 +166,20 @@ const char* parse_client_ca(std::string_view pem, ClientCa& c) {
 // by it (ngx_http_kroute_client_cert_module.c), as nginx's own ssl_verify_client does.
 int keep_going(int, X509_STORE_CTX*) { return 1; }
 
-void client_cert_mark(std::string_view ca, std::uint32_t flags, std::uint64_t value, unsigned char* mark) {
-  const std::uint64_t numbers[2] = {flags & kroute::policy::kVerifyModeMask, kroute::policy::client_verify_depth(value)};
-  const std::uint64_t h = kroute::payload_checksum(ca.data(), ca.size()) ^
-                          kroute::payload_checksum(numbers, sizeof numbers) * 0x9e3779b97f4a7c15ULL;
-  std::memcpy(mark, "kcc:", 4);
-  std::memcpy(mark + 4, &h, 8);
+// The record's digest (the start of `b`, hex) as KROUTE_CLIENT_CERT_MARK_LEN bytes; false when it has none.
+bool client_cert_mark(std::string_view b, unsigned char* mark) {
+  static_assert(kroute::policy::kClientDigestLength == 2 * KROUTE_CLIENT_CERT_MARK_LEN);
+  if (b.size() < kroute::policy::kClientDigestLength) return false;
+  const auto nibble = [](char c) -> int {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  for (std::size_t i = 0; i < KROUTE_CLIENT_CERT_MARK_LEN; ++i) {
+    const int high = nibble(b[2 * i]);
+    const int low = nibble(b[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    mark[i] = static_cast<unsigned char>(high << 4 | low);
+  }
+  return true;
 }
 
 }  // namespace
@@ -223,18 +232,19 @@ struct kroute_tls_cache_s {
     if (n > 0) report(data, entry.fingerprint, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
 
-  const ClientCa& client_ca(std::string_view pem) {
-    const std::uint64_t key = kroute::payload_checksum(pem.data(), pem.size());
+  // Kept by the record's digest (a hash an Ingress author cannot make collide with another CA's).
+  const ClientCa& client_ca(const unsigned char (&digest)[KROUTE_CLIENT_CERT_MARK_LEN], std::string_view pem) {
+    const std::string_view key(reinterpret_cast<const char*>(digest), sizeof digest);
     if (auto it = client_cas.find(key); it != client_cas.end()) return it->second;
     // Hosts with distinct CAs are few; a worker that meets more starts over.
     if (client_cas.size() >= capacity) client_cas.clear();
-    ClientCa& c = client_cas[key];
+    ClientCa& c = client_cas[std::string(key)];
     c.problem = parse_client_ca(pem, c);
     return c;
   }
 
   std::size_t capacity;
-  std::unordered_map<std::uint64_t, ClientCa> client_cas;
+  std::map<std::string, ClientCa, std::less<>> client_cas;
   std::list<ParsedCertificate> entries;  // most recently used first
   std::unordered_map<std::uint64_t, std::list<ParsedCertificate>::iterator> index;
   kroute_tls_stats_t stats{};
@@ -489,8 +499,9 @@ int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t*
       if (record.kind != kroute::format::PolicyKind::kClientCert) continue;
       const std::uint32_t mode = record.flags & policy::kVerifyModeMask;
       if (mode == policy::kVerifyOff) return 0;
-      const std::string_view pem = view.str(record.a);
-      const ClientCa& ca = cache->client_ca(pem);
+      unsigned char mark[KROUTE_CLIENT_CERT_MARK_LEN];
+      if (!client_cert_mark(view.str(record.b), mark)) return fail("no CA digest");
+      const ClientCa& ca = cache->client_ca(mark, view.str(record.a));
       if (ca.problem != nullptr) return fail(ca.problem);
       STACK_OF(X509_NAME)* names = SSL_dup_CA_list(ca.names.get());
       if (names == nullptr) return fail("out of memory");
@@ -498,8 +509,6 @@ int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t*
       if (SSL_set1_verify_cert_store(ssl, ca.store.get()) != 1) return fail("cannot set the CA");
       SSL_set_verify(ssl, SSL_VERIFY_PEER, keep_going);
       SSL_set_verify_depth(ssl, policy::client_verify_depth(record.value));
-      unsigned char mark[KROUTE_CLIENT_CERT_MARK_LEN];
-      client_cert_mark(pem, record.flags, record.value, mark);
       SSL_SESSION* session = SSL_get0_session(ssl);
       if (session == nullptr || SSL_SESSION_set1_id_context(session, mark, sizeof mark) != 1) {
         return fail("cannot mark the session");
@@ -512,9 +521,9 @@ int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t*
   }
 }
 
-void kroute_client_cert_mark(const kroute_route_t* route, const kroute_policy_t* record, unsigned char* mark) {
-  const kroute_str_t ca = kroute_policy_str(route, record->a);
-  client_cert_mark({reinterpret_cast<const char*>(ca.data), ca.len}, record->flags, record->value, mark);
+int kroute_client_cert_mark(const kroute_route_t* route, const kroute_policy_t* record, unsigned char* mark) {
+  const kroute_str_t b = kroute_policy_str(route, record->b);
+  return client_cert_mark({reinterpret_cast<const char*>(b.data), b.len}, mark) ? 0 : -1;
 }
 
 void kroute_tls_stats(const kroute_tls_cache_t* cache, kroute_tls_stats_t* stats) {

@@ -68,17 +68,18 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
  * elsewhere. 0: done or nothing to do; -1: the record's CA is unusable, the
  * handshake must fail (never an open one). `problem` then says why.
  */
-#define KROUTE_CLIENT_CERT_MARK_LEN  12
+#define KROUTE_CLIENT_CERT_MARK_LEN  32
 
 int kroute_tls_client_verify(kroute_tls_cache_t *cache,
     const kroute_snapshot_t *snapshot, const unsigned char *server_name,
     size_t len, SSL *ssl, const char **problem);
 
 /*
- * The session id context of a session whose handshake applied `record`:
- * equal for records of equal CA, mode and depth, in any snapshot.
+ * The session id context of a session whose handshake applied `record`: its
+ * digest (SHA-256 of CA, mode and depth), equal for equal records in any
+ * snapshot. 0, or -1 for a record without a digest.
  */
-void kroute_client_cert_mark(const kroute_route_t *route,
+int kroute_client_cert_mark(const kroute_route_t *route,
     const kroute_policy_t *record, unsigned char *mark);
 
 void kroute_tls_stats(const kroute_tls_cache_t *cache,

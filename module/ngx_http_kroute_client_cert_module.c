@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_kroute_client_cert_variable(ngx_http_request_t *r,
 #define NGX_HTTP_KROUTE_VERIFY_ON              1
 #define NGX_HTTP_KROUTE_VERIFY_OPTIONAL_NO_CA  3
 #define NGX_HTTP_KROUTE_PASS_CERTIFICATE       4
+/* `b` starts with the record's digest, in hex */
+#define NGX_HTTP_KROUTE_DIGEST_LEN             (2 * KROUTE_CLIENT_CERT_MARK_LEN)
 
 
 static ngx_http_module_t  ngx_http_kroute_client_cert_module_ctx = {
@@ -154,7 +156,7 @@ ngx_http_kroute_client_cert_refuse(ngx_http_request_t *r,
     b = kroute_policy_str(&ctx->route, record->b);
     page_len = (size_t) (record->value >> 32);
 
-    if (page_len == 0 || page_len > b.len) {
+    if (page_len == 0 || NGX_HTTP_KROUTE_DIGEST_LEN + page_len > b.len) {
         return status;
     }
 
@@ -165,7 +167,7 @@ ngx_http_kroute_client_cert_refuse(ngx_http_request_t *r,
 
     location->hash = 1;
     ngx_str_set(&location->key, "Location");
-    location->value.data = (u_char *) b.data;
+    location->value.data = (u_char *) b.data + NGX_HTTP_KROUTE_DIGEST_LEN;
     location->value.len = page_len;
 
     ngx_http_clear_location(r);
@@ -182,6 +184,7 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
 {
 #if (NGX_HTTP_SSL)
     long                    rc;
+    size_t                  skip;
     X509                   *cert;
     ngx_str_t               subject;
     ngx_uint_t              mode;
@@ -215,9 +218,9 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
         /* only a handshake under this very record counts */
 
         id = SSL_SESSION_get0_id_context(SSL_get0_session(ssl_conn), &id_len);
-        kroute_client_cert_mark(&ctx->route, record, mark);
 
-        if (id == NULL || id_len != KROUTE_CLIENT_CERT_MARK_LEN
+        if (kroute_client_cert_mark(&ctx->route, record, mark) != 0
+            || id == NULL || id_len != KROUTE_CLIENT_CERT_MARK_LEN
             || ngx_memcmp(id, mark, KROUTE_CLIENT_CERT_MARK_LEN) != 0)
         {
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -251,10 +254,11 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
     }
 
     b = kroute_policy_str(&ctx->route, record->b);
+    skip = NGX_HTTP_KROUTE_DIGEST_LEN + (size_t) (record->value >> 32);
 
-    if ((size_t) (record->value >> 32) < b.len) {
-        pattern.data = b.data + (record->value >> 32);
-        pattern.len = b.len - (size_t) (record->value >> 32);
+    if (skip < b.len) {
+        pattern.data = b.data + skip;
+        pattern.len = b.len - skip;
 
         if (ngx_ssl_get_subject_dn(r->connection, r->pool, &subject)
             != NGX_OK)

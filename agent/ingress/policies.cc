@@ -156,7 +156,7 @@ PolicyRecord protocol_policy(const IngressAnnotations& a) {
 
 PolicyRecord client_cert_policy(const IngressAnnotations& a) {
   return policy::client_cert(static_cast<policy::VerifyClient>(a.auth_tls_verify_client), a.auth_tls_verify_depth,
-                             a.auth_tls_pass_certificate, "", a.auth_tls_error_page, a.auth_tls_match_cn);
+                             a.auth_tls_pass_certificate, a.auth_tls_error_page, a.auth_tls_match_cn);
 }
 
 void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,

@@ -133,6 +133,15 @@ TEST_CASE("auth-tls-secret: the host-wide record carries the CA; the rule has no
   const PolicyRecord* record = c.host_record();
   REQUIRE(record != nullptr);
   CHECK(record->a == ca.chain_pem);
+  // the digest: SHA-256 over mode, depth and CA, so another mode (or CA) is another digest
+  CHECK(policy::client_digest(*record).size() == policy::kClientDigestLength);
+  const Compiled on("{" + kSecret + "}", {opaque("ca", R"("ca.crt": ")" + base64(ca.chain_pem) + "\"")});
+  REQUIRE(on.host_record() != nullptr);
+  CHECK(policy::client_digest(*on.host_record()) != policy::client_digest(*record));
+  const TestCertificate other = make_certificate("other CA");
+  const Compiled other_ca("{" + kSecret + "}", {opaque("ca", R"("ca.crt": ")" + base64(other.chain_pem) + "\"")});
+  REQUIRE(other_ca.host_record() != nullptr);
+  CHECK(policy::client_digest(*other_ca.host_record()) != policy::client_digest(*on.host_record()));
   CHECK((record->flags & policy::kVerifyModeMask) == policy::kVerifyOptional);
   CHECK(policy::client_match_cn(*record) == "CN=alice");
   CHECK(policy::client_error_page(*record).empty());
@@ -208,19 +217,29 @@ TEST_CASE("auth-tls-secret's ca.crl: its CRLs follow the CA in the record; a bad
 
 TEST_CASE("kClientCert records: the builder's check") {
   const TestCertificate ca = make_certificate("client CA");
-  PolicyRecord good = policy::client_cert(policy::kVerifyOn, 2, true, ca.chain_pem, "https://e.com/", "CN=a");
+  const std::string digest(policy::kClientDigestLength, 'a');
+  const auto make = [&](std::uint8_t depth, const std::string& page, const std::string& cn) {
+    PolicyRecord r = policy::client_cert(policy::kVerifyOn, depth, true, page, cn);
+    policy::with_client_ca(r, ca.chain_pem, digest);
+    return r;
+  };
+  PolicyRecord good = make(2, "https://e.com/", "CN=a");
   CHECK(policy::check_record(good, false) == "");
+  CHECK(policy::client_digest(good) == digest);
   CHECK(policy::client_error_page(good) == "https://e.com/");
   CHECK(policy::client_match_cn(good) == "CN=a");
   PolicyRecord bad = good;
   bad.a = "";
   CHECK(policy::check_record(bad, false) != "");
-  bad = policy::client_cert(policy::kVerifyOn, 0, false, ca.chain_pem, "", "");
-  CHECK(policy::check_record(bad, false) != "");
-  bad = policy::client_cert(policy::kVerifyOn, 1, false, ca.chain_pem, "", "CN=(");
-  CHECK(policy::check_record(bad, false).find("match-cn") != std::string::npos);
-  bad = policy::client_cert(policy::kVerifyOn, 1, false, ca.chain_pem, "ftp://x", "");
-  CHECK(policy::check_record(bad, false) != "");
+  bad = good;
+  bad.b[3] = 'X';  // not a digest
+  CHECK(policy::check_record(bad, false) == "no CA digest");
+  bad = policy::client_cert(policy::kVerifyOn, 1, false, "", "");
+  bad.a = ca.chain_pem;  // no digest at all
+  CHECK(policy::check_record(bad, false) == "no CA digest");
+  CHECK(policy::check_record(make(0, "", ""), false) != "");
+  CHECK(policy::check_record(make(1, "", "CN=("), false).find("match-cn") != std::string::npos);
+  CHECK(policy::check_record(make(1, "ftp://x", ""), false) != "");
   bad = good;
   bad.flags |= 8;
   CHECK(policy::check_record(bad, false) != "");
