@@ -332,8 +332,28 @@ def test_a_ca_rotation_is_live(stack: Stack, certs: Certificates) -> None:
                                     {"auth-tls-secret": f"{stack.namespace}/rotating-ca"}))
     wait_reply(stack, host, 200, certs.client)
     assert request(stack, host, certs.stranger).status == 400
-    stack.apply(ca_secret(stack, "rotating-ca", {"ca.crt": certs.other[0].read_bytes()}))
-    wait_reply(stack, host, 200, certs.stranger)
+    # a connection kept open across the rotation was verified against the old CA: 421, not served
+    assert stack.nginx is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(str(certs.client[0]), str(certs.client[1]))
+    kept = http.client.HTTPSConnection("127.0.0.1", stack.nginx.tls_port, timeout=10, context=context)
+    kept.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", stack.nginx.tls_port), timeout=10),
+                                    server_hostname=host)
+    try:
+        kept.request("GET", "/", headers={"Host": host})
+        first = kept.getresponse()
+        first.read()
+        assert first.status == 200
+        stack.apply(ca_secret(stack, "rotating-ca", {"ca.crt": certs.other[0].read_bytes()}))
+        wait_reply(stack, host, 200, certs.stranger)
+        kept.request("GET", "/", headers={"Host": host})
+        again = kept.getresponse()
+        again.read()
+        assert again.status == 421
+    finally:
+        kept.close()
     assert request(stack, host, certs.client).status == 400
 
 
