@@ -109,10 +109,6 @@ std::string_view parse(const kroute::SnapshotView& view, const kroute::format::T
   return {};
 }
 
-}  // namespace
-
-namespace {
-
 struct NamesFree {
   void operator()(STACK_OF(X509_NAME)* s) const noexcept { sk_X509_NAME_pop_free(s, X509_NAME_free); }
 };

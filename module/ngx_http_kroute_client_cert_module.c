@@ -194,6 +194,7 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
     const kroute_policy_t  *record;
     ngx_http_kroute_ctx_t  *ctx;
     u_char                  mark[KROUTE_CLIENT_CERT_MARK_LEN];
+    SSL_SESSION            *session;
     ngx_ssl_conn_t         *ssl_conn;
 
     if (r != r->main) {
@@ -217,7 +218,8 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
 
         /* only a handshake under this very record counts */
 
-        id = SSL_SESSION_get0_id_context(SSL_get0_session(ssl_conn), &id_len);
+        session = SSL_get0_session(ssl_conn);
+        id = session ? SSL_SESSION_get0_id_context(session, &id_len) : NULL;
 
         if (kroute_client_cert_mark(&ctx->route, record, mark) != 0
             || id == NULL || id_len != KROUTE_CLIENT_CERT_MARK_LEN
@@ -226,7 +228,8 @@ ngx_http_kroute_client_cert_handler(ngx_http_request_t *r)
             ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                           "kroute: the TLS handshake did not ask for this "
                           "host's client certificate (the client's SNI "
-                          "named another host, or the CA changed since)");
+                          "named another host, it resumed another host's "
+                          "session, or the CA changed since)");
             return NGX_HTTP_MISDIRECTED_REQUEST;
         }
 
