@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from agent_fixtures import wait_for
+from agent_fixtures import TABLE_TOOL, dump_table, wait_for
 from stack import Reply, Stack, module_stack, rule  # noqa: F401
 from test_annotations import annotated, apply_and_wait
 from test_hostile import wait_warning, with_healthy_route
@@ -188,6 +188,23 @@ def test_on_a_certificate_of_the_ca_passes_and_none_or_another_gets_400(stack: S
     apply_and_wait(stack, plain)
     other = wait_reply(stack, "plain.cc.test", 200, certs.client, headers={"ssl-client-verify": "SUCCESS"})
     assert not any(k.startswith("ssl-client") for k in other.echo["headers"]), other.echo["headers"]
+
+
+def test_the_table_holds_one_host_wide_record_and_dump_keeps_it_on_one_line(stack: Stack, certs: Certificates) -> None:
+    host = "dump.cc.test"
+    apply_and_wait(stack, mtls(stack, "cc-dump", host, {"auth-tls-match-cn": "CN=kroute-client"}))
+    assert stack.agent is not None
+    table = dump_table(stack.agent.table_dir)
+    assert table is not None
+    entry = next(h for h in table["hosts"] if h.get("host", h.get("name")) == host)
+    records = [p for p in entry.get("policies", []) if p["kind"] == "client-cert"]
+    assert len(records) == 1 and records[0]["value"] == certs.ca[0].read_text(), records
+    assert records[0]["value2"].endswith("CN=kroute-client"), records
+    assert not any(p["kind"] == "client-cert" for r in entry["rules"] for p in r.get("policies", []))
+    text = subprocess.run([str(TABLE_TOOL), "--dir", str(stack.agent.table_dir), "dump"], capture_output=True,
+                          text=True, check=True, timeout=30).stdout
+    line = next(line for line in text.splitlines() if host in line)
+    assert "client-cert (" in line and "BEGIN" not in text, line
 
 
 def test_the_whole_host_asks_also_for_paths_of_other_ingresses(stack: Stack, certs: Certificates) -> None:
