@@ -477,9 +477,10 @@ const AnnotationSpec kSpecs[] = {
     PLANNED("auth-secret-type", kIssue19),
     PLANNED("auth-type", kIssue19),
     ACCESS("auth-tls-secret",
-           "namespace/name of a Secret (any type) in the Ingress's namespace whose ca.crt is the CA bundle: "
-           "clients of the whole host (every Ingress's paths) are asked for a certificate in the handshake, "
-           "chosen by SNI; missing Secret, no ca.crt or bad PEM: the Ingress's paths answer 503",
+           "namespace/name of a Secret (any type) in the Ingress's namespace whose ca.crt is the CA bundle "
+           "(and ca.crl, if any, its CRLs): clients of the whole host (every Ingress's paths) are asked for a "
+           "certificate in the handshake, chosen by SNI; missing Secret, no ca.crt or bad PEM: the Ingress's "
+           "paths answer 503 (docs/access.md)",
            { return secret_reference(v, a.auth_tls_secret); }),
     ACCESS("auth-tls-verify-depth", "1-100 (default 1; 0 reads as 1, as ingress-nginx)",
            { if (v == "0") { a.auth_tls_verify_depth = 1; return {}; } return small_count(v, a.auth_tls_verify_depth); }),
