@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -10,11 +11,13 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "ingress/canary.h"
 #include "ingress/policies.h"
 #include "policy/basic_auth.h"
+#include "policy/client_cert.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/external_auth.h"
@@ -23,6 +26,22 @@
 
 namespace kroute::agent {
 namespace {
+
+// Lowercase hex of SHA-256 (a client-cert record's digest, policy/client_cert.h).
+std::string sha256_hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
 
 const char* path_type_name(PathType type) {
   switch (type) {
@@ -431,6 +450,9 @@ class Compiler {
     for (const HostPolicy& policy : part.host_policies) {
       table_.model.host_policies.push_back(policy);
       table_.model.host_policies.back().source = source;
+      if (!complete_client_cert_host(*part.ingress, table_.model.host_policies.back())) {
+        table_.model.host_policies.pop_back();
+      }
     }
     for (const HostAlias& alias : part.aliases) {
       table_.model.aliases.push_back(alias);
@@ -540,6 +562,7 @@ class Compiler {
     complete_external_auth(ingress, rule);
     complete_basic_auth(ingress, rule);
     complete_limits(ingress, rule);
+    complete_client_cert(ingress, rule);
   }
 
   // auth-url names an IP address or a Service of the cluster (<name>.<namespace>.svc[.cluster.local]),
@@ -628,6 +651,59 @@ class Compiler {
       record.a = ingress.uid;
       record.code = record.flags == policy::kConnections ? options_.limit_conn_status : options_.limit_req_status;
     }
+  }
+
+  // auth-tls-secret's CA bundle (ca.crt of a Secret of any type in the Ingress's namespace) followed by
+  // its CRLs (ca.crl, when there is one), or "" with `problem` set.
+  std::string client_ca(const Ingress& ingress, std::string& problem) const {
+    const std::string& key = ingress.annotations.auth_tls_secret;
+    const TlsSecret* secret = store_.secret(key);
+    if (!key.starts_with(ingress.ns + "/")) {
+      problem = "auth-tls-secret " + key + " is not in the Ingress's namespace";
+    } else if (secret == nullptr) {
+      problem = "auth-tls-secret " + key + " not found (or it has neither ca.crt nor auth)";
+    } else if (!secret->ca_error.empty()) {
+      problem = "auth-tls-secret " + key + ": ca.crt: " + secret->ca_error;
+    } else if (secret->ca_pem.empty()) {
+      problem = "auth-tls-secret " + key + " has no ca.crt";
+    } else if (!secret->crl_error.empty()) {
+      problem = "auth-tls-secret " + key + ": ca.crl: " + secret->crl_error;
+    } else {
+      std::string pem = secret->ca_pem;
+      if (!secret->crl_pem.empty()) {
+        if (!pem.ends_with('\n')) pem += '\n';
+        pem += secret->crl_pem;
+      }
+      return pem;
+    }
+    return {};
+  }
+
+  // auth-tls-*: the host-wide kClientCert record (policy/client_cert.h) carries the checks; a rule of an
+  // Ingress whose CA cannot be had, or a rule without a host (no SNI names it), answers 503 instead.
+  void complete_client_cert(const Ingress& ingress, Rule& rule) {
+    if (ingress.annotations.auth_tls_secret.empty() || !ingress.annotations.access_denied.empty()) return;
+    std::string problem;
+    if (client_ca(ingress, problem).empty()) {
+      deny_rule(ingress, rule, "ClientCertSecretUnusable", problem);
+    } else if (rule.host.empty()) {
+      deny_rule(ingress, rule, "ClientCertNeedsHost",
+                "auth-tls-secret: a rule without a host cannot ask for client certificates (no SNI names it)");
+    }
+  }
+
+  // The CA of a host-wide kClientCert record; false when there is none (the record must then go: the
+  // Ingress's rules answer 503 by complete_client_cert).
+  bool complete_client_cert_host(const Ingress& ingress, HostPolicy& policy) {
+    for (PolicyRecord& record : policy.records) {
+      if (record.kind != PolicyKind::kClientCert) continue;
+      std::string problem;
+      std::string ca = client_ca(ingress, problem);
+      if (ca.empty()) return false;
+      const std::string digest = sha256_hex(policy::client_digest_input(record, ca));
+      policy::with_client_ca(record, std::move(ca), digest);
+    }
+    return true;
   }
 
   // Access annotations fail closed: the rule answers 503 (policy/deny.h) with a Warning saying why. The

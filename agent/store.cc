@@ -127,6 +127,22 @@ std::string check_ca_bundle(const std::string& pem) {
   return {};
 }
 
+// PEM CRLs only (auth-tls-secret's ca.crl): at least one, every block a CRL.
+std::string check_crl_bundle(const std::string& pem) {
+  std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  int count = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_CRL_free(crl);
+    ++count;
+  }
+  const unsigned long last = ERR_peek_last_error();
+  const bool at_end = ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE;
+  ERR_clear_error();
+  if (count == 0) return "ca.crl holds no PEM CRL";
+  if (!at_end) return "ca.crl holds something besides PEM CRLs";
+  return {};
+}
+
 void parse_paths(const Json::Value& paths, const std::string& host_problem, IngressRule& rule) {
   for (const Json::Value& p : elements(paths)) {
     IngressPath path;
@@ -195,8 +211,8 @@ bool Ingress::same_routes(const Ingress& o) const {
 
 bool TlsSecret::operator==(const TlsSecret& o) const {
   return ns == o.ns && name == o.name && error == o.error && expired_on == o.expired_on && certificate.chain_pem == o.certificate.chain_pem &&
-         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error && auth == o.auth &&
-         auth_map == o.auth_map;
+         certificate.key_pem == o.certificate.key_pem && ca_pem == o.ca_pem && ca_error == o.ca_error &&
+         crl_pem == o.crl_pem && crl_error == o.crl_error && auth == o.auth && auth_map == o.auth_map;
 }
 
 std::string parse_ingress(const Json::Value& object, Ingress& out, std::string_view annotation_prefix) {
@@ -319,6 +335,15 @@ std::string parse_tls_secret(const Json::Value& object, TlsSecret& out) {
       out.ca_error = check_ca_bundle(pem);
     }
     if (out.ca_error.empty()) out.ca_pem = std::move(pem);
+  }
+  if (const Json::Value& crl = at(object, "data", "ca.crl"); !crl.isNull()) {
+    std::string pem;
+    if (!crl.isString() || !base64_decode(crl.asString(), pem)) {
+      out.crl_error = "ca.crl is not base64";
+    } else {
+      out.crl_error = check_crl_bundle(pem);
+    }
+    if (out.crl_error.empty()) out.crl_pem = std::move(pem);
   }
   if (const Json::Value& auth = at(object, "data", "auth"); auth.isString()) {
     if (!base64_decode(auth.asString(), out.auth)) out.auth.clear();

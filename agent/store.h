@@ -146,6 +146,10 @@ struct TlsSecret {
   // (proxy-ssl-secret). Empty with `ca_error` set when it holds no certificate.
   std::string ca_pem;
   std::string ca_error;
+  // ca.crl, when the Secret has one: PEM CRLs the client certificates of auth-tls-secret are checked
+  // against. Empty with `crl_error` set when it holds no CRL or something else.
+  std::string crl_pem;
+  std::string crl_error;
   // The `auth` key, decoded, when the Secret has one (auth-secret: htpasswd lines or an auth-map); the
   // annotation that names the Secret checks it. Secret material: never logged.
   std::string auth;

@@ -16,11 +16,13 @@
 #include <cstring>
 #include <ctime>
 #include <list>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
 
 #include "hashing.h"
+#include "policy/client_cert.h"
 #include "policy/protocol.h"
 #include "reader.h"
 #include "snapshot.h"
@@ -107,6 +109,75 @@ std::string_view parse(const kroute::SnapshotView& view, const kroute::format::T
   return {};
 }
 
+struct NamesFree {
+  void operator()(STACK_OF(X509_NAME)* s) const noexcept { sk_X509_NAME_pop_free(s, X509_NAME_free); }
+};
+using NamesPtr = std::unique_ptr<STACK_OF(X509_NAME), NamesFree>;
+struct CaStoreFree {
+  void operator()(X509_STORE* s) const noexcept { X509_STORE_free(s); }
+};
+
+// A kClientCert record's CA bundle, parsed: the verify store and the names the CertificateRequest lists.
+struct ClientCa {
+  const char* problem = nullptr;  // unusable: why
+  std::unique_ptr<X509_STORE, CaStoreFree> store;
+  NamesPtr names;
+};
+
+const char* parse_client_ca(std::string_view pem, ClientCa& c) {
+  BioPtr bio = memory_bio(pem);
+  c.store.reset(X509_STORE_new());
+  c.names.reset(sk_X509_NAME_new_null());
+  if (!bio || !c.store || !c.names) return "out of memory";
+  int count = 0;
+  while (X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr)}) {
+    if (X509_STORE_add_cert(c.store.get(), cert.get()) != 1) return "a CA certificate was refused";
+    X509_NAME* name = X509_NAME_dup(X509_get_subject_name(cert.get()));
+    if (name == nullptr || sk_X509_NAME_push(c.names.get(), name) == 0) {
+      X509_NAME_free(name);
+      return "out of memory";
+    }
+    ++count;
+  }
+  ERR_clear_error();
+  if (count == 0) return "no CA certificate";
+  // ca.crl's CRLs follow the certificates; as nginx's ssl_crl, every certificate of a chain is checked.
+  bio = memory_bio(pem);
+  if (!bio) return "out of memory";
+  int crls = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, no_passphrase, nullptr)) {
+    const int added = X509_STORE_add_crl(c.store.get(), crl);
+    X509_CRL_free(crl);
+    if (added != 1) return "a CRL was refused";
+    ++crls;
+  }
+  ERR_clear_error();
+  if (crls != 0 && X509_STORE_set_flags(c.store.get(), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1) {
+    return "cannot check CRLs";
+  }
+  return nullptr;
+}
+
+// The handshake never fails on a client's certificate: the verdict is kept and each request is answered
+// by it (ngx_http_kroute_client_cert_module.c), as nginx's own ssl_verify_client does.
+int keep_going(int, X509_STORE_CTX*) { return 1; }
+
+// The record's digest (the start of `b`, hex) as KROUTE_CLIENT_CERT_MARK_LEN bytes; false when it has none.
+bool client_cert_mark(std::string_view b, unsigned char* mark) {
+  static_assert(kroute::policy::kClientDigestLength == 2 * KROUTE_CLIENT_CERT_MARK_LEN);
+  if (b.size() < kroute::policy::kClientDigestLength) return false;
+  const auto nibble = [](char c) -> int {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  for (std::size_t i = 0; i < KROUTE_CLIENT_CERT_MARK_LEN; ++i) {
+    const int high = nibble(b[2 * i]);
+    const int low = nibble(b[2 * i + 1]);
+    if (high < 0 || low < 0) return false;
+    mark[i] = static_cast<unsigned char>(high << 4 | low);
+  }
+  return true;
+}
+
 }  // namespace
 
 struct kroute_tls_cache_s {
@@ -157,7 +228,19 @@ struct kroute_tls_cache_s {
     if (n > 0) report(data, entry.fingerprint, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
   }
 
+  // Kept by the record's digest (a hash an Ingress author cannot make collide with another CA's).
+  const ClientCa& client_ca(const unsigned char (&digest)[KROUTE_CLIENT_CERT_MARK_LEN], std::string_view pem) {
+    const std::string_view key(reinterpret_cast<const char*>(digest), sizeof digest);
+    if (auto it = client_cas.find(key); it != client_cas.end()) return it->second;
+    // Hosts with distinct CAs are few; a worker that meets more starts over.
+    if (client_cas.size() >= capacity) client_cas.clear();
+    ClientCa& c = client_cas[std::string(key)];
+    c.problem = parse_client_ca(pem, c);
+    return c;
+  }
+
   std::size_t capacity;
+  std::map<std::string, ClientCa, std::less<>> client_cas;
   std::list<ParsedCertificate> entries;  // most recently used first
   std::unordered_map<std::uint64_t, std::list<ParsedCertificate>::iterator> index;
   kroute_tls_stats_t stats{};
@@ -391,6 +474,52 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_sn
     ERR_clear_error();
   }
   return KROUTE_TLS_STATIC;
+}
+
+int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t* snapshot,
+                             const unsigned char* server_name, std::size_t len, SSL* ssl, const char** problem) {
+  namespace policy = kroute::policy;
+  *problem = nullptr;
+  if (snapshot == nullptr || len == 0) return 0;
+  const auto fail = [&](const char* why) {
+    ERR_clear_error();
+    *problem = why;
+    return -1;
+  };
+  try {
+    const kroute::SnapshotView& view = view_of(snapshot);
+    kroute::HostMatch how;
+    const kroute::format::HostEntry* host = view.find_host({reinterpret_cast<const char*>(server_name), len}, how);
+    if (host == nullptr) return 0;
+    for (const kroute::format::PolicyRecord& record : view.policies(host->policies)) {
+      if (record.kind != kroute::format::PolicyKind::kClientCert) continue;
+      const std::uint32_t mode = record.flags & policy::kVerifyModeMask;
+      if (mode == policy::kVerifyOff) return 0;
+      unsigned char mark[KROUTE_CLIENT_CERT_MARK_LEN];
+      if (!client_cert_mark(view.str(record.b), mark)) return fail("no CA digest");
+      const ClientCa& ca = cache->client_ca(mark, view.str(record.a));
+      if (ca.problem != nullptr) return fail(ca.problem);
+      STACK_OF(X509_NAME)* names = SSL_dup_CA_list(ca.names.get());
+      if (names == nullptr) return fail("out of memory");
+      SSL_set_client_CA_list(ssl, names);
+      if (SSL_set1_verify_cert_store(ssl, ca.store.get()) != 1) return fail("cannot set the CA");
+      SSL_set_verify(ssl, SSL_VERIFY_PEER, keep_going);
+      SSL_set_verify_depth(ssl, policy::client_verify_depth(record.value));
+      SSL_SESSION* session = SSL_get0_session(ssl);
+      if (session == nullptr || SSL_SESSION_set1_id_context(session, mark, sizeof mark) != 1) {
+        return fail("cannot mark the session");
+      }
+      return 0;
+    }
+    return 0;
+  } catch (...) {
+    return fail("out of memory");
+  }
+}
+
+int kroute_client_cert_mark(const kroute_route_t* route, const kroute_policy_t* record, unsigned char* mark) {
+  const kroute_str_t b = kroute_policy_str(route, record->b);
+  return client_cert_mark({reinterpret_cast<const char*>(b.data), b.len}, mark) ? 0 : -1;
 }
 
 void kroute_tls_stats(const kroute_tls_cache_t* cache, kroute_tls_stats_t* stats) {

@@ -55,6 +55,33 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
     size_t len, SSL *ssl, kroute_tls_report_pt report,
     void *data);
 
+/*
+ * Client certificates (kClientCert host records, routetable/policy/client_cert.h).
+ *
+ * kroute_tls_client_verify: in the certificate callback, after
+ * kroute_tls_select. When the host server_name names has a kClientCert
+ * record, the handshake asks for a certificate: the record's CA (parsed once
+ * per worker, kept by a hash of its PEM) is the verify store and the list of
+ * acceptable CA names, with its depth; the verdict is kept, never fails the
+ * handshake (the request is answered 400 as nginx does), and the session is
+ * marked with kroute_client_cert_mark() of the record so it is never resumed
+ * elsewhere. 0: done or nothing to do; -1: the record's CA is unusable, the
+ * handshake must fail (never an open one). `problem` then says why.
+ */
+#define KROUTE_CLIENT_CERT_MARK_LEN  32
+
+int kroute_tls_client_verify(kroute_tls_cache_t *cache,
+    const kroute_snapshot_t *snapshot, const unsigned char *server_name,
+    size_t len, SSL *ssl, const char **problem);
+
+/*
+ * The session id context of a session whose handshake applied `record`: its
+ * digest (SHA-256 of CA, mode and depth), equal for equal records in any
+ * snapshot. 0, or -1 for a record without a digest.
+ */
+int kroute_client_cert_mark(const kroute_route_t *route,
+    const kroute_policy_t *record, unsigned char *mark);
+
 void kroute_tls_stats(const kroute_tls_cache_t *cache,
     kroute_tls_stats_t *stats);
 

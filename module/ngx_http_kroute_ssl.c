@@ -247,8 +247,9 @@ ngx_http_kroute_ssl_generate(ngx_conf_t *cf, ngx_http_ssl_srv_conf_t *sscf)
 static int
 ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
+    int                  client;
     size_t               len;
-    const char          *name;
+    const char          *name, *problem;
     ngx_connection_t    *c;
     kroute_snapshot_t   *snapshot;
     kroute_tls_choice_e  choice;
@@ -272,7 +273,20 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
     choice = kroute_tls_select(ngx_http_kroute_tls_cache, snapshot,
                                (const u_char *) name, len, ssl_conn, ngx_http_kroute_ssl_report, c);
 
+    /* the host's client certificates (auth-tls-*): never an open handshake */
+
+    client = kroute_tls_client_verify(ngx_http_kroute_tls_cache, snapshot,
+                                      (const u_char *) name, len, ssl_conn,
+                                      &problem);
+
     kroute_table_unpin(ngx_http_kroute_table, snapshot);
+
+    if (client != 0) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "kroute: handshake for \"%s\" refused: the host's "
+                      "client certificate CA is unusable: %s", name, problem);
+        return 0;
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "kroute: certificate for \"%s\": %s", name ? name : "",
@@ -280,7 +294,7 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
                    : choice == KROUTE_TLS_DEFAULT ? "table default"
                    : "fallback");
 
-    /* never fail the handshake: the fallback certificate serves */
+    /* otherwise never fail the handshake: the fallback certificate serves */
 
     return 1;
 }

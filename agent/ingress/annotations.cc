@@ -8,6 +8,7 @@
 #include "host.h"
 #include "policy/basic_auth.h"
 #include "policy/cidr.h"
+#include "policy/client_cert.h"
 #include "policy/cors.h"
 #include "policy/external_auth.h"
 #include "policy/headers.h"
@@ -503,6 +504,17 @@ std::string auth_secret_reference(std::string_view v, std::string& out) {
   return {};
 }
 
+// auth-tls-error-page: an absolute http(s) URL sent as it is (no variables: nginx's error_page would
+// expand them, the module does not).
+std::string client_error_page(std::string_view v, std::string& out) {
+  if (std::string problem = plain(v); !problem.empty()) return problem;
+  if (!v.starts_with("http://") && !v.starts_with("https://"))
+    return quoted(v, 128) + " is not an http:// or https:// URL";
+  if (v.find('$') != std::string_view::npos) return quoted(v, 128) + " contains '$' (no variables are expanded)";
+  out = std::string(v);
+  return {};
+}
+
 // auth-response-headers: header names, comma-separated (spaces around them allowed), as ingress-nginx's
 // ^[a-zA-Z\d\-_]+$; kept as "A,B".
 std::string header_names(std::string_view v, std::string& out) {
@@ -569,6 +581,12 @@ std::string cors_list(std::string_view v, bool (*valid)(std::string_view), std::
   return {};
 }
 
+// auth-tls-match-cn: a regex on the subject DN; ingress-nginx ignores one without "CN=", kroute refuses it.
+std::string match_cn(std::string_view v, std::string& out) {
+  if (v.find("CN=") == std::string_view::npos) return quoted(v, 128) + " does not contain CN=";
+  return value_pattern(v, out);
+}
+
 constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
     "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
@@ -629,12 +647,30 @@ const AnnotationSpec kSpecs[] = {
              if (v == "digest") return "digest authentication is not supported by kroute";
              return "\"" + printable(v, 32) + "\" is not basic";
            }),
-    PLANNED("auth-tls-secret", kIssue19),
-    PLANNED("auth-tls-verify-depth", kIssue19),
-    PLANNED("auth-tls-verify-client", kIssue19),
-    PLANNED("auth-tls-error-page", kIssue19),
-    PLANNED("auth-tls-pass-certificate-to-upstream", kIssue19),
-    PLANNED("auth-tls-match-cn", kIssue19),
+    ACCESS("auth-tls-secret",
+           "namespace/name of a Secret (any type) in the Ingress's namespace whose ca.crt is the CA bundle "
+           "(and ca.crl, if any, its CRLs): clients of the whole host (every Ingress's paths) are asked for a "
+           "certificate in the handshake, chosen by SNI; missing Secret, no ca.crt or bad PEM: the Ingress's "
+           "paths answer 503 (docs/access.md)",
+           { return secret_reference(v, a.auth_tls_secret); }),
+    ACCESS("auth-tls-verify-depth", "1-100 (default 1; 0 reads as 1, as ingress-nginx)",
+           { if (v == "0") { a.auth_tls_verify_depth = 1; return {}; } return small_count(v, a.auth_tls_verify_depth); }),
+    ACCESS("auth-tls-verify-client",
+           "on (default), off, optional, optional_no_ca; no or a bad certificate: 400 (on), a bad one: 400 "
+           "(optional); another value answers 503 (ingress-nginx would read it as on)",
+           { std::string m; auto p = one_of(v, {"off", "on", "optional", "optional_no_ca"}, m);
+             if (p.empty()) a.auth_tls_verify_client = static_cast<std::uint8_t>(m == "off" ? policy::kVerifyOff : m == "on" ? policy::kVerifyOn : m == "optional" ? policy::kVerifyOptional : policy::kVerifyOptionalNoCa);
+             return p; }),
+    ACCESS("auth-tls-error-page", "an http(s) URL: a client refused for its certificate gets a 302 there instead of the 400",
+           { return client_error_page(v, a.auth_tls_error_page); }),
+    ACCESS("auth-tls-pass-certificate-to-upstream",
+           "true: the URL-escaped PEM goes upstream in ssl-client-cert (ssl-client-verify, -subject-dn and "
+           "-issuer-dn always do; a client's own headers of these names are dropped)",
+           { return boolean(v, a.auth_tls_pass_certificate); }),
+    ACCESS("auth-tls-match-cn",
+           "a PCRE regex on the subject DN (\"CN=...\", it must contain CN=) with the work bound of regex paths; "
+           "no match: 403; a regex that does not compile answers 503",
+           { return match_cn(v, a.auth_tls_match_cn); }),
     ACCESS("auth-url",
            "each request first goes, without its body, to this http(s) URL (an IP address or a Service's "
            "<name>.<namespace>.svc name; the path may use $host, $request_uri and the like): 2xx passes, 401/403 "

@@ -143,6 +143,13 @@ struct IngressAnnotations {
   std::string limit_exempt;
   std::uint64_t limit_rate_kb = 0;
   std::uint64_t limit_rate_after_kb = 0;
+  // Client certificates (auth-tls-*, policy/client_cert.h): host-wide, with the CA of auth_tls_secret.
+  std::string auth_tls_secret;                  // "namespace/name"; "": no client certificates
+  std::uint8_t auth_tls_verify_client = 1;      // policy::VerifyClient; ingress-nginx's default: on
+  std::uint8_t auth_tls_verify_depth = 1;
+  std::string auth_tls_error_page;              // "" or an http(s) URL
+  bool auth_tls_pass_certificate = false;
+  std::string auth_tls_match_cn;                // "" or a regex on the subject DN
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;

@@ -7,6 +7,7 @@
 #include "policy/balance.h"
 #include "policy/basic_auth.h"
 #include "policy/cors.h"
+#include "policy/client_cert.h"
 #include "policy/deny.h"
 #include "policy/error_pages.h"
 #include "policy/external_auth.h"
@@ -231,6 +232,11 @@ PolicyRecord protocol_policy(const IngressAnnotations& a) {
                           std::move(name));
 }
 
+PolicyRecord client_cert_policy(const IngressAnnotations& a) {
+  return policy::client_cert(static_cast<policy::VerifyClient>(a.auth_tls_verify_client), a.auth_tls_verify_depth,
+                             a.auth_tls_pass_certificate, a.auth_tls_error_page, a.auth_tls_match_cn);
+}
+
 void host_policies(const IngressAnnotations& a, const std::vector<std::string>& hosts,
                    const std::function<bool(const std::string&)>& tls, std::vector<HostPolicy>& policies,
                    std::vector<HostAlias>& aliases) {
@@ -248,6 +254,10 @@ void host_policies(const IngressAnnotations& a, const std::vector<std::string>& 
       const std::string scheme = tls(to) ? "https" : "$scheme";
       policies.push_back(
           {from, 0, {policy::redirect(308, scheme + "://" + to + "$request_uri", policy::kTrimTrailingSlash)}, true});
+    }
+    if (!a.auth_tls_secret.empty() && a.access_denied.empty()) {
+      // ingress-nginx's server-level ssl_verify_client: the whole host. The compiler adds the CA (`a`).
+      policies.push_back({host, 0, {client_cert_policy(a)}, false});
     }
     for (const std::string& alias : a.server_alias) aliases.push_back({alias, host, 0});
   }

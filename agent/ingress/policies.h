@@ -51,6 +51,10 @@ std::vector<PolicyRecord> traffic_policies(const IngressAnnotations& annotations
 // the CA and client certificate of proxy-ssl-secret and the default TLS name, which need the store.
 PolicyRecord protocol_policy(const IngressAnnotations& annotations);
 
+// The kClientCert record of auth-tls-* (policy/client_cert.h) without its CA, which the compiler adds
+// from the Secret. Host-wide: host_policies() gives one to every host of the Ingress.
+PolicyRecord client_cert_policy(const IngressAnnotations& annotations);
+
 // The host-wide records and aliases of an Ingress whose rules name `hosts` (distinct, as written; "" for
 // host-less rules, which get none). `tls(host)`: the Ingress has TLS for that name. `source` is set as
 // the model's index of the Ingress when the table is assembled.

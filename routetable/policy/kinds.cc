@@ -9,6 +9,7 @@
 #include "basic_auth.h"
 #include "canary.h"
 #include "cors.h"
+#include "client_cert.h"
 #include "deny.h"
 #include "headers.h"
 #include "proxy_setting.h"
@@ -43,6 +44,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kCors, "cors", check_cors},
     {PolicyKind::kRateLimit, "rate-limit", check_rate_limit, kNoSecret, kCidrB},  // b: exempt clients
     {PolicyKind::kBandwidth, "bandwidth", check_bandwidth},
+    {PolicyKind::kClientCert, "client-cert", check_client_cert},
 };
 
 }  // namespace

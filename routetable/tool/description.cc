@@ -289,6 +289,9 @@ class Parser {
       if (verdict.verdict == agent::Verdict::kIgnored && verdict.why.starts_with(agent::kInvalidValue))
         error(annotation_field(af, verdict.key), verdict.why.substr(agent::kInvalidValue.size()));
       if (verdict.verdict == agent::Verdict::kRefused) error(annotation_field(af, verdict.key), "refused: " + verdict.why);
+      // Client certificates need the CA of a Secret, which descriptions do not carry: never a host without it.
+      if (verdict.verdict == agent::Verdict::kHonoured && verdict.key.ends_with("/auth-tls-secret"))
+        error(annotation_field(af, verdict.key), "needs the Secret's ca.crt, which a description cannot give");
     }
     if (v.isMember("sslRedirect")) {
       for (const agent::AnnotationVerdict& verdict : reading.verdicts) {

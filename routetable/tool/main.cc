@@ -232,10 +232,13 @@ Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
 std::string policies_text(const SnapshotView& view, std::uint32_t set) {
   std::string text;
   for (const format::PolicyRecord& p : view.policies(set)) {
+    // A multi-line string (a client-cert record's CA bundle) would break the one-line-per-entry dump.
+    const std::string_view a = view.str(p.a);
     text += std::string(" ") + policy::kind_name(p.kind) + (p.code != 0 ? " " + std::to_string(p.code) : "") + " " +
             ((policy::secret_fields(p.kind) & policy::kSecretA) != 0 ? std::string("(secret)")
-             : (policy::cidr_fields(p.kind) & policy::kCidrA) != 0   ? policy::cidr_list_text(view.str(p.a))
-                                                                      : std::string(view.str(p.a)));
+             : (policy::cidr_fields(p.kind) & policy::kCidrA) != 0   ? policy::cidr_list_text(a)
+             : a.find('\n') != std::string_view::npos             ? "(" + std::to_string(a.size()) + " bytes)"
+                                                                      : std::string(a));
   }
   return text;
 }

@@ -16,7 +16,7 @@ e2e_run_begin e2e-asan
 # where they have a control plane to themselves; the conformance tests leave Secrets behind.
 rc=0
 run_cluster_suite e2e-asan -p sanitizers \
-  test_agent.py test_conformance.py test_live.py test_annotations.py test_annotations_proxy.py test_annotations_errors.py test_annotations_balance.py test_annotations_protocol.py test_access_lists.py test_access_limits.py test_access_extauth.py test_access_basic.py test_access_cors.py || rc=$?
+  test_agent.py test_conformance.py test_live.py test_annotations.py test_annotations_proxy.py test_annotations_errors.py test_annotations_balance.py test_annotations_protocol.py test_access_lists.py test_access_limits.py test_access_extauth.py test_access_basic.py test_access_cors.py test_access_clientcert.py || rc=$?
 e2e_run_end e2e-asan || rc=1
 check_sanitizer_reports e2e-asan || rc=1
 exit "$rc"

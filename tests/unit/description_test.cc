@@ -235,6 +235,15 @@ TEST_CASE("annotations: invalid values are errors naming the annotation; unknown
   CHECK(r.errors.size() == 5);
 }
 
+TEST_CASE("annotations: auth-tls-secret is an error (descriptions carry no Secret to take the CA from)") {
+  const auto r = parse_description(std::string("{") + kWeb + R"j(,
+    "ingresses": [{"namespace": "shop", "name": "front",
+                   "annotations": {"nginx.ingress.kubernetes.io/auth-tls-secret": "shop/ca"},
+                   "rules": [{"host": "shop.com", "paths": [{"pathType": "Prefix", "backend": "web"}]}]}]})j");
+  CHECK(has_error(r, "ingresses[0].annotations[\"nginx.ingress.kubernetes.io/auth-tls-secret\"]: needs the Secret's "
+                     "ca.crt, which a description cannot give"));
+}
+
 TEST_CASE("sslRedirect false is the annotation ssl-redirect \"false\"") {
   const auto description = [](const std::string& opt_out) {
     return parse_description(std::string("{") + kWeb + R"j(, "ingresses": [{"namespace": "shop", "name": "a", )j" + opt_out +
