@@ -53,6 +53,7 @@ static_assert(KROUTE_POLICY_CLIENT_CERT == static_cast<int>(kroute::format::Poli
 static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind::kCors));
 static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
 static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
+static_assert(KROUTE_POLICY_SATISFY == static_cast<int>(kroute::format::PolicyKind::kSatisfy));
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_AUTH_REQUEST == kroute::policy::kAuthRequest);
 static_assert(KROUTE_AUTH_SIGNIN == kroute::policy::kAuthSignin);

@@ -78,6 +78,7 @@ typedef struct {
 #define KROUTE_POLICY_CORS              17
 #define KROUTE_POLICY_RATE_LIMIT        18
 #define KROUTE_POLICY_BANDWIDTH         19
+#define KROUTE_POLICY_SATISFY           20
 
 /* kRedirect flags (routetable/policy/redirect.h) */
 #define KROUTE_REDIRECT_ONLY_ROOT            1

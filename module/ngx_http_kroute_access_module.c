@@ -7,8 +7,12 @@
  * (403). The address is r->connection->sockaddr, which nginx's realip module
  * has already replaced (post-read phase) when the chart trusts a proxy's
  * X-Forwarded-For or the PROXY protocol (nginx-conf/kroute/http.conf).
- * nginx runs the access phase for the main request only; after an internal
- * redirect the route is looked up again and the check repeats.
+ * A match of the allow list returns NGX_OK, as nginx's `allow` does, so that
+ * under the rule's kSatisfy record (satisfy: any, routetable/policy/satisfy.h,
+ * set here on the request's copy of the location) it lets the request pass
+ * without the other checks. nginx runs the access phase for the main request
+ * only; after an internal redirect the route is looked up again and the check
+ * repeats.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -65,10 +69,11 @@ ngx_http_kroute_access_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_kroute_access_handler(ngx_http_request_t *r)
 {
-    uint32_t                i;
-    kroute_str_t            list;
-    const kroute_policy_t  *p, *deny, *allow;
-    ngx_http_kroute_ctx_t  *ctx;
+    uint32_t                   i;
+    kroute_str_t               list;
+    const kroute_policy_t     *p, *deny, *allow;
+    ngx_http_kroute_ctx_t     *ctx;
+    ngx_http_core_loc_conf_t  *clcf;
 
     if (r != r->main || !ngx_http_kroute_routes(r)) {
         return NGX_DECLINED;
@@ -84,6 +89,22 @@ ngx_http_kroute_access_handler(ngx_http_request_t *r)
 
     for (i = 0; i < ctx->route.policy_count; i++) {
         p = &ctx->route.policies[i];
+
+        if (p->kind == KROUTE_POLICY_SATISFY) {
+            /*
+             * satisfy any: the request's copy of the location's setting,
+             * read by the access phase after this handler returns (the
+             * first of kroute's access handlers), so every check that
+             * follows is judged under it too.
+             */
+            clcf = ngx_http_kroute_core_loc_conf(r, ctx);
+            if (clcf == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            clcf->satisfy = NGX_HTTP_SATISFY_ANY;
+            continue;
+        }
 
         if (p->kind != KROUTE_POLICY_SOURCE_RANGE) {
             continue;
@@ -123,6 +144,9 @@ ngx_http_kroute_access_handler(ngx_http_request_t *r)
                           &r->connection->addr_text);
             return allow->code;
         }
+
+        /* as nginx's `allow`: with satisfy any, this check lets it pass */
+        return NGX_OK;
     }
 
     return NGX_DECLINED;

@@ -177,6 +177,7 @@ enum class PolicyKind : std::uint16_t {
   kCors = 17,           // CORS preflight answers and response headers (policy/cors.h)
   kRateLimit = 18,      // requests per second or minute, connections, per client address (policy/rate_limit.h)
   kBandwidth = 19,      // the response's bytes per second, after a first part (policy/rate_limit.h)
+  kSatisfy = 20,        // the access phase passes when any one access check passes: satisfy any (policy/satisfy.h)
 };
 
 // `backend`: for kinds that send requests to a backend of their own (a canary, an error backend), its

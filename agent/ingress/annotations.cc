@@ -587,7 +587,6 @@ std::string match_cn(std::string_view v, std::string& out) {
   return value_pattern(v, out);
 }
 
-constexpr std::string_view kIssue19 = "issue 19 (access annotations)";
 constexpr std::string_view kSnippet =
     "nginx configuration text from the cluster: kroute never writes configuration from cluster data "
     "(the CVE-2025-1974 family)";
@@ -749,7 +748,9 @@ const AnnotationSpec kSpecs[] = {
     SUPPORTED("disable-proxy-intercept-errors",
               "custom-http-errors replaces only kroute's own 503, not the Service's answers",
               { return boolean(v, a.disable_proxy_intercept_errors); }),
-    PLANNED("custom-headers", kIssue19),
+    NOT_YET("custom-headers",
+            "needs the agent to watch ConfigMaps and an operator's list of allowed header names (ingress-nginx's "
+            "global-allowed-response-headers); not scheduled; HSTS is a chart setting"),
     SUPPORTED("default-backend",
               "a Service of the Ingress's namespace (its first port) that answers when the rule's Service has "
               "no ready endpoints, and the custom-http-errors",
@@ -879,7 +880,10 @@ const AnnotationSpec kSpecs[] = {
               "the upstream URI is this target with $1..$9 from the regex path; the query string is kept; "
               "makes every path of the host a regex",
               { return rewrite_target(v, a.rewrite_target); }),
-    PLANNED("satisfy", kIssue19),
+    SUPPORTED("satisfy",
+              "any: a request passes when one of the rule's access checks does (allow/deny lists, basic auth, "
+              "external auth), else all must; another value keeps all, the stricter (as ingress-nginx)",
+              { std::string m; auto p = one_of(v, {"any", "all"}, m); if (p.empty()) a.satisfy_any = m == "any"; return p; }),
     SUPPORTED("server-alias", "more host names (comma-separated) with the same rules, unless an Ingress routes them",
               { return aliases(v, a.server_alias); }),
     SNIPPET("server-snippet"),

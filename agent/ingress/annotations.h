@@ -153,6 +153,7 @@ struct IngressAnnotations {
   // Access annotations (issue 19) fail closed: when one cannot be read, why (the first such), and every
   // rule of the Ingress answers 503 (policy/deny.h) instead of being served without the check.
   std::string access_denied;
+  bool satisfy_any = false;  // satisfy: any (policy/satisfy.h); default all
   bool operator==(const IngressAnnotations&) const = default;
 };
 

@@ -18,6 +18,7 @@
 #include "policy/rate_limit.h"
 #include "policy/redirect.h"
 #include "policy/rewrite.h"
+#include "policy/satisfy.h"
 #include "policy/source_range.h"
 
 #include <utility>
@@ -127,6 +128,7 @@ std::vector<PolicyRecord> rule_policies(const IngressAnnotations& a, const std::
   std::vector<PolicyRecord> records;
   // An access annotation that cannot be applied: the rule answers 503 first, whatever else it has.
   if (!a.access_denied.empty()) records.push_back(policy::deny(a.access_denied));
+  if (a.satisfy_any) records.push_back(policy::satisfy_any());
   // Who may pass by address (access phase): the deny list, then the allow list (allowlist-source-range,
   // else its older name whitelist-source-range, as ingress-nginx's alias).
   if (!a.denylist_source_range.empty())

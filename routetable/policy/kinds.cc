@@ -18,6 +18,7 @@
 #include "rate_limit.h"
 #include "redirect.h"
 #include "rewrite.h"
+#include "satisfy.h"
 #include "source_range.h"
 #include "template.h"
 
@@ -38,6 +39,7 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kBalance, "balance", check_balance},
     {PolicyKind::kProtocol, "protocol", check_protocol, kSecretB},  // b: the client certificate's key
     {PolicyKind::kDeny, "deny", check_deny},
+    {PolicyKind::kSatisfy, "satisfy-any", check_satisfy},
     {PolicyKind::kSourceRange, "source-range", check_source_range, kNoSecret, kCidrA},
     {PolicyKind::kExternalAuth, "external-auth", check_external_auth},
     {PolicyKind::kBasicAuth, "basic-auth", check_basic_auth, kSecretA},  // a: the users' password hashes
@@ -69,6 +71,12 @@ unsigned secret_fields(PolicyKind kind) noexcept {
 unsigned cidr_fields(PolicyKind kind) noexcept {
   const KindInfo* info = kind_info(kind);
   return info ? info->cidr : kNoCidr;
+}
+
+std::string check_satisfy(const PolicyRecord& record, bool) {
+  if (record.code != 0 || record.flags != 0 || record.value != 0 || !record.a.empty() || !record.b.empty())
+    return "has fields a satisfy record does not use";
+  return {};
 }
 
 std::string check_deny(const PolicyRecord& record, bool) {

@@ -65,7 +65,7 @@ TEST_CASE("audit: each annotation's verdict per Ingress, with why, and the total
   };
   CHECK(verdict("rewrite-target").verdict == Verdict::kHonoured);
   CHECK(verdict("use-regex").verdict == Verdict::kHonoured);
-  CHECK(verdict("custom-headers").why == "planned in issue 19 (access annotations)");
+  CHECK(verdict("custom-headers").why.starts_with("not yet: needs the agent to watch ConfigMaps"));
   CHECK(verdict("global-rate-limit").why.starts_with("not yet: "));
   CHECK(verdict("enable-modsecurity").why.starts_with("never: "));
   CHECK(verdict("ssl-redirect").verdict == Verdict::kIgnored);

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import subprocess
 import warnings
 from typing import Any, Iterator
@@ -200,3 +201,36 @@ def test_fail_closed_until_fixed(stack: Stack) -> None:
     # No Warning ever carries a hash.
     events = json.loads(stack.cluster.kubectl("get", "events", "-n", stack.namespace, "-o", "json"))["items"]
     assert not [e for e in events if "$apr1$" in e.get("message", "") or "wonderland" in e.get("message", "")]
+
+
+def status_from_ipv6(stack: Stack, host: str, headers: dict[str, str] | None = None) -> int:
+    """The status of a GET from [::1], a client address other than the stack's 127.0.0.1."""
+    assert stack.nginx is not None
+    head = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n" + \
+        "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()) + "\r\n"
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(("::1", stack.nginx.port))
+        sock.sendall(head.encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_satisfy_any_lets_either_the_allowlist_or_the_password_pass(stack: Stack) -> None:
+    # ingress-nginx's satisfy: with `any`, a client in the allowlist needs no password and one outside it
+    # passes with one; with `all` (the default, and what a bad value keeps) it needs both.
+    host = "satisfy.auth.test"
+    stack.apply(secret(stack, "satisfy-users", {"auth": htpasswd(ALICE)}))
+    access = {"auth-type": "basic", "auth-secret": "satisfy-users", "allowlist-source-range": "127.0.0.1/32"}
+    apply_and_wait(stack, annotated(stack, "satisfy", host, [("/", "Prefix", "app")], {**access, "satisfy": "any"}))
+    wait_reply(stack, host, lambda r: served(r, "app", "/"))  # 127.0.0.1 is in the allowlist: no password
+    assert status_from_ipv6(stack, host) == 401, "outside the allowlist and without a password"
+    assert status_from_ipv6(stack, host, basic(*ALICE)) == 200
+    assert status_from_ipv6(stack, host, basic("alice", "wrong")) == 401
+    for value in ("all", "sometimes"):
+        apply_and_wait(stack, annotated(stack, "satisfy", host, [("/", "Prefix", "app")], {**access, "satisfy": value}))
+        wait_reply(stack, host, lambda r: challenged(r, ""))  # in the allowlist, but no password
+        served(stack.request(host, headers=basic(*ALICE)), "app", "/")
+        assert status_from_ipv6(stack, host, basic(*ALICE)) == 403, "the password alone is not enough"
