@@ -111,11 +111,13 @@ TEST_CASE("auth-tls annotations: ingress-nginx's values and defaults") {
 }
 
 TEST_CASE("auth-tls annotations fail closed: a value that cannot be read denies the Ingress") {
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+  for (const auto& entry : std::vector<std::pair<std::string, std::string>>{
            {"auth-tls-secret", "ca"}, {"auth-tls-verify-client", "sometimes"}, {"auth-tls-verify-depth", "x"},
            {"auth-tls-verify-depth", "101"}, {"auth-tls-error-page", "/local"}, {"auth-tls-error-page", "https://e.com/$uri"},
            {"auth-tls-pass-certificate-to-upstream", "yes"}, {"auth-tls-match-cn", "CN=("},
            {"auth-tls-match-cn", "alice"}}) {
+    const std::string& name = entry.first;
+    const std::string& value = entry.second;
     CAPTURE(name);
     CAPTURE(value);
     const AnnotationReading r = read("{" + key(name) + ": \"" + value + "\"}");
