@@ -284,7 +284,8 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
     if (client != 0) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "kroute: handshake for \"%s\" refused: the host's "
-                      "client certificate CA is unusable: %s", name, problem);
+                      "client certificate CA is unusable: %s",
+                      name ? name : "", problem);
         return 0;
     }
 
