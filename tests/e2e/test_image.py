@@ -31,8 +31,10 @@ API_HOST = "kubernetes.default.svc"
 
 
 def start_pod(pod: dict[str, Any], *, name: str, namespace: str, image: str, box: Docker, network: str,
-              api_address: str, api_port: int, service_account_dir: Path) -> dict[str, str]:
-    """Starts the pod spec's containers with docker; returns container name by container."""
+              api_address: str, api_port: int, service_account_dir: Path,
+              config_maps: dict[str, dict[str, str]], volume_dir: Path) -> dict[str, str]:
+    """Starts the pod spec's containers with docker; returns container name by container. config_maps: the
+    data of the ConfigMaps the pod mounts, by name (written under volume_dir, as the kubelet would)."""
     spec = pod["spec"]
     pod_context = spec.get("securityContext", {})
     # The pod's network namespace, held by a container that only sleeps (the kubelet's pause container).
@@ -49,6 +51,14 @@ def start_pod(pod: dict[str, Any], *, name: str, namespace: str, image: str, box
             sources = volume["projected"]["sources"]
             assert any("serviceAccountToken" in s for s in sources), volume
             volumes[volume["name"]] = (str(service_account_dir), True)
+        elif "configMap" in volume:
+            files = volume_dir / volume["name"]
+            files.mkdir(parents=True)
+            for key, text in config_maps[volume["configMap"]["name"]].items():
+                (files / key).write_text(text)
+                (files / key).chmod(volume["configMap"].get("defaultMode", 0o644))
+            files.chmod(0o755)
+            volumes[volume["name"]] = (str(files), True)
         else:
             raise AssertionError(f"the test does not know how to provide volume {volume}")
     started = {}
@@ -200,8 +210,17 @@ def test_pod_from_the_chart_routes_traffic_and_follows_ingress_changes(
         cluster.apply(ingress(ns, "shop", release.ingress_class, {"shop.test": "blue"}))
 
         pod_name = f"{release.fullname}-7d9f8-abcde"
+        # The ConfigMaps the pod mounts (the chart's nginx include files), as the API server holds them.
+        config_maps = {}
+        for volume in pod["spec"]["volumes"]:
+            if "configMap" in volume:
+                name = volume["configMap"]["name"]
+                config_map = release.get("configmap", name)
+                assert config_map is not None, f"the chart made no ConfigMap {name}"
+                config_maps[name] = config_map.get("data", {})
         started = start_pod(pod, name=pod_name, namespace=ns, image=image, box=box, network=network_name,
-                            api_address=gateway, api_port=relay.port, service_account_dir=sa_dir)
+                            api_address=gateway, api_port=relay.port, service_account_dir=sa_dir,
+                            config_maps=config_maps, volume_dir=tmp_path / "volumes")
         pod_ip = box.ip(started["sandbox"], network_name)
         agent_port = next(p["containerPort"] for c in pod["spec"]["containers"] if c["name"] == "agent"
                           for p in c["ports"])
