@@ -121,6 +121,8 @@ static time_t ngx_http_kroute_auth_cache_seconds(kroute_str_t durations,
 static ngx_int_t ngx_http_kroute_auth_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_kroute_auth_cookie_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_kroute_auth_to_client(ngx_http_request_t *r,
+    ngx_http_kroute_auth_ctx_t *actx, ngx_str_t *name, ngx_table_elt_t **first);
 
 
 static ngx_command_t  ngx_http_kroute_auth_commands[] = {
@@ -432,10 +434,8 @@ static ngx_int_t
 ngx_http_kroute_auth_prepare(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, ngx_http_kroute_auth_ctx_t *actx)
 {
-    size_t                  len;
-    u_char                 *p;
     uint32_t                i;
-    kroute_str_t            text, host;
+    kroute_str_t            host;
     kroute_template_ctx_t   tctx;
     const kroute_policy_t  *record;
 
@@ -478,15 +478,13 @@ ngx_http_kroute_auth_prepare(ngx_http_request_t *r,
 
     ngx_http_kroute_template_ctx(r, ctx, &tctx);
 
-    text = kroute_policy_str(&ctx->route, actx->request->a);
-    len = kroute_template_length(text, &tctx);
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
+    if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route,
+                                                    actx->request->a),
+                               &tctx, &actx->url)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    actx->url.data = p;
-    actx->url.len = kroute_template_expand(text, &tctx, p, NULL) - p;
 
     host = kroute_policy_str(&ctx->route, actx->request->b);
     actx->host.data = (u_char *) host.data;
@@ -507,16 +505,13 @@ ngx_http_kroute_auth_prepare(ngx_http_request_t *r,
     }
 
     if (actx->redirect) {
-        text = kroute_policy_str(&ctx->route, actx->redirect->a);
-        len = kroute_template_length(text, &tctx);
-        p = ngx_pnalloc(r->pool, len ? len : 1);
-        if (p == NULL) {
+        if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route,
+                                                        actx->redirect->a),
+                                   &tctx, &actx->request_redirect)
+            != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        actx->request_redirect.data = p;
-        actx->request_redirect.len =
-            kroute_template_expand(text, &tctx, p, NULL) - p;
 
     } else {
         actx->request_redirect = r->unparsed_uri;
@@ -697,9 +692,6 @@ static ngx_int_t
 ngx_http_kroute_auth_decide(ngx_http_request_t *r,
     ngx_http_kroute_auth_ctx_t *actx)
 {
-    ngx_uint_t                      i;
-    ngx_table_elt_t                *h;
-    ngx_http_kroute_auth_header_t  *header;
 
     if (actx->status >= NGX_HTTP_OK
         && actx->status < NGX_HTTP_SPECIAL_RESPONSE)
@@ -716,30 +708,12 @@ ngx_http_kroute_auth_decide(ngx_http_request_t *r,
     }
 
     if (actx->status == NGX_HTTP_UNAUTHORIZED) {
-        header = actx->answer.elts;
-
-        for (i = 0; i < actx->answer.nelts; i++) {
-            if (header[i].key.len
-                    != ngx_http_kroute_auth_www_authenticate.len
-                || ngx_strncasecmp(header[i].key.data,
-                                ngx_http_kroute_auth_www_authenticate.data,
-                                header[i].key.len) != 0)
-            {
-                continue;
-            }
-
-            h = ngx_list_push(&r->headers_out.headers);
-            if (h == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            h->hash = 1;
-            h->key = ngx_http_kroute_auth_www_authenticate;
-            h->value = header[i].value;
-
-            if (r->headers_out.www_authenticate == NULL) {
-                r->headers_out.www_authenticate = h;
-            }
+        if (ngx_http_kroute_auth_to_client(r, actx,
+                                           &ngx_http_kroute_auth_www_authenticate,
+                                           &r->headers_out.www_authenticate)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         return NGX_HTTP_UNAUTHORIZED;
@@ -852,10 +826,7 @@ static ngx_int_t
 ngx_http_kroute_auth_signin(ngx_http_request_t *r,
     ngx_http_kroute_auth_ctx_t *actx)
 {
-    size_t                   len;
-    u_char                  *p;
-    kroute_str_t             text;
-    ngx_table_elt_t         *location;
+    ngx_str_t                value;
     kroute_template_ctx_t    tctx;
     ngx_http_kroute_ctx_t   *ctx;
 
@@ -867,28 +838,16 @@ ngx_http_kroute_auth_signin(ngx_http_request_t *r,
     ngx_http_kroute_template_ctx(r, ctx, &tctx);
     tctx.escape_path = 1;
 
-    text = kroute_policy_str(&ctx->route, actx->signin->a);
-    len = kroute_template_length(text, &tctx);
-
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
+    if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route,
+                                                    actx->signin->a),
+                               &tctx, &value)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    location = ngx_list_push(&r->headers_out.headers);
-    if (location == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    location->hash = 1;
-    ngx_str_set(&location->key, "Location");
-    location->value.data = p;
-    location->value.len = kroute_template_expand(text, &tctx, p, NULL) - p;
-
-    ngx_http_clear_location(r);
-    r->headers_out.location = location;
-
-    return NGX_HTTP_MOVED_TEMPORARILY;
+    return ngx_http_kroute_send_location(r, NGX_HTTP_MOVED_TEMPORARILY,
+                                         &value);
 }
 
 
@@ -1309,6 +1268,48 @@ ngx_http_kroute_auth_variable(ngx_http_request_t *r,
 
 
 /*
+ * The auth answer's headers called `name` go to the client's response; the
+ * first of them is also set in `*first` when given (the header nginx's own
+ * code looks for, such as www_authenticate).
+ */
+
+static ngx_int_t
+ngx_http_kroute_auth_to_client(ngx_http_request_t *r,
+    ngx_http_kroute_auth_ctx_t *actx, ngx_str_t *name, ngx_table_elt_t **first)
+{
+    ngx_uint_t                      i;
+    ngx_table_elt_t                *h;
+    ngx_http_kroute_auth_header_t  *header;
+
+    header = actx->answer.elts;
+
+    for (i = 0; i < actx->answer.nelts; i++) {
+        if (header[i].key.len != name->len
+            || ngx_strncasecmp(header[i].key.data, name->data, name->len)
+               != 0)
+        {
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key = *name;
+        h->value = header[i].value;
+
+        if (first != NULL && *first == NULL) {
+            *first = h;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * The auth answer's Set-Cookie to the client: on the statuses nginx's
  * add_header adds to (as ingress-nginx's `add_header Set-Cookie
  * $auth_cookie`), or on all with auth-always-set-cookie.
@@ -1317,10 +1318,7 @@ ngx_http_kroute_auth_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_kroute_auth_cookie_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                      i;
-    ngx_table_elt_t                *h;
     ngx_http_kroute_auth_ctx_t     *actx;
-    ngx_http_kroute_auth_header_t  *header;
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
@@ -1350,25 +1348,11 @@ ngx_http_kroute_auth_cookie_filter(ngx_http_request_t *r)
         }
     }
 
-    header = actx->answer.elts;
-
-    for (i = 0; i < actx->answer.nelts; i++) {
-        if (header[i].key.len != ngx_http_kroute_auth_set_cookie.len
-            || ngx_strncasecmp(header[i].key.data,
-                               ngx_http_kroute_auth_set_cookie.data,
-                               header[i].key.len) != 0)
-        {
-            continue;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        h->key = ngx_http_kroute_auth_set_cookie;
-        h->value = header[i].value;
+    if (ngx_http_kroute_auth_to_client(r, actx,
+                                       &ngx_http_kroute_auth_set_cookie, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     /* once, also when an error page sends another header */

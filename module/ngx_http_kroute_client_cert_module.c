@@ -148,7 +148,7 @@ ngx_http_kroute_client_cert_refuse(ngx_http_request_t *r,
 {
     size_t            page_len;
     kroute_str_t      b;
-    ngx_table_elt_t  *location;
+    ngx_str_t         page;
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "kroute: client certificate refused: %s", why);
@@ -160,20 +160,10 @@ ngx_http_kroute_client_cert_refuse(ngx_http_request_t *r,
         return status;
     }
 
-    location = ngx_list_push(&r->headers_out.headers);
-    if (location == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    page.data = (u_char *) b.data + NGX_HTTP_KROUTE_DIGEST_LEN;
+    page.len = page_len;
 
-    location->hash = 1;
-    ngx_str_set(&location->key, "Location");
-    location->value.data = (u_char *) b.data + NGX_HTTP_KROUTE_DIGEST_LEN;
-    location->value.len = page_len;
-
-    ngx_http_clear_location(r);
-    r->headers_out.location = location;
-
-    return NGX_HTTP_MOVED_TEMPORARILY;
+    return ngx_http_kroute_send_location(r, NGX_HTTP_MOVED_TEMPORARILY, &page);
 }
 
 #endif

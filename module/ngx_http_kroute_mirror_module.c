@@ -253,9 +253,7 @@ ngx_http_kroute_mirror_record(ngx_http_kroute_ctx_t *ctx)
 static ngx_int_t
 ngx_http_kroute_mirror_send(ngx_http_request_t *r)
 {
-    size_t                               len;
-    u_char                              *p;
-    kroute_str_t                         target, host;
+    kroute_str_t                         host;
     ngx_http_request_t                  *sr;
     const kroute_policy_t               *record;
     kroute_template_ctx_t                tctx;
@@ -289,16 +287,12 @@ ngx_http_kroute_mirror_send(ngx_http_request_t *r)
 
     ngx_http_kroute_template_ctx(r, ctx, &tctx);
 
-    target = kroute_policy_str(&ctx->route, record->a);
-    len = kroute_template_length(target, &tctx);
-
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
+    if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route, record->a),
+                               &tctx, &copy->url)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    copy->url.data = p;
-    copy->url.len = kroute_template_expand(target, &tctx, p, NULL) - p;
 
     host = kroute_policy_str(&ctx->route, record->b);
     copy->host.data = (u_char *) host.data;

@@ -803,6 +803,49 @@ ngx_http_kroute_template_ctx(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_http_kroute_expand(ngx_http_request_t *r, kroute_str_t text,
+    kroute_template_ctx_t *tctx, ngx_str_t *out)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = kroute_template_length(text, tctx);
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    out->len = kroute_template_expand(text, tctx, p, NULL) - p;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_kroute_send_location(ngx_http_request_t *r, ngx_uint_t code,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *location;
+
+    location = ngx_list_push(&r->headers_out.headers);
+    if (location == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location->hash = 1;
+    ngx_str_set(&location->key, "Location");
+    location->value = *value;
+
+    ngx_http_clear_location(r);
+    r->headers_out.location = location;
+
+    return code;
+}
+
+
 static ngx_int_t
 ngx_http_kroute_log_handler(ngx_http_request_t *r)
 {

@@ -162,6 +162,15 @@ ngx_uint_t ngx_http_kroute_https(ngx_http_request_t *r,
 /* What templates in policy records (routetable/policy/template.h) see. */
 void ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, kroute_template_ctx_t *tctx);
+/* A record's template expanded into the request's pool: NGX_OK or NGX_ERROR. */
+ngx_int_t ngx_http_kroute_expand(ngx_http_request_t *r, kroute_str_t text,
+    kroute_template_ctx_t *tctx, ngx_str_t *out);
+/*
+ * Answers `code` with Location `value` (in the request's pool or the pinned
+ * snapshot): returns `code`, or 500 when the header cannot be added.
+ */
+ngx_int_t ngx_http_kroute_send_location(ngx_http_request_t *r,
+    ngx_uint_t code, ngx_str_t *value);
 void ngx_http_kroute_poll(ngx_log_t *log);
 /*
  * Registers a module's handler in a phase (policy modules: see module/config

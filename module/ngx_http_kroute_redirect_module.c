@@ -129,10 +129,7 @@ static ngx_int_t
 ngx_http_kroute_redirect_send(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *redirect)
 {
-    u_char                 *p;
-    size_t                  len;
-    kroute_str_t            text;
-    ngx_table_elt_t        *location;
+    ngx_str_t               value;
     kroute_template_ctx_t   tctx;
 
     ngx_http_kroute_template_ctx(r, ctx, &tctx);
@@ -142,26 +139,12 @@ ngx_http_kroute_redirect_send(ngx_http_request_t *r,
     /* a decoded %0D%0A in $uri or a group must not end the header line */
     tctx.escape_path = 1;
 
-    text = kroute_policy_str(&ctx->route, redirect->a);
-    len = kroute_template_length(text, &tctx);
-
-    p = ngx_pnalloc(r->pool, len ? len : 1);
-    if (p == NULL) {
+    if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route, redirect->a),
+                               &tctx, &value)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    location = ngx_list_push(&r->headers_out.headers);
-    if (location == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    location->hash = 1;
-    ngx_str_set(&location->key, "Location");
-    location->value.data = p;
-    location->value.len = kroute_template_expand(text, &tctx, p, NULL) - p;
-
-    ngx_http_clear_location(r);
-    r->headers_out.location = location;
-
-    return redirect->code;
+    return ngx_http_kroute_send_location(r, redirect->code, &value);
 }
