@@ -719,7 +719,8 @@ class Compiler {
   // A rule's kProtocol record with what only the store knows: the CA and client certificate of
   // proxy-ssl-secret (a kubernetes.io/tls Secret of the Ingress's namespace) and the default TLS name,
   // <service>.<namespace>.svc. A Secret that is missing or unusable, or verification without one, makes
-  // the rule answer 503 (policy::kDenied) with a Warning: it never talks to a backend unverified.
+  // the rule answer 503 (deny_rule, as the access annotations do) with a Warning: it never talks to a
+  // backend unverified.
   void complete_protocol(const Ingress& ingress, const ServiceBackendRef& ref, Rule& rule) {
     auto record = std::find_if(rule.policies.begin(), rule.policies.end(),
                                [](const PolicyRecord& p) { return p.kind == PolicyKind::kProtocol; });
@@ -758,8 +759,8 @@ class Compiler {
       }
     }
     if (!problem.empty()) {
-      record->flags |= policy::kDenied;
-      warn(ingress.ns, ingress.name, "ProxySSLSecretUnusable", problem + "; path " + rule.path + " answers 503");
+      rule.policies.erase(record);
+      deny_rule(ingress, rule, "ProxySSLSecretUnusable", problem);
     }
   }
 

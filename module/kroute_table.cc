@@ -119,7 +119,6 @@ static_assert(KROUTE_PROTOCOL_AUTO_HTTP == kroute::policy::kAutoHttp);
 static_assert(KROUTE_PROTOCOL_HTTP10 == kroute::policy::kHttp10);
 static_assert(KROUTE_PROTOCOL_VERIFY == kroute::policy::kVerify);
 static_assert(KROUTE_PROTOCOL_SERVER_NAME == kroute::policy::kServerName);
-static_assert(KROUTE_PROTOCOL_DENIED == kroute::policy::kDenied);
 static_assert(KROUTE_MAX_CAPTURES == kroute::PathCaptures::kMaxGroups);
 
 namespace {

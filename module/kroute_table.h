@@ -156,7 +156,6 @@ typedef struct {
 #define KROUTE_PROTOCOL_HTTP10       1
 #define KROUTE_PROTOCOL_VERIFY       2
 #define KROUTE_PROTOCOL_SERVER_NAME  4
-#define KROUTE_PROTOCOL_DENIED       8
 
 /* kRateLimit flags: which limit (routetable/policy/rate_limit.h) */
 #define KROUTE_RATE_PER_SECOND       1

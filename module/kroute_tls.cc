@@ -411,7 +411,7 @@ int kroute_tls_upstream_prepare(kroute_tls_upstream_t* cache, const kroute_route
     }
     const std::uint32_t ca_length = policy::ca_length(record->value);
     if (ca_length == 0) {
-      // Verification without a CA never reaches here: the agent denies the rule (kDenied).
+      // Verification without a CA never reaches here: the agent denies the rule (a kDeny record).
       return (record->flags & policy::kVerify) ? fail("verification without a CA") : 0;
     }
     const UpstreamCredentials& c =

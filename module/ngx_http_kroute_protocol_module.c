@@ -322,11 +322,6 @@ ngx_http_kroute_protocol_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (record->flags & KROUTE_PROTOCOL_DENIED) {
-        /* the agent warned on the Ingress: its proxy-ssl-secret is unusable */
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
-
     switch (record->code) {
 
     case KROUTE_PROTOCOL_GRPC:

@@ -143,7 +143,7 @@ std::string check_protocol(const PolicyRecord& record, bool) {
   if (low > 4 || high > 4 || (low != 0 && high != 0 && low > high)) return "bad TLS version range";
   if ((record.value >> 24 & 0xff) != 0) return "unknown protocol numbers";
   if (ca_length(record.value) > record.b.size()) return "CA length beyond the PEM";
-  if ((record.flags & kVerify) != 0 && (record.flags & kDenied) == 0 && ca_length(record.value) == 0)
+  if ((record.flags & kVerify) != 0 && ca_length(record.value) == 0)
     return "verification needs CA certificates";
   const std::size_t space = record.a.find(' ');
   if (space == std::string::npos ? record.a.size() > kMaxTlsName

@@ -32,11 +32,10 @@ enum ProtocolFlags : std::uint32_t {
   kHttp10 = 1,      // HTTP/1.0 to the backend (HTTP and HTTPS)
   kVerify = 2,      // the backend's certificate must chain to `b`'s CA and carry name `a`
   kServerName = 4,  // send `a` as SNI
-  // The Secret the rule names is missing or unusable: the rule answers 503, as ingress-nginx denies the
-  // location, so it never talks to a backend without the TLS it asked for.
-  kDenied = 8,
 };
-inline constexpr std::uint32_t kProtocolFlags = kHttp10 | kVerify | kServerName | kDenied;
+// A Secret the rule names that is missing or unusable makes no record: the rule gets a kDeny record
+// (policy/deny.h) and answers 503, so it never talks to a backend without the TLS it asked for.
+inline constexpr std::uint32_t kProtocolFlags = kHttp10 | kVerify | kServerName;
 // What the module copies out of `a` (NUL-terminated for OpenSSL): a DNS name, and a cipher list.
 inline constexpr std::size_t kMaxTlsName = 253;
 inline constexpr std::size_t kMaxCipherList = 1024;

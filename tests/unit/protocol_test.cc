@@ -17,7 +17,6 @@ TEST_CASE("protocol records: the check refuses what the module could not apply")
   const std::uint64_t tls = policy::tls_numbers(3, 4, 1, static_cast<std::uint32_t>(pem.size()));
   CHECK(policy::check_protocol(policy::protocol(policy::kGrpc, 0), false).empty());
   CHECK(policy::check_protocol(policy::protocol(policy::kHttps, policy::kVerify, tls, "b.n.svc", pem), false).empty());
-  CHECK(policy::check_protocol(policy::protocol(policy::kHttps, policy::kVerify | policy::kDenied), false).empty());
   CHECK_FALSE(policy::check_protocol(policy::protocol(static_cast<policy::UpstreamProtocol>(9), 0), false).empty());
   CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, 64), false).empty());
   CHECK_FALSE(policy::check_protocol(policy::protocol(policy::kHttps, policy::kVerify), false).empty());
