@@ -453,22 +453,26 @@ void Store::update_gauge(Kind kind) {
 
 namespace {
 
+// Stores `value` under `key`, or erases the key when there is none; returns whether the stored value changed.
+template <typename T>
+bool put(std::unordered_map<std::string, T>& map, const std::string& key, std::optional<T> value) {
+  if (!value) return map.erase(key) > 0;
+  auto [it, inserted] = map.try_emplace(key, std::move(*value));  // no move when the key exists
+  if (inserted) return true;
+  if (it->second == *value) return false;
+  it->second = std::move(*value);
+  return true;
+}
+
 // Upserts or erases one projection; returns whether the stored value changed.
 template <typename T, typename Parse>
 bool upsert(std::unordered_map<std::string, T>& map, const std::string& key, kube::EventType type,
             const Json::Value& object, Parse parse, std::string& error) {
-  if (type == kube::EventType::kDeleted) return map.erase(key) > 0;
+  if (type == kube::EventType::kDeleted) return put<T>(map, key, std::nullopt);
   T value;
   error = parse(object, value);
-  if (!error.empty()) {
-    // An object we cannot read is treated as absent, so a stale version of it never routes traffic.
-    return map.erase(key) > 0;
-  }
-  auto [it, inserted] = map.try_emplace(key, std::move(value));
-  if (inserted) return true;
-  if (it->second == value) return false;
-  it->second = std::move(value);
-  return true;
+  // An object we cannot read is treated as absent, so a stale version of it never routes traffic.
+  return put(map, key, error.empty() ? std::optional<T>(std::move(value)) : std::nullopt);
 }
 
 }  // namespace
@@ -524,13 +528,14 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
     case Kind::kOpaqueSecret: {
       // Only what an access annotation can name (an `auth` or `ca.crt` key, or an auth-map: a key whose value is
       // a password hash) is kept: the many other Opaque Secrets of a cluster come and go without a recompile.
-      TlsSecret value;
-      error = parse_tls_secret(object, value);
-      const bool useful = error.empty() && (!value.auth.empty() || !value.auth_map.empty() ||
-                                           !value.ca_pem.empty() || !value.ca_error.empty());
-      change = upsert(opaque_secrets, key, useful ? type : kube::EventType::kDeleted, object, parse_tls_secret, error)
-                   ? Change::kRoutes
-                   : Change::kNone;
+      std::optional<TlsSecret> value;
+      if (type != kube::EventType::kDeleted) {
+        error = parse_tls_secret(object, value.emplace());
+        const bool useful = error.empty() && (!value->auth.empty() || !value->auth_map.empty() ||
+                                              !value->ca_pem.empty() || !value->ca_error.empty());
+        if (!useful) value.reset();
+      }
+      change = put(opaque_secrets, key, std::move(value)) ? Change::kRoutes : Change::kNone;
       break;
     }
   }
