@@ -12,13 +12,10 @@ and limits.json (or into --out).
 import argparse
 import http.client
 import json
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "module"))
 sys.path.insert(0, str(ROOT / "bench" / "report"))
 
-from bench import Nginx, backend_config, free_port, module_config  # noqa: E402
+from bench import one_module_stack  # noqa: E402
 
 RATE = 100          # limit-rps
 OFFERED = 1000      # the client's req/s
@@ -129,31 +126,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
 
-    build = Path(args.build).resolve()
-    table_tool = build / "routetable" / "tool" / "kroute-table"
-    for needed in (build / "module" / "ngx_http_kroute_module.so", table_tool):
-        if not needed.exists():
-            sys.exit(f"bench-limits: {needed} is missing; run make first")
-    if not shutil.which("wrk"):
-        sys.exit("bench-limits: wrk is missing; run make deps")
-    proxy_cpu, load_cpu = (0, 1) if (os.cpu_count() or 1) > 1 else (0, 0)
-    workdir = Path(tempfile.mkdtemp(prefix="kroute-bench-limits-"))
-    workdir.chmod(0o755)
-    running = []
     rounds = []
-    try:
-        pod_ports = [free_port() for _ in range(2)]
-        backend = Nginx("backend", workdir, backend_config(workdir / "backend", pod_ports, load_cpu))
-        running.append(backend)
-        backend.start(pod_ports[0])
-        table_dir = workdir / "table"
-        table_dir.mkdir(mode=0o755)
-        subprocess.run([str(table_tool), "-d", str(table_dir), "build", "-q", "-"], check=True, text=True,
-                       input=json.dumps(table_description(pod_ports)))
-        port = free_port()
-        module = Nginx("module", workdir, module_config(workdir / "module", build, table_dir, port, proxy_cpu))
-        running.append(module)
-        module.start(port)
+    with one_module_stack("bench-limits", args.build, table_description) as (_, port, load_cpu):
         run_wrk(port, 2, load_cpu)  # warm-up
         for r in range(args.rounds):
             alone = run_wrk(port, args.seconds, load_cpu)
@@ -163,10 +137,6 @@ def main():
             with_limited, results = next_to_client(port, args.seconds, load_cpu, "limited.bench.example")
             rounds.append(round_summary(results, args.seconds, alone, with_limited, with_unlimited))
             print(f"bench-limits: round {r + 1}: {rounds[-1]}", flush=True)
-    finally:
-        for n in running:
-            n.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
     summary = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     summary.update({"configured_rps": RATE, "offered_rps": OFFERED})

@@ -17,6 +17,7 @@ module's table snapshot is a mapped file and counted in them as far as the worke
 at rest. Writes bench/results/module.md and module.json (or into --out).
 """
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -445,6 +446,43 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@contextlib.contextmanager
+def one_module_stack(tag, build, describe):
+    """For the small benchmarks (bench-regex, bench-limits): checks the build and wrk, starts a backend nginx
+    (two pod ports) and nginx with the module on the table `describe(pod_ports)` builds, one worker each on
+    its own CPU. Yields (module nginx, its port, the CPU left for the load); stops both and removes the
+    work directory afterwards."""
+    build = Path(build).resolve()
+    table_tool = build / "routetable" / "tool" / "kroute-table"
+    for needed in (build / "module" / "ngx_http_kroute_module.so", table_tool):
+        if not needed.exists():
+            sys.exit(f"{tag}: {needed} is missing; run make first")
+    if not shutil.which("wrk"):
+        sys.exit(f"{tag}: wrk is missing; run make deps")
+    proxy_cpu, load_cpu = (0, 1) if (os.cpu_count() or 1) > 1 else (0, 0)
+    workdir = Path(tempfile.mkdtemp(prefix=f"kroute-{tag}-"))
+    workdir.chmod(0o755)
+    running = []
+    try:
+        pod_ports = [free_port() for _ in range(2)]
+        backend = Nginx("backend", workdir, backend_config(workdir / "backend", pod_ports, load_cpu))
+        running.append(backend)
+        backend.start(pod_ports[0])
+        table_dir = workdir / "table"
+        table_dir.mkdir(mode=0o755)
+        subprocess.run([str(table_tool), "-d", str(table_dir), "build", "-q", "-"], check=True, text=True,
+                       input=json.dumps(describe(pod_ports)))
+        port = free_port()
+        module = Nginx("module", workdir, module_config(workdir / "module", build, table_dir, port, proxy_cpu))
+        running.append(module)
+        module.start(port)
+        yield module, port, load_cpu
+    finally:
+        for n in running:
+            n.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def wrk(port, hosts, seconds, connections, script, cpu):

@@ -12,13 +12,10 @@ worker's CPU per neighbour request. Writes bench/results/regex.md and regex.json
 """
 import argparse
 import json
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -26,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "module"))
 sys.path.insert(0, str(ROOT / "bench" / "report"))
 
-from bench import Nginx, backend_config, free_port, module_config  # noqa: E402
+from bench import one_module_stack  # noqa: E402
 
 EVIL_LENGTH = 40   # bytes of 'a' (or 'b') in a neighbour's path
 
@@ -69,31 +66,8 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
 
-    build = Path(args.build).resolve()
-    table_tool = build / "routetable" / "tool" / "kroute-table"
-    for needed in (build / "module" / "ngx_http_kroute_module.so", table_tool):
-        if not needed.exists():
-            sys.exit(f"bench-regex: {needed} is missing; run make first")
-    if not shutil.which("wrk"):
-        sys.exit("bench-regex: wrk is missing; run make deps")
-    proxy_cpu, load_cpu = (0, 1) if (os.cpu_count() or 1) > 1 else (0, 0)
-    workdir = Path(tempfile.mkdtemp(prefix="kroute-bench-regex-"))
-    workdir.chmod(0o755)
-    running = []
     rounds = []
-    try:
-        pod_ports = [free_port() for _ in range(2)]
-        backend = Nginx("backend", workdir, backend_config(workdir / "backend", pod_ports, load_cpu))
-        running.append(backend)
-        backend.start(pod_ports[0])
-        table_dir = workdir / "table"
-        table_dir.mkdir(mode=0o755)
-        subprocess.run([str(table_tool), "-d", str(table_dir), "build", "-q", "-"], check=True, text=True,
-                       input=json.dumps(table_description(pod_ports)))
-        port = free_port()
-        module = Nginx("module", workdir, module_config(workdir / "module", build, table_dir, port, proxy_cpu))
-        running.append(module)
-        module.start(port)
+    with one_module_stack("bench-regex", args.build, table_description) as (module, port, load_cpu):
         good = ("good.bench.example", "/api/v2/users/7")
         neighbours = {"baseline": "/" + "b" * EVIL_LENGTH + "!", "attack": "/" + "a" * EVIL_LENGTH + "!"}
         run_wrk(port, *good, 2, args.connections, load_cpu, True)  # warm-up
@@ -118,10 +92,6 @@ def main():
                 print(f"bench-regex: round {r + 1}, {name} neighbour: good {rps:.0f} req/s p99 {p99:.3f} ms, "
                       f"neighbour {neighbour['rps']:.0f} req/s", flush=True)
             rounds.append(result)
-    finally:
-        for n in running:
-            n.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
     summary = {name: {key: statistics.median(r[name][key] for r in rounds)
                       for key in ("good_rps", "good_p99_ms", "neighbour_rps", "worker_cpu_us_per_request")}

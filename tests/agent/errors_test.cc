@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "cluster_fixture.h"
 #include "compiler.h"
 #include "ingress/annotations.h"
 #include "ingress/policies.h"
@@ -17,6 +18,8 @@
 using namespace kroute;
 using namespace kroute::agent;
 using kube::EventType;
+using kroute::agent::testing::has_warning;
+using kroute::agent::testing::TestCluster;
 
 namespace {
 
@@ -28,30 +31,6 @@ bool has_problem(const AnnotationReading& r, const std::string& text) {
   return std::any_of(r.problems.begin(), r.problems.end(),
                      [&](const IngressProblem& p) { return p.message.find(text) != std::string::npos; });
 }
-
-struct ErrorsCluster {
-  Metrics metrics;
-  Store store{metrics, nullptr};
-  CompileOptions options;
-  ErrorsCluster() { options.watch_without_class = true; }
-  void add(Kind kind, const std::string& text) { store.apply(kind, EventType::kAdded, json(text)); }
-  void service(const std::string& name, const std::string& cluster_ip = "") {
-    add(Kind::kService, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "spec": {"clusterIP": ")" +
-                            cluster_ip + R"(", "ports": [{"name": "http", "port": 80}]}})");
-    add(Kind::kEndpointSlice, R"({"metadata": {"name": ")" + name +
-                                  R"(-1", "namespace": "n", "labels": {"kubernetes.io/service-name": ")" + name +
-                                  R"("}}, "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
-                                  "endpoints": [{"addresses": ["10.0.0.9"]}]})");
-  }
-  void ingress(const std::string& name, const std::string& host, const std::string& service,
-               const std::string& annotations, const std::string& extra_spec = "") {
-    add(Kind::kIngress, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n", "uid": "u-)" + name +
-                            R"(", "creationTimestamp": "2024-01-01T00:00:00Z", "annotations": )" + annotations +
-                            R"(}, "spec": {)" + extra_spec + R"("rules": [{"host": ")" + host +
-                            R"(", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service":
-                            {"name": ")" + service + R"(", "port": {"name": "http"}}}}]}}]}})");
-  }
-};
 
 const PolicyRecord* record_of(const CompiledTable& t, const std::string& host, PolicyKind kind) {
   for (const Rule& r : t.model.rules) {
@@ -69,12 +48,6 @@ const Backend& backend_of(const CompiledTable& t, const std::string& host) {
   }
   FAIL("no rule for " << host);
   return t.model.backends.front();
-}
-
-bool has_warning(const CompiledTable& t, const std::string& reason, const std::string& text) {
-  return std::any_of(t.warnings.begin(), t.warnings.end(), [&](const Warning& w) {
-    return w.reason == reason && w.message.find(text) != std::string::npos;
-  });
 }
 
 }  // namespace
@@ -153,7 +126,7 @@ TEST_CASE("mirror annotations: an http(s) URL with $request_uri only; the Host; 
 }
 
 TEST_CASE("compiler: error backend from default-backend, else the table's default backend, else no record") {
-  ErrorsCluster c;
+  TestCluster c;
   c.service("web");
   c.service("errors");
   c.ingress("own", "own.com", "web",
@@ -183,7 +156,7 @@ TEST_CASE("compiler: error backend from default-backend, else the table's defaul
 }
 
 TEST_CASE("compiler: a mirror's Service host name becomes its ClusterIP; other names are refused") {
-  ErrorsCluster c;
+  TestCluster c;
   c.service("web");
   c.service("mirror", "10.96.0.7");
   c.ingress("svc", "svc.com", "web",
@@ -206,7 +179,7 @@ TEST_CASE("compiler: a mirror's Service host name becomes its ClusterIP; other n
 }
 
 TEST_CASE("compiler: service-upstream is a backend of its own at the ClusterIP; slices do not change it") {
-  ErrorsCluster c;
+  TestCluster c;
   c.service("web", "10.96.0.5");
   c.ingress("up", "up.com", "web", R"({"nginx.ingress.kubernetes.io/service-upstream": "true"})");
   c.ingress("plain", "plain.com", "web", "{}");
@@ -226,7 +199,7 @@ TEST_CASE("compiler: service-upstream is a backend of its own at the ClusterIP; 
   CHECK(backend_of(t, "up.com").endpoints[0].address == "10.96.0.5");
   CHECK(backend_of(t, "plain.com").endpoints[0].address == "10.0.0.10");
 
-  ErrorsCluster headless;
+  TestCluster headless;
   headless.service("web", "None");
   headless.ingress("up", "up.com", "web", R"({"nginx.ingress.kubernetes.io/service-upstream": "true"})");
   t = compile(headless.store, headless.options);
@@ -235,7 +208,7 @@ TEST_CASE("compiler: service-upstream is a backend of its own at the ClusterIP; 
 }
 
 TEST_CASE("compiler: a patch that adds or changes these annotations gives the table a full compile gives") {
-  ErrorsCluster c;
+  TestCluster c;
   c.service("web", "10.96.0.5");
   c.service("errors");
   c.service("mirror", "10.96.0.8");

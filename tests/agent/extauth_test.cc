@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "cluster_fixture.h"
 #include "compiler.h"
 #include "hashing.h"
 #include "ingress/annotations.h"
@@ -18,7 +19,8 @@
 
 using namespace kroute;
 using namespace kroute::agent;
-using kube::EventType;
+using kroute::agent::testing::has_warning;
+using kroute::agent::testing::TestCluster;
 
 namespace {
 
@@ -36,41 +38,12 @@ std::string with_url(const std::string& more) {
   return R"({"nginx.ingress.kubernetes.io/auth-url": "http://10.1.2.3:9000/verify")" + more + "}";
 }
 
-struct AuthCluster {
-  Metrics metrics;
-  Store store{metrics, nullptr};
-  CompileOptions options;
-  AuthCluster() { options.watch_without_class = true; }
-  void add(Kind kind, const std::string& text) { store.apply(kind, EventType::kAdded, json(text)); }
-  void service(const std::string& name, const std::string& cluster_ip = "") {
-    add(Kind::kService, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "spec": {"clusterIP": ")" +
-                            cluster_ip + R"(", "ports": [{"name": "http", "port": 80}]}})");
-    add(Kind::kEndpointSlice, R"({"metadata": {"name": ")" + name +
-                                  R"(-1", "namespace": "n", "labels": {"kubernetes.io/service-name": ")" + name +
-                                  R"("}}, "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
-                                  "endpoints": [{"addresses": ["10.0.0.9"]}]})");
-  }
-  void ingress(const std::string& name, const std::string& host, const std::string& annotations) {
-    add(Kind::kIngress, R"({"metadata": {"name": ")" + name + R"(", "namespace": "n", "uid": "u-)" + name +
-                            R"(", "creationTimestamp": "2024-01-01T00:00:00Z", "annotations": )" + annotations +
-                            R"(}, "spec": {"rules": [{"host": ")" + host +
-                            R"(", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service":
-                            {"name": "web", "port": {"name": "http"}}}}]}}]}})");
-  }
-};
-
 const Rule& rule_of(const CompiledTable& t, const std::string& host) {
   for (const Rule& r : t.model.rules) {
     if (r.host == host) return r;
   }
   FAIL("no rule for " << host);
   return t.model.rules.front();
-}
-
-bool has_warning(const CompiledTable& t, const std::string& reason, const std::string& text) {
-  return std::any_of(t.warnings.begin(), t.warnings.end(), [&](const Warning& w) {
-    return w.reason == reason && w.message.find(text) != std::string::npos;
-  });
 }
 
 }  // namespace
@@ -162,13 +135,13 @@ TEST_CASE("auth-url family: values that cannot be read deny the Ingress (fail cl
 }
 
 TEST_CASE("compiler: auth-url's Service name becomes its ClusterIP; names it cannot resolve deny the rule") {
-  AuthCluster c;
+  TestCluster c;
   c.service("web");
   c.service("auth", "10.96.0.8");
-  c.ingress("svc", "svc.com", R"({"nginx.ingress.kubernetes.io/auth-url": "http://auth.n.svc:9000/verify"})");
-  c.ingress("ip", "ip.com", with_url(""));
-  c.ingress("ext", "ext.com", R"({"nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/verify"})");
-  c.ingress("gone", "gone.com", R"({"nginx.ingress.kubernetes.io/auth-url": "http://nope.n.svc/verify"})");
+  c.ingress("svc", "svc.com", "web", R"({"nginx.ingress.kubernetes.io/auth-url": "http://auth.n.svc:9000/verify"})");
+  c.ingress("ip", "ip.com", "web", with_url(""));
+  c.ingress("ext", "ext.com", "web", R"({"nginx.ingress.kubernetes.io/auth-url": "https://auth.example.com/verify"})");
+  c.ingress("gone", "gone.com", "web", R"({"nginx.ingress.kubernetes.io/auth-url": "http://nope.n.svc/verify"})");
   const CompiledTable t = compile(c.store, c.options);
 
   const Rule& svc = rule_of(t, "svc.com");
