@@ -18,6 +18,8 @@ packages=(
   python3 python3-pytest python3-websocket python3-yaml python3-matplotlib
   # gRPC backends and the gRPC client of the backend-protocol e2e tests (generic handlers: no protoc)
   python3-grpcio
+  # client certificates and CRLs the auth-tls e2e tests make
+  python3-cryptography
 )
 
 missing=()
