@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# Builds kube-apiserver, kubectl, etcd and helm from the Go modules in tests/cluster/tools, once, into a cache outside the tree.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, helm and the Gateway API echo server
+# (echo-basic) from the Go modules in tests/cluster/tools, once, into a cache outside the tree.
 #
 #   tools.sh build   build unless the cache already holds binaries for these go.mod/go.sum files; prints progress
 #   tools.sh path    print the directory holding the binaries (exit 3 when they are not built yet)
@@ -16,8 +17,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 modules_dir="$here/tools"
-modules=(kube helm)
-declare -A tools_of=([kube]="kube-apiserver kubectl etcd" [helm]="helm")
+modules=(kube helm echo)
+declare -A tools_of=([kube]="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd" [helm]="helm" [echo]="echo-basic")
 cache_root="${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}"
 go_cache="$cache_root/go"
 progress_every="${KROUTE_TOOLS_PROGRESS_SECONDS:-30}"
@@ -31,7 +32,8 @@ required_version() { awk -v m="$2" '$1 == m && $2 ~ /^v[0-9]/ { print $2; exit }
 kube_version=$(required_version kube k8s.io/kubernetes)
 etcd_version=$(required_version kube go.etcd.io/etcd/server/v3)
 helm_version=$(required_version helm helm.sh/helm/v4)
-[ -n "$kube_version" ] && [ -n "$etcd_version" ] && [ -n "$helm_version" ] ||
+echo_version=$(required_version echo sigs.k8s.io/gateway-api/conformance)
+[ -n "$kube_version" ] && [ -n "$etcd_version" ] && [ -n "$helm_version" ] && [ -n "$echo_version" ] ||
   die "cannot read the tool versions from $modules_dir/*/go.mod"
 
 # -X settings so `kube-apiserver --version`, `kubectl version` and `helm version` tell the truth (etcd's version is
@@ -63,7 +65,7 @@ cache_key() {
 key=$(cache_key)
 tools_dir="$cache_root/$key"
 bin_dir="$tools_dir/bin"
-binaries=(kube-apiserver kubectl etcd helm)
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm echo-basic)
 
 is_built() {
   local b
@@ -231,11 +233,11 @@ build_module() {
   cd "$dir"
   say "[$name] resolving packages and downloading modules"
   total=$("$go" list -deps tool 2>>"$log" | wc -l) || { say "[$name] resolving packages failed"; return 1; }
-  if [ "$name" = kube ]; then
-    ldflags=$(kube_ldflags "$(date -u +%Y-%m-%dT%H:%M:%SZ)")
-  else
-    ldflags=$(helm_ldflags)
-  fi
+  case "$name" in
+    kube) ldflags=$(kube_ldflags "$(date -u +%Y-%m-%dT%H:%M:%SZ)") ;;
+    helm) ldflags=$(helm_ldflags) ;;
+    *) ldflags="-s -w" ;;
+  esac
   say "[$name] compiling ${tools_of[$name]} ($total packages)"
   report_progress "$name" "$log" "$total" &
   ticker=$!
@@ -268,8 +270,8 @@ build() {
   rm -rf "$work"
   mkdir -p "$work/bin"
   trap 'for p in "${pids[@]}"; do kill_tree "$p"; done; wait 2>/dev/null || true' EXIT INT TERM
-  say "building kube-apiserver $kube_version, kubectl $kube_version, etcd $etcd_version and helm $helm_version with $("$go" env GOVERSION)"
-  say "the first build takes about 16 minutes on 2 cores; the result is cached in $cache_root"
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler and kubectl $kube_version, etcd $etcd_version, helm $helm_version and echo-basic $echo_version with $("$go" env GOVERSION)"
+  say "the first build takes about 25 minutes on 2 cores; the result is cached in $cache_root"
   for name in "${modules[@]}"; do
     : >"$work/$name.log"
     build_module "$name" "$work/bin" "$work/$name.log" &
@@ -290,9 +292,12 @@ build() {
   mv "$work/bin/server" "$work/bin/etcd"
   {
     echo "kube-apiserver $kube_version"
+    echo "kube-controller-manager $kube_version"
+    echo "kube-scheduler $kube_version"
     echo "kubectl $kube_version"
     echo "etcd $etcd_version"
     echo "helm $helm_version"
+    echo "echo-basic $echo_version (sigs.k8s.io/gateway-api/conformance)"
     echo "built with $("$go" env GOVERSION) in $(elapsed $start) on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   } >"$work/VERSIONS"
   rm -rf "$tools_dir"
