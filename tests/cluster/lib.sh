@@ -4,6 +4,9 @@
 #   KROUTE_APISERVER_PORT    kube-apiserver's HTTPS port on 127.0.0.1 (default 6443)
 #   KROUTE_ETCD_PORT         etcd's client port on 127.0.0.1 (default 2379)
 #   KROUTE_ETCD_PEER_PORT    etcd's peer port on 127.0.0.1 (default 2380)
+#   KROUTE_CLUSTER_WORKLOADS 1: also kube-controller-manager, kube-scheduler and the node agent (default 0;
+#                            `make cluster-up` sets 1)
+#   KROUTE_POD_CIDR          the pods' docker network in workloads mode (default 10.244.0.0/16, a /16 or longer)
 
 cluster_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cluster_dir="${KROUTE_CLUSTER_DIR:-$cluster_root/build/cluster}"
@@ -13,8 +16,16 @@ apiserver_port="${KROUTE_APISERVER_PORT:-6443}"
 etcd_port="${KROUTE_ETCD_PORT:-2379}"
 etcd_peer_port="${KROUTE_ETCD_PEER_PORT:-2380}"
 
-# Stopped in this order: the API server first, so it never runs without its storage.
-components=(kube-apiserver etcd)
+workloads="${KROUTE_CLUSTER_WORKLOADS:-0}"
+pod_cidr="${KROUTE_POD_CIDR:-10.244.0.0/16}"
+# One cluster's docker objects (the pods' network and containers) carry this id in a label and in their names.
+cluster_id=$(printf '%s' "$cluster_dir" | sha256sum | cut -c1-8)
+pod_network="kroute-$cluster_id"
+node_name=kroute-node
+
+# Stopped in this order: the node agent first (it removes its pods' containers), the API server before its
+# storage.
+components=(kroute-node kube-scheduler kube-controller-manager kube-apiserver etcd)
 
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -55,4 +66,23 @@ stop_component() {
 stop_cluster() {
   local c
   for c in "${components[@]}"; do stop_component "$c"; done
+  remove_pod_leftovers
+}
+
+# The net under the node agent, which removes its own containers when it stops: anything of this cluster still in
+# docker (a node agent killed with SIGKILL leaves its pods), the pods' network and tmpfs volumes.
+remove_pod_leftovers() {
+  local containers mount
+  command -v docker >/dev/null 2>&1 || return 0
+  containers=$(docker ps -aq --filter "label=kroute.dev/cluster=$cluster_id" 2>/dev/null || true)
+  if [ -n "$containers" ]; then
+    say "removing $(echo "$containers" | wc -w) leftover pod container(s)"
+    docker rm -f $containers >/dev/null 2>&1 || true
+  fi
+  if docker network inspect "$pod_network" >/dev/null 2>&1; then
+    docker network rm "$pod_network" >/dev/null 2>&1 || say "could not remove the docker network $pod_network"
+  fi
+  for mount in $(awk -v d="$cluster_dir/node/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount "$mount" 2>/dev/null || umount -l "$mount" 2>/dev/null || true
+  done
 }

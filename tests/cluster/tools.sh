@@ -6,6 +6,7 @@ set -euo pipefail
 #   tools.sh build   build unless the cache already holds binaries for these go.mod/go.sum files; prints progress
 #   tools.sh path    print the directory holding the binaries (exit 3 when they are not built yet)
 #   tools.sh go      print the go command a build uses, fetching Go from the module proxy first when none is found
+#   tools.sh node    build the node agent (tests/cluster/node, kroute's own code) unless cached; print its path
 #
 # The cache is ${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}/<key>/bin; the key is a hash of
 # the modules' go.mod and go.sum files and of the build flags, so an unchanged go.mod never rebuilds.
@@ -306,8 +307,39 @@ build() {
   say "built in $(elapsed $start): $bin_dir"
 }
 
+# The node agent is kroute's own code and changes with the tree, so it is not one of the tools above: it is cached by
+# a hash of its sources in $cache_root/node/<hash>, and Go's build cache makes a rebuild after an edit quick.
+node_dir="$here/node"
+build_node() {
+  local hash out work
+  hash=$(cd "$node_dir" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z |
+    xargs -0 sha256sum | sha256sum | cut -c1-16)
+  out="$cache_root/node/$hash"
+  if [ -x "$out/kroute-node" ]; then
+    echo "$out/kroute-node"
+    return 0
+  fi
+  go=$(find_go)
+  mkdir -p "$cache_root/node"
+  work=$(mktemp -d "$cache_root/node/.building-XXXXXX")
+  say "[node] building the node agent (kroute-node)"
+  if ! (cd "$node_dir" && GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0 \
+        "$go" build -trimpath -ldflags "-s -w" -o "$work/kroute-node" .) >"$work/build.log" 2>&1; then
+    sed 's/^/    /' "$work/build.log" >&2
+    rm -rf "$work"
+    die "[node] build failed"
+  fi
+  rm -rf "$out"
+  mv "$work" "$out"
+  # Older builds go after a day (not at once: another checkout's cluster may be starting its own).
+  find "$cache_root/node" -mindepth 1 -maxdepth 1 -type d ! -name "$hash" -mmin +1440 -exec rm -rf {} +
+  say "[node] built $out/kroute-node"
+  echo "$out/kroute-node"
+}
+
 case "${1:-}" in
   build) build ;;
+  node) build_node ;;
   go)
     go=$(find_go)
     say "$("$go" version) at $go"
@@ -322,7 +354,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 build|path|go" >&2
+    echo "usage: $0 build|path|go|node" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 set -euo pipefail
 # Starts a single-node control plane on loopback: etcd and kube-apiserver with RBAC, then waits for /readyz.
+# With KROUTE_CLUSTER_WORKLOADS=1 (what `make cluster-up` does) the cluster also runs workloads: kube-controller-manager,
+# kube-scheduler and the node agent kroute-node (tests/cluster/node), which runs the pods on the local docker engine
+# in a docker network of their own; up.sh then waits for the Node to be Ready and the default ServiceAccount.
 #
 # Settings (environment): see lib.sh. KROUTE_CLUSTER_TIMEOUT bounds the wait for /readyz (seconds, default 60).
 # Writes into $KROUTE_CLUSTER_DIR: pki/ (CA, serving and client certificates, the service-account key),
@@ -17,13 +20,25 @@ server="https://127.0.0.1:$apiserver_port"
 issuer="https://kubernetes.default.svc.cluster.local"
 service_cidr="10.96.0.0/16"
 
-if apiserver_pid=$(running_pid kube-apiserver) && running_pid etcd >/dev/null; then
+if apiserver_pid=$(running_pid kube-apiserver) && running_pid etcd >/dev/null &&
+   { [ "$workloads" != 1 ] || running_pid kroute-node >/dev/null; }; then
   say "already running (kube-apiserver pid $apiserver_pid): KUBECONFIG=$cluster_dir/kubeconfig"
   exit 0
 fi
 stop_cluster
 
 bin=$("$here/tools.sh" path) || die "the control plane binaries are not built: run 'make cluster-tools' first"
+
+# Workloads mode: the pods' network and the node's address on it (the bridge's gateway, its first address).
+if [ "$workloads" = 1 ]; then
+  [[ "$pod_cidr" =~ ^10\.([0-9]+)\.([0-9]+)\.0/(1[6-9]|2[0-4])$ ]] ||
+    die "KROUTE_POD_CIDR=$pod_cidr: give a 10.x network of /16 to /24 ending in .0, such as 10.244.0.0/16"
+  node_ip="10.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}.1"
+  docker info >/dev/null 2>&1 || die "workloads mode runs pods on docker, and 'docker info' fails: start the docker engine"
+  node_agent=$("$here/tools.sh" node) || die "the node agent (tests/cluster/node) did not build"
+else
+  node_ip=""
+fi
 
 # A port in use is the most common failure; say which one and how to choose another.
 check_port_free() {
@@ -75,8 +90,6 @@ make_pki() {
   openssl req -config "$pki/openssl.cnf" -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -days 3650 -subj "/CN=kroute-test-ca" -keyout "$pki/ca.key" -out "$pki/ca.crt" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  issue_certificate apiserver "/CN=kube-apiserver" serverAuth \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # etcd also dials its own client port with this certificate (for its gRPC gateway), hence clientAuth.
   issue_certificate etcd-server "/CN=etcd" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
   issue_certificate apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth
@@ -86,6 +99,22 @@ make_pki() {
   touch "$pki/.complete"
 }
 [ -e "$pki/.complete" ] || { rm -rf "$pki"; make_pki; }
+printf '[req]\ndistinguished_name = dn\n[dn]\n' >"$pki/openssl.cnf"
+
+# The serving certificate names every address a client uses: loopback, the `kubernetes` Service's cluster IP and, in
+# workloads mode, the node's address on the pods' network (where the node agent relays to the API server).
+apiserver_san="IP:127.0.0.1,IP:10.96.0.1${node_ip:+,IP:$node_ip},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+if [ ! -e "$pki/apiserver.crt" ] || [ "$(cat "$pki/apiserver.san" 2>/dev/null)" != "$apiserver_san" ]; then
+  issue_certificate apiserver "/CN=kube-apiserver" serverAuth "$apiserver_san"
+  echo "$apiserver_san" >"$pki/apiserver.san"
+fi
+# Client certificates of the workload components, each the identity its RBAC (or the Node authorizer) expects.
+client_certificate() { [ -e "$pki/$1.crt" ] || issue_certificate "$1" "$2" clientAuth; }
+if [ "$workloads" = 1 ]; then
+  client_certificate controller-manager "/CN=system:kube-controller-manager"
+  client_certificate scheduler "/CN=system:kube-scheduler"
+  client_certificate node "/O=system:nodes/CN=system:node:$node_name"
+fi
 
 # Starts $1 in its own session, detached from this shell, logging to $1.log.
 start_component() {
@@ -136,8 +165,8 @@ wait_until_ready() {
 }
 wait_until_ready etcd "https://127.0.0.1:$etcd_port/health"
 
-# No kubelet and no controller manager run. The endpoint reconciler is off because the API server's
-# own address is loopback, which an Endpoints object may not hold.
+# The endpoint reconciler is off because the API server's own address is loopback, which an Endpoints object may not
+# hold. The Node authorizer (and NodeRestriction) confine the node agent to its own Node and the pods bound to it.
 start_component kube-apiserver "$bin/kube-apiserver" \
   --bind-address 127.0.0.1 \
   --advertise-address 127.0.0.1 \
@@ -151,14 +180,15 @@ start_component kube-apiserver "$bin/kube-apiserver" \
   --service-account-key-file "$pki/service-account.pub" \
   --service-account-signing-key-file "$pki/service-account.key" \
   --service-cluster-ip-range "$service_cidr" \
-  --authorization-mode RBAC \
+  --authorization-mode Node,RBAC \
+  --enable-admission-plugins NodeRestriction \
   --endpoint-reconciler-type none \
   --profiling=false
 
-# The admin identity: a client certificate in system:masters, embedded so the file stands alone.
+# A kubeconfig for identity $2 (its certificate and key in pki/), embedded so the file stands alone.
 b64() { base64 -w0 <"$1"; }
-umask 077
-cat >"$cluster_dir/kubeconfig" <<EOF
+write_kubeconfig() {
+  cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -167,26 +197,94 @@ clusters:
     server: $server
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
-- name: kroute-admin
+- name: $2
   user:
-    client-certificate-data: $(b64 "$pki/admin.crt")
-    client-key-data: $(b64 "$pki/admin.key")
+    client-certificate-data: $(b64 "$pki/$2.crt")
+    client-key-data: $(b64 "$pki/$2.key")
 contexts:
 - name: kroute
   context:
     cluster: kroute
-    user: kroute-admin
+    user: $2
 current-context: kroute
 EOF
+}
+umask 077
+# The admin identity: a client certificate in system:masters.
+write_kubeconfig "$cluster_dir/kubeconfig" admin
 cat >"$cluster_dir/cluster.env" <<EOF
 KUBECONFIG=$cluster_dir/kubeconfig
 KROUTE_APISERVER=$server
 KROUTE_APISERVER_CA=$pki/ca.crt
 KROUTE_TOOLS_BIN=$bin
 EOF
+if [ "$workloads" = 1 ]; then
+  write_kubeconfig "$cluster_dir/controller-manager.kubeconfig" controller-manager
+  write_kubeconfig "$cluster_dir/scheduler.kubeconfig" scheduler
+  write_kubeconfig "$cluster_dir/node.kubeconfig" node
+  echo "KROUTE_POD_NETWORK=$pod_network" >>"$cluster_dir/cluster.env"
+  echo "KROUTE_NODE_IP=$node_ip" >>"$cluster_dir/cluster.env"
+fi
 umask 022
 
 wait_until_ready kube-apiserver "$server/readyz"
+
+if [ "$workloads" = 1 ]; then
+  # The pods' network: a docker bridge of this cluster's own, whose gateway is the node's address.
+  if [ "$(docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$pod_network" 2>/dev/null)" != "$pod_cidr" ]; then
+    docker network rm "$pod_network" >/dev/null 2>&1 || true
+    docker network create --driver bridge --subnet "$pod_cidr" --gateway "$node_ip" \
+      --label "kroute.dev/cluster=$cluster_id" -o "com.docker.network.bridge.name=kr-$cluster_id" \
+      "$pod_network" >/dev/null || die "cannot create the docker network $pod_network ($pod_cidr); is the range in use? set KROUTE_POD_CIDR"
+  fi
+  # The controllers a single node needs for Deployments, Services and namespaces, and none that would act on a
+  # missing cloud or node fleet. Each controller uses its own ServiceAccount, as in a real cluster.
+  start_component kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$cluster_dir/controller-manager.kubeconfig" \
+    --controllers deployment,replicaset,endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount,serviceaccount-token,root-ca-cert-publisher \
+    --use-service-account-credentials \
+    --service-account-private-key-file "$pki/service-account.key" \
+    --root-ca-file "$pki/ca.crt" \
+    --leader-elect=false \
+    --secure-port 0
+  start_component kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig "$cluster_dir/scheduler.kubeconfig" \
+    --leader-elect=false \
+    --secure-port 0
+  start_component kroute-node "$node_agent" \
+    --kubeconfig "$cluster_dir/node.kubeconfig" \
+    --node-name "$node_name" \
+    --network "$pod_network" \
+    --cluster-id "$cluster_id" \
+    --node-ip "$node_ip" \
+    --apiserver "127.0.0.1:$apiserver_port" \
+    --state-dir "$cluster_dir/node"
+  # Ready for workloads when the node says Ready and the serviceaccount controller made the default ServiceAccount.
+  wait_for_workloads() {
+    local deadline=$(( $(date +%s) + timeout )) c ready account
+    while :; do
+      ready=$("$bin/kubectl" --kubeconfig "$cluster_dir/kubeconfig" get node "$node_name" \
+        -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+      account=$("$bin/kubectl" --kubeconfig "$cluster_dir/kubeconfig" get serviceaccount default -n default \
+        -o name 2>/dev/null || true)
+      [ "$ready" = True ] && [ -n "$account" ] && return 0
+      for c in kube-controller-manager kube-scheduler kroute-node; do
+        if ! running_pid "$c" >/dev/null; then
+          say "$c exited during startup; the end of $cluster_dir/$c.log:"
+          tail -n 20 "$cluster_dir/$c.log" | sed 's/^/    /' >&2
+          exit 1
+        fi
+      done
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        say "no Ready node and default ServiceAccount after ${timeout}s (node Ready=${ready:-?}); the end of the node agent's log:"
+        tail -n 20 "$cluster_dir/kroute-node.log" | sed 's/^/    /' >&2
+        exit 1
+      fi
+      sleep 0.2
+    done
+  }
+  wait_for_workloads
+fi
 elapsed_ms=$(( $(date +%s%3N) - start_ms ))
-say "ready in $(( elapsed_ms / 1000 )).$(( elapsed_ms % 1000 / 100 ))s at $server"
+say "ready in $(( elapsed_ms / 1000 )).$(( elapsed_ms % 1000 / 100 ))s at $server${node_ip:+; node $node_name runs pods on docker network $pod_network ($pod_cidr)}"
 say "  export KUBECONFIG=$cluster_dir/kubeconfig; $bin/kubectl get ns"

@@ -2,6 +2,7 @@
 
 `cluster` starts one etcd + kube-apiserver per test session, on free ports in a private directory, and
 stops it when the session ends, also when tests fail or the run is interrupted (SIGINT or SIGTERM).
+`workload_cluster` is a cluster that runs pods: controllers, scheduler and the node agent as well.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from kube import Cluster, tools_bin
+from kube import Cluster, echo_image, tools_bin
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -37,4 +38,20 @@ def cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         yield control_plane
     finally:
         control_plane.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(scope="session")
+def workload_cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A running cluster with a node: Deployments make pods that run on docker and answer on their pod IPs.
+    Its `echo_image` attribute names the test echo image (built when missing)."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    image = echo_image()
+    full = Cluster(tmp_path_factory.mktemp("workloads"), tools, workloads=True)
+    full.echo_image = image  # type: ignore[attr-defined]
+    try:
+        full.start()
+        yield full
+    finally:
+        full.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -1,4 +1,7 @@
-"""A real single-node Kubernetes control plane (etcd + kube-apiserver) for tests: start it, talk to it, stop it.
+"""A real single-node Kubernetes cluster for tests: start it, talk to it, stop it.
+
+By default only the control plane (etcd + kube-apiserver) runs; with workloads=True also kube-controller-manager,
+kube-scheduler and the node agent, which runs pods on the local docker engine (docs/cluster.md).
 
 The shell scripts in tests/cluster do the work (one implementation for `make cluster-up` and for tests);
 this module gives tests free ports, a private state directory, kubectl, TokenRequest tokens and plain
@@ -45,6 +48,24 @@ def tools_bin(build: bool = True) -> Path:
     return Path(_run([str(CLUSTER_SCRIPTS / "tools.sh"), "path"]).stdout.strip())
 
 
+def echo_image() -> str:
+    """The test echo image (the Gateway API echo server), built from the cached echo-basic binary when missing."""
+    return _run(["bash", str(ROOT / "scripts" / "echo-image.sh")], timeout=600).stdout.strip()
+
+
+def free_pod_cidr() -> str:
+    """A 10.x.0.0/16 that no docker network and no route of this machine uses, for a cluster's pods."""
+    used = _run(["ip", "-4", "route", "show"]).stdout
+    networks = _run(["docker", "network", "ls", "-q"]).stdout.split()
+    if networks:
+        used += _run(["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+                      *networks]).stdout
+    for second in range(200, 250):
+        if f"10.{second}." not in used:
+            return f"10.{second}.0.0/16"
+    raise ClusterError("no free 10.200-249.0.0/16 network for the pods")
+
+
 def free_ports(count: int) -> list[int]:
     """Ports on 127.0.0.1 that nothing listens on now (all held open together, so they differ)."""
     sockets = []
@@ -74,9 +95,13 @@ class Cluster:
     Use as a context manager, or call start() and stop(); stop() is safe to call more than once.
     """
 
-    def __init__(self, state_dir: Path, bin_dir: Path, apiserver_port: int | None = None):
+    def __init__(self, state_dir: Path, bin_dir: Path, apiserver_port: int | None = None, workloads: bool = False):
         self.state_dir = Path(state_dir)
         self.bin_dir = Path(bin_dir)
+        # Workloads: controllers, scheduler and a node; pods get addresses in pod_cidr, the node is node_ip.
+        self.workloads = workloads
+        self.pod_cidr = free_pod_cidr() if workloads else ""
+        self.node_ip = self.pod_cidr.replace(".0.0/16", ".0.1") if workloads else ""
         self._chosen_apiserver_port = apiserver_port
         self._choose_ports()
         self.kubeconfig = self.state_dir / "kubeconfig"
@@ -101,6 +126,8 @@ class Cluster:
             "KROUTE_ETCD_PORT": str(self.etcd_port),
             "KROUTE_ETCD_PEER_PORT": str(self.etcd_peer_port),
             "KUBECONFIG": str(self.kubeconfig),
+            "KROUTE_CLUSTER_WORKLOADS": "1" if self.workloads else "0",
+            **({"KROUTE_POD_CIDR": self.pod_cidr} if self.workloads else {}),
         }
 
     def start(self, attempts: int = 3) -> float:
@@ -111,7 +138,7 @@ class Cluster:
         began = time.monotonic()
         for attempt in range(1, attempts + 1):
             try:
-                _run([str(CLUSTER_SCRIPTS / "up.sh")], env=self.env())
+                _run([str(CLUSTER_SCRIPTS / "up.sh")], env=self.env(), timeout=300)
                 break
             except ClusterError:
                 # Once a cluster has run, its ports are in kubeconfigs and tests: they stay.
@@ -156,10 +183,18 @@ class Cluster:
                             input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
 
     def new_namespace(self, prefix: str = "test") -> str:
-        """Creates a namespace with a unique name. Nothing deletes namespaces here: without the
-        controller manager a deleted namespace stays Terminating, so each test takes a fresh one."""
+        """Creates a namespace with a unique name. Without workloads nothing deletes namespaces (no
+        controller manager: a deleted namespace stays Terminating), so each test takes a fresh one. With
+        workloads it returns once the serviceaccount controller has made the namespace's default
+        ServiceAccount, which a pod needs to be admitted."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.kubectl("create", "namespace", name)
+        deadline = time.monotonic() + 30
+        while self.workloads and not self.kubectl("get", "serviceaccount", "default", "-n", name,
+                                                  "--ignore-not-found", "-o", "name").strip():
+            if time.monotonic() > deadline:
+                raise ClusterError(f"no default ServiceAccount in namespace {name} after 30 s")
+            time.sleep(0.1)
         return name
 
     def token(self, namespace: str, service_account: str, duration: str = "1h",
