@@ -41,7 +41,7 @@ func (w *podWorker) createSandbox(ctx context.Context) error {
 	if len(hostname) > 63 {
 		hostname = strings.TrimRight(hostname[:63], "-.")
 	}
-	args := []string{"run", "-d", "--name", name, "--network", w.a.cfg.network, "--hostname", hostname}
+	args := []string{"run", "-d", "--name", name, "--network", w.a.cfg.network, "--hostname", hostname, "--ipc", "shareable"}
 	args = append(args, w.labels("")...)
 	for _, host := range []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"} {
 		args = append(args, "--add-host", host+":"+w.a.cfg.nodeIP)

@@ -32,13 +32,14 @@ const (
 )
 
 type nodeAgent struct {
-	cfg       *config
-	client    kubernetes.Interface
-	capacity  v1.ResourceList
-	runtime   string
-	hostname  string
-	nodeUID   string
-	lastPosts time.Time
+	cfg            *config
+	client         kubernetes.Interface
+	capacity       v1.ResourceList
+	runtime        string
+	hostname       string
+	nodeUID        string
+	lastPosts      time.Time
+	taintForbidden bool
 }
 
 func newNodeAgent(ctx context.Context, cfg *config, client kubernetes.Interface) *nodeAgent {
@@ -201,6 +202,14 @@ func (n *nodeAgent) liftNotReadyTaint(ctx context.Context) {
 		_, err = nodes.Update(ctx, node, metav1.UpdateOptions{})
 		if err == nil {
 			slog.Info("removed the not-ready taint", "node", n.cfg.nodeName)
+			return
+		}
+		if apierrors.IsForbidden(err) {
+			// NodeRestriction forbids a node to change its own taints: an admin must lift it.
+			if !n.taintForbidden {
+				slog.Warn("cannot remove the not-ready taint (forbidden for a node); an admin must", "err", err)
+			}
+			n.taintForbidden = true
 			return
 		}
 		if !apierrors.IsConflict(err) {
