@@ -175,7 +175,8 @@ class Demo:
         image = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
             raise RuntimeError(f"no image {image} in docker: `make image` builds it (make run-helm does that first)")
-        say(f"{BOLD}helm install{OFF} {DIM}{' '.join(self.helm_args()[:4])} (image {image}, pullPolicy Never){OFF}")
+        say(f"{BOLD}helm install {RELEASE} charts/kroute{OFF} {DIM}(namespace {RELEASE_NAMESPACE}, image {image}, "
+            f"pullPolicy Never){OFF}")
         self.installed = True
         installed = subprocess.run([str(self.cluster.binary("helm")), *self.helm_args()], env=self.cluster.env(),
                                    capture_output=True, text=True, timeout=120)
@@ -201,13 +202,14 @@ class Demo:
 
     def container_of(self, pod: dict, name: str) -> str:
         """The docker container the node agent runs for a container of a pod (for docker exec)."""
-        ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=kroute.dev/pod-uid={pod['metadata']['uid']}"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        for container in json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True,
-                                                   check=True).stdout) if ids else []:
-            if name in container["Config"]["Labels"].values():
-                return container["Name"].lstrip("/")
-        raise RuntimeError(f"no docker container for container {name} of pod {pod['metadata']['name']}")
+        found = subprocess.run(["docker", "ps", "--format", "{{.Names}}",
+                                "--filter", f"label=kroute.dev/pod-uid={pod['metadata']['uid']}",
+                                "--filter", f"label=kroute.dev/container={name}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        if len(found) != 1:
+            raise RuntimeError(f"no single docker container for container {name} of pod {pod['metadata']['name']}: "
+                               f"{found}")
+        return found[0]
 
     def wait_for_apps(self) -> None:
         began = time.monotonic()
@@ -304,7 +306,7 @@ class Demo:
 
     def instructions(self) -> None:
         exports = "".join(f"  export {k}={v}\n" for k, v in self.exports().items())
-        steps = "".join(f"  {command}\n      {DIM}# {what}{OFF}\n" for command, what in self.walkthrough())
+        steps = "".join(f"  {DIM}# {what}{OFF}\n  {command}\n" for command, what in self.walkthrough())
         where = (f"nginx's log: {self.nginx_dir / 'error.log'}; per-worker status: "
                  f"curl -s http://127.0.0.1:{self.status_port}/kroute/status" if not self.helm else
                  f"the kroute pod: kubectl get pods -n {RELEASE_NAMESPACE} -o wide")
@@ -318,7 +320,7 @@ class Demo:
 
 {BOLD}A new app, from nothing to three pods behind kroute:{OFF}
 
-{steps}  curl again a few times: three different pod names answer.
+{steps}  {DIM}# curl again a few times: three different pod names answer{OFF}
 
 Edit examples/20-blue-green.yaml (send blue.example.com to the green Service), then
   kubectl apply -f {EXAMPLES / '20-blue-green.yaml'}
@@ -373,7 +375,7 @@ and curl again: the change is live at once, and nginx was not reloaded ({where})
                 try:
                     wait(lambda: hello_answers(curl) and len(seen) >= HELLO_REPLICAS,
                          f"{HELLO_REPLICAS} hello pods answering", PODS_TIMEOUT, lambda: f"seen: {sorted(seen)}")
-                    say(f"  $ {curl}  (repeated)\n    {len(seen)} pods answered: {', '.join(sorted(seen))}"
+                    say(f"  $ {curl}  (repeated)\n    {len(seen)} pods answered: {', '.join(sorted(seen))}\n"
                         f"    {DIM}({time.monotonic() - began:.1f} s){OFF}")
                 except RuntimeError as e:
                     ok = False
