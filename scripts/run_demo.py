@@ -30,8 +30,6 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests" / "lib")]
 
@@ -329,57 +327,64 @@ and curl again: the change is live at once, and nginx was not reloaded ({where})
 {BOLD}Ctrl-C{OFF} stops everything ({'helm uninstall, ' if self.helm else 'nginx, the agent, '}the pods, the cluster).
 """)
 
-    def run_walkthrough(self) -> bool:
-        """Runs the walk-through's commands as printed, in a shell with the printed exports; True if a hello pod
-        answered, then three distinct ones after the scale, and the lookup found the route."""
-        say(f"{BOLD}The walk-through{OFF}")
+    def shell(self) -> Callable[[str], subprocess.CompletedProcess[str]]:
+        """Runs a command as a user's shell would after pasting the printed exports."""
         env = dict(os.environ)
         for key, value in self.exports().items():
             env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+        return lambda command: subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
+                                              timeout=60)
+
+    @staticmethod
+    def until_hello_pods(run: Callable[[str], subprocess.CompletedProcess[str]], curl: str,
+                         count: int) -> tuple[bool, str]:
+        """Repeats the curl until `count` distinct pods of the hello Deployment have answered it."""
         seen: set[str] = set()
 
-        def run(command: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=60)
-
-        def hello_answers(command: str) -> bool:
-            result = run(command)
+        def answered() -> bool:
+            result = run(curl)
             try:
                 pod = json.loads(result.stdout).get("pod", "") if result.returncode == 0 else ""
             except ValueError:
                 return False
             if app_of({"pod": pod}) == "hello":
                 seen.add(pod)
-            return app_of({"pod": pod}) == "hello"
+            return len(seen) >= count
 
+        try:
+            wait(answered, f"{count} hello pod(s) answering", PODS_TIMEOUT)
+            return True, f"{len(seen)} pod{'s' if count > 1 else ''} answered: {', '.join(sorted(seen))}"
+        except RuntimeError as e:
+            return False, f"{str(e).splitlines()[0]}; seen {sorted(seen)}"
+
+    def run_walkthrough(self) -> bool:
+        """Runs the walk-through's commands as printed, in a shell with the printed exports; True if each
+        succeeded, a hello pod answered the curl, three distinct ones after the scale, and the lookup found the
+        route (kroute-table exits 2 when nothing matches)."""
+        say(f"{BOLD}The walk-through{OFF}")
+        run = self.shell()
+        steps = self.walkthrough()
+        curl = next(command for command, _ in steps if command.startswith("curl"))
         ok = True
-        for command, _ in self.walkthrough():
-            began = time.monotonic()
-            if command.startswith("curl"):
-                try:
-                    wait(lambda: hello_answers(command), "a hello pod's answer", PODS_TIMEOUT)
-                    result = f"200 from {sorted(seen)[0]}"
-                except RuntimeError as e:
-                    ok, result = False, str(e).splitlines()[0]
-            else:
-                done = run(command)
-                ok &= done.returncode == 0
-                result = (done.stdout + done.stderr).strip()
-            say(f"  $ {command}")
+
+        def show(command: str, good: bool, result: str, began: float) -> None:
+            nonlocal ok
+            ok &= good
+            say(f"  {'$' if good else 'BAD $'} {command}")
             for line in result.splitlines():
                 say(f"    {line}")
             say(f"    {DIM}({time.monotonic() - began:.1f} s){OFF}")
+
+        for command, _ in steps:
+            began = time.monotonic()
+            if command == curl:
+                show(command, *self.until_hello_pods(run, curl, 1), began)
+            else:
+                done = run(command)
+                show(command, done.returncode == 0, (done.stdout + done.stderr).strip(), began)
             if command.startswith("kubectl scale"):
-                curl = next(c for c, _ in self.walkthrough() if c.startswith("curl"))
-                began, seen_before = time.monotonic(), set(seen)
-                seen.clear()
-                try:
-                    wait(lambda: hello_answers(curl) and len(seen) >= HELLO_REPLICAS,
-                         f"{HELLO_REPLICAS} hello pods answering", PODS_TIMEOUT, lambda: f"seen: {sorted(seen)}")
-                    say(f"  $ {curl}  (repeated)\n    {len(seen)} pods answered: {', '.join(sorted(seen))}\n"
-                        f"    {DIM}({time.monotonic() - began:.1f} s){OFF}")
-                except RuntimeError as e:
-                    ok = False
-                    say(f"  $ {curl}  (repeated)\n    BAD {str(e).splitlines()[0]}; seen {sorted(seen | seen_before)}")
+                began = time.monotonic()
+                show(f"{curl}  (repeated)", *self.until_hello_pods(run, curl, HELLO_REPLICAS), began)
         say(f"  {'ok' if ok else 'BAD'} walk-through")
         return ok
 
