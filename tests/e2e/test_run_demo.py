@@ -34,23 +34,34 @@ def docker_leftovers(cluster_dir: Path) -> list[str]:
     return found
 
 
+def assert_nothing_left(state: Path, netns_before: set[str], port: int) -> None:
+    assert set(leftovers()) == netns_before, "the demo left network namespaces or bridges behind"
+    assert not docker_leftovers(state / "cluster"), "the demo left docker containers or networks behind"
+    listening = subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert not listening.strip(), f"something still listens on the demo port:\n{listening}"
+    cluster_processes = subprocess.run(["pgrep", "-af", str(state)], capture_output=True, text=True).stdout
+    assert not cluster_processes.strip(), f"processes of the demo's cluster still run:\n{cluster_processes}"
+
+
+def demo_command(build: Path, state: Path, port: int, *args: str) -> list[str]:
+    return ["bash", str(ROOT / "scripts" / "run-demo.sh"), str(build), "--port", str(port), "--state", str(state),
+            *args]
+
+
 def run_demo(state: Path, *args: str) -> tuple[str, float]:
     state = state.resolve()
-    before_netns = set(leftovers())
+    netns_before = set(leftovers())
     port = free_ports(1)[0]
     began = time.monotonic()
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "run-demo.sh"), str(BUILD), "--check", "--port", str(port),
-                             "--state", str(state), *args], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(demo_command(BUILD, state, port, "--check", *args), capture_output=True, text=True,
+                            timeout=900)
     took = time.monotonic() - began
     out = result.stdout + result.stderr
     print(out)
     assert result.returncode == 0, out[-8000:]
     assert "BAD" not in out, out
     assert "Stopped:" in out
-    assert set(leftovers()) == before_netns, "the demo left network namespaces or bridges behind"
-    assert not docker_leftovers(state / "cluster"), "the demo left docker containers or networks behind"
-    listening = subprocess.run(["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True).stdout
-    assert not listening.strip(), f"something still listens on the demo port:\n{listening}"
+    assert_nothing_left(state, netns_before, port)
     return out, took
 
 
@@ -92,3 +103,41 @@ def test_make_run_helm_serves_through_the_kroute_pod(tools: Path, tmp_path: Path
     assert_routes_and_walkthrough(out, pod.group(2))
     assert "helm uninstall kroute" in out
     print(f"make run-helm --check: {took:.1f} s")
+
+
+def test_make_run_stops_everything_on_sigterm(tools: Path, tmp_path: Path) -> None:
+    """The interactive demo, up and waiting for Ctrl-C, gets SIGTERM: it stops everything and exits 0."""
+    state, port, netns_before = tmp_path.resolve(), free_ports(1)[0], set(leftovers())
+    demo = subprocess.Popen(demo_command(BUILD, state, port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and demo.poll() is None:
+            lines.append(demo.stdout.readline())
+            if "stops everything" in lines[-1]:
+                break
+        assert "stops everything" in lines[-1], "".join(lines)
+        assert subprocess.run(["curl", "-s", "-H", "Host: blue.example.com", f"http://127.0.0.1:{port}/"],
+                              capture_output=True, text=True, timeout=10).stdout.count('"pod": "blue-') == 1
+        demo.terminate()
+        out, _ = demo.communicate(timeout=180)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, "".join(lines) + out
+    assert "Stopped:" in out, out
+    assert_nothing_left(state, netns_before, port)
+
+
+def test_make_run_cleans_up_after_a_failure(tools: Path, tmp_path: Path) -> None:
+    """A failure half-way (the cluster up, the examples applied, no kroute-agent to start) stops what started."""
+    state, port, netns_before = tmp_path.resolve() / "state", free_ports(1)[0], set(leftovers())
+    result = subprocess.run(demo_command(tmp_path / "no-build", state, port, "--check"), capture_output=True,
+                            text=True, timeout=600)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "deployment.apps/blue created" in out and "make run failed:" in out and "kroute-agent" in out, out
+    assert "Stopped:" in out, out
+    assert_nothing_left(state, netns_before, port)
