@@ -2,7 +2,7 @@
 
 Starts a single-node cluster that runs real workloads (etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and the node agent, which runs pods on the local docker engine; docs/cluster.md), applies
-examples/*.yaml (Deployments of the echo server, Services with selectors, Ingresses), and serves them:
+examples/ (Deployments of the echo server, Services with selectors, Ingresses), and serves them:
 
 - by default through kroute-agent and nginx with the kroute module as processes on this machine, nginx on
   127.0.0.1:<port>;
@@ -115,10 +115,10 @@ class Demo:
         say(f"  API server {self.cluster.server}, node {self.cluster.node_ip}, pods in {self.cluster.pod_cidr} "
             f"(ready in {took:.1f} s; echo image {image})")
 
-        say(f"{BOLD}Applying examples/*.yaml{OFF}")
-        for path in sorted(EXAMPLES.glob("*.yaml")):
-            out = self.cluster.kubectl("apply", "-f", str(path))
-            say("".join(f"  {line}\n" for line in out.splitlines()).rstrip())
+        # As a user would on any cluster that has the echo image: the files in name order, the namespace first.
+        say(f"{BOLD}kubectl apply -f examples/{OFF}")
+        out = self.cluster.kubectl("apply", "-f", str(EXAMPLES))
+        say("".join(f"  {line}\n" for line in out.splitlines()).rstrip())
         # The pods start meanwhile.
         if self.helm:
             self.start_chart()
