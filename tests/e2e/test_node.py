@@ -396,6 +396,20 @@ def test_configuration_errors_are_reported_and_retried(kc: Cluster, ns: str) -> 
              lambda: "running" in status_of(kc, ns, "secretless", "main").get("state", {}), timeout=20)
 
 
+def test_lost_sandbox_is_recreated_and_the_containers_restarted(kc: Cluster, ns: str) -> None:
+    apply(kc, ns, pod("resilient", [{"name": "main", "image": PAUSE}]))
+    kc.kubectl("wait", "-n", ns, "pod/resilient", "--for=condition=Ready", "--timeout=60s")
+    uid = get(kc, "pod", ns, "resilient")["metadata"]["uid"]
+    sandbox = docker("ps", "-q", "--filter", f"label=kroute.dev/pod-uid={uid}", "--filter", "ancestor=" + PAUSE,
+                     "--filter", "name=k8s_POD_").split()
+    docker("rm", "-f", *sandbox)
+    status = wait_for("a restart in a new sandbox", lambda: (s := status_of(kc, ns, "resilient", "main"))
+                      .get("restartCount", 0) >= 1 and s.get("ready") and s)
+    assert status["lastState"]["terminated"]["exitCode"] == 137
+    assert len(containers_of(uid)) == 2
+    assert any(r == "SandboxChanged" for r, _ in events(kc, ns, "resilient"))
+
+
 def test_stopped_agent_leaves_no_container_and_a_restarted_one_resumes(kc: Cluster, ns: str) -> None:
     """Runs last: it stops the session's node agent and starts it again, as a node reboot."""
     apply(kc, ns, pod("survivor", [{"name": "main", "image": PAUSE}]))

@@ -388,9 +388,7 @@ func (w *podWorker) startContainer(c *ctr) {
 		c.nextTry = now.Add(2 * time.Second)
 		return
 	}
-	if c.waitingReason != "" || c.gen == 0 {
-		w.event(c.ref, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
-	}
+	w.event(c.ref, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
 	c.gen++
 	id, err := docker(ctx, args...)
 	if err != nil {
