@@ -74,12 +74,7 @@ func (w *podWorker) createSandbox(ctx context.Context) error {
 		return fmt.Errorf("sandbox has no address on network %s", w.a.cfg.network)
 	}
 	w.sandboxID, w.podIP = id, ip
-	go func() {
-		_, _ = docker(w.ctx, "wait", id)
-		if w.ctx.Err() == nil {
-			w.post(func() { w.sandboxExited(id) })
-		}
-	}()
+	w.a.exits.watch(id, func() { w.post(func() { w.sandboxExited(id) }) })
 	w.volumes.everything = false // downward API files may name the pod IP
 	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionTrue, "", "")
 	slog.Info("sandbox started", "pod", w.key, "id", shortID(id), "podIP", ip)
