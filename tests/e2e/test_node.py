@@ -122,12 +122,10 @@ def http_json(url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def kc(workload_cluster: Cluster) -> Cluster:
-    """The workloads cluster with its node schedulable. The TaintNodesByCondition admission plugin taints a new
-    Node not-ready; NodeRestriction forbids the node to lift it and the node lifecycle controller does not run,
-    so the admin lifts it here (harmless when up.sh already did)."""
-    taints = workload_cluster.kubectl("get", "node", NODE, "-o", "jsonpath={.spec.taints}")
-    if "node.kubernetes.io/not-ready" in taints:
-        workload_cluster.kubectl("taint", "nodes", NODE, "node.kubernetes.io/not-ready:NoSchedule-")
+    """The workloads cluster once its node is schedulable: admission taints a new Node not-ready and the node
+    lifecycle controller lifts the taint when the node reports Ready (NodeRestriction forbids the node to)."""
+    wait_for("the not-ready taint to be lifted", lambda: "node.kubernetes.io/not-ready" not in
+             workload_cluster.kubectl("get", "node", NODE, "-o", "jsonpath={.spec.taints}"))
     return workload_cluster
 
 
