@@ -68,6 +68,7 @@ type ctr struct {
 	last      *v1.ContainerStateTerminated
 
 	restartCount  int32
+	backoffFrom   int32 // restartCount when the back-off last started afresh
 	waitingReason string
 	waitingMsg    string
 	nextTry       time.Time
@@ -318,7 +319,11 @@ func (w *podWorker) backoff(n int32) time.Duration {
 
 func (w *podWorker) restartWhenDue(c *ctr) {
 	if c.nextTry.IsZero() {
-		delay := w.backoff(c.restartCount)
+		// A container that ran for twice the longest back-off starts the back-off afresh, as in the kubelet.
+		if c.exit.FinishedAt.Sub(c.exit.StartedAt.Time) > 2*maxBackoff {
+			c.backoffFrom = c.restartCount
+		}
+		delay := w.backoff(c.restartCount - c.backoffFrom)
 		c.nextTry = c.exit.FinishedAt.Add(delay)
 		if delay > 0 {
 			c.waitingReason = "CrashLoopBackOff"
@@ -545,6 +550,12 @@ func (w *podWorker) syncTerminating() {
 			} else {
 				c.preStopDone = true
 			}
+		}
+	}
+	// A second deletion may shorten the grace period; the earlier deadline wins, as in the kubelet.
+	if g := w.pod.DeletionGracePeriodSeconds; g != nil {
+		if d := w.term.start.Add(time.Duration(*g) * time.Second); d.Before(w.term.deadline) {
+			w.term.deadline = d
 		}
 	}
 	anyRunning := false
