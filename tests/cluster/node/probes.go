@@ -159,7 +159,6 @@ func (w *podWorker) startProbes(c *ctr) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	c.probeCancel = cancel
 	gate := make(chan struct{})
-	c.startedGate = gate
 	spec, gen, id, ip := c.spec, c.gen, c.id, w.podIP
 	startedAt := c.startedAt
 	if spec.StartupProbe == nil {

@@ -35,7 +35,6 @@ type podWorker struct {
 	startTime  *metav1.Time
 	init, app  []*ctr
 	conditions map[v1.PodConditionType]v1.PodCondition
-	mountError string
 	warned     map[string]time.Time // last time a warning event (reason+message) was sent
 	rejected   string               // reason the pod cannot run here
 	rejectMsg  string
@@ -77,7 +76,6 @@ type ctr struct {
 
 	started     bool
 	ready       bool
-	startedGate chan struct{}
 	probeCancel context.CancelFunc
 	killing     bool
 
@@ -223,11 +221,9 @@ func (w *podWorker) sync() {
 		}
 	}
 	if err := w.setupVolumes(ctx); err != nil {
-		w.mountError = err.Error()
 		w.warn(w.containerRef(""), "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return
 	}
-	w.mountError = ""
 	if w.sandboxID == "" {
 		if err := w.createSandbox(ctx); err != nil {
 			w.warn(w.containerRef(""), "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
@@ -235,7 +231,7 @@ func (w *podWorker) sync() {
 		}
 		// Downward API files may name the pod IP, known only now.
 		if err := w.setupVolumes(ctx); err != nil {
-			w.mountError = err.Error()
+			w.warn(w.containerRef(""), "FailedMount", "MountVolume.SetUp failed: %v", err)
 			return
 		}
 	}
