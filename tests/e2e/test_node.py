@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -406,6 +407,37 @@ def test_lost_sandbox_is_recreated_and_the_containers_restarted(kc: Cluster, ns:
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert len(containers_of(uid)) == 2
     assert any(r == "SandboxChanged" for r, _ in events(kc, ns, "resilient"))
+
+
+def log_pod(kc: Cluster, ns: str) -> str:
+    """A pod that prints its environment and completes; its stopped container stays for its logs."""
+    apply(kc, ns, pod("talker", [{"name": "main", "image": PAUSE, "command": ["/pause", "tool", "env"]}],
+                      restartPolicy="Never"))
+    wait_for("pod talker Succeeded", lambda: status_of(kc, ns, "talker").get("phase") == "Succeeded")
+    return "talker"
+
+
+def test_log_endpoint_serves_the_output_of_a_completed_container(kc: Cluster, ns: str) -> None:
+    name = log_pod(kc, ns)
+    node = json.loads(kc.kubectl("get", "node", NODE, "-o", "json"))
+    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    tls = ssl.create_default_context()
+    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # self-signed, as the API server accepts it
+    url = f"https://{kc.node_ip}:{port}/containerLogs/{ns}/{name}/main"
+    with urllib.request.urlopen(url, context=tls, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    assert f"KUBERNETES_SERVICE_HOST={kc.node_ip}" in lines
+    with urllib.request.urlopen(url + "?tailLines=1", context=tls, timeout=10) as response:
+        assert response.read().decode().splitlines() == lines[-1:]
+
+
+def test_kubectl_logs(kc: Cluster, ns: str) -> None:
+    apiserver = Path("/proc", (kc.state_dir / "kube-apiserver.pid").read_text().strip(), "cmdline").read_bytes()
+    if b"--kubelet-preferred-address-types" not in apiserver:
+        pytest.skip("the API server dials the node by its Hostname address, which does not resolve: "
+                    "up.sh must pass --kubelet-preferred-address-types InternalIP")
+    name = log_pod(kc, ns)
+    assert f"KUBERNETES_SERVICE_HOST={kc.node_ip}" in kc.kubectl("logs", "-n", ns, name).splitlines()
 
 
 def test_stopped_agent_leaves_no_container_and_a_restarted_one_resumes(kc: Cluster, ns: str) -> None:

@@ -157,7 +157,7 @@ func (w *podWorker) buildStatus() v1.PodStatus {
 
 	terminal := phase == v1.PodSucceeded || phase == v1.PodFailed
 	switch {
-	case w.sandboxID != "":
+	case w.sandboxID != "" && !terminal:
 		w.setCondition(v1.PodReadyToStartContainers, v1.ConditionTrue, "", "")
 	default:
 		w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")

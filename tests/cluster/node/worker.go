@@ -485,14 +485,30 @@ func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr erro
 	slog.Info("container exited", "pod", w.key, "container", c.spec.Name, "id", shortID(c.id), "exitCode", term.ExitCode, "reason", term.Reason)
 }
 
-// finish makes the pod terminal: nothing restarts, containers and sandbox go, the status says why.
+// finish makes the pod terminal: nothing restarts, what still runs (sidecars) and the sandbox are
+// stopped; the stopped containers stay (for their logs) until the pod is deleted.
 func (w *podWorker) finish(phase v1.PodPhase) {
 	if w.terminal {
 		return
 	}
 	w.terminal, w.finalPhase = true, phase
 	slog.Info("pod completed", "pod", w.key, "phase", phase)
-	w.removeRuntime()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range w.all() {
+		if c.probeCancel != nil {
+			c.probeCancel()
+			c.probeCancel = nil
+		}
+		if c.running {
+			_, _ = docker(ctx, "kill", c.id)
+		}
+	}
+	if w.sandboxID != "" {
+		w.a.exits.forget(w.sandboxID)
+		_, _ = docker(ctx, "kill", w.sandboxID)
+	}
+	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")
 }
 
 // removeRuntime stops probes and force-removes the pod's containers, sandbox and volumes.
