@@ -78,16 +78,16 @@ func (a *agent) serveLogs(ctx context.Context, port int) {
 func (a *agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 	ns, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	q := r.URL.Query()
-	if q.Get("previous") == "true" {
-		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found (kroute-node removes a container when it restarts it)", container, pod), http.StatusBadRequest)
-		return
-	}
 	out, err := docker(r.Context(), "ps", "-aq", "--filter", "label="+labelCluster+"="+a.cfg.clusterID,
 		"--filter", "label="+labelNamespace+"="+ns, "--filter", "label="+labelPodName+"="+pod,
 		"--filter", "label="+labelContainer+"="+container)
-	ids := strings.Fields(out)
-	if err != nil || len(ids) == 0 {
-		http.Error(w, fmt.Sprintf("container %q in pod %q is not available", container, pod), http.StatusNotFound)
+	ids := strings.Fields(out) // the newest first: the current container, then the previous one
+	which := 0
+	if q.Get("previous") == "true" {
+		which = 1
+	}
+	if err != nil || len(ids) <= which {
+		http.Error(w, fmt.Sprintf("container %q in pod %q is not available (previous: %t)", container, pod, which == 1), http.StatusNotFound)
 		return
 	}
 	args := []string{"logs"}
@@ -105,7 +105,7 @@ func (a *agent) containerLogs(w http.ResponseWriter, r *http.Request) {
 	} else if t := q.Get("sinceTime"); t != "" {
 		args = append(args, "--since", t)
 	}
-	args = append(args, ids[0]) // docker ps lists the newest first
+	args = append(args, ids[which])
 	cmd := exec.CommandContext(r.Context(), "docker", args...)
 	w.Header().Set("Content-Type", "text/plain")
 	var limit int64 = -1

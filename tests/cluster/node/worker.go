@@ -57,14 +57,15 @@ type ctr struct {
 	isInit bool
 	ref    *v1.ObjectReference
 
-	id        string // current docker container
-	gen       int    // bumped for every docker container, so late messages about an old one are dropped
-	image     *imageInfo
-	running   bool
-	startedAt time.Time
-	exited    bool
-	exit      v1.ContainerStateTerminated
-	last      *v1.ContainerStateTerminated
+	id         string // current docker container
+	previousID string // the container before it, kept for its logs
+	gen        int    // bumped for every docker container, so late messages about an old one are dropped
+	image      *imageInfo
+	running    bool
+	startedAt  time.Time
+	exited     bool
+	exit       v1.ContainerStateTerminated
+	last       *v1.ContainerStateTerminated
 
 	restartCount  int32
 	backoffFrom   int32 // restartCount when the back-off last started afresh
@@ -332,9 +333,11 @@ func (w *podWorker) restartWhenDue(c *ctr) {
 	}
 	last := c.exit
 	c.last = &last
-	if c.id != "" {
-		go func(id string) { _, _ = docker(context.Background(), "rm", "-f", id) }(c.id)
+	// The stopped container stays as the previous one (kubectl logs --previous); the one before it goes.
+	if c.previousID != "" {
+		go func(id string) { _, _ = docker(context.Background(), "rm", "-f", id) }(c.previousID)
 	}
+	c.previousID = c.id
 	c.id, c.exited, c.exit = "", false, v1.ContainerStateTerminated{}
 	c.restartCount++
 	c.nextTry = time.Time{}
