@@ -380,7 +380,10 @@ func (w *podWorker) startContainer(c *ctr) {
 	}
 	c.pullFailures = 0
 	c.image = img
-	args, err := w.createArgs(ctx, c)
+	// Secrets and ConfigMaps are read here: an API server that does not answer must not hold the pod forever.
+	configCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	args, err := w.createArgs(configCtx, c)
+	cancel()
 	if err != nil {
 		if _, ok := err.(*configError); ok {
 			c.waitingReason = "CreateContainerConfigError"
