@@ -291,6 +291,17 @@ def test_failing_readiness_makes_a_not_ready_endpoint(kc: Cluster, ns: str) -> N
                                                 for r, m in events(kc, ns, "unready")))
 
 
+def test_grpc_readiness_probe(kc: Cluster, ns: str) -> None:
+    def health(status: str) -> dict[str, Any]:
+        return {"name": "main", "image": PAUSE, "command": ["/pause", "tool", "grpc-health", "5000", status],
+                "readinessProbe": {"grpc": {"port": 5000}, "periodSeconds": 1, "failureThreshold": 1}}
+    apply(kc, ns, pod("serving", [health("SERVING")]), pod("not-serving", [health("NOT_SERVING")]))
+    kc.kubectl("wait", "-n", ns, "pod/serving", "--for=condition=Ready", "--timeout=60s")
+    wait_for("NOT_SERVING reported", lambda: any(r == "Unhealthy" and "NOT_SERVING" in m
+                                                 for r, m in events(kc, ns, "not-serving")))
+    assert condition(status_of(kc, ns, "not-serving"), "Ready") == "False"
+
+
 def test_failing_liveness_restarts_the_container(kc: Cluster, ns: str) -> None:
     echo = {"name": "echo", "image": kc.echo_image,
             "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2}}

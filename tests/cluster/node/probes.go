@@ -79,8 +79,7 @@ func do(ctx context.Context, a action, spec *v1.Container, id, ip string) (bool,
 		conn.Close()
 		return true, ""
 	case a.grpc != nil:
-		// No gRPC client here: the probe counts as passing (a documented deviation).
-		return true, "grpc probes are not run by kroute-node"
+		return doGRPC(ctx, a.grpc, ip)
 	case a.sleep != nil:
 		select {
 		case <-ctx.Done():
