@@ -277,6 +277,15 @@ def test_run_to_completion_with_init_container(kc: Cluster, ns: str) -> None:
     assert (terminated["exitCode"], terminated["reason"], status_of(kc, ns, "fails", "main")["restartCount"]) == (3, "Error", 0)
 
 
+def test_sidecar_runs_alongside_the_main_container(kc: Cluster, ns: str) -> None:
+    sidecar = {"name": "sidecar", "image": PAUSE, "restartPolicy": "Always"}
+    apply(kc, ns, pod("with-sidecar", [{"name": "main", "image": PAUSE}], initContainers=[sidecar]))
+    kc.kubectl("wait", "-n", ns, "pod/with-sidecar", "--for=condition=Ready", "--timeout=60s")
+    side, main = status_of(kc, ns, "with-sidecar", "sidecar"), status_of(kc, ns, "with-sidecar", "main")
+    assert "running" in side["state"] and side["ready"] and "running" in main["state"]
+    assert side["state"]["running"]["startedAt"] <= main["state"]["running"]["startedAt"]
+
+
 def test_failing_readiness_makes_a_not_ready_endpoint(kc: Cluster, ns: str) -> None:
     echo = {"name": "echo", "image": kc.echo_image,
             "readinessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 1}}

@@ -29,21 +29,22 @@ type podWorker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sandboxID  string
-	podIP      string
-	volumes    *volumeState
-	startTime  *metav1.Time
-	init, app  []*ctr
-	conditions map[v1.PodConditionType]v1.PodCondition
-	warned     map[string]time.Time // last time a warning event (reason+message) was sent
-	rejected   string               // reason the pod cannot run here
-	rejectMsg  string
-	terminal   bool // Succeeded or Failed: nothing runs any more
-	adopted    bool // terminal before this agent saw it: its status is left alone
-	finalPhase v1.PodPhase
-	term       *termination
-	lastStatus *v1.PodStatus
-	finished   bool
+	sandboxID   string
+	podIP       string
+	volumes     *volumeState
+	startTime   *metav1.Time
+	init, app   []*ctr
+	conditions  map[v1.PodConditionType]v1.PodCondition
+	warned      map[string]time.Time // last time a warning event (reason+message) was sent
+	rejected    string               // reason the pod cannot run here
+	rejectMsg   string
+	initialized bool // every init container has completed (sidecars: started) once
+	terminal    bool // Succeeded or Failed: nothing runs any more
+	adopted     bool // terminal before this agent saw it: its status is left alone
+	finalPhase  v1.PodPhase
+	term        *termination
+	lastStatus  *v1.PodStatus
+	finished    bool
 }
 
 type termination struct {
@@ -249,6 +250,15 @@ func (w *podWorker) sync() {
 
 // syncInit runs init containers one by one; it reports whether all have completed (sidecars: started).
 func (w *podWorker) syncInit() bool {
+	if w.initialized {
+		// Once the pod has initialized, only sidecars run on (and restart) here; nothing waits for them.
+		for _, c := range w.init {
+			if c.sidecar() {
+				w.syncContainer(c)
+			}
+		}
+		return true
+	}
 	for _, c := range w.init {
 		if c.sidecar() {
 			w.syncContainer(c)
@@ -274,6 +284,7 @@ func (w *podWorker) syncInit() bool {
 			return false
 		}
 	}
+	w.initialized = true
 	return true
 }
 
