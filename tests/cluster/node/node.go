@@ -118,7 +118,7 @@ func (n *nodeAgent) status(old *v1.NodeStatus) v1.NodeStatus {
 			OperatingSystem:         runtime.GOOS,
 			Architecture:            runtime.GOARCH,
 		},
-		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: 0}},
+		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: int32(n.cfg.kubeletPort)}},
 	}
 }
 
@@ -182,6 +182,9 @@ func (n *nodeAgent) postStatus(ctx context.Context) error {
 // liftNotReadyTaint removes node.kubernetes.io/not-ready (added by the TaintNodesByCondition admission
 // plugin at creation) once the node is Ready, as the node lifecycle controller would.
 func (n *nodeAgent) liftNotReadyTaint(ctx context.Context) {
+	if n.taintForbidden {
+		return
+	}
 	nodes := n.client.CoreV1().Nodes()
 	for attempt := 0; attempt < 5; attempt++ {
 		node, err := nodes.Get(ctx, n.cfg.nodeName, metav1.GetOptions{})
@@ -206,9 +209,7 @@ func (n *nodeAgent) liftNotReadyTaint(ctx context.Context) {
 		}
 		if apierrors.IsForbidden(err) {
 			// NodeRestriction forbids a node to change its own taints: an admin must lift it.
-			if !n.taintForbidden {
-				slog.Warn("cannot remove the not-ready taint (forbidden for a node); an admin must", "err", err)
-			}
+			slog.Warn("cannot remove the not-ready taint (forbidden for a node); an admin must", "err", err)
 			n.taintForbidden = true
 			return
 		}

@@ -79,8 +79,7 @@ func do(ctx context.Context, a action, spec *v1.Container, id, ip string) (bool,
 		conn.Close()
 		return true, ""
 	case a.grpc != nil:
-		// No gRPC client here: the probe counts as passing (a documented deviation).
-		return true, "grpc probes are not run by kroute-node"
+		return doGRPC(ctx, a.grpc, ip)
 	case a.sleep != nil:
 		select {
 		case <-ctx.Done():
@@ -159,7 +158,6 @@ func (w *podWorker) startProbes(c *ctr) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	c.probeCancel = cancel
 	gate := make(chan struct{})
-	c.startedGate = gate
 	spec, gen, id, ip := c.spec, c.gen, c.id, w.podIP
 	startedAt := c.startedAt
 	if spec.StartupProbe == nil {
@@ -279,14 +277,14 @@ func (w *podWorker) killForRestart(c *ctr, gen int, message string) {
 		grace = *lp.TerminationGracePeriodSeconds
 	}
 	id, img := c.id, c.image
-	go func() {
-		stopSignal(id, img)
-		ctx, cancel := context.WithTimeout(w.ctx, time.Duration(grace)*time.Second)
-		defer cancel()
-		if _, err := docker(ctx, "wait", id); err != nil && w.ctx.Err() == nil {
-			_, _ = docker(context.Background(), "kill", "-s", "KILL", id)
-		}
-	}()
+	go stopSignal(id, img)
+	time.AfterFunc(time.Duration(grace)*time.Second, func() {
+		w.post(func() {
+			if gen == c.gen && c.running {
+				_, _ = docker(w.ctx, "kill", "-s", "KILL", id)
+			}
+		})
+	})
 }
 
 // runPreStop runs the preStop hook, bounded by the pod's deadline, then lets the stop signal go.
