@@ -28,30 +28,27 @@ def tools() -> Path:
     return tools_bin()
 
 
+def _running(started: Cluster) -> Iterator[Cluster]:
+    """Starts the cluster, yields it, and stops it however the session ends."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.fixture(scope="session")
 def cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running control plane shared by the session's tests."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    control_plane = Cluster(tmp_path_factory.mktemp("cluster"), tools)
-    try:
-        control_plane.start()
-        yield control_plane
-    finally:
-        control_plane.stop()
-        signal.signal(signal.SIGTERM, previous)
+    yield from _running(Cluster(tmp_path_factory.mktemp("cluster"), tools))
 
 
 @pytest.fixture(scope="session")
 def workload_cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running cluster with a node: Deployments make pods that run on docker and answer on their pod IPs.
     Its `echo_image` attribute names the test echo image (built when missing)."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    image = echo_image()
     full = Cluster(tmp_path_factory.mktemp("workloads"), tools, workloads=True)
-    full.echo_image = image  # type: ignore[attr-defined]
-    try:
-        full.start()
-        yield full
-    finally:
-        full.stop()
-        signal.signal(signal.SIGTERM, previous)
+    full.echo_image = echo_image()  # type: ignore[attr-defined]
+    yield from _running(full)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
+import agent_fixtures
 from kube import Cluster
 
 PAUSE = "kroute/pause:latest"
@@ -28,15 +29,8 @@ NODE = "kroute-node"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, interval: float = 0.3) -> Any:
-    """Polls check() until it returns something truthy; fails with `what` after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """agent_fixtures.wait_for with the longer defaults pods need (a container start is a docker run)."""
+    return agent_fixtures.wait_for(what, check, timeout, interval)
 
 
 def docker(*args: str, check: bool = True) -> str:

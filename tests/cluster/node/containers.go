@@ -14,7 +14,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func (w *podWorker) labels(container string) []string {
@@ -276,15 +275,9 @@ func (w *podWorker) sandboxExited(id string) {
 		slog.Warn("removing pod containers", "pod", w.key, "err", err)
 	}
 	for _, c := range w.all() {
-		if c.probeCancel != nil {
-			c.probeCancel()
-			c.probeCancel = nil
-		}
+		c.stopProbes()
 		if c.running {
-			c.running, c.ready, c.started = false, false, false
-			c.exited = true
-			c.exit = v1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", ContainerID: "docker://" + c.id,
-				StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now(), Message: "the pod sandbox stopped"}
+			c.markKilled("the pod sandbox stopped")
 			c.nextTry = time.Time{}
 		}
 		if c.isInit && !c.sidecar() && c.exited && c.exit.ExitCode == 0 {

@@ -86,6 +86,23 @@ type ctr struct {
 	killSent    bool
 }
 
+// stopProbes ends the container's probe goroutine, if one runs.
+func (c *ctr) stopProbes() {
+	if c.probeCancel != nil {
+		c.probeCancel()
+		c.probeCancel = nil
+	}
+}
+
+// markKilled records a running container as ended by SIGKILL (exit 137) when it was removed under the agent, not
+// seen to exit.
+func (c *ctr) markKilled(message string) {
+	c.running, c.ready, c.started = false, false, false
+	c.exited = true
+	c.exit = v1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", ContainerID: "docker://" + c.id,
+		StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now(), Message: message}
+}
+
 func (c *ctr) sidecar() bool {
 	return c.isInit && c.spec.RestartPolicy != nil && *c.spec.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
@@ -475,10 +492,7 @@ func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr erro
 		return
 	}
 	c.running, c.started, c.ready = false, false, false
-	if c.probeCancel != nil {
-		c.probeCancel()
-		c.probeCancel = nil
-	}
+	c.stopProbes()
 	c.exited = true
 	term := v1.ContainerStateTerminated{ContainerID: "docker://" + c.id, StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now()}
 	switch {
@@ -513,10 +527,7 @@ func (w *podWorker) finish(phase v1.PodPhase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, c := range w.all() {
-		if c.probeCancel != nil {
-			c.probeCancel()
-			c.probeCancel = nil
-		}
+		c.stopProbes()
 		if c.running {
 			_, _ = docker(ctx, "kill", c.id)
 		}
@@ -533,15 +544,9 @@ func (w *podWorker) removeRuntime() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, c := range append(append([]*ctr{}, w.init...), w.app...) {
-		if c.probeCancel != nil {
-			c.probeCancel()
-			c.probeCancel = nil
-		}
+		c.stopProbes()
 		if c.running {
-			c.running, c.ready, c.started = false, false, false
-			c.exited = true
-			c.exit = v1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", ContainerID: "docker://" + c.id,
-				StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now()}
+			c.markKilled("")
 		}
 		c.gen++
 	}
