@@ -50,17 +50,3 @@ stop_suite_leftovers() {
   for pid in $(suite_processes); do kill -KILL "$pid" 2>/dev/null || true; done
   rm -rf "$scratch"
 }
-
-# Docker containers and networks still there from this suite's workload clusters (label kroute.dev/cluster=<id>,
-# the id up.sh gives each cluster directory and writes into its cluster.env). Only this suite's ids count: the
-# clusters did not exist before pytest, and other clusters on the machine are none of this suite's business.
-# Call after run_cluster_suite (its EXIT trap's down.sh then removes what is listed).
-cluster_docker_leftovers() {
-  local env id
-  for env in $(find "$scratch" -name cluster.env 2>/dev/null); do
-    id=$(sed -n 's/^KROUTE_POD_NETWORK=kroute-//p' "$env")
-    [ -n "$id" ] || continue
-    docker ps -aq --filter "label=kroute.dev/cluster=$id"
-    docker network ls -q --filter "label=kroute.dev/cluster=$id"
-  done | tr '\n' ' ' | sed 's/ $//'
-}
