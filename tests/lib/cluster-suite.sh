@@ -1,6 +1,7 @@
 # Shared body of the suites that test against a real control plane with pytest (cluster, agent, chart).
 # run_cluster_suite NAME PYTEST_FILE... : builds the control-plane tools if needed, runs pytest in
-# tests/e2e with JUnit output to $KROUTE_RESULTS/NAME.xml, and makes sure nothing it started outlives it.
+# tests/e2e with JUnit output to $KROUTE_RESULTS/NAME.xml, and makes sure nothing it started outlives it:
+# no process, and no docker container or network of a workloads cluster (label kroute.dev/cluster).
 
 run_cluster_suite() {
   local name=$1
@@ -16,7 +17,8 @@ run_cluster_suite() {
   # The fixtures stop what they start; this is the net under them for a pytest killed outright.
   trap 'stop_suite_leftovers' EXIT
 
-  local rc=0
+  local rc=0 docker_before=""
+  docker_before=$(cluster_docker_objects)
   # Debian's pytest belongs to /usr/bin/python3, which need not be the python3 first on PATH.
   (cd "$root/tests/e2e" && /usr/bin/python3 -m pytest "$@" -p no:cacheprovider \
     --basetemp "$scratch/pytest" --junitxml "$results/$name.xml" -q -rfE) || rc=$?
@@ -28,7 +30,19 @@ run_cluster_suite() {
     echo "$name suite: processes still running after pytest (pids $leftovers); stopping them" >&2
     rc=1
   fi
+  leftovers=$(comm -13 <(echo "$docker_before") <(cluster_docker_objects) | grep . || true)
+  if [ -n "$leftovers" ]; then
+    echo "$name suite: docker objects of a test cluster left after pytest: $(echo "$leftovers" | tr '\n' ' ')" >&2
+    rc=1
+  fi
   return "$rc"
+}
+
+# Containers and networks that a workloads cluster's node agent or up.sh made (sorted "container ID" lines).
+cluster_docker_objects() {
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || return 0
+  { docker ps -aq --no-trunc --filter label=kroute.dev/cluster | sed 's/^/container /'
+    docker network ls -q --no-trunc --filter label=kroute.dev/cluster | sed 's/^/network /'; } | sort
 }
 
 # Pids of processes whose command line mentions the scratch directory.
