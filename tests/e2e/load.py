@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from chart_fixtures import Helm, Release, image_name
+from chart_fixtures import Helm, Release, image_name, run
 from kube import Cluster, ClusterError
 
 # ---- the echo workloads --------------------------------------------------------------------------------------
@@ -92,7 +92,8 @@ def pods(cluster: Cluster, namespace: str, selector: str) -> list[dict[str, Any]
 
 def rollout_status(cluster: Cluster, namespace: str, deployment: str, timeout: int = 180) -> None:
     """Waits (bounded) until the Deployment's rollout is complete: every replica updated and available."""
-    cluster.kubectl("rollout", "status", f"deployment/{deployment}", "-n", namespace, f"--timeout={timeout}s")
+    run([cluster.binary("kubectl"), "--kubeconfig", cluster.kubeconfig, "rollout", "status",
+         f"deployment/{deployment}", "-n", namespace, f"--timeout={timeout}s"], timeout=timeout + 30)
 
 
 def wait_until(what: str, predicate: Any, timeout: float = 60, interval: float = 0.2) -> Any:
