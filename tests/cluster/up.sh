@@ -238,10 +238,12 @@ if [ "$workloads" = 1 ]; then
       "$pod_network" >/dev/null || die "cannot create the docker network $pod_network ($pod_cidr); is the range in use? set KROUTE_POD_CIDR"
   fi
   # The controllers a single node needs for Deployments, Services and namespaces, and none that would act on a
-  # missing cloud or node fleet. Each controller uses its own ServiceAccount, as in a real cluster.
+  # missing cloud or node fleet. Each controller uses its own ServiceAccount, as in a real cluster. The node
+  # lifecycle controller removes the not-ready taint that admission puts on a new Node (NodeRestriction forbids a
+  # node to touch its taints) and, as in a real cluster, evicts pods from a node whose heartbeats stop.
   start_component kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig "$cluster_dir/controller-manager.kubeconfig" \
-    --controllers deployment,replicaset,endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount,serviceaccount-token,root-ca-cert-publisher \
+    --controllers deployment,replicaset,endpointslice,endpointslicemirroring,namespace,garbagecollector,serviceaccount,serviceaccount-token,root-ca-cert-publisher,nodelifecycle \
     --use-service-account-credentials \
     --service-account-private-key-file "$pki/service-account.key" \
     --root-ca-file "$pki/ca.crt" \

@@ -3,6 +3,8 @@
 # tests/e2e with JUnit output to $KROUTE_RESULTS/NAME.xml, and makes sure nothing it started outlives it:
 # no process, and no docker container or network of a workloads cluster (label kroute.dev/cluster).
 
+source "$(dirname "${BASH_SOURCE[0]}")/cluster-docker.sh"
+
 run_cluster_suite() {
   local name=$1
   shift
@@ -36,13 +38,6 @@ run_cluster_suite() {
     rc=1
   fi
   return "$rc"
-}
-
-# Containers and networks that a workloads cluster's node agent or up.sh made (sorted "container ID" lines).
-cluster_docker_objects() {
-  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || return 0
-  { docker ps -aq --no-trunc --filter label=kroute.dev/cluster | sed 's/^/container /'
-    docker network ls -q --no-trunc --filter label=kroute.dev/cluster | sed 's/^/network /'; } | sort
 }
 
 # Pids of processes whose command line mentions the scratch directory.

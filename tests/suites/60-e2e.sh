@@ -6,7 +6,9 @@ results=${KROUTE_RESULTS:-$root/build/test-results}
 mkdir -p "$results"
 leftover_pods() { ip netns list | awk '{print $1}' | grep '^kr-' | sort || true; }
 leftover_nginx() { pgrep -f 'nginx: master process .*/kroute-(nginx|stack)-' | sort || true; }
+source "$root/tests/lib/cluster-docker.sh"
 before=$(leftover_pods)
+docker_before=$(cluster_docker_objects)
 nginx_before=$(leftover_nginx)
 rc=0
 # Debian's pytest belongs to /usr/bin/python3, which need not be the python3 first on PATH.
@@ -17,6 +19,11 @@ new=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)
 if [ -n "$new" ]; then
   echo "e2e suite: test pods left behind: $new" >&2
   for ns in $new; do ip netns pids "$ns" | xargs -r kill -9; ip netns delete "$ns"; rm -rf "/etc/netns/$ns"; done
+  rc=1
+fi
+docker_left=$(comm -13 <(echo "$docker_before") <(cluster_docker_objects) | grep . || true)
+if [ -n "$docker_left" ]; then
+  echo "e2e suite: docker objects of a test cluster left behind (make run): $(echo "$docker_left" | tr '\n' ' ')" >&2
   rc=1
 fi
 stray=$(comm -13 <(echo "$nginx_before") <(leftover_nginx) | grep . || true)
