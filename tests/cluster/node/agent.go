@@ -38,6 +38,7 @@ type agent struct {
 	recorder     record.EventRecorder
 	apiPort      string
 	nodeCapacity v1.ResourceList
+	exits        *exitWatcher
 
 	mu       sync.Mutex
 	workers  map[types.UID]*podWorker
@@ -60,7 +61,7 @@ func run(ctx context.Context, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("--apiserver %q: %w", cfg.apiserver, err)
 	}
-	a := &agent{cfg: cfg, client: client, apiPort: apiPort,
+	a := &agent{cfg: cfg, client: client, apiPort: apiPort, exits: newExitWatcher(cfg.clusterID),
 		workers: map[types.UID]*podWorker{}, finished: map[types.UID]time.Time{}}
 
 	// Starting is a node reboot: nothing of an earlier run survives, the pods bound here start afresh.
@@ -73,6 +74,7 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("pause image: %w", err)
 	}
 	go relay(ctx, net.JoinHostPort(cfg.nodeIP, apiPort), cfg.apiserver)
+	go a.exits.run(ctx)
 
 	node := newNodeAgent(ctx, cfg, client)
 	a.nodeCapacity = node.capacity

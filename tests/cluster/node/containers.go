@@ -11,8 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func (w *podWorker) labels(container string) []string {
@@ -41,7 +43,7 @@ func (w *podWorker) createSandbox(ctx context.Context) error {
 	if len(hostname) > 63 {
 		hostname = strings.TrimRight(hostname[:63], "-.")
 	}
-	args := []string{"run", "-d", "--name", name, "--network", w.a.cfg.network, "--hostname", hostname}
+	args := []string{"run", "-d", "--name", name, "--network", w.a.cfg.network, "--hostname", hostname, "--ipc", "shareable"}
 	args = append(args, w.labels("")...)
 	for _, host := range []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"} {
 		args = append(args, "--add-host", host+":"+w.a.cfg.nodeIP)
@@ -72,6 +74,7 @@ func (w *podWorker) createSandbox(ctx context.Context) error {
 		return fmt.Errorf("sandbox has no address on network %s", w.a.cfg.network)
 	}
 	w.sandboxID, w.podIP = id, ip
+	w.a.exits.watch(id, func() { w.post(func() { w.sandboxExited(id) }) })
 	w.volumes.everything = false // downward API files may name the pod IP
 	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionTrue, "", "")
 	slog.Info("sandbox started", "pod", w.key, "id", shortID(id), "podIP", ip)
@@ -256,4 +259,39 @@ func (w *podWorker) securityArgs(c *ctr) ([]string, error) {
 		}
 	}
 	return args, nil
+}
+
+// sandboxExited handles a sandbox that stopped under a running pod (removed or killed from outside): as the
+// kubelet does on SandboxChanged, the containers go, and the next sync makes a new sandbox and starts them again
+// (init containers included) under the restart policy.
+func (w *podWorker) sandboxExited(id string) {
+	if id != w.sandboxID || w.term != nil || w.terminal {
+		return
+	}
+	slog.Warn("pod sandbox stopped; re-creating it", "pod", w.key, "id", shortID(id))
+	w.event(nil, v1.EventTypeNormal, "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := removeLabelled(ctx, labelPodUID+"="+string(w.pod.UID)); err != nil {
+		slog.Warn("removing pod containers", "pod", w.key, "err", err)
+	}
+	for _, c := range w.all() {
+		if c.probeCancel != nil {
+			c.probeCancel()
+			c.probeCancel = nil
+		}
+		if c.running {
+			c.running, c.ready, c.started = false, false, false
+			c.exited = true
+			c.exit = v1.ContainerStateTerminated{ExitCode: 137, Reason: "Error", ContainerID: "docker://" + c.id,
+				StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now(), Message: "the pod sandbox stopped"}
+			c.nextTry = time.Time{}
+		}
+		if c.isInit && !c.sidecar() && c.exited && c.exit.ExitCode == 0 {
+			c.exited, c.id = false, ""
+		}
+		c.gen++
+	}
+	w.sandboxID = ""
+	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")
 }

@@ -22,7 +22,9 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
-func configErrorf(format string, args ...any) error { return &configError{fmt.Sprintf(format, args...)} }
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Sprintf(format, args...)}
+}
 
 // expand replaces $(NAME) with lookup(NAME) when defined and $$ with $, as Kubernetes does;
 // an undefined reference stays as written.

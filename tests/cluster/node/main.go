@@ -1,6 +1,7 @@
 // Command kroute-node is a small kubelet for the kroute test cluster: it registers one Node and runs
 // the pods bound to it as Docker containers on one bridge network. `kroute-node pause` is the process
-// of every pod sandbox (the binary is also the pause image).
+// of every pod sandbox (the binary is also the pause image); `kroute-node tool` holds the few commands
+// tests run in pods made from that image.
 package main
 
 import (
@@ -31,6 +32,9 @@ type config struct {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "pause" {
 		os.Exit(pause())
+	}
+	if len(os.Args) > 1 && os.Args[1] == "tool" {
+		os.Exit(tool(os.Args[2:]))
 	}
 	var cfg config
 	fs := flag.NewFlagSet("kroute-node", flag.ExitOnError)

@@ -32,13 +32,14 @@ const (
 )
 
 type nodeAgent struct {
-	cfg       *config
-	client    kubernetes.Interface
-	capacity  v1.ResourceList
-	runtime   string
-	hostname  string
-	nodeUID   string
-	lastPosts time.Time
+	cfg            *config
+	client         kubernetes.Interface
+	capacity       v1.ResourceList
+	runtime        string
+	hostname       string
+	nodeUID        string
+	lastPosts      time.Time
+	taintForbidden bool
 }
 
 func newNodeAgent(ctx context.Context, cfg *config, client kubernetes.Interface) *nodeAgent {
@@ -181,6 +182,9 @@ func (n *nodeAgent) postStatus(ctx context.Context) error {
 // liftNotReadyTaint removes node.kubernetes.io/not-ready (added by the TaintNodesByCondition admission
 // plugin at creation) once the node is Ready, as the node lifecycle controller would.
 func (n *nodeAgent) liftNotReadyTaint(ctx context.Context) {
+	if n.taintForbidden {
+		return
+	}
 	nodes := n.client.CoreV1().Nodes()
 	for attempt := 0; attempt < 5; attempt++ {
 		node, err := nodes.Get(ctx, n.cfg.nodeName, metav1.GetOptions{})
@@ -201,6 +205,12 @@ func (n *nodeAgent) liftNotReadyTaint(ctx context.Context) {
 		_, err = nodes.Update(ctx, node, metav1.UpdateOptions{})
 		if err == nil {
 			slog.Info("removed the not-ready taint", "node", n.cfg.nodeName)
+			return
+		}
+		if apierrors.IsForbidden(err) {
+			// NodeRestriction forbids a node to change its own taints: an admin must lift it.
+			slog.Warn("cannot remove the not-ready taint (forbidden for a node); an admin must", "err", err)
+			n.taintForbidden = true
 			return
 		}
 		if !apierrors.IsConflict(err) {

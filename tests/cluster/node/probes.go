@@ -279,14 +279,14 @@ func (w *podWorker) killForRestart(c *ctr, gen int, message string) {
 		grace = *lp.TerminationGracePeriodSeconds
 	}
 	id, img := c.id, c.image
-	go func() {
-		stopSignal(id, img)
-		ctx, cancel := context.WithTimeout(w.ctx, time.Duration(grace)*time.Second)
-		defer cancel()
-		if _, err := docker(ctx, "wait", id); err != nil && w.ctx.Err() == nil {
-			_, _ = docker(context.Background(), "kill", "-s", "KILL", id)
-		}
-	}()
+	go stopSignal(id, img)
+	time.AfterFunc(time.Duration(grace)*time.Second, func() {
+		w.post(func() {
+			if gen == c.gen && c.running {
+				_, _ = docker(w.ctx, "kill", "-s", "KILL", id)
+			}
+		})
+	})
 }
 
 // runPreStop runs the preStop hook, bounded by the pod's deadline, then lets the stop signal go.

@@ -388,9 +388,7 @@ func (w *podWorker) startContainer(c *ctr) {
 		c.nextTry = now.Add(2 * time.Second)
 		return
 	}
-	if c.waitingReason != "" || c.gen == 0 {
-		w.event(c.ref, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
-	}
+	w.event(c.ref, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.spec.Image)
 	c.gen++
 	id, err := docker(ctx, args...)
 	if err != nil {
@@ -405,7 +403,9 @@ func (w *podWorker) startContainer(c *ctr) {
 	c.id = id
 	c.waitingReason, c.waitingMsg = "", ""
 	w.event(c.ref, v1.EventTypeNormal, "Created", "Created container: %s", c.spec.Name)
+	w.watchExit(c, c.gen, id)
 	if _, err := docker(ctx, "start", id); err != nil {
+		w.a.exits.forget(id)
 		if ctx.Err() != nil {
 			return
 		}
@@ -426,7 +426,6 @@ func (w *podWorker) startContainer(c *ctr) {
 	c.preStopDone, c.termSent, c.killSent = false, false, false
 	w.event(c.ref, v1.EventTypeNormal, "Started", "Started container %s", c.spec.Name)
 	slog.Info("container started", "pod", w.key, "container", c.spec.Name, "id", shortID(id), "restartCount", c.restartCount)
-	w.watchExit(c, c.gen, id)
 	w.startProbes(c)
 	if hook := lifecycleHook(c.spec, false); hook != nil {
 		w.runPostStart(c, c.gen, id, hook)
@@ -440,21 +439,20 @@ func shortID(id string) string {
 	return id
 }
 
-// watchExit waits for the container to stop and reports how it ended to the worker.
+// watchExit has the worker told how the container ended once it stops.
 func (w *podWorker) watchExit(c *ctr, gen int, id string) {
-	go func() {
-		_, waitErr := docker(w.ctx, "wait", id)
+	w.a.exits.watch(id, func() {
 		if w.ctx.Err() != nil {
 			return
 		}
-		ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ictx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
 		info, err := inspectContainer(ictx, id)
 		cancel()
-		w.post(func() { w.exited(c, gen, info, err, waitErr) })
-	}()
+		w.post(func() { w.exited(c, gen, info, err) })
+	})
 }
 
-func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr, waitErr error) {
+func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr error) {
 	if gen != c.gen || !c.running {
 		return
 	}
@@ -467,7 +465,7 @@ func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr, wai
 	term := v1.ContainerStateTerminated{ContainerID: "docker://" + c.id, StartedAt: metav1.NewTime(c.startedAt), FinishedAt: metav1.Now()}
 	switch {
 	case inspectErr != nil:
-		term.ExitCode, term.Reason, term.Message = 137, "ContainerStatusUnknown", fmt.Sprintf("the container could not be located: %v %v", inspectErr, waitErr)
+		term.ExitCode, term.Reason, term.Message = 137, "ContainerStatusUnknown", fmt.Sprintf("the container could not be located: %v", inspectErr)
 	default:
 		term.ExitCode = int32(info.State.ExitCode)
 		term.FinishedAt = metav1.NewTime(info.State.FinishedAt)
@@ -513,6 +511,10 @@ func (w *podWorker) removeRuntime() {
 		}
 		c.gen++
 	}
+	for _, c := range w.all() {
+		w.a.exits.forget(c.id)
+	}
+	w.a.exits.forget(w.sandboxID)
 	if _, err := removeLabelled(ctx, labelPodUID+"="+string(w.uid)); err != nil {
 		slog.Warn("removing pod containers", "pod", w.key, "err", err)
 	}
