@@ -130,9 +130,10 @@ def test_backend_rollout_restart_under_load(stack: Stack, record_property: Calla
     result = under_load(stack, record_property, "backend_restart", restart)
     new = stack.echo_pods()
     assert len(new) == 3 and not new & old, (old, new)
-    terminating = [(when, e) for when, e in stack.backend.ever(lambda e: e.terminating or not e.serving)
-                   if when >= marks["restart"]]
+    # Each old pod was seen terminating, and draining: still serving (its preStop sleep) but no longer ready.
+    terminating = [(when, e) for when, e in stack.backend.ever(lambda e: e.terminating) if when >= marks["restart"]]
     assert {e.pod for _, e in terminating} == old, f"terminating endpoints seen: {terminating}"
+    assert {e.pod for _, e in terminating if e.serving and not e.ready} == old, terminating
     assert set(result.pods(since=marks["gone"])) == new, result.pods(since=marks["gone"])
     assert set(result.pods(until=marks["restart"])) == old
 
