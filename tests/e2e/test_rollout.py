@@ -10,7 +10,8 @@ b. The backend scaled 5 -> 1 -> 5: no error, and the answers spread over the 5 p
 c. `kubectl rollout restart` of kroute's own Deployment: no error; the load balancer saw kroute's pods
    terminate and sends everything to the new ones.
 
-Each scenario records its numbers (requests, seconds, rate, errors, p99) as JUnit properties and prints them.
+Each scenario records its numbers (requests, seconds, rate, errors) as properties of the JUnit test suite and
+prints them with the latency (p99, max).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ RATE = 200
 HOST = "load.test"
 # The backend's preStop sleep: long enough for the EndpointSlice change to reach kroute's table.
 PRE_STOP_SECONDS = 3
+# pytest's record_testsuite_property: a name and value for the JUnit file.
+Record = Callable[[str, Any], None]
 
 
 class Stack:
@@ -95,7 +98,7 @@ def _answers(port: int) -> bool:
     return bool(result.outcomes) and not result.non_2xx and not result.connection_errors
 
 
-def under_load(stack: Stack, record: Callable[[str, Any], None], name: str, action: Callable[[], float]) -> LoadResult:
+def under_load(stack: Stack, record: Record, name: str, action: Callable[[], float]) -> LoadResult:
     """Runs action under the load (after 2 s of warm-up) and 3 s more after the time it returns; checks that
     every request succeeded at the rate, records the numbers."""
     failures_before = len(stack.balancer.failures)
@@ -114,7 +117,7 @@ def under_load(stack: Stack, record: Callable[[str, Any], None], name: str, acti
     return result
 
 
-def test_backend_rollout_restart_under_load(stack: Stack, record_property: Callable[[str, Any], None]) -> None:
+def test_backend_rollout_restart_under_load(stack: Stack, record_testsuite_property: Record) -> None:
     old = stack.echo_pods()
     assert len(old) == 3
     marks: dict[str, float] = {}
@@ -127,7 +130,7 @@ def test_backend_rollout_restart_under_load(stack: Stack, record_property: Calla
         marks["gone"] = time.time()
         return marks["gone"]
 
-    result = under_load(stack, record_property, "backend_restart", restart)
+    result = under_load(stack, record_testsuite_property, "backend_restart", restart)
     new = stack.echo_pods()
     assert len(new) == 3 and not new & old, (old, new)
     # Each old pod was seen terminating, and draining: still serving (its preStop sleep) but no longer ready.
@@ -138,7 +141,7 @@ def test_backend_rollout_restart_under_load(stack: Stack, record_property: Calla
     assert set(result.pods(until=marks["restart"])) == old
 
 
-def test_backend_scale_down_and_up_under_load(stack: Stack, record_property: Callable[[str, Any], None]) -> None:
+def test_backend_scale_down_and_up_under_load(stack: Stack, record_testsuite_property: Record) -> None:
     stack.cluster.kubectl("scale", "deployment/echo", "-n", stack.apps, "--replicas=5")
     rollout_status(stack.cluster, stack.apps, "echo")
     assert len(stack.echo_pods()) == 5
@@ -153,7 +156,7 @@ def test_backend_scale_down_and_up_under_load(stack: Stack, record_property: Cal
         marks["five"] = time.time()
         return marks["five"]
 
-    result = under_load(stack, record_property, "backend_scale", scale)
+    result = under_load(stack, record_testsuite_property, "backend_scale", scale)
     final = stack.echo_pods()
     assert len(final) == 5
     # kroute's table follows the EndpointSlice within milliseconds; half a second is ample.
@@ -161,7 +164,7 @@ def test_backend_scale_down_and_up_under_load(stack: Stack, record_property: Cal
     assert set(spread) == final, f"answers at the end came from {dict(spread)}, the pods are {sorted(final)}"
 
 
-def test_kroute_rollout_restart_under_load(stack: Stack, record_property: Callable[[str, Any], None]) -> None:
+def test_kroute_rollout_restart_under_load(stack: Stack, record_testsuite_property: Record) -> None:
     old = stack.kroute_pods()
     assert len(old) == 2
     marks: dict[str, float] = {}
@@ -175,7 +178,7 @@ def test_kroute_rollout_restart_under_load(stack: Stack, record_property: Callab
         marks["gone"] = time.time()
         return marks["gone"]
 
-    under_load(stack, record_property, "kroute_restart", restart)
+    under_load(stack, record_testsuite_property, "kroute_restart", restart)
     new = stack.kroute_pods()
     assert len(new) == 2 and not new & old, (old, new)
     terminating = {e.pod for when, e in stack.frontend.ever(lambda e: e.terminating) if when >= marks["restart"]}
