@@ -163,6 +163,9 @@ def test_the_chart_pod_serves_follows_ingresses_upgrades_and_uninstalls_cleanly(
                lambda: [i.get("ip") for i in (release.get("ingress", "shop", apps) or {}).get("status", {})
                         .get("loadBalancer", {}).get("ingress", [])] == [service_ip], 30)
 
+    logs = subprocess.run(["docker", "logs", ids["agent"]], capture_output=True, text=True, timeout=30)
+    assert "forbidden" not in (logs.stdout + logs.stderr).lower(), (logs.stdout + logs.stderr)[-3000:]
+
     # A live change: shop.test moves to green, nginx keeps running (same master, same container, no restart).
     master = docker_exec(ids["nginx"], "cat", "/run/nginx.pid").stdout.strip()
     cluster.apply(ingress(apps, "shop", release.ingress_class, {"shop.test": "green"}))
