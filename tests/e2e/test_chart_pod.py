@@ -178,8 +178,16 @@ def test_the_chart_pod_serves_follows_ingresses_upgrades_and_uninstalls_cleanly(
     release.upgrade({"controller": {"logLevel": "debug"}})
     rollout_status(cluster, ns, release.fullname)
     selector = f"app.kubernetes.io/instance={release.name}"
+    # Gone well within the 60 s grace period: the stop signal made nginx quit (preStop 5 s, then the drain),
+    # it did not take the SIGKILL at the end of the grace period.
     wait_gone("the old kroute pod", lambda: [p["metadata"]["name"] for p in pods(cluster, ns, selector)
-                                             if p["metadata"]["name"] == pod_name], 90)
+                                             if p["metadata"]["name"] == pod_name], 40)
+    # It stopped cleanly: the preStop hook ended by itself (a hook that outlives nginx is killed, exit 137).
+    events = json.loads(cluster.kubectl("get", "events", "-n", ns, "--field-selector",
+                                        f"involvedObject.name={pod_name}", "-o", "json"))["items"]
+    reasons = {e["reason"] for e in events}
+    assert "Killing" in reasons and "FailedPreStopHook" not in reasons, \
+        [(e["reason"], e.get("message", "")[:200]) for e in events if e["type"] == "Warning"]
     upgraded = the_pod(cluster, release)
     agent = next(c for c in upgraded["spec"]["containers"] if c["name"] == "agent")
     assert "--log-level=debug" in agent["args"], agent["args"]
