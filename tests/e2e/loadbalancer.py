@@ -8,8 +8,8 @@ assert that it saw pods terminate (ready false, serving or not, terminating true
 `LoadBalancer` listens on 127.0.0.1 and sends each new connection to the next ready endpoint in turn (round
 robin over pod IP : the port named `port_name`); when no endpoint is ready it falls back to the serving,
 terminating ones (as kube-proxy does) and else refuses the connection. A connection it has forwarded is never
-cut when its endpoint goes away: it lives until one side closes it, so a pod that drains (kroute's preStop:
-sleep, then nginx -s quit) finishes what it has. A failed connect to a chosen endpoint is not retried on
+cut when its endpoint goes away: it lives until one side closes it, so a pod that drains (kroute's preStop
+sleep, then the graceful quit its stop signal starts) finishes what it has. A failed connect to a chosen endpoint is not retried on
 another: the client sees it, as with most cloud load balancers, and the test counts it.
 
 What a cloud load balancer does differently, and what that means for rollouts in production:
