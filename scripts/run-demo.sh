@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 set -euo pipefail
-# `make run`: control plane, demo pods, kroute-agent and nginx with the module; applies examples/*.yaml.
-# scripts/run_demo.py does the work and cleans up on Ctrl-C; pass --check to exit once the routes work.
+# `make run`: a cluster that runs pods on docker, the examples as real Deployments, kroute in front of them (host
+# processes, or with --helm the chart's pod). scripts/run_demo.py does the work and cleans up on Ctrl-C and SIGTERM;
+# --check runs the walk-through itself and exits.
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 shift || true

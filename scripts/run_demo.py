@@ -1,11 +1,16 @@
 """`make run`: the whole kroute stack on this machine, with the examples applied.
 
-Starts a single-node control plane (etcd + kube-apiserver), demo pods (echo servers in network namespaces
-with 10.x addresses), kroute-agent and nginx with the kroute module; applies examples/*.yaml; shows a few
-requests; then waits for Ctrl-C and stops everything (processes, network namespaces, bridge, cluster).
+Starts a single-node cluster that runs real workloads (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and the node agent, which runs pods on the local docker engine; docs/cluster.md), applies
+examples/ (Deployments of the echo server, Services with selectors, Ingresses), and serves them:
 
-No kubelet runs, so this script plays the pods and the EndpointSlice controller: for each Service in the
-examples it starts `demo.kroute.dev/replicas` pods and writes the Service's EndpointSlice.
+- by default through kroute-agent and nginx with the kroute module as processes on this machine, nginx on
+  127.0.0.1:<port>;
+- with --helm through the real kroute pod: `helm install` of charts/kroute with the local image kroute:0.1.0,
+  served on the pod's address (port 80), which this machine reaches on the pods' docker network.
+
+It shows a few requests, prints a walk-through (create a Deployment, expose it, give it an Ingress, scale it),
+then waits for Ctrl-C (or SIGTERM) and stops everything. --check runs the walk-through itself and exits.
 """
 
 from __future__ import annotations
@@ -13,29 +18,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
-
-import yaml
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests" / "lib")]
 
-from kube import Cluster, free_ports, tools_bin  # noqa: E402
-from netns import PodNetwork  # noqa: E402
+from kube import Cluster, echo_image, free_ports, tools_bin  # noqa: E402
 from nginx_runner import NGINX, render_config, wait_for_port  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
+CHART = ROOT / "charts" / "kroute"
 NAMESPACE = "demo"
+RELEASE, RELEASE_NAMESPACE = "kroute", "kroute"
+IMAGE_REPOSITORY, IMAGE_TAG = "kroute", "0.1.0"
 BOLD, DIM, OFF = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
-# What the demo shows and --check verifies: (host, path, the Service that must answer, or None for 404).
+# What the demo shows and --check verifies: (host, path, the app (Deployment) whose pod must answer).
 TRIES = [
     ("blue.example.com", "/", "blue"),
     ("green.example.com", "/", "green"),
@@ -48,74 +56,76 @@ TRIES = [
     ("unknown.example.org", "/anything", "fallback"),
 ]
 
+HELLO_HOST = "hello.example.com"
+HELLO_REPLICAS = 3
+# Bounds of the waits: pods start on a shared 2-core machine, the first run also imports images.
+PODS_TIMEOUT = 180
+ROUTES_TIMEOUT = 60
+
 
 def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def app_of(echo: dict) -> str:
+    """The Deployment a pod belongs to, from the echo answer's pod name (<deployment>-<template hash>-<suffix>)."""
+    parts = echo.get("pod", "").rsplit("-", 2)
+    return parts[0] if len(parts) == 3 else ""
+
+
+def wait(predicate: Callable[[], bool], what: str, timeout: float, detail: Callable[[], str] = lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}\n{detail()}")
+
+
 class Demo:
-    def __init__(self, build: Path, port: int):
+    def __init__(self, build: Path, state: Path, port: int, helm: bool):
         self.build = build
+        self.state = state
         self.port = port
-        self.state = build / "demo"
+        self.helm = helm
         self.cluster: Cluster | None = None
-        self.network: PodNetwork | None = None
         self.agent: subprocess.Popen[bytes] | None = None
         self.nginx: subprocess.Popen[bytes] | None = None
+        self.installed = False
         self.logs: list = []
         # nginx's workers (www-data) must read the table and their own directory.
         self.tmp = Path(tempfile.mkdtemp(prefix="kroute-demo-"))
         self.tmp.chmod(0o755)
         self.table_dir = self.tmp / "table"
         self.nginx_dir = self.tmp / "nginx"
+        # Where requests go: nginx on loopback, or the kroute pod's address (set by start_chart).
+        self.address = f"127.0.0.1:{port}"
+        self.agent_container = ""
 
     # ---- start ----
 
     def start(self) -> None:
-        say(f"{BOLD}Starting the control plane{OFF} {DIM}(etcd + kube-apiserver; the first run builds them){OFF}")
+        say(f"{BOLD}Starting the cluster{OFF} {DIM}(etcd, kube-apiserver, controllers, scheduler and a node "
+            f"running pods on docker; the first run builds them){OFF}")
+        image = echo_image()
         shutil.rmtree(self.state / "cluster", ignore_errors=True)
         self.state.mkdir(parents=True, exist_ok=True)
-        self.cluster = Cluster(self.state / "cluster", tools_bin())
+        self.cluster = Cluster(self.state / "cluster", tools_bin(), workloads=True)
         took = self.cluster.start()
-        say(f"  API server {self.cluster.server} ready in {took:.1f} s")
+        say(f"  API server {self.cluster.server}, node {self.cluster.node_ip}, pods in {self.cluster.pod_cidr} "
+            f"(ready in {took:.1f} s; echo image {image})")
 
-        objects = self.examples()
-        self.cluster.kubectl("apply", "-f", str(EXAMPLES / "00-namespace.yaml"))
-        self.start_pods([o for o in objects if o["kind"] == "Service"])
-        self.start_agent()
-        self.start_nginx()
-        say(f"{BOLD}Applying examples/*.yaml{OFF}")
-        for path in self.example_files():
-            out = self.cluster.kubectl("apply", "-f", str(path))
-            say("".join(f"  {line}\n" for line in out.splitlines()).rstrip())
-
-    def example_files(self) -> list[Path]:
-        return sorted(EXAMPLES.glob("*.yaml"))
-
-    def examples(self) -> list[dict]:
-        return [o for path in self.example_files() for o in yaml.safe_load_all(path.read_text()) if o]
-
-    def start_pods(self, services: list[dict]) -> None:
-        say(f"{BOLD}Starting demo pods{OFF} {DIM}(echo servers in network namespaces){OFF}")
-        self.network = PodNetwork()
-        slices = []
-        for svc in services:
-            name = svc["metadata"]["name"]
-            replicas = int(svc["metadata"].get("annotations", {}).get("demo.kroute.dev/replicas", "1"))
-            target = svc["spec"]["ports"][0].get("targetPort", svc["spec"]["ports"][0]["port"])
-            addresses = []
-            for i in range(replicas):
-                pod = self.network.add_pod(f"{name}-{i}")
-                pod.echo([target], name=f"{name}/{pod.name}")
-                addresses.append(pod.address)
-            say(f"  {name:9} {', '.join(f'{a}:{target}' for a in addresses)}")
-            slices.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                           "metadata": {"name": f"{name}-demo", "namespace": NAMESPACE,
-                                        "labels": {"kubernetes.io/service-name": name}},
-                           "addressType": "IPv4",
-                           "ports": [{"name": svc["spec"]["ports"][0].get("name", ""), "port": target, "protocol": "TCP"}],
-                           "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses]})
-        self.cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": slices}))
+        # As a user would on any cluster that has the echo image: the files in name order, the namespace first.
+        say(f"{BOLD}kubectl apply -f examples/{OFF}")
+        out = self.cluster.kubectl("apply", "-f", str(EXAMPLES))
+        say("".join(f"  {line}\n" for line in out.splitlines()).rstrip())
+        # The pods start meanwhile.
+        if self.helm:
+            self.start_chart()
+        else:
+            self.start_agent()
+            self.start_nginx()
+        self.wait_for_apps()
 
     def start_agent(self) -> None:
         self.agent_port = free_ports(1)[0]
@@ -128,10 +138,10 @@ class Demo:
                                        "--publish-address", "127.0.0.1", "--identity", "demo",
                                        # The table holds private keys (mode 0640): nginx's workers read it
                                        # through their group.
-                                       *(["--table-group", "www-data"] if os.geteuid() == 0 else [])],
+                                       "--table-group", "www-data"],
                                       stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.wait(lambda: self.http_status(f"http://127.0.0.1:{self.agent_port}/readyz") == 200, "kroute-agent ready",
-                  lambda: (self.state / "agent.log").read_text(errors="replace")[-2000:])
+        wait(lambda: self.http_status(f"http://127.0.0.1:{self.agent_port}/readyz") == 200, "kroute-agent ready", 30,
+             lambda: (self.state / "agent.log").read_text(errors="replace")[-2000:])
         say(f"{BOLD}kroute-agent{OFF} publishing into {self.table_dir} {DIM}(log: {self.state / 'agent.log'}){OFF}")
 
     def start_nginx(self) -> None:
@@ -148,8 +158,73 @@ class Demo:
         if not wait_for_port("127.0.0.1", self.port, timeout=10):
             raise RuntimeError("nginx did not start:\n" + (self.nginx_dir / "stderr.log").read_text()
                                + (self.nginx_dir / "error.log").read_text())
-        say(f"{BOLD}nginx{OFF} with ngx_http_kroute_module on 127.0.0.1:{self.port} "
+        say(f"{BOLD}nginx{OFF} with ngx_http_kroute_module on {self.address} "
             f"{DIM}(status: http://127.0.0.1:{self.status_port}/kroute/status){OFF}")
+
+    def helm_args(self) -> list[str]:
+        """helm install of the chart for this one node: the local image (never pulled), a ClusterIP Service (no
+        load balancer here), and no IngressClass from the chart (examples/00-namespace.yaml brings it)."""
+        return ["install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, "--create-namespace",
+                "--set", f"image.repository={IMAGE_REPOSITORY}", "--set", f"image.tag={IMAGE_TAG}",
+                "--set", "image.pullPolicy=Never", "--set", "service.type=ClusterIP",
+                "--set", "ingressClass.create=false"]
+
+    def start_chart(self) -> None:
+        image = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+            raise RuntimeError(f"no image {image} in docker: `make image` builds it (make run-helm does that first)")
+        say(f"{BOLD}helm install {RELEASE} charts/kroute{OFF} {DIM}(namespace {RELEASE_NAMESPACE}, image {image}, "
+            f"pullPolicy Never){OFF}")
+        self.installed = True
+        installed = subprocess.run([str(self.cluster.binary("helm")), *self.helm_args()], env=self.cluster.env(),
+                                   capture_output=True, text=True, timeout=120)
+        if installed.returncode != 0:
+            raise RuntimeError(f"helm install failed:\n{installed.stdout}{installed.stderr}")
+        selector = f"app.kubernetes.io/instance={RELEASE}"
+
+        def ready() -> bool:
+            pods = json.loads(self.cluster.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-l", selector, "-o", "json"))
+            for pod in pods["items"]:
+                conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+                if conditions.get("Ready") == "True" and pod["status"].get("podIP"):
+                    self.kroute_pod = pod
+                    return True
+            return False
+
+        wait(ready, "the kroute pod Ready", PODS_TIMEOUT,
+             lambda: self.cluster.kubectl("get", "pods,events", "-n", RELEASE_NAMESPACE, "-o", "wide", check=False))
+        self.address = self.kroute_pod["status"]["podIP"]
+        self.agent_container = self.container_of(self.kroute_pod, "agent")
+        say(f"{BOLD}kroute pod{OFF} {RELEASE_NAMESPACE}/{self.kroute_pod['metadata']['name']} Ready: nginx and "
+            f"kroute-agent serve on http://{self.address}:80 {DIM}(the pod IP on the docker network){OFF}")
+
+    def container_of(self, pod: dict, name: str) -> str:
+        """The docker container the node agent runs for a container of a pod (for docker exec)."""
+        found = subprocess.run(["docker", "ps", "--format", "{{.Names}}",
+                                "--filter", f"label=kroute.dev/pod-uid={pod['metadata']['uid']}",
+                                "--filter", f"label=kroute.dev/container={name}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        if len(found) != 1:
+            raise RuntimeError(f"no single docker container for container {name} of pod {pod['metadata']['name']}: "
+                               f"{found}")
+        return found[0]
+
+    def wait_for_apps(self) -> None:
+        began = time.monotonic()
+        say(f"{BOLD}Waiting for the examples' pods{OFF} {DIM}(kubectl get pods -n {NAMESPACE}){OFF}")
+
+        def available() -> bool:
+            deployments = json.loads(self.cluster.kubectl("get", "deployments", "-n", NAMESPACE, "-o", "json"))
+            return all(d["status"].get("availableReplicas", 0) == d["spec"]["replicas"] for d in deployments["items"])
+
+        wait(available, "the examples' Deployments", PODS_TIMEOUT,
+             lambda: self.cluster.kubectl("get", "deployments,pods", "-n", NAMESPACE, "-o", "wide", check=False))
+        pods = self.cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide")
+        say("".join(f"  {line}\n" for line in pods.splitlines()).rstrip())
+        # The EndpointSlices follow the pods' readiness; the agent publishes them a moment later.
+        wait(lambda: all(self.served(host, path) == app for host, path, app in TRIES), "the examples' routes",
+             ROUTES_TIMEOUT, self.failing_tries)
+        say(f"  every route answers from its pods {DIM}({time.monotonic() - began:.1f} s){OFF}")
 
     # ---- traffic ----
 
@@ -163,60 +238,155 @@ class Demo:
         except OSError:
             return 0
 
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.address}{path}"
+
     def get(self, host: str, path: str) -> tuple[int, dict]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers={"Host": host})
+        request = urllib.request.Request(self.url(path), headers={"Host": host})
         try:
             with urllib.request.urlopen(request, timeout=5) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, {}
+        except (OSError, ValueError):
+            return 0, {}
 
-    def wait(self, predicate, what: str, detail=lambda: "", timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"timed out waiting for {what}\n{detail()}")
+    def served(self, host: str, path: str) -> str:
+        status, echo = self.get(host, path)
+        return app_of(echo) if status == 200 and echo.get("namespace") == NAMESPACE else ""
 
-    def check(self) -> bool:
-        """Shows each try's answer; True if every one is what the examples say."""
-        self.wait(lambda: self.get(*TRIES[-1][:2])[0] == 200, "the examples' routes")
-        say(f"{BOLD}Requests through nginx{OFF}")
+    def failing_tries(self) -> str:
+        return "\n".join(f"  {host}{path}: wanted {app}, got {self.get(host, path)}" for host, path, app in TRIES
+                         if self.served(host, path) != app)
+
+    def show_tries(self) -> bool:
+        """Shows each try's answer; True if every one comes from a pod of the app the examples say."""
+        say(f"{BOLD}Requests through {'the kroute pod' if self.helm else 'nginx'}{OFF}")
         ok = True
-        for host, path, service in TRIES:
+        for host, path, app in TRIES:
             status, echo = self.get(host, path)
-            served = echo.get("name", "-")
-            good = status == 200 and served.split("/")[0] == service
+            good = status == 200 and echo.get("namespace") == NAMESPACE and app_of(echo) == app
             ok &= good
-            command = f"curl -H 'Host: {host}' localhost:{self.port}{path}"
-            say(f"  {'ok ' if good else 'BAD'} {command:64} -> {status} {served}")
+            command = f"curl -s -H 'Host: {host}' {self.url(path)}"
+            say(f"  {'ok ' if good else 'BAD'} {command:70} -> {status} {echo.get('namespace', '-')}/"
+                f"{echo.get('pod', '-')}")
         return ok
 
+    # ---- the walk-through ----
+
+    def exports(self) -> dict[str, str]:
+        """What the walk-through's shell needs: the kubeconfig, kubectl and kroute-table on PATH."""
+        path = [str(self.cluster.bin_dir)]
+        values = {"KUBECONFIG": str(self.cluster.kubeconfig)}
+        if not self.helm:
+            path.append(str(self.build / "routetable" / "tool"))
+            values["KROUTE_TABLE_DIR"] = str(self.table_dir)
+        values["PATH"] = ":".join(path) + ":$PATH"
+        return values
+
+    def walkthrough(self) -> list[tuple[str, str]]:
+        """(command, what it does) of the hello walk-through, as printed and as --check runs them."""
+        env = {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        patch = json.dumps({"spec": {"template": {"spec": {"containers": [{"name": "echo-basic", "env": [env]}]}}}},
+                           separators=(",", ":"))
+        lookup = f"kroute-table lookup {HELLO_HOST} /"
+        if self.helm:
+            lookup = f"docker exec {self.agent_container} {lookup}"
+        return [
+            ("kubectl create deployment hello --image=kroute/echo-basic:v1.6.3 --port=3000", "a Deployment"),
+            (f"kubectl patch deployment hello -p {shlex.quote(patch)}", "the echo server names its pod from POD_NAME"),
+            ("kubectl expose deployment hello --port=80 --target-port=3000", "a Service with a selector"),
+            (f'kubectl create ingress hello --class=kroute --rule="{HELLO_HOST}/*=hello:80"', "an Ingress"),
+            (f"curl -s -H 'Host: {HELLO_HOST}' {self.url()}", "a hello pod answers (repeat until it does)"),
+            (f"kubectl scale deployment hello --replicas={HELLO_REPLICAS}", "three pods"),
+            (lookup, "what nginx routes by: the rule and the pods' endpoints"),
+        ]
+
     def instructions(self) -> None:
-        kubectl = self.cluster.binary("kubectl")
+        exports = "".join(f"  export {k}={v}\n" for k, v in self.exports().items())
+        steps = "".join(f"  {DIM}# {what}{OFF}\n  {command}\n" for command, what in self.walkthrough())
+        where = (f"nginx's log: {self.nginx_dir / 'error.log'}; per-worker status: "
+                 f"curl -s http://127.0.0.1:{self.status_port}/kroute/status" if not self.helm else
+                 f"the kroute pod: kubectl get pods -n {RELEASE_NAMESPACE} -o wide")
         say(f"""
 {BOLD}Try it{OFF} (in another terminal):
 
-  export KUBECONFIG={self.cluster.kubeconfig}
-  alias kubectl={kubectl}
-  kubectl get ingress,service,endpointslice -n {NAMESPACE}
+{exports}  kubectl get deployments,pods,services,ingresses -n {NAMESPACE}
+  curl -s -H 'Host: blue.example.com' {self.url()}
+  curl -s -H 'Host: shop.example.com' {self.url('/api/v2/orders')}
+  curl -s -H 'Host: nothing.example.org' {self.url()}      (the default backend)
 
-  curl -s -H 'Host: blue.example.com' http://127.0.0.1:{self.port}/
-  curl -s -H 'Host: shop.example.com' http://127.0.0.1:{self.port}/api/v2/orders
-  curl -s -H 'Host: web.apps.example.com' http://127.0.0.1:{self.port}/
-  curl -s -H 'Host: nothing.example.org' http://127.0.0.1:{self.port}/      (the default backend)
+{BOLD}A new app, from nothing to three pods behind kroute:{OFF}
 
-  Edit examples/20-blue-green.yaml (send blue.example.com to the green Service), then
+{steps}  {DIM}# curl again a few times: three different pod names answer{OFF}
+
+Edit examples/20-blue-green.yaml (send blue.example.com to the green Service), then
   kubectl apply -f {EXAMPLES / '20-blue-green.yaml'}
-  and curl again: the change is live at once, and nginx was not reloaded
-  (its master and worker PIDs: pgrep -a nginx; its log: {self.nginx_dir / 'error.log'}).
+and curl again: the change is live at once, and nginx was not reloaded ({where}).
 
-  What nginx routes by:  {self.build / 'routetable' / 'tool' / 'kroute-table'} --dir {self.table_dir} dump
-  Per-worker status:     curl -s http://127.0.0.1:{self.status_port}/kroute/status
-
-{BOLD}Ctrl-C{OFF} stops everything (nginx, the agent, the pods and their network namespaces, the cluster).
+{BOLD}Ctrl-C{OFF} stops everything ({'helm uninstall, ' if self.helm else 'nginx, the agent, '}the pods, the cluster).
 """)
+
+    def shell(self) -> Callable[[str], subprocess.CompletedProcess[str]]:
+        """Runs a command as a user's shell would after pasting the printed exports."""
+        env = dict(os.environ)
+        for key, value in self.exports().items():
+            env[key] = value.replace("$PATH", os.environ.get("PATH", ""))
+        return lambda command: subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True,
+                                              timeout=60)
+
+    @staticmethod
+    def until_hello_pods(run: Callable[[str], subprocess.CompletedProcess[str]], curl: str,
+                         count: int) -> tuple[bool, str]:
+        """Repeats the curl until `count` distinct pods of the hello Deployment have answered it."""
+        seen: set[str] = set()
+
+        def answered() -> bool:
+            result = run(curl)
+            try:
+                pod = json.loads(result.stdout).get("pod", "") if result.returncode == 0 else ""
+            except ValueError:
+                return False
+            if app_of({"pod": pod}) == "hello":
+                seen.add(pod)
+            return len(seen) >= count
+
+        try:
+            wait(answered, f"{count} hello pod(s) answering", PODS_TIMEOUT)
+            return True, f"{len(seen)} pod{'s' if count > 1 else ''} answered: {', '.join(sorted(seen))}"
+        except RuntimeError as e:
+            return False, f"{str(e).splitlines()[0]}; seen {sorted(seen)}"
+
+    def run_walkthrough(self) -> bool:
+        """Runs the walk-through's commands as printed, in a shell with the printed exports; True if each
+        succeeded, a hello pod answered the curl, three distinct ones after the scale, and the lookup found the
+        route (kroute-table exits 2 when nothing matches)."""
+        say(f"{BOLD}The walk-through{OFF}")
+        run = self.shell()
+        steps = self.walkthrough()
+        curl = next(command for command, _ in steps if command.startswith("curl"))
+        ok = True
+
+        def show(command: str, good: bool, result: str, began: float) -> None:
+            nonlocal ok
+            ok &= good
+            say(f"  {'$' if good else 'BAD $'} {command}")
+            for line in result.splitlines():
+                say(f"    {line}")
+            say(f"    {DIM}({time.monotonic() - began:.1f} s){OFF}")
+
+        for command, _ in steps:
+            began = time.monotonic()
+            if command == curl:
+                show(command, *self.until_hello_pods(run, curl, 1), began)
+            else:
+                done = run(command)
+                show(command, done.returncode == 0, (done.stdout + done.stderr).strip(), began)
+            if command.startswith("kubectl scale"):
+                began = time.monotonic()
+                show(f"{curl}  (repeated)", *self.until_hello_pods(run, curl, HELLO_REPLICAS), began)
+        say(f"  {'ok' if ok else 'BAD'} walk-through")
+        return ok
 
     # ---- stop ----
 
@@ -229,54 +399,76 @@ class Demo:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(timeout=5)
-        if self.network is not None:
-            self.network.close()
         if self.cluster is not None:
+            if self.installed:
+                self.uninstall()
             self.cluster.stop()
             shutil.rmtree(self.state / "cluster", ignore_errors=True)
         for log in self.logs:
             log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def uninstall(self) -> None:
+        """helm uninstall, and a bounded wait for the pod to finish draining (the node agent removes its
+        containers when the cluster stops anyway)."""
+        result = subprocess.run([str(self.cluster.binary("helm")), "uninstall", RELEASE, "--namespace",
+                                 RELEASE_NAMESPACE, "--wait", "--timeout", "60s"], env=self.cluster.env(),
+                                capture_output=True, text=True, timeout=90)
+        say(f"  helm uninstall {RELEASE}: {(result.stdout + result.stderr).strip().splitlines()[-1:]}")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "build")
+    parser.add_argument("--state", type=Path, help="the cluster's state and the logs (default <build>/demo)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("KROUTE_DEMO_PORT", "8080")),
-                        help="where nginx listens on 127.0.0.1 (default 8080, or $KROUTE_DEMO_PORT)")
+                        help="where nginx listens on 127.0.0.1 (default 8080, or $KROUTE_DEMO_PORT; not with --helm)")
+    parser.add_argument("--helm", action="store_true",
+                        help="serve through the kroute pod of `helm install charts/kroute` (image kroute:0.1.0)")
     parser.add_argument("--check", action="store_true",
-                        help="exit after applying the examples and checking their routes (for tests)")
+                        help="check the examples' routes, run the walk-through, stop and exit (for tests)")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        say("make run needs root: it creates network namespaces for the demo pods")
+        say("make run needs root: the node agent mounts the pods' tmpfs volumes, nginx's workers run as www-data")
         return 1
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    # Ctrl-C reaches this process only (nginx and the agent run in sessions of their own, so they are
-    # stopped in order below), also when a shell started us in the background with SIGINT ignored.
+    # Ctrl-C reaches this process (nginx and the agent run in sessions of their own, so they are stopped in
+    # order below), also when a shell started us in the background with SIGINT ignored.
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
-    demo = Demo(args.build.resolve(), args.port)
-    ok = False
+    build = args.build.resolve()
+    demo = Demo(build, (args.state or build / "demo").resolve(), args.port, args.helm)
+    began = time.monotonic()
     try:
         demo.start()
-        ok = demo.check()
+        say(f"{BOLD}Up in {time.monotonic() - began:.1f} s{OFF}")
+        ok = demo.show_tries()
         if args.check:
+            ok &= demo.run_walkthrough()
+            say(f"{'ok' if ok else 'BAD'}: checked in {time.monotonic() - began:.1f} s")
             return 0 if ok else 1
         demo.instructions()
         while True:
-            if demo.nginx.poll() is not None or demo.agent.poll() is not None:
+            if any(p is not None and p.poll() is not None for p in (demo.nginx, demo.agent)):
                 say("nginx or kroute-agent exited; stopping")
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("\nStopping.")
-        return 0
+        return 130 if args.check else 0
+    except Exception as e:  # noqa: BLE001 - shown once, then everything is stopped
+        say(f"make run failed: {e}")
+        return 1
     finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         demo.stop()
-        say("Stopped: nginx, kroute-agent, demo pods, network namespaces and the control plane.")
+        say("Stopped: " + ("the kroute release, " if args.helm else "nginx, kroute-agent, ")
+            + "the pods and the cluster.")
 
 
 if __name__ == "__main__":

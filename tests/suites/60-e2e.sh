@@ -4,6 +4,8 @@ set -euo pipefail
 root=${KROUTE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 results=${KROUTE_RESULTS:-$root/build/test-results}
 mkdir -p "$results"
+# test_run_demo.py's `make run-helm` runs the kroute image (an unchanged tree takes seconds).
+make -C "$root" --no-print-directory image
 leftover_pods() { ip netns list | awk '{print $1}' | grep '^kr-' | sort || true; }
 leftover_nginx() { pgrep -f 'nginx: master process .*/kroute-(nginx|stack)-' | sort || true; }
 source "$root/tests/lib/cluster-docker.sh"
