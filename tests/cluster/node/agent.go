@@ -75,6 +75,9 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	go relay(ctx, net.JoinHostPort(cfg.nodeIP, apiPort), cfg.apiserver)
 	go a.exits.run(ctx)
+	if cfg.kubeletPort > 0 {
+		go a.serveLogs(ctx, cfg.kubeletPort)
+	}
 
 	node := newNodeAgent(ctx, cfg, client)
 	a.nodeCapacity = node.capacity

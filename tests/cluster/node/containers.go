@@ -293,5 +293,6 @@ func (w *podWorker) sandboxExited(id string) {
 		c.gen++
 	}
 	w.sandboxID = ""
+	w.initialized = false
 	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")
 }

@@ -6,6 +6,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -76,6 +78,7 @@ type imageInfo struct {
 	Config struct {
 		User       string
 		StopSignal string
+		Labels     map[string]string
 	}
 }
 
@@ -91,14 +94,19 @@ func inspectImage(ctx context.Context, ref string) (*imageInfo, error) {
 	return &infos[0], nil
 }
 
-// ensurePauseImage imports this very binary as the sandbox image when Docker does not have it yet.
+// ensurePauseImage imports this very binary as the sandbox image unless Docker has it from this same
+// binary already (the image's label kroute.dev/binary names a hash of it): pods that run `/pause tool`
+// get the commands of the agent that runs them. The image it replaces goes when no container uses it.
 func ensurePauseImage(ctx context.Context) error {
-	if _, err := inspectImage(ctx, pauseImage); err == nil {
-		return nil
-	}
 	self, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
 		return fmt.Errorf("reading own binary for the pause image: %w", err)
+	}
+	sum := sha256.Sum256(self)
+	digest := hex.EncodeToString(sum[:8])
+	old, err := inspectImage(ctx, pauseImage)
+	if err == nil && old.Config.Labels["kroute.dev/binary"] == digest {
+		return nil
 	}
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
@@ -111,8 +119,14 @@ func ensurePauseImage(ctx context.Context) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	_, err = dockerCmd(ctx, &layer, "import", "--change", `ENTRYPOINT ["/pause","pause"]`, "-", pauseImage)
-	return err
+	if _, err := dockerCmd(ctx, &layer, "import", "--change", `ENTRYPOINT ["/pause","pause"]`,
+		"--change", "LABEL kroute.dev/binary="+digest, "-", pauseImage); err != nil {
+		return err
+	}
+	if old != nil {
+		_, _ = docker(ctx, "image", "rm", old.ID)
+	}
+	return nil
 }
 
 func dockerVersion(ctx context.Context) string {

@@ -27,6 +27,7 @@ type config struct {
 	stateDir       string
 	logFile        string
 	restartBackoff time.Duration
+	kubeletPort    int
 }
 
 func main() {
@@ -46,6 +47,7 @@ func main() {
 	fs.StringVar(&cfg.apiserver, "apiserver", "", "host:port of the API server the relay forwards to")
 	fs.StringVar(&cfg.stateDir, "state-dir", "", "directory for pod volumes")
 	fs.StringVar(&cfg.logFile, "log-file", "", "append logs here instead of standard error")
+	fs.IntVar(&cfg.kubeletPort, "kubelet-port", 10250, "port of the log endpoint (kubectl logs) on --node-ip; 0: none")
 	fs.DurationVar(&cfg.restartBackoff, "restart-backoff", 10*time.Second, "first container restart back-off (doubles up to 5m)")
 	_ = fs.Parse(os.Args[1:])
 

@@ -79,8 +79,7 @@ func do(ctx context.Context, a action, spec *v1.Container, id, ip string) (bool,
 		conn.Close()
 		return true, ""
 	case a.grpc != nil:
-		// No gRPC client here: the probe counts as passing (a documented deviation).
-		return true, "grpc probes are not run by kroute-node"
+		return doGRPC(ctx, a.grpc, ip)
 	case a.sleep != nil:
 		select {
 		case <-ctx.Done():
@@ -159,7 +158,6 @@ func (w *podWorker) startProbes(c *ctr) {
 	ctx, cancel := context.WithCancel(w.ctx)
 	c.probeCancel = cancel
 	gate := make(chan struct{})
-	c.startedGate = gate
 	spec, gen, id, ip := c.spec, c.gen, c.id, w.podIP
 	startedAt := c.startedAt
 	if spec.StartupProbe == nil {

@@ -32,6 +32,9 @@ func (w *podWorker) setCondition(t v1.PodConditionType, status v1.ConditionStatu
 
 // initDone says whether every init container has completed (sidecars: started).
 func (w *podWorker) initDone() bool {
+	if w.initialized {
+		return true
+	}
 	for _, c := range w.init {
 		if c.sidecar() {
 			if !(c.running && c.started) && !(w.terminal && c.exited) {
@@ -157,7 +160,7 @@ func (w *podWorker) buildStatus() v1.PodStatus {
 
 	terminal := phase == v1.PodSucceeded || phase == v1.PodFailed
 	switch {
-	case w.sandboxID != "":
+	case w.sandboxID != "" && !terminal:
 		w.setCondition(v1.PodReadyToStartContainers, v1.ConditionTrue, "", "")
 	default:
 		w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")

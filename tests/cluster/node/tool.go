@@ -26,6 +26,7 @@ const toolUsage = `usage: kroute-node tool COMMAND
   env                       print the environment
   exit CODE                 exit with CODE
   term-log FILE SECS        sleep; on SIGTERM append "term <unix time>" to FILE and exit after SECS
+  grpc-health PORT STATUS   answer gRPC health checks on PORT with STATUS (SERVING, NOT_SERVING)
   whoami                    ask the API server who the pod's service-account token is (SelfSubjectReview)`
 
 func tool(args []string) int {
@@ -97,6 +98,11 @@ func tool(args []string) int {
 		}
 		secs, _ := strconv.ParseFloat(args[2], 64)
 		time.Sleep(time.Duration(secs * float64(time.Second)))
+	case "grpc-health":
+		if !need(2) {
+			return 2
+		}
+		return fail(serveGRPCHealth(args[1], args[2]))
 	case "whoami":
 		return whoami()
 	default:

@@ -59,6 +59,8 @@ func (w *podWorker) setupVolumes(ctx context.Context) error {
 	if vs.everything && time.Now().Before(vs.refreshAt) {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	fsGroup := -1
 	if sc := p.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
 		fsGroup = int(*sc.FSGroup)

@@ -29,22 +29,22 @@ type podWorker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sandboxID  string
-	podIP      string
-	volumes    *volumeState
-	startTime  *metav1.Time
-	init, app  []*ctr
-	conditions map[v1.PodConditionType]v1.PodCondition
-	mountError string
-	warned     map[string]time.Time // last time a warning event (reason+message) was sent
-	rejected   string               // reason the pod cannot run here
-	rejectMsg  string
-	terminal   bool // Succeeded or Failed: nothing runs any more
-	adopted    bool // terminal before this agent saw it: its status is left alone
-	finalPhase v1.PodPhase
-	term       *termination
-	lastStatus *v1.PodStatus
-	finished   bool
+	sandboxID   string
+	podIP       string
+	volumes     *volumeState
+	startTime   *metav1.Time
+	init, app   []*ctr
+	conditions  map[v1.PodConditionType]v1.PodCondition
+	warned      map[string]time.Time // last time a warning event (reason+message) was sent
+	rejected    string               // reason the pod cannot run here
+	rejectMsg   string
+	initialized bool // every init container has completed (sidecars: started) once
+	terminal    bool // Succeeded or Failed: nothing runs any more
+	adopted     bool // terminal before this agent saw it: its status is left alone
+	finalPhase  v1.PodPhase
+	term        *termination
+	lastStatus  *v1.PodStatus
+	finished    bool
 }
 
 type termination struct {
@@ -58,16 +58,18 @@ type ctr struct {
 	isInit bool
 	ref    *v1.ObjectReference
 
-	id        string // current docker container
-	gen       int    // bumped for every docker container, so late messages about an old one are dropped
-	image     *imageInfo
-	running   bool
-	startedAt time.Time
-	exited    bool
-	exit      v1.ContainerStateTerminated
-	last      *v1.ContainerStateTerminated
+	id         string // current docker container
+	previousID string // the container before it, kept for its logs
+	gen        int    // bumped for every docker container, so late messages about an old one are dropped
+	image      *imageInfo
+	running    bool
+	startedAt  time.Time
+	exited     bool
+	exit       v1.ContainerStateTerminated
+	last       *v1.ContainerStateTerminated
 
 	restartCount  int32
+	backoffFrom   int32 // restartCount when the back-off last started afresh
 	waitingReason string
 	waitingMsg    string
 	nextTry       time.Time
@@ -76,7 +78,6 @@ type ctr struct {
 
 	started     bool
 	ready       bool
-	startedGate chan struct{}
 	probeCancel context.CancelFunc
 	killing     bool
 
@@ -222,11 +223,9 @@ func (w *podWorker) sync() {
 		}
 	}
 	if err := w.setupVolumes(ctx); err != nil {
-		w.mountError = err.Error()
 		w.warn(w.containerRef(""), "FailedMount", "MountVolume.SetUp failed: %v", err)
 		return
 	}
-	w.mountError = ""
 	if w.sandboxID == "" {
 		if err := w.createSandbox(ctx); err != nil {
 			w.warn(w.containerRef(""), "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
@@ -234,7 +233,7 @@ func (w *podWorker) sync() {
 		}
 		// Downward API files may name the pod IP, known only now.
 		if err := w.setupVolumes(ctx); err != nil {
-			w.mountError = err.Error()
+			w.warn(w.containerRef(""), "FailedMount", "MountVolume.SetUp failed: %v", err)
 			return
 		}
 	}
@@ -251,6 +250,15 @@ func (w *podWorker) sync() {
 
 // syncInit runs init containers one by one; it reports whether all have completed (sidecars: started).
 func (w *podWorker) syncInit() bool {
+	if w.initialized {
+		// Once the pod has initialized, only sidecars run on (and restart) here; nothing waits for them.
+		for _, c := range w.init {
+			if c.sidecar() {
+				w.syncContainer(c)
+			}
+		}
+		return true
+	}
 	for _, c := range w.init {
 		if c.sidecar() {
 			w.syncContainer(c)
@@ -276,6 +284,7 @@ func (w *podWorker) syncInit() bool {
 			return false
 		}
 	}
+	w.initialized = true
 	return true
 }
 
@@ -318,7 +327,11 @@ func (w *podWorker) backoff(n int32) time.Duration {
 
 func (w *podWorker) restartWhenDue(c *ctr) {
 	if c.nextTry.IsZero() {
-		delay := w.backoff(c.restartCount)
+		// A container that ran for twice the longest back-off starts the back-off afresh, as in the kubelet.
+		if c.exit.FinishedAt.Sub(c.exit.StartedAt.Time) > 2*maxBackoff {
+			c.backoffFrom = c.restartCount
+		}
+		delay := w.backoff(c.restartCount - c.backoffFrom)
 		c.nextTry = c.exit.FinishedAt.Add(delay)
 		if delay > 0 {
 			c.waitingReason = "CrashLoopBackOff"
@@ -331,9 +344,11 @@ func (w *podWorker) restartWhenDue(c *ctr) {
 	}
 	last := c.exit
 	c.last = &last
-	if c.id != "" {
-		go func(id string) { _, _ = docker(context.Background(), "rm", "-f", id) }(c.id)
+	// The stopped container stays as the previous one (kubectl logs --previous); the one before it goes.
+	if c.previousID != "" {
+		go func(id string) { _, _ = docker(context.Background(), "rm", "-f", id) }(c.previousID)
 	}
+	c.previousID = c.id
 	c.id, c.exited, c.exit = "", false, v1.ContainerStateTerminated{}
 	c.restartCount++
 	c.nextTry = time.Time{}
@@ -376,7 +391,10 @@ func (w *podWorker) startContainer(c *ctr) {
 	}
 	c.pullFailures = 0
 	c.image = img
-	args, err := w.createArgs(ctx, c)
+	// Secrets and ConfigMaps are read here: an API server that does not answer must not hold the pod forever.
+	configCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	args, err := w.createArgs(configCtx, c)
+	cancel()
 	if err != nil {
 		if _, ok := err.(*configError); ok {
 			c.waitingReason = "CreateContainerConfigError"
@@ -484,14 +502,30 @@ func (w *podWorker) exited(c *ctr, gen int, info *containerInfo, inspectErr erro
 	slog.Info("container exited", "pod", w.key, "container", c.spec.Name, "id", shortID(c.id), "exitCode", term.ExitCode, "reason", term.Reason)
 }
 
-// finish makes the pod terminal: nothing restarts, containers and sandbox go, the status says why.
+// finish makes the pod terminal: nothing restarts, what still runs (sidecars) and the sandbox are
+// stopped; the stopped containers stay (for their logs) until the pod is deleted.
 func (w *podWorker) finish(phase v1.PodPhase) {
 	if w.terminal {
 		return
 	}
 	w.terminal, w.finalPhase = true, phase
 	slog.Info("pod completed", "pod", w.key, "phase", phase)
-	w.removeRuntime()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range w.all() {
+		if c.probeCancel != nil {
+			c.probeCancel()
+			c.probeCancel = nil
+		}
+		if c.running {
+			_, _ = docker(ctx, "kill", c.id)
+		}
+	}
+	if w.sandboxID != "" {
+		w.a.exits.forget(w.sandboxID)
+		_, _ = docker(ctx, "kill", w.sandboxID)
+	}
+	w.setCondition(v1.PodReadyToStartContainers, v1.ConditionFalse, "", "")
 }
 
 // removeRuntime stops probes and force-removes the pod's containers, sandbox and volumes.
@@ -545,6 +579,12 @@ func (w *podWorker) syncTerminating() {
 			} else {
 				c.preStopDone = true
 			}
+		}
+	}
+	// A second deletion may shorten the grace period; the earlier deadline wins, as in the kubelet.
+	if g := w.pod.DeletionGracePeriodSeconds; g != nil {
+		if d := w.term.start.Add(time.Duration(*g) * time.Second); d.Before(w.term.deadline) {
+			w.term.deadline = d
 		}
 	}
 	anyRunning := false
