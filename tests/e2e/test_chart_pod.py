@@ -18,7 +18,7 @@ from typing import Any
 
 from chart_fixtures import Release, image  # noqa: F401
 from kube import Cluster
-from load import (Workspace, diagnose, echo_deployment, echo_service, ingress, pods, rollout_status,  # noqa: F401
+from load import (Workspace, echo_deployment, echo_service, ingress, pods, rollout_status,  # noqa: F401
                   wait_gone, wait_until, workload_helm, workspace)
 
 TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -107,7 +107,7 @@ def docker_containers_of(pod_uids: list[str], container_ids_: list[str]) -> list
 
 
 def test_the_chart_pod_serves_follows_ingresses_upgrades_and_uninstalls_cleanly(
-        workload_cluster: Cluster, workspace: Workspace, image: str) -> None:
+        workload_cluster: Cluster, workspace: Workspace, image: str) -> None:  # noqa: F811
     cluster = workload_cluster
     echo = cluster.echo_image  # type: ignore[attr-defined]
     apps = workspace.namespace("apps")
