@@ -290,7 +290,7 @@ class Load:
 # ---- the client process ----------------------------------------------------------------------------------------
 
 
-def _dechunk(data: bytes) -> tuple[bytes, bool]:
+def dechunk(data: bytes) -> tuple[bytes, bool]:
     """The body of a chunked message, and whether its last chunk arrived."""
     body = b""
     while True:
@@ -334,7 +334,7 @@ async def _request(address: str, port: int, request: bytes, timeout: float) -> t
     status = int(status_line[1])
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])}
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-        body, complete = _dechunk(body)
+        body, complete = dechunk(body)
         if not complete:
             return 0, f"chunked response cut short ({len(body)} bytes, status {status})", ""
     elif b"content-length" in headers:

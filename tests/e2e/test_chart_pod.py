@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import subprocess
+import time
 from typing import Any
 
 from chart_fixtures import Release, image  # noqa: F401
 from kube import Cluster
-from load import (Workspace, echo_deployment, echo_service, ingress, pods, rollout_status,  # noqa: F401
+from load import (Workspace, dechunk, echo_deployment, echo_service, ingress, pods, rollout_status,  # noqa: F401
                   wait_gone, wait_until, workload_helm, workspace)
 
 TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -45,6 +47,23 @@ def answering_pod(address: str, host: str) -> str:
     """The pod that answered a request for host through address, "" when none did."""
     status, body = get(address, host=host)
     return body.get("pod", "") if status == 200 and isinstance(body, dict) else ""
+
+
+def slow_response_across(address: str, host: str, stop: Any) -> tuple[bytes, float]:
+    """Sends a request whose answer is about 12 KB (the echo server returns the request's headers), calls stop()
+    once the answer has begun to arrive, reads the rest; returns the whole answer and the seconds from stop()
+    to its end."""
+    pad = "x" * 6000
+    request = (f"GET /slow HTTP/1.1\r\nHost: {host}\r\nX-Pad-1: {pad}\r\nX-Pad-2: {pad}\r\n"
+               f"Connection: close\r\n\r\n").encode()
+    with socket.create_connection((address, 80), timeout=30) as connection:
+        connection.sendall(request)
+        data = connection.recv(65536)
+        began = time.monotonic()
+        stop()
+        while chunk := connection.recv(65536):
+            data += chunk
+    return data, time.monotonic() - began
 
 
 def docker_exec(container: str, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -174,20 +193,44 @@ def test_the_chart_pod_serves_follows_ingresses_upgrades_and_uninstalls_cleanly(
     assert docker_exec(ids["nginx"], "cat", "/run/nginx.pid").stdout.strip() == master, "the nginx master changed"
     assert container_ids(the_pod(cluster, release)) == ids
 
-    # helm upgrade with a value that changes the pod: a new pod replaces it and serves.
-    release.upgrade({"controller": {"logLevel": "debug"}})
-    rollout_status(cluster, ns, release.fullname)
+    # A stop drains: a response kroute sends slowly (limit-rate 1 KB/s, about 12 s) started before the pod is
+    # deleted arrives whole, though the stop signal comes 5 s (the preStop sleep) into it.
+    slow = ingress(apps, "slow", release.ingress_class, {"slow.test": "green"})
+    slow["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/limit-rate": "1",
+                                       "nginx.ingress.kubernetes.io/proxy-buffering": "on"}
+    cluster.apply(slow)
+    wait_until("slow.test to answer", lambda: answering_pod(pod_ip, "slow.test") in green, 30)
+    response, seconds = slow_response_across(pod_ip, "slow.test", lambda: cluster.kubectl(
+        "delete", "pod", pod_name, "-n", ns, "--wait=false"))
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    if b"transfer-encoding: chunked" in head.lower():
+        body, complete = dechunk(body)
+        assert complete, f"the chunked answer ended after {len(body)} bytes"
+    assert json.loads(body)["pod"] in green and len(body) > 12000, (len(body), body[:200])
+    assert seconds > 7, f"the slow response ended {seconds:.1f}s after the delete, before the stop signal"
     selector = f"app.kubernetes.io/instance={release.name}"
     # Gone well within the 60 s grace period: the stop signal made nginx quit (preStop 5 s, then the drain),
     # it did not take the SIGKILL at the end of the grace period.
-    wait_gone("the old kroute pod", lambda: [p["metadata"]["name"] for p in pods(cluster, ns, selector)
-                                             if p["metadata"]["name"] == pod_name], 40)
+    wait_gone("the deleted kroute pod", lambda: [p["metadata"]["name"] for p in pods(cluster, ns, selector)
+                                                 if p["metadata"]["name"] == pod_name], 40)
     # It stopped cleanly: the preStop hook ended by itself (a hook that outlives nginx is killed, exit 137).
     events = json.loads(cluster.kubectl("get", "events", "-n", ns, "--field-selector",
                                         f"involvedObject.name={pod_name}", "-o", "json"))["items"]
     reasons = {e["reason"] for e in events}
     assert "Killing" in reasons and "FailedPreStopHook" not in reasons, \
         [(e["reason"], e.get("message", "")[:200]) for e in events if e["type"] == "Warning"]
+    rollout_status(cluster, ns, release.fullname)
+    replacement = the_pod(cluster, release)
+    pod_name = replacement["metadata"]["name"]
+    seen_uids.append(replacement["metadata"]["uid"])
+    seen_ids += container_ids(replacement).values()
+
+    # helm upgrade with a value that changes the pod: a new pod replaces it and serves.
+    release.upgrade({"controller": {"logLevel": "debug"}})
+    rollout_status(cluster, ns, release.fullname)
+    wait_gone("the kroute pod from before the upgrade", lambda: [
+        p["metadata"]["name"] for p in pods(cluster, ns, selector) if p["metadata"]["name"] == pod_name], 40)
     upgraded = the_pod(cluster, release)
     agent = next(c for c in upgraded["spec"]["containers"] if c["name"] == "agent")
     assert "--log-level=debug" in agent["args"], agent["args"]
