@@ -183,6 +183,7 @@ start_component kube-apiserver "$bin/kube-apiserver" \
   --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction \
   --endpoint-reconciler-type none \
+  --kubelet-preferred-address-types InternalIP \
   --profiling=false
 
 # A kubeconfig for identity $2 (its certificate and key in pki/), embedded so the file stands alone.

@@ -145,6 +145,9 @@ class Cluster:
                 if attempt == attempts or self.startup_seconds is not None:
                     raise
                 self._choose_ports()
+                if self.workloads:  # another cluster may have taken the pod network meanwhile
+                    self.pod_cidr = free_pod_cidr()
+                    self.node_ip = self.pod_cidr.replace(".0.0/16", ".0.1")
                 # etcd records its peer address in its data: a member that never served starts afresh.
                 shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
         self.startup_seconds = time.monotonic() - began

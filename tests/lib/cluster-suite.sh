@@ -19,8 +19,7 @@ run_cluster_suite() {
   # The fixtures stop what they start; this is the net under them for a pytest killed outright.
   trap 'stop_suite_leftovers' EXIT
 
-  local rc=0 docker_before=""
-  docker_before=$(cluster_docker_objects)
+  local rc=0
   # Debian's pytest belongs to /usr/bin/python3, which need not be the python3 first on PATH.
   (cd "$root/tests/e2e" && /usr/bin/python3 -m pytest "$@" -p no:cacheprovider \
     --basetemp "$scratch/pytest" --junitxml "$results/$name.xml" -q -rfE) || rc=$?
@@ -32,7 +31,11 @@ run_cluster_suite() {
     echo "$name suite: processes still running after pytest (pids $leftovers); stopping them" >&2
     rc=1
   fi
-  leftovers=$(comm -13 <(echo "$docker_before") <(cluster_docker_objects) | grep . || true)
+  # Only this run's clusters: other runs on the machine may have theirs up.
+  local dirs
+  mapfile -t dirs < <(find "$scratch" -name kube-apiserver.log -printf '%h\n' 2>/dev/null | sort -u)
+  leftovers=""
+  [ ${#dirs[@]} -eq 0 ] || leftovers=$(cluster_docker_objects "${dirs[@]}")
   if [ -n "$leftovers" ]; then
     echo "$name suite: docker objects of a test cluster left after pytest: $(echo "$leftovers" | tr '\n' ' ')" >&2
     rc=1
