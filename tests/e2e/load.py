@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from agent_fixtures import wait_for
 from chart_fixtures import Helm, Release, image_name, run
 from kube import Cluster, ClusterError
 
@@ -97,15 +98,8 @@ def rollout_status(cluster: Cluster, namespace: str, deployment: str, timeout: i
 
 
 def wait_until(what: str, predicate: Any, timeout: float = 60, interval: float = 0.2) -> Any:
-    """Polls predicate until it returns something true; fails after timeout seconds, naming what it waited for."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """agent_fixtures.wait_for with the longer default that rollouts need."""
+    return wait_for(what, predicate, timeout, interval)
 
 
 def wait_gone(what: str, lister: Any, timeout: float = 60, interval: float = 0.5) -> None:
