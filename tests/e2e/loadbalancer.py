@@ -17,8 +17,8 @@ What a cloud load balancer does differently, and what that means for rollouts in
   target down, a few successes to mark it up), not from a watch within milliseconds; controllers that
   register pod IPs (AWS Load Balancer Controller in IP mode, GKE NEGs) deregister on the endpoint change but
   the change takes seconds to reach the data plane. A pod must therefore keep serving for longer than that
-  after it is told to stop: kroute's preStop sleep (5 s) is sized for this watch-driven balancer and
-  kube-proxy; behind a cloud LB raise terminationGracePeriodSeconds and the sleep to cover its interval.
+  after it is told to stop: kroute's preStop sleep (the chart's shutdownDelaySeconds, 5 s) is sized for this watch-driven
+  balancer and kube-proxy; behind a cloud LB raise it (and terminationGracePeriodSeconds) to cover its interval.
 - Deregistration delay / connection draining: a deregistered target keeps its open connections for a set
   time (AWS default 300 s), then they are cut. Here open connections live until they end by themselves.
 - externalTrafficPolicy and targets: most cloud LBs target nodes (a NodePort on every node, or with

@@ -212,6 +212,14 @@ def test_options_render_as_documented(helm: Helm) -> None:
     args = containers(one(objects, "Deployment"))["agent"]["args"]
     assert "--limit-req-status-code=429" in args and "--limit-conn-status-code=429" in args
 
+    # The shutdown delay is the nginx container's preStop sleep, and must leave time to drain.
+    hook = containers(one(helm.objects({}), "Deployment"))["nginx"]["lifecycle"]["preStop"]["exec"]["command"]
+    assert hook == ["sleep", "5"]
+    objects = helm.objects({"shutdownDelaySeconds": 20, "terminationGracePeriodSeconds": 90})
+    assert containers(one(objects, "Deployment"))["nginx"]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "20"]
+    result = helm.template({"shutdownDelaySeconds": 60}, check=False)
+    assert result.returncode != 0 and "less than terminationGracePeriodSeconds (60)" in result.stderr
+
     # nginx on unprivileged ports (an image whose nginx.conf says so): no capability at all.
     objects = helm.objects({"nginx": {"containerPorts": {"http": 8080, "https": 8443, "status": 10246}}})
     assert "add" not in containers(one(objects, "Deployment"))["nginx"]["securityContext"]["capabilities"]

@@ -111,3 +111,12 @@ with one, only cluster-scoped resources (IngressClasses) are, and the rest is gr
 {{- define "kroute.election" -}}
 {{- if and .Values.controller.election.enabled (or .Values.takeover.updateStatus (not (include "kroute.takeoverClassNames" .))) }}true{{ end }}
 {{- end }}
+
+{{/* The preStop sleep (shutdownDelaySeconds), checked to leave nginx time to drain within the grace period. */}}
+{{- define "kroute.shutdownDelay" -}}
+{{- $delay := int .Values.shutdownDelaySeconds -}}
+{{- if or (lt $delay 0) (ge $delay (int .Values.terminationGracePeriodSeconds)) -}}
+{{- fail (printf "shutdownDelaySeconds (%d) must be at least 0 and less than terminationGracePeriodSeconds (%d)" $delay (int .Values.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- $delay -}}
+{{- end -}}
