@@ -11,18 +11,24 @@ Agent::Agent(kube::Client& client, TablePublisher& publisher, Metrics& metrics, 
       options_(std::move(options)),
       store_(metrics, [this](Change change, Kind kind, const std::string& key) { on_change(change, kind, key); },
              options_.annotation_prefix),
-      status_(client, metrics, store_, options_.status) {}
+      status_(client, metrics, store_, options_.status),
+      gateway_status_(client, metrics, store_, options_.compile.gateway.controller) {}
 
 void Agent::start() {
   for (Kind kind : kAllKinds) {
+    if (is_gateway_kind(kind) && options_.compile.gateway.controller.empty()) continue;
     kube::WatchOptions watch = options_.watch;
     if (!kind_info(kind).namespaced) watch.ns.clear();
+    metrics_.watched[Metrics::at(kind)].store(true, std::memory_order_relaxed);
     watchers_.push_back(std::make_unique<kube::Watcher>(client_, kind, store_, metrics_, watch));
   }
   for (auto& watcher : watchers_) watcher->start();
   if (options_.elect) {
     elector_ = std::make_unique<Elector>(client_, metrics_, options_.election,
-                                         [this](bool leader) { status_.set_leader(leader); });
+                                         [this](bool leader) {
+                                           status_.set_leader(leader);
+                                           gateway_status_.set_leader(leader);
+                                         });
     elector_->start();
   }
 }
@@ -45,8 +51,18 @@ bool Agent::all_synced() const {
 }
 
 void Agent::on_change(Change change, Kind kind, const std::string& key) {
+  // What reached the store, in order (with --log-level debug): enough to tell a lost event from a lost write.
+  if (log::enabled(log::Level::kDebug)) {
+    log::debug("object changed", {{"resource", kind_info(kind).name},
+                                  {"object", key.empty() ? std::string("(relisted)") : key},
+                                  {"change", change == Change::kStatus ? "status" : "routes"}});
+  }
   if (change == Change::kStatus) {
-    status_.reconcile(key);
+    if (is_gateway_kind(kind)) {
+      gateway_status_.reconcile(kind, key);
+    } else {
+      status_.reconcile(key);
+    }
     return;
   }
   if (kind == Kind::kIngress) compile_cache_.ingress_changed(key);
@@ -146,7 +162,8 @@ void Agent::publish() {
   std::set<Warning> current(outcome.warnings.begin(), outcome.warnings.end());
   for (const Warning& w : current) {
     if (warnings_.count(w) == 0) {
-      log::warn("ingress problem", {{"ingress", w.ns + "/" + w.name}, {"reason", w.reason}, {"message", w.message}});
+      log::warn(w.kind.empty() ? "ingress problem" : "route problem",
+                {{w.kind.empty() ? "ingress" : "route", w.ns + "/" + w.name}, {"reason", w.reason}, {"message", w.message}});
     }
   }
   warnings_ = std::move(current);
@@ -159,6 +176,7 @@ void Agent::publish() {
   }
   ingresses_relisted_ = false;
   changed_ingresses_.clear();
+  gateway_status_.update(table.gateway_status);
 }
 
 }  // namespace kroute::agent

@@ -11,6 +11,7 @@
 
 #include "compiler.h"
 #include "election.h"
+#include "gateway/status_writer.h"
 #include "kube/client.h"
 #include "kube/watcher.h"
 #include "metrics.h"
@@ -51,6 +52,7 @@ class Agent {
   CompileCache compile_cache_;
   std::vector<std::unique_ptr<kube::Watcher>> watchers_;
   StatusWriter status_;
+  gateway::StatusWriter gateway_status_;
   std::unique_ptr<Elector> elector_;
   kube::TimerId publish_timer_ = 0;
   std::chrono::steady_clock::time_point last_publish_{};  // when the last compile that built a table started

@@ -220,6 +220,19 @@ class Compiler {
     return true;
   }
 
+  // The Gateway API's routes (gateway/compile.h) share the backends of the Ingresses, so EndpointSlice
+  // changes patch them too; any change of a Gateway API object compiles in full (can_patch).
+  void add_gateway_routes() {
+    if (options_.gateway.controller.empty()) return;
+    table_.gateway_status = gateway::compile(
+        store_, options_.gateway, table_.model,
+        [&](const Source& route, const std::string& ns, const std::string& service, std::uint32_t port) {
+          Source at_service = route;
+          at_service.ns = ns;
+          return backend_for(at_service, ServiceBackendRef{service, port, "", false});
+        });
+  }
+
   // Whether a changed Ingress is a canary or shares a host with one (then it may be a primary).
   bool touches_canary() const {
     if (cache_.canaries_.empty()) return false;
@@ -273,6 +286,7 @@ class Compiler {
              "spec.defaultBackend is not used: Ingress " + winner.ns + "/" + winner.name + " is older and has one");
       }
     }
+    add_gateway_routes();
     settle_default_error_backends();
     add_default_certificate();
     table_.model.use_forwarded_headers = options_.use_forwarded_headers;
@@ -321,12 +335,12 @@ class Compiler {
     std::vector<bool> gone(model.sources.size(), false);
     bool any_gone = false;
     for (const std::string& key : changed_) {
-      std::erase_if(table_.warnings, [&](const Warning& w) { return has_key(w.ns, w.name, key); });
+      std::erase_if(table_.warnings, [&](const Warning& w) { return w.kind.empty() && has_key(w.ns, w.name, key); });
       auto listed = std::lower_bound(table_.owned.begin(), table_.owned.end(), key);
       if (listed == table_.owned.end() || *listed != key) continue;
       table_.owned.erase(listed);
       for (std::size_t i = 0; i < model.sources.size(); ++i) {
-        if (!gone[i] && has_key(model.sources[i].ns, model.sources[i].name, key)) {
+        if (!gone[i] && model.sources[i].kind.empty() && has_key(model.sources[i].ns, model.sources[i].name, key)) {
           gone[i] = any_gone = true;
           break;
         }
@@ -408,8 +422,9 @@ class Compiler {
     return owns_class(part.class_annotation, part.class_name, store_, options_, default_class_is_ours_);
   }
 
-  void warn(const std::string& ns, const std::string& name, std::string reason, std::string message) {
-    table_.warnings.push_back({ns, name, std::move(reason), std::move(message)});
+  void warn(const std::string& ns, const std::string& name, std::string reason, std::string message,
+            const std::string& kind = {}) {
+    table_.warnings.push_back({ns, name, std::move(reason), std::move(message), kind});
   }
 
   void add_canaries(const std::vector<const CompileCache::Part*>& parts) {
@@ -785,7 +800,7 @@ class Compiler {
       }
     }
     for (const std::string& host : tls.hosts) {
-      table_.model.tls.push_back({host, ingress.ns, tls.secret_name, source, certificate ? *certificate : Certificate{}});
+      table_.model.tls.push_back({kSharedScope, host, ingress.ns, tls.secret_name, source, certificate ? *certificate : Certificate{}});
     }
   }
 
@@ -821,7 +836,7 @@ class Compiler {
     service_key += port_label;
     auto [known, inserted] = cache_.backends_.try_emplace(service_key);
     if (!inserted) {
-      for (const Warning& w : known->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message);
+      for (const Warning& w : known->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message, ingress.kind);
       return known->second.index;
     }
     service_key.resize(service_length);
@@ -846,7 +861,7 @@ class Compiler {
     const auto index = static_cast<std::uint32_t>(table_.model.backends.size());
     known->second = {index, resolved->second.problems};
     table_.model.backends.push_back(resolved->second.backend);
-    for (const Warning& w : resolved->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message);
+    for (const Warning& w : resolved->second.problems) warn(ingress.ns, ingress.name, w.reason, w.message, ingress.kind);
     return index;
   }
 
@@ -1016,6 +1031,11 @@ CompiledTable compile(const Store& store, const CompileOptions& options) {
   return std::move(cache.table_);
 }
 
+// "Ingress ns/name" or "HTTPRoute ns/name".
+std::string source_name(const Source& source) {
+  return (source.kind.empty() ? std::string("Ingress") : source.kind) + " " + source.ns + "/" + source.name;
+}
+
 void add_build_warnings(const CompiledTable& table, const BuildResult& build, std::vector<Warning>& warnings) {
   const RouteModel& model = table.model;
   const auto source_of = [&](std::uint32_t index) -> const Source* {
@@ -1033,10 +1053,11 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
       const Rule& r = model.rules[c.loser];
       warnings.push_back({loser->ns, loser->name, "RuleShadowed",
                           "rule " + host + " " + (r.path.empty() ? "/" : r.path) + " (" + path_type_name(r.type) +
-                              ") is served by the older Ingress " + winner->ns + "/" + winner->name});
+                              ") is served by the older " + source_name(*winner),
+                          loser->kind});
     } else {
       warnings.push_back({loser->ns, loser->name, "TLSShadowed",
-                          "TLS for host " + host + " comes from the older Ingress " + winner->ns + "/" + winner->name});
+                          "TLS for host " + host + " comes from the older " + source_name(*winner), loser->kind});
     }
   }
   for (const Diagnostic& d : build.diagnostics) {
@@ -1061,7 +1082,9 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
       }
       continue;
     }
-    if (source != nullptr) warnings.push_back({source->ns, source->name, "InvalidRule", what + " skipped: " + d.message});
+    if (source != nullptr) {
+      warnings.push_back({source->ns, source->name, "InvalidRule", what + " skipped: " + d.message, source->kind});
+    }
   }
   std::sort(warnings.begin(), warnings.end());
   warnings.erase(std::unique(warnings.begin(), warnings.end()), warnings.end());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "builder.h"
+#include "gateway/compile.h"
 #include "model.h"
 #include "policy/rate_limit.h"
 #include "store.h"
@@ -32,14 +33,17 @@ struct CompileOptions {
   // The status of a request refused by limit-rps / limit-rpm, and by limit-connections (400-599).
   std::uint16_t limit_req_status = policy::kDefaultLimitStatus;
   std::uint16_t limit_conn_status = policy::kDefaultLimitStatus;
+  gateway::Options gateway;  // Gateway API: off while gateway.controller is ""
 };
 
-// Something wrong with one Ingress, to be logged and turned into a Warning Event on it.
+// Something wrong with one Ingress (or Gateway API route), to be logged and, for an Ingress, turned into a
+// Warning Event on it (a route's problems are in its status).
 struct Warning {
   std::string ns;
   std::string name;
   std::string reason;   // CamelCase, as Event reasons are
   std::string message;
+  std::string kind;     // "" for an Ingress, as Source::kind
   auto operator<=>(const Warning&) const = default;
 };
 
@@ -49,6 +53,7 @@ struct CompiledTable {
   std::vector<Warning> warnings;   // sorted, without duplicates
   // Why the default certificate Secret gives no certificate ("" when it does, or none is configured).
   std::string default_certificate_problem;
+  gateway::Statuses gateway_status;  // what the Gateway API objects' status should say
 };
 
 // What compile() keeps between runs so that a change costs what it touches: what each Ingress

@@ -96,6 +96,25 @@ int run(int argc, char** argv) {
                  "kubernetes.io/ingress.class annotation, whatever IngressClass of that name exists (or none): "
                  "takes over another controller's class, e.g. ingress-nginx's nginx (repeatable, comma list)")
       ->delimiter(',');
+  app.add_option("--gateway-controller", options.compile.gateway.controller,
+                 "serve the Gateway API: GatewayClasses whose spec.controllerName is this value (e.g. "
+                 "kroute.dev/gateway-controller); needs the Gateway API CRDs (default: off)");
+  app.add_option("--gateway-address", options.compile.gateway.addresses,
+                 "address(es) written to Gateway status.addresses (default: --publish-address's)")->delimiter(',');
+  std::vector<std::string> gateway_slots;
+  app.add_option("--gateway-slot", gateway_slots,
+                 "an address of a Gateway's own, ADDRESS[=LOCAL[+LOCAL...]]: clients reach it at ADDRESS (the "
+                 "Gateway's status.addresses), nginx sees its connections arrive on LOCAL (IP, IP:PORT, :PORT; "
+                 "default ADDRESS). Each Gateway takes one while they last and is routed apart from the others; "
+                 "without slots all Gateways share --gateway-address (repeatable; docs/gateway-api.md)");
+  std::vector<std::uint32_t> gateway_http_ports{80};
+  std::vector<std::uint32_t> gateway_https_ports{443};
+  app.add_option("--gateway-http-port", gateway_http_ports,
+                 "port(s) on which clients reach nginx's plain HTTP listener: Gateway listeners of protocol HTTP")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(1, 65535));
+  app.add_option("--gateway-https-port", gateway_https_ports,
+                 "port(s) on which clients reach nginx's HTTPS listener: Gateway listeners of protocol HTTPS")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(1, 65535));
   app.add_option("--watch-namespace", options.watch.ns, "watch only this namespace (default: all)");
   app.add_flag("--watch-without-class", options.compile.watch_without_class,
                "also own Ingresses that name no class at all");
@@ -187,6 +206,18 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "--ingress-class-name %s: %s\n", printable(name).c_str(), why.c_str());
       return 2;
     }
+  }
+  options.compile.gateway.http_ports = {gateway_http_ports.begin(), gateway_http_ports.end()};
+  options.compile.gateway.https_ports = {gateway_https_ports.begin(), gateway_https_ports.end()};
+  if (options.compile.gateway.addresses.empty()) options.compile.gateway.addresses = options.status.publish_addresses;
+  for (const std::string& text : gateway_slots) {
+    kroute::agent::gateway::Slot slot;
+    std::string why;
+    if (!kroute::agent::gateway::parse_slot(text, slot, why)) {
+      std::fprintf(stderr, "%s\n", why.c_str());
+      return 2;
+    }
+    options.compile.gateway.slots.push_back(std::move(slot));
   }
   kroute::PublisherOptions table;
   table.dir = table_dir;

@@ -9,10 +9,11 @@ void header(std::string& out, const char* name, const char* type, const char* he
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-void per_kind(std::string& out, const char* name, const char* type, const char* help,
+void per_kind(std::string& out, const char* name, const char* type, const char* help, const Metrics& metrics,
               const Metrics::PerKind<Metrics::Counter>& values) {
   header(out, name, type, help);
   for (Kind kind : kAllKinds) {
+    if (!metrics.watched[Metrics::at(kind)].load(std::memory_order_relaxed)) continue;
     out += fmt::format("{}{{resource=\"{}\"}} {}\n", name, kind_info(kind).name,
                        values[Metrics::at(kind)].load(std::memory_order_relaxed));
   }
@@ -48,15 +49,16 @@ std::string Metrics::render() const {
   std::string out;
   out.reserve(8192);
   per_kind(out, "kroute_agent_watch_restarts_total", "counter",
-           "Watches that ended with an error or went silent and were started again.", watch_restarts);
+           "Watches that ended with an error or went silent and were started again.", *this, watch_restarts);
   per_kind(out, "kroute_agent_relists_total", "counter",
-           "Full LISTs after the first one (410 Gone, expired resourceVersion, failed list).", relists);
+           "Full LISTs after the first one (410 Gone, expired resourceVersion, failed list).", *this, relists);
   per_kind(out, "kroute_agent_bad_objects_total", "counter", "Objects that could not be used and were skipped.",
-           bad_objects);
-  per_kind(out, "kroute_agent_objects", "gauge", "Objects in the agent's store.", objects);
+           *this, bad_objects);
+  per_kind(out, "kroute_agent_objects", "gauge", "Objects in the agent's store.", *this, objects);
   header(out, "kroute_agent_watch_events_total", "counter", "Watch events processed.");
   static constexpr const char* kEventNames[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK"};
   for (Kind kind : kAllKinds) {
+    if (!watched[at(kind)].load(std::memory_order_relaxed)) continue;
     for (std::size_t t = 0; t < 4; ++t) {
       out += fmt::format("kroute_agent_watch_events_total{{resource=\"{}\",type=\"{}\"}} {}\n", kind_info(kind).name,
                          kEventNames[t], events[at(kind)][t].load(std::memory_order_relaxed));

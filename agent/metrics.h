@@ -40,6 +40,9 @@ struct Metrics {
   template <typename T>
   using PerKind = std::array<T, kKindCount>;
 
+  // The resources this agent watches (the Gateway API kinds only with --gateway-controller); the
+  // per-resource series are rendered for these alone.
+  PerKind<std::atomic<bool>> watched{};
   PerKind<Counter> watch_restarts{};
   PerKind<Counter> relists{};
   PerKind<Counter> bad_objects{};

@@ -161,7 +161,11 @@ void StatusWriter::pump() {
     auto it = status_queue_.begin();
     const std::string key = *it;
     status_queue_.erase(it);
-    if (in_flight_keys_.count(key) != 0) continue;
+    if (in_flight_keys_.count(key) != 0) {
+      // The write under way carries what was wanted before: look again when it ends.
+      recheck_.insert(key);
+      continue;
+    }
     write_status(key);
   }
 }
@@ -193,6 +197,9 @@ void StatusWriter::write_status(const std::string& key) {
   client_.send(std::move(request), [this, key, rv](kube::Response&& response) {
     --in_flight_;
     in_flight_keys_.erase(key);
+    if (recheck_.erase(key) != 0) {
+      if (auto it = store_.ingresses.find(key); it != store_.ingresses.end()) check(key, it->second);
+    }
     if (response.ok()) {
       metrics_.status_updates.fetch_add(1, std::memory_order_relaxed);
       written_[key] = rv;
@@ -216,6 +223,7 @@ void StatusWriter::write_status(const std::string& key) {
 }
 
 void StatusWriter::emit_event(const Warning& warning) {
+  if (!warning.kind.empty()) return;  // a Gateway API route's problems are in its status
   auto it = store_.ingresses.find(warning.ns + "/" + warning.name);
   if (it == store_.ingresses.end()) return;
   const Ingress& ingress = it->second;

@@ -66,6 +66,7 @@ class StatusWriter {
   // Requests in flight (their handlers never run after the agent is gone: the loop has stopped by then).
   std::size_t in_flight_ = 0;
   std::set<std::string> in_flight_keys_;
+  std::set<std::string> recheck_;  // found differing while a write of it was under way: checked when it ends
   std::string last_error_;
 };
 

@@ -11,6 +11,7 @@
 
 #include "host.h"
 #include "log.h"
+#include "object_meta.h"
 #include "text.h"
 #include "json_read.h"
 #include "policy/basic_auth.h"
@@ -19,34 +20,12 @@
 namespace kroute::agent {
 namespace {
 
-std::uint32_t port_number(const Json::Value& v) { return static_cast<std::uint32_t>(integer(v, 1, 65535, 0)); }
-
 // The key of a bad object in Store::reported_: "kind key"; with key "", the prefix of the kind's entries.
 std::string reported_id(Kind kind, const std::string& key) {
   std::string id = kind_info(kind).name;
   id += ' ';
   id += key;
   return id;
-}
-
-std::string common_metadata(const Json::Value& object, std::string& ns, std::string& name) {
-  if (!object.isObject()) return "not a JSON object";
-  const Json::Value& metadata = object["metadata"];
-  if (!metadata.isObject()) return "no metadata";
-  name = str(metadata["name"]);
-  ns = str(metadata["namespace"]);
-  if (name.empty()) return "no metadata.name";
-  return {};
-}
-
-// The names the API server allows: `check_name` for metadata.name, a label for a namespace. An empty
-// namespace is left to the builder, which refuses sources and backends without one.
-std::string check_object_names(const std::string& ns, const std::string& name,
-                               std::string (*check_name)(std::string_view)) {
-  if (std::string problem = check_name(name); !problem.empty()) return "metadata.name " + problem;
-  if (ns.empty()) return {};
-  if (std::string problem = check_dns_label(ns); !problem.empty()) return "metadata.namespace " + problem;
-  return {};
 }
 
 ServiceBackendRef parse_backend(const Json::Value& backend) {
@@ -403,6 +382,11 @@ void Store::end_list(Kind kind) {
     case Kind::kEndpointSlice: slices = std::move(listed->slices); break;
     case Kind::kSecret: secrets = std::move(listed->secrets); break;
     case Kind::kOpaqueSecret: opaque_secrets = std::move(listed->opaque_secrets); break;
+    case Kind::kGatewayClass: gateway_classes = std::move(listed->gateway_classes); break;
+    case Kind::kGateway: gateways = std::move(listed->gateways); break;
+    case Kind::kHTTPRoute: http_routes = std::move(listed->http_routes); break;
+    case Kind::kReferenceGrant: reference_grants = std::move(listed->reference_grants); break;
+    case Kind::kNamespace: namespaces = std::move(listed->namespaces); break;
   }
   // Bad objects of the kind: what this LIST found, nothing older (objects deleted meanwhile are forgotten).
   const std::string prefix = reported_id(kind, "");
@@ -447,6 +431,11 @@ void Store::update_gauge(Kind kind) {
       break;
     }
     case Kind::kOpaqueSecret: n = opaque_secrets.size(); break;
+    case Kind::kGatewayClass: n = gateway_classes.size(); break;
+    case Kind::kGateway: n = gateways.size(); break;
+    case Kind::kHTTPRoute: n = http_routes.size(); break;
+    case Kind::kReferenceGrant: n = reference_grants.size(); break;
+    case Kind::kNamespace: n = namespaces.size(); break;
   }
   metrics_.objects[Metrics::at(kind)].store(n, std::memory_order_relaxed);
 }
@@ -473,6 +462,23 @@ bool upsert(std::unordered_map<std::string, T>& map, const std::string& key, kub
   error = parse(object, value);
   // An object we cannot read is treated as absent, so a stale version of it never routes traffic.
   return put(map, key, error.empty() ? std::optional<T>(std::move(value)) : std::nullopt);
+}
+
+// Upserts or erases a Gateway API projection. Objects whose status the agent writes (`same_spec`) report a
+// status-only change as kStatus, which costs no recompile.
+template <typename T, typename Parse, typename SameSpec>
+Change upsert_object(std::map<std::string, T>& map, const std::string& key, kube::EventType type,
+                     const Json::Value& object, Parse parse, SameSpec same_spec, std::string& error) {
+  if (type == kube::EventType::kDeleted) return map.erase(key) > 0 ? Change::kRoutes : Change::kNone;
+  T value;
+  error = parse(object, value);
+  if (!error.empty()) return map.erase(key) > 0 ? Change::kRoutes : Change::kNone;
+  auto [it, inserted] = map.try_emplace(key, std::move(value));
+  if (inserted) return Change::kRoutes;
+  if (it->second == value) return Change::kNone;
+  const bool routes = !same_spec(it->second, value);
+  it->second = std::move(value);
+  return routes ? Change::kRoutes : Change::kStatus;
 }
 
 }  // namespace
@@ -538,6 +544,30 @@ Change Store::apply(Kind kind, kube::EventType type, const Json::Value& object) 
       change = put(opaque_secrets, key, std::move(value)) ? Change::kRoutes : Change::kNone;
       break;
     }
+    case Kind::kGatewayClass:
+      change = upsert_object(gateway_classes, key, type, object, gateway::parse_gateway_class,
+                             [](const gateway::GatewayClass& a, const gateway::GatewayClass& b) {
+                               return a.controller == b.controller && a.generation == b.generation &&
+                                      a.created_unix == b.created_unix;
+                             }, error);
+      break;
+    case Kind::kGateway:
+      change = upsert_object(gateways, key, type, object, gateway::parse_gateway,
+                             [](const gateway::Gateway& a, const gateway::Gateway& b) { return a.same_spec(b); }, error);
+      break;
+    case Kind::kHTTPRoute:
+      change = upsert_object(http_routes, key, type, object, gateway::parse_http_route,
+                             [](const gateway::HTTPRoute& a, const gateway::HTTPRoute& b) { return a.same_spec(b); },
+                             error);
+      break;
+    case Kind::kReferenceGrant:
+      change = upsert_object(reference_grants, key, type, object, gateway::parse_reference_grant,
+                             [](const auto&, const auto&) { return false; }, error);
+      break;
+    case Kind::kNamespace:
+      change = upsert_object(namespaces, key, type, object, gateway::parse_namespace,
+                             [](const auto&, const auto&) { return false; }, error);
+      break;
   }
   if (!error.empty()) {
     report_bad(kind, key, error);

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/objects.h"
 #include "ingress/annotations.h"
 #include "kind.h"
 #include "kube/watch_event.h"
@@ -206,6 +207,12 @@ class Store : public kube::WatchSink {
   std::unordered_map<std::string, EndpointSlice> slices;
   std::unordered_map<std::string, TlsSecret> secrets;         // kubernetes.io/tls
   std::unordered_map<std::string, TlsSecret> opaque_secrets;  // Opaque
+  // Gateway API objects (watched with --gateway-controller); ordered, so status and rules come out sorted.
+  std::map<std::string, gateway::GatewayClass> gateway_classes;
+  std::map<std::string, gateway::Gateway> gateways;
+  std::map<std::string, gateway::HTTPRoute> http_routes;
+  std::map<std::string, gateway::ReferenceGrant> reference_grants;
+  std::map<std::string, gateway::Namespace> namespaces;
   // The Secret "namespace/name" of either type, or null.
   const TlsSecret* secret(const std::string& key) const;
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "balance.h"
+#include "conditions.h"
 #include "hashing.h"
 #include "path_patterns.h"
 #include "policy/proxy_setting.h"
@@ -20,9 +21,12 @@
 #include "policy/balance.h"
 #include "policy/canary.h"
 #include "policy/cors.h"
+#include "policy/header_modifier.h"
 #include "policy/protocol.h"
 #include "policy/rate_limit.h"
 #include "policy/redirect.h"
+#include "policy/server_name.h"
+#include "policy/split.h"
 #include "policy/template.h"
 #include "reader.h"
 #include "snapshot.h"
@@ -54,6 +58,13 @@ static_assert(KROUTE_POLICY_CORS == static_cast<int>(kroute::format::PolicyKind:
 static_assert(KROUTE_POLICY_RATE_LIMIT == static_cast<int>(kroute::format::PolicyKind::kRateLimit));
 static_assert(KROUTE_POLICY_BANDWIDTH == static_cast<int>(kroute::format::PolicyKind::kBandwidth));
 static_assert(KROUTE_POLICY_SATISFY == static_cast<int>(kroute::format::PolicyKind::kSatisfy));
+static_assert(KROUTE_POLICY_SPLIT == static_cast<int>(kroute::format::PolicyKind::kSplit));
+static_assert(KROUTE_POLICY_REQUEST_HEADER == static_cast<int>(kroute::format::PolicyKind::kRequestHeader));
+static_assert(KROUTE_POLICY_RESPONSE_HEADER == static_cast<int>(kroute::format::PolicyKind::kResponseHeader));
+static_assert(KROUTE_POLICY_SERVER_NAME == static_cast<int>(kroute::format::PolicyKind::kServerName));
+static_assert(KROUTE_HEADER_SET == kroute::policy::kSetHeader);
+static_assert(KROUTE_HEADER_ADD == kroute::policy::kAddHeader);
+static_assert(KROUTE_HEADER_REMOVE == kroute::policy::kRemoveHeader);
 static_assert(KROUTE_NO_BACKEND == kroute::format::kNone);
 static_assert(KROUTE_AUTH_REQUEST == kroute::policy::kAuthRequest);
 static_assert(KROUTE_AUTH_SIGNIN == kroute::policy::kAuthSignin);
@@ -147,6 +158,28 @@ const kroute::MappedSnapshot* mapped(const kroute_snapshot_t* s) {
 
 kroute_str_t c_str(std::string_view s) { return {s.size(), reinterpret_cast<const unsigned char*>(s.data())}; }
 
+// The module's request data as lookup reads it: its C callbacks behind RequestData's.
+kroute::RequestData request_data(const kroute_request_t* request) {
+  kroute::RequestData data;
+  data.method = {reinterpret_cast<const char*>(request->method.data), request->method.len};
+  data.args = {reinterpret_cast<const char*>(request->args.data), request->args.len};
+  data.context = request;
+  data.header = [](const void* context, std::string_view name, std::string_view& value) noexcept {
+    const auto* r = static_cast<const kroute_request_t*>(context);
+    kroute_str_t found{};
+    if (r->header == nullptr ||
+        r->header(r->data, reinterpret_cast<const unsigned char*>(name.data()), name.size(), &found) == 0)
+      return false;
+    value = {reinterpret_cast<const char*>(found.data), found.len};
+    return true;
+  };
+  data.scratch = [](const void* context, std::size_t size) noexcept -> char* {
+    const auto* r = static_cast<const kroute_request_t*>(context);
+    return r->scratch == nullptr ? nullptr : reinterpret_cast<char*>(r->scratch(r->data, size));
+  };
+  return data;
+}
+
 }  // namespace
 
 struct kroute_table_s {
@@ -223,6 +256,7 @@ kroute::TemplateContext template_context(const kroute_template_ctx_t* c) {
   t.capture_count = c->capture_count;
   t.trim_trailing_slash = c->trim_trailing_slash != 0;
   t.escape_path = c->escape_path != 0;
+  t.prefix_length = c->prefix_length;
   return t;
 }
 
@@ -258,14 +292,31 @@ std::uint64_t kroute_snapshot_generation(const kroute_snapshot_t* snapshot) {
   return mapped(snapshot)->view.generation();
 }
 
+std::uint16_t kroute_snapshot_scope(const kroute_snapshot_t* snapshot, const struct sockaddr* local) {
+  const kroute::SnapshotView& view = mapped(snapshot)->view;
+  if (view.scopes().empty()) return kroute::kSharedScope;
+  static constexpr unsigned char kNoAddress[16] = {};
+  if (local != nullptr && local->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(local);
+    return view.scope_for(4, reinterpret_cast<const unsigned char*>(&in->sin_addr), ntohs(in->sin_port));
+  }
+  if (local != nullptr && local->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(local);
+    return view.scope_for(6, in6->sin6_addr.s6_addr, ntohs(in6->sin6_port));
+  }
+  return view.scope_for(0, kNoAddress, 0);  // a UNIX socket: only scopes for any address and port
+}
+
 void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned char* host, std::size_t host_len,
-                            const unsigned char* path, std::size_t path_len, kroute_route_t* route) {
+                            const unsigned char* path, std::size_t path_len, const kroute_request_t* request,
+                            std::uint16_t scope, kroute_route_t* route) {
   const kroute::MappedSnapshot* s = mapped(snapshot);
   const kroute::SnapshotView& view = s->view;
   kroute::PathCaptures captures;
+  const kroute::RequestData data = request != nullptr ? request_data(request) : kroute::RequestData{};
   const kroute::RouteMatch m = view.lookup({reinterpret_cast<const char*>(host), host_len},
                                            {reinterpret_cast<const char*>(path), path_len}, s->patterns.get(),
-                                           &captures);
+                                           &captures, request != nullptr ? &data : nullptr, scope);
   *route = {};
   route->backend = KROUTE_NO_BACKEND;
   route->strings = reinterpret_cast<const unsigned char*>(view.str({0, 0}).data());
@@ -287,6 +338,8 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
     if ((m.host->flags & kroute::format::kRegexPaths) != 0) {
       route->capture_count = captures.count;
       std::memcpy(route->captures, captures.spans, sizeof captures.spans);
+    } else {
+      route->prefix_length = m.rule->path.length;  // normalized: "/a" for "/a/", "" for "/"
     }
     const kroute::format::SourceEntry& source = view.source_of(*m.rule);
     route->ns = c_str(view.str(source.ns));
@@ -294,6 +347,18 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
   } else {
     route->ns = c_str(view.str(m.backend->ns));
   }
+}
+
+int kroute_server_name_allowed(const kroute_route_t* route, const unsigned char* name, std::size_t len) {
+  const std::string_view server_name(reinterpret_cast<const char*>(name), len);
+  bool restricted = false;
+  for (std::uint32_t i = 0; i < route->host_policy_count; ++i) {
+    const kroute_policy_t& record = route->host_policies[i];
+    if (record.kind != KROUTE_POLICY_SERVER_NAME) continue;
+    restricted = true;
+    if (kroute::policy::server_name_matches(view_of(kroute_policy_str(route, record.a)), server_name)) return 1;
+  }
+  return restricted ? 0 : 1;
 }
 
 int kroute_snapshot_backend(const kroute_snapshot_t* snapshot, std::uint32_t backend, kroute_backend_t* info) {
@@ -421,6 +486,12 @@ int kroute_canary_keyword(kroute_str_t value) {
 
 int kroute_canary_weight(std::uint64_t value, std::uint64_t random) {
   return kroute::policy::canary_by_weight_draw(value, random) ? 1 : 0;
+}
+
+int kroute_split_pick(const kroute_policy_t* policies, std::uint32_t count, std::uint64_t random) {
+  const std::size_t i = kroute::policy::pick_split(
+      {reinterpret_cast<const kroute::format::PolicyRecord*>(policies), count}, random);
+  return i == kroute::policy::kNoShare ? -1 : static_cast<int>(i);
 }
 
 void kroute_cookie_value_format(std::uint64_t number, unsigned char* out) {

@@ -79,6 +79,10 @@ typedef struct {
 #define KROUTE_POLICY_RATE_LIMIT        18
 #define KROUTE_POLICY_BANDWIDTH         19
 #define KROUTE_POLICY_SATISFY           20
+#define KROUTE_POLICY_SPLIT             21
+#define KROUTE_POLICY_REQUEST_HEADER    22
+#define KROUTE_POLICY_RESPONSE_HEADER   23
+#define KROUTE_POLICY_SERVER_NAME       24
 
 /* kRedirect flags (routetable/policy/redirect.h) */
 #define KROUTE_REDIRECT_ONLY_ROOT            1
@@ -157,6 +161,11 @@ typedef struct {
 #define KROUTE_PROTOCOL_VERIFY       2
 #define KROUTE_PROTOCOL_SERVER_NAME  4
 
+/* kRequestHeader and kResponseHeader codes (routetable/policy/header_modifier.h) */
+#define KROUTE_HEADER_SET            1
+#define KROUTE_HEADER_ADD            2
+#define KROUTE_HEADER_REMOVE         3
+
 /* kRateLimit flags: which limit (routetable/policy/rate_limit.h) */
 #define KROUTE_RATE_PER_SECOND       1
 #define KROUTE_RATE_PER_MINUTE       2
@@ -185,6 +194,8 @@ typedef struct {
     /* groups a regex path captured, (start, end) pairs; start > end: unset */
     uint32_t              capture_count;
     uint32_t              captures[2 * KROUTE_MAX_CAPTURES];
+    /* bytes of the path the matched rule's path covers (its Prefix; all for Exact) */
+    uint32_t              prefix_length;
     /* the Ingress's namespace (the backend's for the default backend) */
     kroute_str_t          ns;
     /* empty for the default backend */
@@ -240,10 +251,48 @@ kroute_poll_e kroute_table_refresh(kroute_table_t *table, uint64_t now_ms);
 kroute_snapshot_t *kroute_table_pin(kroute_table_t *table);
 void kroute_table_unpin(kroute_table_t *table, kroute_snapshot_t *snapshot);
 
+/*
+ * What a rule's match conditions read of a request (routetable/conditions.h):
+ * the method, the raw query string (without '?'), a header's value and memory
+ * that lives as long as the request. header() finds a header by name in any
+ * case, joins repeated ones with ", ", and returns 1 with *value set, or 0;
+ * scratch() returns `size` bytes, or NULL. Neither may allocate anywhere but
+ * in memory the request owns.
+ */
+typedef struct {
+    kroute_str_t          method;
+    kroute_str_t          args;
+    int                 (*header)(void *data, const unsigned char *name,
+                                  size_t len, kroute_str_t *value);
+    unsigned char      *(*scratch)(void *data, size_t size);
+    void                 *data;
+} kroute_request_t;
+
 uint64_t kroute_snapshot_generation(const kroute_snapshot_t *snapshot);
+/*
+ * The scope (routetable/model.h: a host space of its own, 0 the shared one)
+ * of a connection whose local address is `local` (c->local_sockaddr: the
+ * listening socket's address, or the real one where nginx looked it up; may
+ * be NULL). A wildcard address (0.0.0.0, ::) is not known: only scopes for any
+ * address match it. No syscall, no allocation.
+ */
+uint16_t kroute_snapshot_scope(const kroute_snapshot_t *snapshot,
+    const struct sockaddr *local);
+/*
+ * The route of host + path among the hosts of `scope`; `request` (may be
+ * NULL) lets rules with match conditions match.
+ */
 void kroute_snapshot_lookup(const kroute_snapshot_t *snapshot,
     const unsigned char *host, size_t host_len, const unsigned char *path,
-    size_t path_len, kroute_route_t *route);
+    size_t path_len, const kroute_request_t *request, uint16_t scope,
+    kroute_route_t *route);
+/*
+ * kServerName (routetable/policy/server_name.h): 1 when the route's host
+ * takes a TLS connection whose SNI is `name` (the host has no kServerName
+ * record, or one whose pattern covers the name), else 0. No allocation.
+ */
+int kroute_server_name_allowed(const kroute_route_t *route,
+    const unsigned char *name, size_t len);
 
 /* Fills `info` and returns 0, or -1 when `backend` is out of range. */
 int kroute_snapshot_backend(const kroute_snapshot_t *snapshot,
@@ -456,6 +505,8 @@ typedef struct {
     unsigned              trim_trailing_slash;
     /* percent-encode decoded values in the path part too (a Location) */
     unsigned              escape_path;
+    /* bytes of uri the matched rule's path covers ($prefix_rest follows) */
+    size_t                prefix_length;
 } kroute_template_ctx_t;
 
 /*
@@ -506,6 +557,12 @@ uint64_t kroute_hash(const unsigned char *data, size_t len);
 int kroute_canary_keyword(kroute_str_t value);
 /* Whether a kByWeight canary record's weight takes this request. */
 int kroute_canary_weight(uint64_t value, uint64_t random);
+/*
+ * The index of the kSplit record of `policies` a uniform random number picks
+ * (each with probability weight / sum of weights), or -1 when they sum to 0.
+ */
+int kroute_split_pick(const kroute_policy_t *policies, uint32_t count,
+    uint64_t random);
 /* Session cookie values: 16 hex digits; parse returns 0, or -1. */
 #define KROUTE_COOKIE_VALUE_LEN  16
 void kroute_cookie_value_format(uint64_t number, unsigned char *out);

@@ -451,22 +451,27 @@ kroute_tls_cache_t* kroute_tls_cache_create(std::size_t capacity) {
 void kroute_tls_cache_destroy(kroute_tls_cache_t* cache) { delete cache; }
 
 kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_snapshot_t* snapshot,
-                                      const unsigned char* server_name, std::size_t len,
+                                      const unsigned char* server_name, std::size_t len, std::uint16_t scope,
                                       SSL* ssl, kroute_tls_report_pt report, void* data) {
   if (snapshot == nullptr) return KROUTE_TLS_STATIC;
   try {
     const kroute::SnapshotView& view = view_of(snapshot);
-    const kroute::format::TlsEntry* candidates[2] = {
-        view.certificate_for({reinterpret_cast<const char*>(server_name), len}), view.default_certificate()};
+    // The name's own, then the defaults it would fall back to; each tried once.
+    const kroute::format::TlsEntry* candidates[3] = {
+        view.certificate_for({reinterpret_cast<const char*>(server_name), len}, scope), view.scope_certificate(scope),
+        view.default_certificate()};
     bool cleared = false;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 3; ++i) {
       const kroute::format::TlsEntry* entry = candidates[i];
       if (entry == nullptr || entry->chain_pem.length == 0) continue;
-      if (i == 1 && candidates[0] != nullptr && candidates[0]->fingerprint == entry->fingerprint) break;
+      if (std::any_of(candidates, candidates + i, [&](const kroute::format::TlsEntry* earlier) {
+            return earlier != nullptr && earlier->fingerprint == entry->fingerprint;
+          }))
+        continue;
       const ParsedCertificate& c = cache->get(view, *entry, report, data);
       if (!c.usable) continue;
       cleared = true;
-      if (use(ssl, c)) return entry == view.default_certificate() ? KROUTE_TLS_DEFAULT : KROUTE_TLS_HOST;
+      if (use(ssl, c)) return i == 0 && entry->host.length != 0 ? KROUTE_TLS_HOST : KROUTE_TLS_DEFAULT;
     }
     if (cleared) restore_static(ssl);
   } catch (...) {
@@ -477,7 +482,8 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t* cache, const kroute_sn
 }
 
 int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t* snapshot,
-                             const unsigned char* server_name, std::size_t len, SSL* ssl, const char** problem) {
+                             const unsigned char* server_name, std::size_t len, std::uint16_t scope, SSL* ssl,
+                             const char** problem) {
   namespace policy = kroute::policy;
   *problem = nullptr;
   if (snapshot == nullptr || len == 0) return 0;
@@ -489,7 +495,8 @@ int kroute_tls_client_verify(kroute_tls_cache_t* cache, const kroute_snapshot_t*
   try {
     const kroute::SnapshotView& view = view_of(snapshot);
     kroute::HostMatch how;
-    const kroute::format::HostEntry* host = view.find_host({reinterpret_cast<const char*>(server_name), len}, how);
+    const kroute::format::HostEntry* host =
+        view.find_host({reinterpret_cast<const char*>(server_name), len}, how, scope);
     if (host == nullptr) return 0;
     for (const kroute::format::PolicyRecord& record : view.policies(host->policies)) {
       if (record.kind != kroute::format::PolicyKind::kClientCert) continue;

@@ -28,7 +28,7 @@ typedef void (*kroute_tls_report_pt)(void *data, uint64_t fingerprint,
 typedef enum {
     KROUTE_TLS_STATIC = 0,   /* nothing usable in the table: keep nginx's certificate */
     KROUTE_TLS_HOST,         /* the host's (or its wildcard's) certificate */
-    KROUTE_TLS_DEFAULT       /* the table's default certificate */
+    KROUTE_TLS_DEFAULT       /* the scope's or the table's default certificate */
 } kroute_tls_choice_e;
 
 typedef struct {
@@ -45,21 +45,22 @@ void kroute_tls_cache_destroy(kroute_tls_cache_t *cache);
 
 /*
  * Sets the certificate for server_name (SNI, may be empty) from the snapshot
- * on ssl: exact host, one-label wildcard, then the table's default; an entry
- * that does not parse or does not match its key falls back to the next; an
- * expired certificate is served, as ingress-nginx does (the agent warns).
- * KROUTE_TLS_STATIC leaves ssl as it is.
+ * on ssl, among the hosts of `scope` (kroute_snapshot_scope() of the
+ * connection): exact host, one-label wildcard, the scope's default, then the
+ * table's default; an entry that does not parse or does not match its key
+ * falls back to the next; an expired certificate is served, as ingress-nginx
+ * does (the agent warns). KROUTE_TLS_STATIC leaves ssl as it is.
  */
 kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
     const kroute_snapshot_t *snapshot, const unsigned char *server_name,
-    size_t len, SSL *ssl, kroute_tls_report_pt report,
+    size_t len, uint16_t scope, SSL *ssl, kroute_tls_report_pt report,
     void *data);
 
 /*
  * Client certificates (kClientCert host records, routetable/policy/client_cert.h).
  *
  * kroute_tls_client_verify: in the certificate callback, after
- * kroute_tls_select. When the host server_name names has a kClientCert
+ * kroute_tls_select. When the host server_name names in `scope` has a kClientCert
  * record, the handshake asks for a certificate: the record's CA (parsed once
  * per worker, kept by a hash of its PEM) is the verify store and the list of
  * acceptable CA names, with its depth; the verdict is kept, never fails the
@@ -72,7 +73,7 @@ kroute_tls_choice_e kroute_tls_select(kroute_tls_cache_t *cache,
 
 int kroute_tls_client_verify(kroute_tls_cache_t *cache,
     const kroute_snapshot_t *snapshot, const unsigned char *server_name,
-    size_t len, SSL *ssl, const char **problem);
+    size_t len, uint16_t scope, SSL *ssl, const char **problem);
 
 /*
  * The session id context of a session whose handshake applied `record`: its

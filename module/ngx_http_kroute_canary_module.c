@@ -19,8 +19,6 @@ static ngx_int_t ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
     uint32_t count);
 static ngx_int_t ngx_http_kroute_canary_session(ngx_http_request_t *r,
     ngx_http_kroute_ctx_t *ctx, uint32_t canary);
-static ngx_str_t *ngx_http_kroute_canary_header(ngx_http_request_t *r,
-    kroute_str_t name);
 static ngx_int_t ngx_http_kroute_session_cookie_filter(ngx_http_request_t *r);
 
 
@@ -144,6 +142,7 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
     ngx_str_t               name, value, *header;
     kroute_str_t            s, h;
     ngx_int_t               session, keyword;
+    ngx_table_elt_t        *found;
     const kroute_policy_t  *p;
 
     session = ngx_http_kroute_canary_session(r, ctx, records[0].backend);
@@ -161,11 +160,14 @@ ngx_http_kroute_canary_chosen(ngx_http_request_t *r,
         switch (p->code) {
 
         case KROUTE_CANARY_BY_HEADER:
-            header = ngx_http_kroute_canary_header(r,
-                                           kroute_policy_str(&ctx->route, p->a));
-            if (header == NULL) {
+            s = kroute_policy_str(&ctx->route, p->a);
+            found = ngx_http_kroute_find_header(&r->headers_in.headers,
+                                                s.data, s.len);
+            if (found == NULL) {
                 break;
             }
+
+            header = &found->value;
 
             s = kroute_policy_str(&ctx->route, p->b);
 
@@ -299,38 +301,6 @@ ngx_http_kroute_canary_session(ngx_http_request_t *r,
     }
 
     return NGX_DECLINED;
-}
-
-
-static ngx_str_t *
-ngx_http_kroute_canary_header(ngx_http_request_t *r, kroute_str_t name)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == name.len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name.data, name.len)
-               == 0)
-        {
-            return &h[i].value;
-        }
-    }
 }
 
 

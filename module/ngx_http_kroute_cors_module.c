@@ -108,9 +108,7 @@ static const kroute_policy_t *
 ngx_http_kroute_cors_allowed(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
     ngx_str_t *origin)
 {
-    ngx_uint_t              i;
     kroute_str_t            origins;
-    ngx_list_part_t        *part;
     ngx_table_elt_t        *h;
     const kroute_policy_t  *cors;
 
@@ -131,38 +129,21 @@ ngx_http_kroute_cors_allowed(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
 
     /* the first Origin header, as nginx's $http_origin */
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                               sizeof("Origin") - 1) == 0)
-        {
-            break;
-        }
+    h = ngx_http_kroute_find_header(&r->headers_in.headers,
+                                    (u_char *) "Origin", sizeof("Origin") - 1);
+    if (h == NULL) {
+        return NULL;
     }
 
     origins = kroute_policy_str(&ctx->route, cors->a);
 
     if (!kroute_cors_origin_match(origins.data, origins.len,
-                                  h[i].value.data, h[i].value.len))
+                                  h->value.data, h->value.len))
     {
         return NULL;
     }
 
-    *origin = h[i].value;
+    *origin = h->value;
 
     return cors;
 }
@@ -254,31 +235,10 @@ static ngx_int_t
 ngx_http_kroute_cors_set(ngx_http_request_t *r, const char *name,
     size_t name_len, u_char *value, size_t len)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == name_len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, name_len) == 0)
-        {
-            h[i].hash = 0;
-        }
-    }
+    ngx_http_kroute_clear_headers(&r->headers_out.headers, (u_char *) name,
+                                  name_len);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {

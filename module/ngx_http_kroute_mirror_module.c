@@ -1,14 +1,17 @@
 /*
- * ngx_http_kroute_mirror_module: a route's kMirror record
- * (routetable/policy/mirror.h), as ingress-nginx's mirror-target: each
- * request of the rule is copied to the record's URL as a background
- * subrequest to the location with "kroute_mirror" (an internal one in
- * nginx.conf that proxies to $kroute_mirror_url with Host
- * $kroute_mirror_host). Precontent phase, as nginx's own mirror module: with
- * kMirrorRequestBody the request body is read first and the copy carries
- * it; without, the copy goes without a body. nginx sends the client its
- * answer without waiting for a background subrequest; the mirror's answer
- * is discarded.
+ * ngx_http_kroute_mirror_module: a route's kMirror records
+ * (routetable/policy/mirror.h), as ingress-nginx's mirror-target and the
+ * Gateway API's RequestMirror: each request of the rule is copied, once per
+ * record, as a background subrequest to the location with "kroute_mirror"
+ * (an internal one in nginx.conf that proxies to $kroute_mirror_url with
+ * Host $kroute_mirror_host). A record with a URL sends there; one with a
+ * backend sends to one of its ready endpoints, picked by the balancer. A
+ * record with a share copies only that part of the requests, drawn from the
+ * worker's random numbers. Precontent phase, as nginx's own mirror module:
+ * when a record has kMirrorRequestBody the request body is read first and
+ * those copies carry it; the others go without a body. nginx sends the
+ * client its answer without waiting for a background subrequest; the
+ * mirror's answer is discarded.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -37,9 +40,10 @@ static char *ngx_http_kroute_mirror(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_kroute_mirror_handler(ngx_http_request_t *r);
 static void ngx_http_kroute_mirror_body_handler(ngx_http_request_t *r);
-static const kroute_policy_t *ngx_http_kroute_mirror_record(
-    ngx_http_kroute_ctx_t *ctx);
+static ngx_uint_t ngx_http_kroute_mirror_flags(ngx_http_kroute_ctx_t *ctx);
 static ngx_int_t ngx_http_kroute_mirror_send(ngx_http_request_t *r);
+static ngx_int_t ngx_http_kroute_mirror_copy(ngx_http_request_t *r,
+    ngx_http_kroute_ctx_t *ctx, const kroute_policy_t *record);
 static ngx_int_t ngx_http_kroute_mirror_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -163,7 +167,7 @@ static ngx_int_t
 ngx_http_kroute_mirror_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    const kroute_policy_t         *record;
+    ngx_uint_t                     flags;
     ngx_http_kroute_ctx_t         *ctx;
     ngx_http_kroute_mirror_ctx_t  *mctx;
 
@@ -185,14 +189,14 @@ ngx_http_kroute_mirror_handler(ngx_http_request_t *r)
 
     /* once per request, also when an error page runs the phases again */
 
-    record = ngx_http_kroute_mirror_record(ctx);
-    if (record == NULL || ctx->mirrored) {
+    flags = ngx_http_kroute_mirror_flags(ctx);
+    if (flags == 0 || ctx->mirrored) {
         return NGX_DECLINED;
     }
 
     ctx->mirrored = 1;
 
-    if (!(record->flags & KROUTE_MIRROR_REQUEST_BODY)) {
+    if (!(flags & KROUTE_MIRROR_REQUEST_BODY)) {
         return ngx_http_kroute_mirror_send(r);
     }
 
@@ -236,29 +240,42 @@ ngx_http_kroute_mirror_body_handler(ngx_http_request_t *r)
 }
 
 
-static const kroute_policy_t *
-ngx_http_kroute_mirror_record(ngx_http_kroute_ctx_t *ctx)
+/*
+ * 0 when the route has no kMirror record; else the records' flags ORed, with
+ * bit 31 set (so that records without flags still count).
+ */
+
+static ngx_uint_t
+ngx_http_kroute_mirror_flags(ngx_http_kroute_ctx_t *ctx)
 {
+    uint32_t     i;
+    ngx_uint_t   flags;
+
     if (ctx->status || ctx->route.policy_count == 0) {
-        return NULL;
+        return 0;
     }
 
-    return kroute_policy_find(ctx->route.policies, ctx->route.policy_count,
-                              KROUTE_POLICY_MIRROR);
+    flags = 0;
+
+    for (i = 0; i < ctx->route.policy_count; i++) {
+        if (ctx->route.policies[i].kind == KROUTE_POLICY_MIRROR) {
+            flags |= 0x80000000 | ctx->route.policies[i].flags;
+        }
+    }
+
+    return flags;
 }
 
 
-/* The background subrequest; the request's phase result. */
+/* A copy for each record; the request's phase result. */
 
 static ngx_int_t
 ngx_http_kroute_mirror_send(ngx_http_request_t *r)
 {
-    kroute_str_t                         host;
-    ngx_http_request_t                  *sr;
+    uint32_t                             i;
+    ngx_int_t                            rc;
     const kroute_policy_t               *record;
-    kroute_template_ctx_t                tctx;
     ngx_http_kroute_ctx_t               *ctx;
-    ngx_http_kroute_mirror_copy_t       *copy;
     ngx_http_kroute_mirror_main_conf_t  *mmcf;
 
     mmcf = ngx_http_get_module_main_conf(r, ngx_http_kroute_mirror_module);
@@ -275,10 +292,52 @@ ngx_http_kroute_mirror_send(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    record = ngx_http_kroute_mirror_record(ctx);
-    if (record == NULL) {
+    if (ngx_http_kroute_mirror_flags(ctx) == 0) {
         return NGX_DECLINED;
     }
+
+    for (i = 0; i < ctx->route.policy_count; i++) {
+        record = &ctx->route.policies[i];
+
+        if (record->kind != KROUTE_POLICY_MIRROR) {
+            continue;
+        }
+
+        /* a share: this request is copied with probability value / 10^6 */
+
+        if (record->value
+            && kroute_table_random(ngx_http_kroute_table) % 1000000
+               >= record->value)
+        {
+            continue;
+        }
+
+        rc = ngx_http_kroute_mirror_copy(r, ctx, record);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* One background subrequest for `record`: NGX_OK (also when none can go). */
+
+static ngx_int_t
+ngx_http_kroute_mirror_copy(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
+    const kroute_policy_t *record)
+{
+    u_char                              *p;
+    ngx_str_t                            path;
+    kroute_str_t                         host;
+    kroute_endpoint_t                    endpoint;
+    ngx_http_request_t                  *sr;
+    kroute_template_ctx_t                tctx;
+    ngx_http_kroute_mirror_copy_t       *copy;
+    ngx_http_kroute_mirror_main_conf_t  *mmcf;
+
+    mmcf = ngx_http_get_module_main_conf(r, ngx_http_kroute_mirror_module);
 
     copy = ngx_palloc(r->pool, sizeof(ngx_http_kroute_mirror_copy_t));
     if (copy == NULL) {
@@ -288,15 +347,67 @@ ngx_http_kroute_mirror_send(ngx_http_request_t *r)
     ngx_http_kroute_template_ctx(r, ctx, &tctx);
 
     if (ngx_http_kroute_expand(r, kroute_policy_str(&ctx->route, record->a),
-                               &tctx, &copy->url)
+                               &tctx, &path)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (record->backend == KROUTE_NO_BACKEND) {
+        copy->url = path;
+
+    } else {
+        if (ctx->snapshot == NULL
+            || kroute_table_pick(ngx_http_kroute_table, ctx->snapshot,
+                                 record->backend, NULL, ngx_current_msec,
+                                 &endpoint)
+               != 0)
+        {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "kroute: mirror backend has no ready endpoint");
+            return NGX_OK;
+        }
+
+        /* http://ADDRESS:PORT or http://[ADDRESS]:PORT, then the path */
+
+        copy->url.data = ngx_pnalloc(r->pool, sizeof("http://[]:65535") - 1
+                                              + NGX_INET6_ADDRSTRLEN
+                                              + path.len);
+        if (copy->url.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p = ngx_cpymem(copy->url.data, "http://", sizeof("http://") - 1);
+
+        if (endpoint.family == 4) {
+            p = ngx_sprintf(p, "%ud.%ud.%ud.%ud",
+                            (ngx_uint_t) endpoint.address[0],
+                            (ngx_uint_t) endpoint.address[1],
+                            (ngx_uint_t) endpoint.address[2],
+                            (ngx_uint_t) endpoint.address[3]);
+        } else {
+#if (NGX_HAVE_INET6)
+            *p++ = '[';
+            p += ngx_inet6_ntop(endpoint.address, p, NGX_INET6_ADDRSTRLEN);
+            *p++ = ']';
+#else
+            return NGX_OK;
+#endif
+        }
+
+        p = ngx_sprintf(p, ":%ud", (ngx_uint_t) endpoint.port);
+        p = ngx_cpymem(p, path.data, path.len);
+        copy->url.len = p - copy->url.data;
+    }
+
     host = kroute_policy_str(&ctx->route, record->b);
-    copy->host.data = (u_char *) host.data;
-    copy->host.len = host.len;
+    if (host.len) {
+        copy->host.data = (u_char *) host.data;
+        copy->host.len = host.len;
+
+    } else {
+        copy->host = r->headers_in.server;
+    }
 
     if (ngx_http_subrequest(r, &mmcf->location, &r->args, &sr, NULL,
                             NGX_HTTP_SUBREQUEST_BACKGROUND)
@@ -320,7 +431,7 @@ ngx_http_kroute_mirror_send(ngx_http_request_t *r)
 
     ngx_http_set_ctx(sr, copy, ngx_http_kroute_mirror_module);
 
-    return NGX_DECLINED;
+    return NGX_OK;
 }
 
 

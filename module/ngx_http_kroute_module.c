@@ -22,6 +22,9 @@ static void ngx_http_kroute_refresh_handler(ngx_event_t *ev);
 static void ngx_http_kroute_log_poll(ngx_log_t *log, kroute_poll_e rc);
 static void ngx_http_kroute_cleanup(void *data);
 static ngx_http_kroute_ctx_t *ngx_http_kroute_find_ctx(ngx_http_request_t *r);
+static int ngx_http_kroute_header_value(void *data, const unsigned char *name,
+    size_t len, kroute_str_t *value);
+static unsigned char *ngx_http_kroute_scratch(void *data, size_t size);
 static ngx_int_t ngx_http_kroute_route_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kroute_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_kroute_str_variable(ngx_http_request_t *r,
@@ -562,6 +565,8 @@ ngx_http_kroute_routes(ngx_http_request_t *r)
 ngx_http_kroute_ctx_t *
 ngx_http_kroute_route_request(ngx_http_request_t *r)
 {
+    uint16_t                scope;
+    kroute_request_t        request;
     ngx_pool_cleanup_t     *cln;
     ngx_http_kroute_ctx_t  *ctx;
 
@@ -611,9 +616,28 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 
     ctx->generation = kroute_snapshot_generation(ctx->snapshot);
 
+    /* what rules with match conditions read: nothing is copied until asked */
+
+    request.method.data = r->method_name.data;
+    request.method.len = r->method_name.len;
+    request.args.data = r->args.data;
+    request.args.len = r->args.len;
+    request.header = ngx_http_kroute_header_value;
+    request.scratch = ngx_http_kroute_scratch;
+    request.data = r;
+
+    /*
+     * the scope: by the address and port the connection arrived on, as
+     * nginx already has them (the listening socket's, without a syscall)
+     */
+
+    scope = kroute_snapshot_scope(ctx->snapshot,
+                                  r->connection->local_sockaddr);
+
     kroute_snapshot_lookup(ctx->snapshot,
                            r->headers_in.server.data, r->headers_in.server.len,
-                           r->uri.data, r->uri.len, &ctx->route);
+                           r->uri.data, r->uri.len, &request, scope,
+                           &ctx->route);
 
     if (ctx->route.backend == KROUTE_NO_BACKEND) {
         ctx->status = NGX_HTTP_NOT_FOUND;
@@ -626,6 +650,104 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
     }
 
     return ctx;
+}
+
+
+/*
+ * A request header's value for match conditions: the first header of that
+ * name (any case), or all of them joined with ", " in the request's pool,
+ * as nginx's $http_* variables join them.
+ */
+
+static int
+ngx_http_kroute_header_value(void *data, const unsigned char *name, size_t len,
+    kroute_str_t *value)
+{
+    ngx_http_request_t *r = data;
+
+    u_char           *p;
+    size_t            total;
+    ngx_uint_t        i, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *first;
+
+    /* two passes: the count and length, then (repeated headers) the copy */
+
+    first = NULL;
+    found = 0;
+    total = 0;
+    p = NULL;
+
+    for ( ;; ) {
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].hash == 0 || h[i].key.len != len
+                || ngx_strncasecmp(h[i].key.data, (u_char *) name, len) != 0)
+            {
+                continue;
+            }
+
+            if (p) {
+                if (p != value->data) {
+                    *p++ = ','; *p++ = ' ';
+                }
+
+                p = ngx_cpymem(p, h[i].value.data, h[i].value.len);
+                continue;
+            }
+
+            if (first == NULL) {
+                first = &h[i];
+            }
+
+            found++;
+            total += h[i].value.len + (found > 1 ? 2 : 0);
+        }
+
+        if (found == 0) {
+            return 0;
+        }
+
+        if (found == 1) {
+            value->data = first->value.data;
+            value->len = first->value.len;
+            return 1;
+        }
+
+        if (p) {
+            value->len = total;
+            return 1;
+        }
+
+        p = ngx_pnalloc(r->pool, total);
+        if (p == NULL) {
+            return 0;
+        }
+
+        value->data = p;
+    }
+}
+
+
+static unsigned char *
+ngx_http_kroute_scratch(void *data, size_t size)
+{
+    ngx_http_request_t *r = data;
+
+    return ngx_pnalloc(r->pool, size ? size : 1);
 }
 
 
@@ -722,8 +844,6 @@ ngx_http_kroute_route_handler(ngx_http_request_t *r)
 ngx_uint_t
 ngx_http_kroute_https(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
 #if (NGX_HTTP_SSL)
@@ -736,14 +856,31 @@ ngx_http_kroute_https(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
         return 0;
     }
 
-    part = &r->headers_in.headers.part;
+    h = ngx_http_kroute_find_header(&r->headers_in.headers,
+                                    (u_char *) "X-Forwarded-Proto",
+                                    sizeof("X-Forwarded-Proto") - 1);
+
+    return h && h->value.len == 5
+           && ngx_strncasecmp(h->value.data, (u_char *) "https", 5) == 0;
+}
+
+
+ngx_table_elt_t *
+ngx_http_kroute_find_header(ngx_list_t *headers, const u_char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &headers->part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
-                break;
+                return NULL;
             }
 
             part = part->next;
@@ -751,17 +888,44 @@ ngx_http_kroute_https(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx)
             i = 0;
         }
 
-        if (h[i].key.len == sizeof("X-Forwarded-Proto") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Forwarded-Proto",
-                               sizeof("X-Forwarded-Proto") - 1) == 0)
+        if (h[i].hash != 0 && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
-            return h[i].value.len == 5
-                   && ngx_strncasecmp(h[i].value.data, (u_char *) "https", 5)
-                      == 0;
+            return &h[i];
         }
     }
+}
 
-    return 0;
+
+void
+ngx_http_kroute_clear_headers(ngx_list_t *headers, const u_char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &headers->part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            h[i].hash = 0;
+        }
+    }
 }
 
 
@@ -800,6 +964,7 @@ ngx_http_kroute_template_ctx(ngx_http_request_t *r,
     tctx->subject = tctx->uri;
     tctx->captures = ctx->route.captures;
     tctx->capture_count = ctx->route.capture_count;
+    tctx->prefix_length = ctx->route.prefix_length;
 }
 
 

@@ -14,7 +14,10 @@
  * ngx_http_kroute_deny_module.c, ngx_http_kroute_access_module.c,
  * ngx_http_kroute_auth_basic_module.c, ngx_http_kroute_auth_request_module.c,
  * ngx_http_kroute_client_cert_module.c, ngx_http_kroute_cors_module.c,
- * ngx_http_kroute_limit_module.c).
+ * ngx_http_kroute_limit_module.c; for the Gateway API
+ * ngx_http_kroute_split_module.c, ngx_http_kroute_request_header_module.c,
+ * ngx_http_kroute_response_header_module.c, and before every other policy
+ * ngx_http_kroute_server_name_module.c).
  */
 
 #ifndef _NGX_HTTP_KROUTE_MODULE_H_INCLUDED_
@@ -141,6 +144,9 @@ typedef struct {
     const kroute_policy_t        *affinity;     /* the session's kAffinity */
     uint64_t                      cookie_value;
     unsigned                      protocol:1;   /* the protocol policy ran */
+    unsigned                      split_done:1; /* the split policy chose */
+    /* the request header records are applied */
+    unsigned                      request_headers_done:1;
 } ngx_http_kroute_ctx_t;
 
 
@@ -231,6 +237,18 @@ char *ngx_http_kroute_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
  */
 const kroute_policy_t *ngx_http_kroute_backend_policy(
     ngx_http_kroute_ctx_t *ctx, uint16_t kind);
+/*
+ * The first header of a request's or response's list named `name` (any
+ * case) that is not deleted (hash 0), or NULL.
+ */
+ngx_table_elt_t *ngx_http_kroute_find_header(ngx_list_t *headers,
+    const u_char *name, size_t len);
+/*
+ * Deletes every response header named `name` (any case): nginx's header
+ * filters skip a header whose hash is 0.
+ */
+void ngx_http_kroute_clear_headers(ngx_list_t *headers, const u_char *name,
+    size_t len);
 /* The value of cookie `name` in the request, or NULL. */
 ngx_str_t *ngx_http_kroute_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);

@@ -249,6 +249,7 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
 {
     int                  client;
     size_t               len;
+    uint16_t             scope;
     const char          *name, *problem;
     ngx_connection_t    *c;
     kroute_snapshot_t   *snapshot;
@@ -270,14 +271,19 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
         return 1;
     }
 
+    /* the hosts of the scope the connection's local address chose */
+
+    scope = kroute_snapshot_scope(snapshot, c->local_sockaddr);
+
     choice = kroute_tls_select(ngx_http_kroute_tls_cache, snapshot,
-                               (const u_char *) name, len, ssl_conn, ngx_http_kroute_ssl_report, c);
+                               (const u_char *) name, len, scope, ssl_conn,
+                               ngx_http_kroute_ssl_report, c);
 
     /* the host's client certificates (auth-tls-*): never an open handshake */
 
     client = kroute_tls_client_verify(ngx_http_kroute_tls_cache, snapshot,
-                                      (const u_char *) name, len, ssl_conn,
-                                      &problem);
+                                      (const u_char *) name, len, scope,
+                                      ssl_conn, &problem);
 
     kroute_table_unpin(ngx_http_kroute_table, snapshot);
 
@@ -289,10 +295,11 @@ ngx_http_kroute_ssl_certificate(ngx_ssl_conn_t *ssl_conn, void *arg)
         return 0;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "kroute: certificate for \"%s\": %s", name ? name : "",
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "kroute: certificate for \"%s\" in scope %ui: %s",
+                   name ? name : "", (ngx_uint_t) scope,
                    choice == KROUTE_TLS_HOST ? "host"
-                   : choice == KROUTE_TLS_DEFAULT ? "table default"
+                   : choice == KROUTE_TLS_DEFAULT ? "a default"
                    : "fallback");
 
     /* otherwise never fail the handshake: the fallback certificate serves */

@@ -9,10 +9,12 @@
 #include <deque>
 #include <numeric>
 #include <unordered_map>
+#include <unordered_set>
 #include <stdexcept>
 #include <string_view>
 #include <tuple>
 
+#include "conditions.h"
 #include "format.h"
 #include "hashing.h"
 #include "host.h"
@@ -92,10 +94,12 @@ class StringPool {
   std::array<format::StrRef, 64> recent_{};  // length 0: empty slot
 };
 
+// Hosts are per scope: the same name in two scopes is two hosts that never meet.
 struct HostKey {
+  ScopeId scope;
   format::HostKind kind;
   std::string_view name;  // exact name, wildcard suffix, or "" for host-less; see stable_host()
-  bool operator<(const HostKey& other) const { return std::tie(kind, name) < std::tie(other.kind, other.name); }
+  bool operator==(const HostKey&) const = default;
 };
 
 // One host of the table and its TLS entry; its rules are the checked rules that name the group.
@@ -104,6 +108,8 @@ struct HostGroup {
   std::uint32_t tls = kNone;  // index into RouteModel::tls
   std::uint32_t rule_count = 0;
   bool regex = false;                      // some rule of the host has a regex path: all are patterns
+  bool any_depth = false;                  // a wildcard that matches any number of labels (Rule::any_depth)
+  bool isolated = false;                   // a miss does not fall through (Rule::isolated)
   std::vector<std::uint32_t> host_policies;  // indexes into RouteModel::host_policies, oldest first
 };
 
@@ -123,6 +129,8 @@ struct CheckedRule {
                           // regex host's pattern as written
   format::Match match;
   format::DeclaredType declared;
+  std::uint32_t conditions = kNone;  // its canonical conditions (an index into the build's sets), or none
+  std::uint32_t next = kNone;        // the next checked rule of the same (group, match, path), other conditions
 };
 
 format::DeclaredType declared_type(PathType type) {
@@ -139,10 +147,10 @@ std::string display_name(const HostKey& key) {
   return key.kind == format::HostKind::kWildcard ? "*." + std::string(key.name) : std::string(key.name);
 }
 
-HostKey host_key(std::string_view normalized) {
-  if (normalized.empty()) return {format::HostKind::kAny, ""};
-  if (normalized.starts_with("*.")) return {format::HostKind::kWildcard, normalized.substr(2)};
-  return {format::HostKind::kExact, normalized};
+HostKey host_key(ScopeId scope, std::string_view normalized) {
+  if (normalized.empty()) return {scope, format::HostKind::kAny, ""};
+  if (normalized.starts_with("*.")) return {scope, format::HostKind::kWildcard, normalized.substr(2)};
+  return {scope, format::HostKind::kExact, normalized};
 }
 
 // Normalized host names that live as long as a build: a view of the model's own string when it is
@@ -209,6 +217,30 @@ bool parse_address(const std::string& text, format::EndpointEntry& entry) {
     return true;
   }
   return false;
+}
+
+// A scope's local address as its ScopeEntry holds it; false when the address is neither "" nor an IP
+// literal. The unspecified addresses (0.0.0.0, ::) mean any address as "" does: nginx reports a wildcard
+// listen's connections with them, whatever address they arrived on. An IPv4-mapped IPv6 address is the
+// IPv4 address it maps, as SnapshotView::scope_for compares them.
+bool parse_local_address(const LocalAddress& local, format::ScopeEntry& entry) {
+  entry.port = local.port;
+  entry.family = 0;
+  std::memset(entry.address, 0, sizeof entry.address);
+  if (local.address.empty()) return true;
+  format::EndpointEntry parsed{};
+  if (!parse_address(local.address, parsed)) return false;
+  static constexpr std::uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (parsed.family == 6 && std::memcmp(parsed.address, kV4Mapped, sizeof kV4Mapped) == 0) {
+    std::memmove(parsed.address, parsed.address + 12, 4);
+    std::memset(parsed.address + 4, 0, 12);
+    parsed.family = 4;
+  }
+  if (std::all_of(std::begin(parsed.address), std::end(parsed.address), [](std::uint8_t b) { return b == 0; }))
+    return true;
+  entry.family = parsed.family;
+  std::memcpy(entry.address, parsed.address, sizeof entry.address);
+  return true;
 }
 
 format::TlsEntry tls_entry(StringPool& strings, std::string_view host, std::string_view secret_ns,
@@ -352,19 +384,62 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
   return out;
 }
 
+// Checks each scope's local addresses: `locals[s - 1]` are scope s's usable ones, as ScopeEntries (their
+// host-less host, certificate and name are filled in later). A scope without one can never be chosen.
+struct CheckedScopes {
+  std::vector<std::vector<format::ScopeEntry>> locals;
+
+  // "" when items may name `scope`; else why not.
+  std::string problem(ScopeId scope) const {
+    if (scope <= locals.size()) return {};
+    return "refers to scope " + std::to_string(scope) + ", but the table has " +
+           (locals.empty() ? std::string("no scopes") : "scopes 1 to " + std::to_string(locals.size()));
+  }
+  // Whether requests can reach the scope's hosts at all (the shared scope always).
+  bool reachable(ScopeId scope) const { return scope == kSharedScope || !locals[scope - 1].empty(); }
+};
+
+template <typename Report>
+CheckedScopes check_scopes(const RouteModel& model, Report&& report) {
+  constexpr std::size_t kMaxScopes = 0xffff;  // ScopeId is 16 bits; 0 is the shared scope
+  CheckedScopes out;
+  out.locals.resize(std::min(model.scopes.size(), kMaxScopes));
+  for (std::uint32_t i = 0; i < model.scopes.size(); ++i) {
+    if (i >= kMaxScopes) {
+      report(Item::kScope, i, "a table has at most 65535 scopes");
+      continue;
+    }
+    const Scope& scope = model.scopes[i];
+    for (std::uint32_t l = 0; l < scope.locals.size(); ++l) {
+      format::ScopeEntry entry{};
+      if (!parse_local_address(scope.locals[l], entry)) {
+        report(Item::kScope, i, "local address is neither \"\" (any) nor an IPv4 or IPv6 address: " + scope.locals[l].address, l);
+        continue;
+      }
+      entry.scope = static_cast<std::uint16_t>(i + 1);
+      out.locals[i].push_back(entry);
+    }
+  }
+  return out;
+}
+
 // `backend_ok[i]`: the model's backend i is usable; a record naming another one is not.
-std::string check_policies(const std::vector<PolicyRecord>& records, bool captures, const std::vector<bool>& backend_ok) {
+// `host_wide`: the records are a host's (HostPolicy), which may hold kinds that only hosts take.
+std::string check_policies(const std::vector<PolicyRecord>& records, bool captures, const std::vector<bool>& backend_ok,
+                           bool host_wide) {
   for (const PolicyRecord& record : records) {
     if (record.backend != kNoRecordBackend && (record.backend >= backend_ok.size() || !backend_ok[record.backend]))
       return std::string(policy::kind_name(record.kind)) + " policy: refers to a missing or invalid backend";
+    if (const policy::KindInfo* info = policy::kind_info(record.kind); !host_wide && info != nullptr && info->host_only)
+      return std::string(info->name) + " policy: applies to a whole host, not to a rule (a host policy)";
     if (std::string problem = policy::check_record(record, captures); !problem.empty())
       return std::string(policy::kind_name(record.kind)) + " policy: " + problem;
   }
   return {};
 }
 
-// The model's rules, then for each alias that takes effect (oldest Ingress first) a copy of every rule
-// of its host under the alias's name (kept in `names`; `aliases_of` lists them by host, normalized). An alias a rule already names, or that an older
+// The model's rules, then for each alias that takes effect (oldest Ingress first) a copy of every
+// shared-scope rule of its host under the alias's name (kept in `names`; `aliases_of` lists them by host, normalized). An alias a rule already names, or that an older
 // Ingress claimed, is reported and ignored.
 template <typename Report>
 std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::string>& names,
@@ -374,10 +449,12 @@ std::vector<RuleRef> expand_aliases(const RouteModel& model, std::deque<std::str
   refs.reserve(model.rules.size());
   for (std::uint32_t i = 0; i < model.rules.size(); ++i) refs.push_back({&model.rules[i], i, &model.rules[i].host, false});
   if (model.aliases.empty()) return refs;
+  // Aliases are of the shared scope: only its rules name hosts for them.
   std::unordered_map<std::string, std::vector<std::uint32_t>> rules_of;  // normalized host -> rule indexes
   std::string normalized;
   for (std::uint32_t i = 0; i < model.rules.size(); ++i) {
-    if (check_rule_host(model.rules[i].host, normalized).empty()) rules_of[normalized].push_back(i);
+    if (model.rules[i].scope == kSharedScope && check_rule_host(model.rules[i].host, normalized).empty())
+      rules_of[normalized].push_back(i);
   }
   std::vector<std::uint32_t> order(model.aliases.size());
   std::iota(order.begin(), order.end(), 0u);
@@ -441,6 +518,7 @@ const char* item_name(Item item) noexcept {
     case Item::kDefaultBackend: return "default backend";
     case Item::kHostPolicy: return "host policy";
     case Item::kAlias: return "host alias";
+    case Item::kScope: return "scope";
   }
   return "item";
 }
@@ -467,34 +545,40 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
   }
   const CheckedBackends backends_checked = check_backends(model, report);
+  const CheckedScopes scopes_checked = check_scopes(model, report);
 
-  // Hosts, found by (kind, name).
+  // Hosts, found by (scope, kind, name). Every item that makes one names at most one (an alias copy too).
   std::vector<HostGroup> groups;
-  HashIndex group_index(model.rules.size() + model.tls.size());
+  HashIndex group_index(model.rules.size() + model.tls.size() + model.host_policies.size() + model.aliases.size());
   StableHosts stable_hosts;
   auto group_of = [&](HostKey key) {
     const auto fresh = static_cast<std::uint32_t>(groups.size());
-    const std::uint32_t id =
-        group_index.find_or_insert(path_hash(static_cast<std::uint32_t>(key.kind), format::Match::kExact, key.name),
-                                   fresh, [&](std::uint32_t g) {
-                                     return groups[g].key.kind == key.kind && groups[g].key.name == key.name;
-                                   });
+    const std::uint32_t id = group_index.find_or_insert(
+        path_hash(static_cast<std::uint32_t>(key.kind) | std::uint32_t{key.scope} << 8, format::Match::kExact, key.name),
+        fresh, [&](std::uint32_t g) { return groups[g].key == key; });
     if (id == fresh) groups.push_back({key, kNone, 0});
     return id;
   };
   // Consecutive rules usually share a host; remember the last one checked.
   const std::string* last_host = nullptr;
+  ScopeId last_scope = kSharedScope;
   std::uint32_t last_group = kNone;
   std::string last_host_error;
-  auto group_of_host = [&](const std::string& raw, std::string& error) {
-    if (last_host == nullptr || raw != *last_host) {
+  auto group_of_host = [&](ScopeId scope, const std::string& raw, std::string& error) {
+    if (last_host == nullptr || raw != *last_host || scope != last_scope) {
       std::string_view normalized;
       last_host_error = raw.empty() ? std::string() : stable_hosts.check(raw, normalized);
       last_host = &raw;
-      last_group = last_host_error.empty() ? group_of(host_key(normalized)) : kNone;
+      last_scope = scope;
+      last_group = last_host_error.empty() ? group_of(host_key(scope, normalized)) : kNone;
     }
     error = last_host_error;
     return last_group;
+  };
+  // Items of a scope no request can reach (none of its local addresses is usable) are left out
+  // quietly: the scope's own diagnostics say why. Those naming a scope the model lacks are reported.
+  const auto scope_usable = [&](ScopeId scope) {
+    return scopes_checked.problem(scope).empty() && scopes_checked.reachable(scope);
   };
 
   // The rules to build: the model's, then each alias's copies of its host's rules.
@@ -503,11 +587,19 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   const std::vector<RuleRef> refs = expand_aliases(model, alias_names, aliases_of, report);
 
   // Hosts with a regex rule match all their paths by regex: known before any path is checked.
+  // Wildcards that match any depth are known the same way.
+  bool any_depth_hosts = false;
   for (const RuleRef& ref : refs) {
-    if (!ref.rule->regex) continue;
+    if (!ref.rule->regex && !ref.rule->any_depth && !ref.rule->isolated) continue;
+    if (!scope_usable(ref.rule->scope)) continue;
     std::string host_error;
-    const std::uint32_t group = group_of_host(*ref.host, host_error);
-    if (host_error.empty()) groups[group].regex = true;
+    const std::uint32_t group = group_of_host(ref.rule->scope, *ref.host, host_error);
+    if (!host_error.empty()) continue;
+    if (ref.rule->regex) groups[group].regex = true;
+    if (ref.rule->isolated) groups[group].isolated = true;
+    if (ref.rule->any_depth && groups[group].key.kind == format::HostKind::kWildcard) {
+      groups[group].any_depth = any_depth_hosts = true;
+    }
   }
 
   // Rules: check, normalize, then settle collisions on (host, match, path).
@@ -515,6 +607,12 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   checked.reserve(refs.size());
   std::vector<std::pair<std::uint32_t, std::uint32_t>> rule_losers;  // (ref, checked index of the winner)
   HashIndex rule_index(refs.size());
+  // Rules of one (host, match, path) with other conditions all stay: they are tried in precedence order.
+  std::vector<std::vector<MatchCondition>> condition_sets;  // canonical; CheckedRule::conditions indexes it
+  const auto same_conditions = [&](std::uint32_t a, std::uint32_t b) {
+    return a == kNone || b == kNone ? a == b : condition_sets[a] == condition_sets[b];
+  };
+  bool chained = false;
   // Rules in a row usually carry the same records: checked once (regex or not changes the check).
   const std::vector<PolicyRecord>* checked_records = nullptr;
   bool checked_regex = false;
@@ -533,8 +631,13 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       skip("rule refers to a missing or invalid backend");
       continue;
     }
+    if (std::string problem = scopes_checked.problem(rule.scope); !problem.empty()) {
+      skip("rule " + problem);
+      continue;
+    }
+    if (!scopes_checked.reachable(rule.scope)) continue;
     std::string host_error;
-    const std::uint32_t group = group_of_host(*ref.host, host_error);
+    const std::uint32_t group = group_of_host(rule.scope, *ref.host, host_error);
     if (!host_error.empty()) {
       skip(std::move(host_error));
       continue;
@@ -549,12 +652,22 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
     if (!rule.policies.empty() &&
         !(checked_records != nullptr && checked_regex == regex && *checked_records == rule.policies)) {
-      if (std::string problem = check_policies(rule.policies, regex, backends_checked.ok); !problem.empty()) {
+      if (std::string problem = check_policies(rule.policies, regex, backends_checked.ok, false); !problem.empty()) {
         skip(std::move(problem));
         continue;
       }
       checked_records = &rule.policies;
       checked_regex = regex;
+    }
+    std::uint32_t conditions = kNone;
+    if (!rule.conditions.empty()) {
+      CanonicalConditions canonical = canonical_conditions(rule.conditions);
+      if (!canonical.problem.empty()) {
+        skip(std::move(canonical.problem));
+        continue;
+      }
+      conditions = static_cast<std::uint32_t>(condition_sets.size());
+      condition_sets.push_back(std::move(canonical.conditions));
     }
     // On a regex host the type does not change how a path matches: one pattern, one rule.
     const format::Match match =
@@ -564,20 +677,51 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       return checked[c].group == group && checked[c].match == match && checked[c].path == path;
     });
     if (held == fresh) {
-      checked.push_back({i, group, path, match, declared_type(rule.type)});
+      checked.push_back({i, group, path, match, declared_type(rule.type), conditions});
       ++groups[group].rule_count;
       continue;
     }
-    CheckedRule& current = checked[held];
+    // Two rules collide only when their conditions are equal too; else the new one joins the key's chain.
+    std::uint32_t same = held;
+    while (!same_conditions(checked[same].conditions, conditions) && checked[same].next != kNone)
+      same = checked[same].next;
+    if (!same_conditions(checked[same].conditions, conditions)) {
+      checked[same].next = fresh;  // `same` is the last of the chain
+      checked.push_back({i, group, path, match, declared_type(rule.type), conditions});
+      ++groups[group].rule_count;
+      chained = true;
+      continue;
+    }
+    CheckedRule& current = checked[same];
     const RuleRef& current_ref = refs[current.ref];
     if (older(model, rule.source, i, current_ref.rule->source, current.ref)) {
-      rule_losers.push_back({current.ref, held});
+      rule_losers.push_back({current.ref, same});
       current.ref = i;
       current.declared = declared_type(rule.type);
     } else {
-      rule_losers.push_back({i, held});
+      rule_losers.push_back({i, same});
     }
   }
+  // Where a chain stands among a regex host's patterns: where its oldest rule would (ingress-nginx orders
+  // regex locations by length, then by the older Ingress). Without chains a rule stands for itself.
+  std::vector<std::uint32_t> chain_oldest;
+  if (chained) {
+    chain_oldest.resize(checked.size());
+    std::vector<bool> has_previous(checked.size(), false);
+    for (const CheckedRule& c : checked) {
+      if (c.next != kNone) has_previous[c.next] = true;
+    }
+    for (std::uint32_t head = 0; head < checked.size(); ++head) {
+      if (has_previous[head]) continue;
+      std::uint32_t oldest = checked[head].ref;
+      for (std::uint32_t c = checked[head].next; c != kNone; c = checked[c].next) {
+        const std::uint32_t ref = checked[c].ref;
+        if (older(model, refs[ref].rule->source, ref, refs[oldest].rule->source, oldest)) oldest = ref;
+      }
+      for (std::uint32_t c = head; c != kNone; c = checked[c].next) chain_oldest[c] = oldest;
+    }
+  }
+  const auto oldest_of = [&](std::uint32_t c) { return chain_oldest.empty() ? checked[c].ref : chain_oldest[c]; };
   // Reported once settled, against the rule that is served (the model's order decides only which
   // comparisons happen, not what wins). A collision among alias copies repeats one of the originals.
   for (const auto& [loser, held] : rule_losers) {
@@ -595,26 +739,32 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kHostPolicy, i, "host policy refers to a missing or invalid source");
       continue;
     }
+    if (std::string problem = scopes_checked.problem(policy.scope); !problem.empty()) {
+      report(Item::kHostPolicy, i, "host policy " + problem);
+      continue;
+    }
     std::string_view host;
     if (std::string error = stable_hosts.check(policy.host, host); !error.empty()) {
       report(Item::kHostPolicy, i, std::move(error));
       continue;
     }
-    if (std::string problem = check_policies(policy.records, false, backends_checked.ok); !problem.empty()) {
+    if (std::string problem = check_policies(policy.records, false, backends_checked.ok, true); !problem.empty()) {
       report(Item::kHostPolicy, i, std::move(problem));
       continue;
     }
-    HostGroup& group = groups[group_of(host_key(host))];
+    if (!scopes_checked.reachable(policy.scope)) continue;
+    HostGroup& group = groups[group_of(host_key(policy.scope, host))];
     if (policy.unless_routed && group.rule_count != 0) {
       report(Item::kHostPolicy, i, "not applied: a rule names host " + display_name(group.key));
       continue;
     }
     group.host_policies.push_back(i);
     // An alias is the same server: it gets the host's records too (not a www redirect, which names
-    // a host without rules of its own).
-    if (policy.unless_routed) continue;
+    // a host without rules of its own). Aliases are of the shared scope.
+    if (policy.unless_routed || policy.scope != kSharedScope) continue;
     if (auto aliases = aliases_of.find(std::string(host)); aliases != aliases_of.end()) {
-      for (const std::string& alias : aliases->second) groups[group_of(host_key(alias))].host_policies.push_back(i);
+      for (const std::string& alias : aliases->second)
+        groups[group_of(host_key(kSharedScope, alias))].host_policies.push_back(i);
     }
   }
   for (HostGroup& group : groups) {
@@ -632,6 +782,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kTls, i, "tls entry refers to a missing or invalid source");
       continue;
     }
+    if (std::string problem = scopes_checked.problem(tls.scope); !problem.empty()) {
+      report(Item::kTls, i, "tls entry " + problem);
+      continue;
+    }
     if (std::string error = stable_hosts.check(tls.host, host); !error.empty()) {
       report(Item::kTls, i, std::move(error));
       continue;
@@ -644,7 +798,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       report(Item::kTls, i, "tls entry needs both a certificate chain and a key, or neither");
       continue;
     }
-    const std::uint32_t g = group_of(host_key(host));
+    if (!scopes_checked.reachable(tls.scope)) continue;
+    const std::uint32_t g = group_of(host_key(tls.scope, host));
     HostGroup& group = groups[g];
     if (group.tls == kNone) {
       group.tls = i;
@@ -669,7 +824,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   }
 
   // Hosts in a stable order, whatever order the model came in (the keys sorted in one array, not
-  // through indexes into the groups).
+  // through indexes into the groups): the shared scope's first, then scope 1's, ...
   // The first 8 bytes of a name, big-endian, order names as their bytes do; most comparisons end there.
   struct OrderedHost {
     std::uint64_t prefix;
@@ -685,6 +840,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   host_order.reserve(groups.size());
   for (std::uint32_t g = 0; g < groups.size(); ++g) host_order.push_back({prefix_of(groups[g].key.name), groups[g].key, g});
   std::sort(host_order.begin(), host_order.end(), [](const OrderedHost& a, const OrderedHost& b) {
+    if (a.key.scope != b.key.scope) return a.key.scope < b.key.scope;
     if (a.key.kind != b.key.kind) return a.key.kind < b.key.kind;
     if (a.prefix != b.prefix) return a.prefix < b.prefix;
     return a.key.name < b.key.name;
@@ -700,8 +856,9 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
 
   std::size_t policy_strings = 0;
   for (const Rule& rule : model.rules) policy_strings += 2 * rule.policies.size();
+  for (const std::vector<MatchCondition>& set : condition_sets) policy_strings += 2 * set.size();
   for (const HostPolicy& policy : model.host_policies) policy_strings += 2 * policy.records.size();
-  StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 2 * checked.size() + 3 * model.backends.size() +
+  StringPool strings(groups.size() + 5 * (model.tls.size() + 1) + 6 * model.scopes.size() + 2 * checked.size() + 3 * model.backends.size() +
                      2 * model.sources.size() + policy_strings);
   std::vector<std::uint32_t> backend_map(model.backends.size(), kNone);
   std::vector<std::uint32_t> source_map(model.sources.size(), kNone);
@@ -758,9 +915,12 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   };
   // A rule's records with policy::kIfHostHasTls settled: kept without the flag when the host has a TLS
   // entry (its own, or its one-label wildcard's), else dropped.
-  std::unordered_map<std::string_view, bool> wildcard_tls;  // wildcard suffix -> has a TLS entry
+  struct WildcardHash {
+    std::size_t operator()(const HostKey& key) const noexcept { return host_hash(key.name, key.scope); }
+  };
+  std::unordered_set<HostKey, WildcardHash> wildcard_tls;  // wildcard hosts with a TLS entry
   for (const HostGroup& group : groups) {
-    if (group.key.kind == format::HostKind::kWildcard && group.tls != kNone) wildcard_tls[group.key.name] = true;
+    if (group.key.kind == format::HostKind::kWildcard && group.tls != kNone) wildcard_tls.insert(group.key);
   }
   std::vector<PolicyRecord> settled;
   // Rule after rule usually carries the same records (ssl-redirect's alone, on most): the last answer
@@ -778,7 +938,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       const std::size_t dot = group.key.name.find('.');
       if (dot != std::string_view::npos) parent = group.key.name.substr(dot + 1);
     }
-    const bool tls = conditional && (group.tls != kNone || (!parent.empty() && wildcard_tls.count(parent) != 0));
+    const bool tls =
+        conditional && (group.tls != kNone ||
+                        (!parent.empty() &&
+                         wildcard_tls.count({group.key.scope, format::HostKind::kWildcard, parent}) != 0));
     if (last_records != nullptr && last_tls == tls && *last_records == records) return last_set;
     last_records = &records;
     last_tls = tls;
@@ -797,8 +960,28 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   std::vector<format::HostEntry> hosts;
   std::vector<format::RuleEntry> rules;
   std::vector<format::TlsEntry> tls_entries;
+  // One range per rule once any rule has conditions; none at all in a table without them.
+  std::vector<format::ConditionEntry> condition_entries;
+  std::vector<format::ConditionRange> rule_conditions;
+  if (!condition_sets.empty()) rule_conditions.assign(checked.size(), {0, 0});
+  // Precedence among rules of one (host, match, path): a method first, then more headers, then more query
+  // parameters (Gateway API), then the older source, then the model's order.
+  const auto weight_of = [&](const CheckedRule& c) {
+    return c.conditions == kNone ? ConditionWeight{} : condition_weight(condition_sets[c.conditions]);
+  };
+  const auto chain_before = [&](const CheckedRule& a, const CheckedRule& b) {
+    const ConditionWeight wa = weight_of(a);
+    const ConditionWeight wb = weight_of(b);
+    if (wa.method != wb.method) return wa.method;
+    if (wa.headers != wb.headers) return wa.headers > wb.headers;
+    if (wa.queries != wb.queries) return wa.queries > wb.queries;
+    return older(model, refs[a.ref].rule->source, a.ref, refs[b.ref].rule->source, b.ref);
+  };
+  const auto same_key = [](const CheckedRule& a, const CheckedRule& b) {
+    return a.group == b.group && a.match == b.match && a.path == b.path;
+  };
   std::vector<std::pair<std::uint64_t, std::uint32_t>> exact_index, wildcard_index, path_index;
-  std::uint32_t any_host = kNone;
+  std::vector<std::uint32_t> any_host(scopes_checked.locals.size() + 1, kNone);  // by scope
   hosts.reserve(groups.size());
   rules.reserve(checked.size());
   path_index.reserve(checked.size());
@@ -811,10 +994,13 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     const auto host_number = static_cast<std::uint32_t>(hosts.size());
     format::HostEntry host{};
     host.name = strings.add(key.name);
-    host.hash = host_hash(key.name);
+    host.hash = host_hash(key.name, key.scope);
+    host.scope = key.scope;
     set_key(host.key, key.name);
     host.kind = key.kind;
-    host.flags = group.regex ? format::kRegexPaths : 0;
+    host.flags = static_cast<std::uint8_t>((group.regex ? format::kRegexPaths : 0) |
+                                           (group.any_depth ? format::kAnyDepth : 0) |
+                                           (group.isolated ? format::kIsolated : 0));
     host.first_rule = static_cast<std::uint32_t>(rules.size());
     host.rule_count = group.rule_count;
     host.tls = kNone;
@@ -829,26 +1015,36 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     }
     if (group.regex) {
       // As ingress-nginx orders regex locations: longest path first, then the older Ingress. Lookup
-      // tries them in this order.
+      // tries them in this order; the rules of one pattern (a chain) stay together.
       std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
         const CheckedRule& a = checked[x];
         const CheckedRule& b = checked[y];
         if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
-        return older(model, refs[a.ref].rule->source, a.ref, refs[b.ref].rule->source, b.ref);
+        if (a.path != b.path) {
+          const std::uint32_t ra = oldest_of(x);
+          const std::uint32_t rb = oldest_of(y);
+          return older(model, refs[ra].rule->source, ra, refs[rb].rule->source, rb);
+        }
+        return chain_before(a, b);
       });
     } else {
-      // Precedence order: longest path first, Exact before Prefix on a tie. Lookup uses the hash
-      // tables, so this order is for dump and for anyone reading the snapshot.
+      // Precedence order: longest path first, Exact before Prefix on a tie, then a key's chain in its
+      // order. Lookup finds a key by the hash tables, so only a chain's order matters to it.
       std::sort(first, last, [&](std::uint32_t x, std::uint32_t y) {
         const CheckedRule& a = checked[x];
         const CheckedRule& b = checked[y];
         if (a.path.size() != b.path.size()) return a.path.size() > b.path.size();
         if (a.match != b.match) return a.match < b.match;
-        return a.path < b.path;
+        if (const int order = a.path.compare(b.path); order != 0) return order < 0;
+        return chain_before(a, b);
       });
     }
+    bool chained_from_previous = false;
     for (auto it = first; it != last; ++it) {
       const CheckedRule& rule = checked[*it];
+      const bool chain_head = !chained_from_previous;
+      const bool chain_next = it + 1 != last && same_key(rule, checked[*(it + 1)]);
+      chained_from_previous = chain_next;
       const Rule& declared = *refs[rule.ref].rule;
       format::RuleEntry entry{};
       entry.path = strings.add(rule.path);
@@ -862,6 +1058,15 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       entry.backend = use_backend(declared.backend);
       entry.source = use_source(declared.source);
       entry.policies = rule_set(declared.policies, group);
+      entry.flags = chain_next ? std::uint16_t{format::kChainNext} : std::uint16_t{0};
+      if (rule.conditions != kNone) {
+        entry.flags |= format::kHasConditions;
+        const std::vector<MatchCondition>& set = condition_sets[rule.conditions];
+        rule_conditions[rules.size()] = {static_cast<std::uint32_t>(condition_entries.size()),
+                                         static_cast<std::uint32_t>(set.size())};
+        for (const MatchCondition& c : set)
+          condition_entries.push_back({strings.add(c.name), strings.add(c.value), c.kind, {}});
+      }
       const auto length = static_cast<std::uint32_t>(rule.path.size());
       // Patterns are not probed by length: the bounds are for hashed lookups only.
       if (!group.regex && rule.match == format::Match::kPrefix) {
@@ -869,7 +1074,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       } else if (!group.regex) {
         host.max_exact_length = std::max(host.max_exact_length, length);
       }
-      path_index.emplace_back(entry.hash, static_cast<std::uint32_t>(rules.size()));
+      if (chain_head) path_index.emplace_back(entry.hash, static_cast<std::uint32_t>(rules.size()));
       rules.push_back(entry);
     }
     if (group.tls != kNone) {
@@ -882,7 +1087,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     switch (key.kind) {
       case format::HostKind::kExact: exact_index.emplace_back(host.hash, host_number); break;
       case format::HostKind::kWildcard: wildcard_index.emplace_back(host.hash, host_number); break;
-      case format::HostKind::kAny: any_host = host_number; break;
+      case format::HostKind::kAny: any_host[key.scope] = host_number; break;
     }
     hosts.push_back(host);
   }
@@ -891,6 +1096,24 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   if (!model.default_certificate.chain_pem.empty()) {
     default_tls = static_cast<std::uint32_t>(tls_entries.size());
     tls_entries.push_back(tls_entry(strings, "", "", "", model.default_certificate, kNone));
+  }
+  // Each scope's entries, one per usable local address, with what its lookups need.
+  std::vector<format::ScopeEntry> scope_entries;
+  for (std::size_t i = 0; i < scopes_checked.locals.size(); ++i) {
+    if (scopes_checked.locals[i].empty()) continue;
+    const Scope& scope = model.scopes[i];
+    std::uint32_t scope_tls = kNone;
+    if (!scope.default_certificate.chain_pem.empty()) {
+      scope_tls = static_cast<std::uint32_t>(tls_entries.size());
+      tls_entries.push_back(tls_entry(strings, "", "", "", scope.default_certificate, kNone));
+    }
+    const format::StrRef name = strings.add(scope.name);
+    for (format::ScopeEntry entry : scopes_checked.locals[i]) {
+      entry.any_host = any_host[i + 1];
+      entry.default_tls = scope_tls;
+      entry.name = name;
+      scope_entries.push_back(entry);
+    }
   }
 
   const std::vector<std::uint32_t> host_slots = make_slots(exact_index);
@@ -901,7 +1124,10 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                         rules.size() * sizeof(format::RuleEntry) + backends.size() * sizeof(format::BackendEntry) +
                         endpoints.size() * sizeof(format::EndpointEntry) + sources.size() * sizeof(format::SourceEntry) +
                         tls_entries.size() * sizeof(format::TlsEntry) + policy_sets.size() * sizeof(format::PolicySet) +
-                        policy_records.size() * sizeof(format::PolicyRecord) + format::kSectionCount * format::kEntryAlign);
+                        policy_records.size() * sizeof(format::PolicyRecord) +
+                        condition_entries.size() * sizeof(format::ConditionEntry) +
+                        rule_conditions.size() * sizeof(format::ConditionRange) +
+                        scope_entries.size() * sizeof(format::ScopeEntry) + format::kSectionCount * format::kEntryAlign);
   writer.raw_section(format::kStrings, strings.bytes().data(), strings.bytes().size(), strings.bytes().size());
   writer.section(format::kHosts, hosts, format::kEntryAlign);
   writer.section(format::kHostSlots, host_slots);
@@ -914,6 +1140,9 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   writer.section(format::kTls, tls_entries);
   writer.section(format::kPolicySets, policy_sets);
   writer.section(format::kPolicyRecords, policy_records);
+  writer.section(format::kConditions, condition_entries);
+  writer.section(format::kRuleConditions, rule_conditions);
+  writer.section(format::kScopes, scope_entries);
 
   format::Header header{};
   header.magic = format::kMagic;
@@ -925,10 +1154,11 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
           : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count());
-  header.any_host = any_host;
+  header.any_host = any_host[kSharedScope];
   header.default_backend = default_backend;
   header.default_tls = default_tls;
-  header.flags = model.use_forwarded_headers ? std::uint32_t{format::kUseForwardedHeaders} : 0u;
+  header.flags = (model.use_forwarded_headers ? std::uint32_t{format::kUseForwardedHeaders} : 0u) |
+                 (any_depth_hosts ? std::uint32_t{format::kAnyDepthHosts} : 0u);
   result.bytes = writer.finish(header);
   result.stats = {hosts.size(),         rules.size(),       backends.size(),       endpoints.size(),
                   tls_entries.size(),   policy_sets.size(), policy_records.size()};

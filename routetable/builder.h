@@ -11,10 +11,11 @@
 
 namespace kroute {
 
-enum class Item { kRule, kBackend, kEndpoint, kTls, kSource, kDefaultBackend, kHostPolicy, kAlias };
+enum class Item { kRule, kBackend, kEndpoint, kTls, kSource, kDefaultBackend, kHostPolicy, kAlias, kScope };
 
 // Something in the model that was skipped. `index` is the item's index in its model vector; for
-// endpoints, `index` is the backend and `sub_index` the endpoint within it.
+// endpoints, `index` is the backend and `sub_index` the endpoint within it; for a scope's local address,
+// `index` is the scope's index in RouteModel::scopes (its ScopeId - 1) and `sub_index` the local address.
 struct Diagnostic {
   Item item;
   std::uint32_t index = 0;

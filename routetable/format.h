@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 5;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry
+inline constexpr std::uint32_t kVersion = 7;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry; 6: match conditions and rule chains, split and header-modifier kinds; 7: scopes (a host's scope, the scopes section), the server-name kind
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -38,6 +38,9 @@ enum Section : std::uint32_t {
   kTls,             // TlsEntry[]: certificate references per host
   kPolicySets,      // PolicySet[]: a rule's or a host's records, a range of kPolicyRecords
   kPolicyRecords,   // PolicyRecord[]: what a route does besides choosing a backend (routetable/policy/)
+  kConditions,      // ConditionEntry[]: what a request must have besides host and path, grouped by rule
+  kRuleConditions,  // ConditionRange[]: one per rule (its conditions), or none when no rule has any
+  kScopes,          // ScopeEntry[]: one per (scope, local address), scope 1's first; none without scopes
   kSectionCount
 };
 
@@ -54,7 +57,7 @@ struct Header {
   std::uint64_t total_size;     // the whole file
   std::uint64_t checksum;       // XXH3-64 over bytes [header_size, total_size)
   std::uint64_t built_unix_ms;  // when the builder made it, for "snapshot age"
-  std::uint32_t any_host;       // host index of the host-less rules, or kNone
+  std::uint32_t any_host;       // host index of the shared scope's host-less rules, or kNone
   std::uint32_t default_backend;  // backend index, or kNone
   std::uint32_t default_tls;      // TlsEntry index of the default certificate, or kNone
   std::uint32_t flags;            // TableFlags
@@ -63,7 +66,9 @@ struct Header {
 
 // kUseForwardedHeaders: the X-Forwarded-Proto a request carries is its scheme (the cluster's proxy in
 // front of nginx ended TLS), as ingress-nginx's use-forwarded-headers.
-enum TableFlags : std::uint32_t { kUseForwardedHeaders = 1 };
+// kAnyDepthHosts: some wildcard host has kAnyDepth, so a lookup that found no one-label wildcard strips
+// further labels (tables without any cost nothing more).
+enum TableFlags : std::uint32_t { kUseForwardedHeaders = 1, kAnyDepthHosts = 2 };
 
 struct StrRef {
   std::uint32_t offset;
@@ -74,14 +79,18 @@ enum class HostKind : std::uint8_t { kExact = 0, kWildcard = 1, kAny = 2 };
 
 // kRegexPaths: every rule path of the host is a case-insensitive regular expression anchored at the
 // start, tried in the host's rule order (ingress-nginx's use-regex / rewrite-target, host-wide).
-enum HostFlags : std::uint8_t { kRegexPaths = 1 };
+// kAnyDepth: a wildcard host that matches any number of labels before its suffix (the Gateway API's
+// `*.example.com` covers a.b.example.com too); other wildcards match one label, as Ingress wildcards do.
+// kIsolated: when none of the host's rules matches, the lookup ends there (no wildcard, no host-less rules):
+// a Gateway API listener serves only the routes attached to it (Rule::isolated).
+enum HostFlags : std::uint8_t { kRegexPaths = 1, kAnyDepth = 2, kIsolated = 4 };
 
 struct HostEntry {
   StrRef name;                   // "a.example.com"; for wildcards the suffix "example.com"; "" for any
-  std::uint64_t hash;            // hash of name, as used in the slot tables
+  std::uint64_t hash;            // host_hash(name, scope), as used in the slot tables
   HostKind kind;
   std::uint8_t flags;            // HostFlags
-  std::uint16_t reserved;
+  std::uint16_t scope;           // the scope whose lookups find it (model.h's ScopeId); 0: the shared scope
   std::uint32_t first_rule;
   std::uint32_t rule_count;
   std::uint32_t tls;             // TlsEntry index or kNone
@@ -95,6 +104,12 @@ enum class Match : std::uint8_t { kExact = 0, kPrefix = 1 };
 // The pathType as the Ingress declared it (ImplementationSpecific matches as Prefix).
 enum class DeclaredType : std::uint8_t { kExact = 0, kPrefix = 1, kImplementationSpecific = 2 };
 
+// kHasConditions: the rule matches only when its conditions hold (kRuleConditions[rule]).
+// kChainNext: the next rule has the same host, match and path (other conditions) and is tried when this
+// one's conditions fail. Such rules are stored consecutively in precedence order; the path slots point to
+// the first. A rule with neither flag (every Ingress rule) costs a lookup one test of `flags`.
+enum RuleFlags : std::uint16_t { kHasConditions = 1, kChainNext = 2 };
+
 struct RuleEntry {
   // normalized: Prefix paths without trailing slashes, "/" as ""; on a kRegexPaths host the pattern
   StrRef path;
@@ -102,7 +117,7 @@ struct RuleEntry {
   std::uint32_t host;
   Match match;
   DeclaredType declared;
-  std::uint16_t reserved;
+  std::uint16_t flags;           // RuleFlags
   StrRef declared_path;          // the path as written in the Ingress, for dump and logs
   std::uint32_t backend;
   std::uint32_t source;
@@ -151,6 +166,39 @@ struct TlsEntry {
   std::uint32_t reserved;
 };
 
+// Where the connections of a scope arrive (model.h's Scope and LocalAddress): one entry per local address
+// of each scope, in the model's order (so by scope). A connection belongs to the scope of the first entry
+// whose address and port both match its local address and port (SnapshotView::scope_for). Every entry of
+// one scope names the same host-less host, default certificate and name.
+struct ScopeEntry {
+  std::uint8_t family;           // 0: any address; 4 or 6
+  std::uint8_t reserved;
+  std::uint16_t port;            // 0: any port
+  std::uint16_t scope;           // 1, 2, ...: RouteModel::scopes[scope - 1]
+  std::uint16_t reserved2;
+  std::uint8_t address[16];      // network byte order; IPv4 uses the first 4 bytes; all zero for any
+  std::uint32_t any_host;        // host index of the scope's host-less rules, or kNone
+  std::uint32_t default_tls;     // TlsEntry index of the scope's default certificate, or kNone
+  StrRef name;                   // for dump and logs
+};
+
+// A match condition (model.h's MatchCondition). Header names are stored lowercase; the module compares
+// them case-insensitively anyway. Regex values are compiled once per snapshot (path_patterns.h).
+enum class ConditionKind : std::uint8_t { kMethod = 0, kHeaderExact = 1, kHeaderRegex = 2, kQueryExact = 3, kQueryRegex = 4 };
+
+struct ConditionEntry {
+  StrRef name;                   // header or query parameter name; "" for kMethod
+  StrRef value;                  // the method, the exact value, or the pattern
+  ConditionKind kind;
+  std::uint8_t reserved[7];
+};
+
+// A rule's conditions: a range of kConditions.
+struct ConditionRange {
+  std::uint32_t first;
+  std::uint32_t count;
+};
+
 // Policy records: what a rule (or a whole host) does besides choosing a backend: redirects, rewrites,
 // headers, and with later features splits, access checks, limits. Every kind is one file in
 // routetable/policy/ that says what `code`, `flags`, `a` and `b` mean for it and checks them; the module
@@ -178,6 +226,11 @@ enum class PolicyKind : std::uint16_t {
   kRateLimit = 18,      // requests per second or minute, connections, per client address (policy/rate_limit.h)
   kBandwidth = 19,      // the response's bytes per second, after a first part (policy/rate_limit.h)
   kSatisfy = 20,        // the access phase passes when any one access check passes: satisfy any (policy/satisfy.h)
+  // Gateway API HTTPRoute (issue 21).
+  kSplit = 21,          // one weighted share of the rule's requests goes to `backend` (policy/split.h)
+  kRequestHeader = 22,  // set, add or remove a request header before proxying (policy/header_modifier.h)
+  kResponseHeader = 23, // set, add or remove a response header (policy/header_modifier.h)
+  kServerName = 24,     // host-wide: a TLS request's SNI must fall under one of the host's patterns, else 404 (policy/server_name.h)
 };
 
 // `backend`: for kinds that send requests to a backend of their own (a canary, an error backend), its
@@ -210,5 +263,8 @@ static_assert(sizeof(SourceEntry) == 24);
 static_assert(sizeof(TlsEntry) == 56);
 static_assert(sizeof(PolicyRecord) == 40);
 static_assert(sizeof(PolicySet) == 8);
+static_assert(sizeof(ConditionEntry) == 24);
+static_assert(sizeof(ConditionRange) == 8);
+static_assert(sizeof(ScopeEntry) == 40);
 
 }  // namespace kroute::format

@@ -11,6 +11,11 @@ std::uint64_t host_hash(std::string_view host) noexcept {
   return XXH3_64bits(host.data(), host.size());
 }
 
+std::uint64_t host_hash(std::string_view host, std::uint16_t scope) noexcept {
+  if (scope == 0) return host_hash(host);
+  return XXH3_64bits_withSeed(host.data(), host.size(), scope * 0x9e3779b97f4a7c15ULL);
+}
+
 std::uint64_t path_hash(std::uint64_t host_hash, format::Match match, std::string_view path) noexcept {
   const std::uint64_t seed = host_hash ^ (static_cast<std::uint64_t>(match) * 0x9e3779b97f4a7c15ULL);
   return XXH3_64bits_withSeed(path.data(), path.size(), seed);

@@ -11,6 +11,9 @@
 namespace kroute {
 
 std::uint64_t host_hash(std::string_view host) noexcept;
+// A host's hash in a scope (format::HostEntry::hash): the same host in two scopes hashes apart, and the
+// shared scope's is host_hash(host), as before scopes.
+std::uint64_t host_hash(std::string_view host, std::uint16_t scope) noexcept;
 // Keyed by the host's hash (not its index), so a lookup can compute a path's slot before the host
 // entry arrives and fetch both at once.
 std::uint64_t path_hash(std::uint64_t host_hash, format::Match match, std::string_view path) noexcept;

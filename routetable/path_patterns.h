@@ -1,4 +1,5 @@
-// Regex rule paths (ingress-nginx's use-regex): compiled with PCRE2 once per pattern in a process, JIT
+// Regex rule paths (ingress-nginx's use-regex) and regex match conditions (Gateway API header and query
+// parameter RegularExpression matches): compiled with PCRE2 once per pattern in a process, JIT
 // compiled, and matched with a bound on the work one match may do, so a hostile pattern cannot stall a
 // worker. Why PCRE2 and not RE2: a match allocates nothing and takes no lock (RE2's lazy DFA allocates
 // states and locks its cache during a search), which the request path requires; nginx itself matches
@@ -29,13 +30,19 @@ inline constexpr std::uint32_t kPatternMatchLimit = 1000;
 
 // "" when `pattern` compiles as a kroute path pattern; else PCRE2's message and where.
 std::string check_path_pattern(std::string_view pattern);
+// The same for a match condition's pattern: case-sensitive, matched against the whole value.
+std::string check_condition_pattern(std::string_view pattern);
+
+// How a pattern is compiled: a path (any case, anchored at the start) or a condition's value (case-
+// sensitive, the whole value).
+enum class PatternUse : std::uint8_t { kPath, kCondition };
 
 class CompiledPattern;
 
 // Compiled patterns by text, kept across snapshots so a new generation compiles only new patterns.
 class PatternCache {
  public:
-  std::shared_ptr<const CompiledPattern> get(std::string_view pattern);
+  std::shared_ptr<const CompiledPattern> get(std::string_view pattern, PatternUse use = PatternUse::kPath);
   // Forgets patterns no live PathPatterns uses any more.
   void trim();
   std::size_t size() const { return patterns_.size(); }
@@ -48,7 +55,8 @@ class PatternCache {
   std::shared_ptr<std::uint64_t> limit_hits_ = std::make_shared<std::uint64_t>(0);
 };
 
-// The compiled patterns of one snapshot's regex rules, by rule index.
+// The compiled patterns of one snapshot: its regex rules' paths, by rule index, and its regex match
+// conditions, by condition index.
 class PathPatterns {
  public:
   PathPatterns(const SnapshotView& view, PatternCache& cache);
@@ -59,13 +67,19 @@ class PathPatterns {
   // Whether rule `rule`'s pattern matches `path` (anchored at its start, any case); fills `captures`
   // (may be null). False for a rule without a compiled pattern. Allocation-free.
   bool match(std::uint32_t rule, std::string_view path, PathCaptures* captures) const noexcept;
+  // Whether regex condition `condition`'s pattern matches all of `value`. False for a condition without
+  // a compiled pattern. Allocation-free.
+  bool match_condition(std::uint32_t condition, std::string_view value) const noexcept;
   std::size_t compiled() const { return compiled_; }
   std::size_t failed() const { return failed_; }
   // Matches that hit the work bound, counted in the cache this set was made from.
   std::uint64_t limit_hits() const { return *limit_hits_; }
 
  private:
+  int run(const CompiledPattern& pattern, std::string_view subject) const noexcept;
+
   std::vector<std::shared_ptr<const CompiledPattern>> by_rule_;
+  std::vector<std::shared_ptr<const CompiledPattern>> by_condition_;
   struct Matcher;
   std::unique_ptr<Matcher> matcher_;
   std::size_t compiled_ = 0;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "conditions.h"
 #include "hashing.h"
 #include "host.h"
 #include "path_patterns.h"
@@ -15,7 +16,10 @@
 #include "policy/proxy_setting.h"
 #include "policy/mirror.h"
 #include "policy/protocol.h"
+#include "policy/header_modifier.h"
+#include "policy/headers.h"
 #include "policy/redirect.h"
+#include "policy/split.h"
 
 namespace kroute {
 
@@ -25,7 +29,7 @@ using format::kNone;
 
 constexpr const char* kSectionNames[format::kSectionCount] = {
     "strings", "hosts", "host slots", "wildcard slots", "rules", "path slots", "backends", "endpoints",
-    "sources", "tls", "policy sets", "policy records"};
+    "sources", "tls", "policy sets", "policy records", "conditions", "rule conditions", "scopes"};
 
 constexpr std::size_t kElementSize[format::kSectionCount] = {
     1,
@@ -39,7 +43,10 @@ constexpr std::size_t kElementSize[format::kSectionCount] = {
     sizeof(format::SourceEntry),
     sizeof(format::TlsEntry),
     sizeof(format::PolicySet),
-    sizeof(format::PolicyRecord)};
+    sizeof(format::PolicyRecord),
+    sizeof(format::ConditionEntry),
+    sizeof(format::ConditionRange),
+    sizeof(format::ScopeEntry)};
 
 ValidationResult fail(std::string message) { return {false, std::move(message)}; }
 
@@ -149,6 +156,9 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   v.tls_ = reinterpret_cast<const format::TlsEntry*>(at(format::kTls));
   v.policy_sets_ = reinterpret_cast<const format::PolicySet*>(at(format::kPolicySets));
   v.policy_records_ = reinterpret_cast<const format::PolicyRecord*>(at(format::kPolicyRecords));
+  v.conditions_ = reinterpret_cast<const format::ConditionEntry*>(at(format::kConditions));
+  v.rule_conditions_ = reinterpret_cast<const format::ConditionRange*>(at(format::kRuleConditions));
+  v.scopes_ = reinterpret_cast<const format::ScopeEntry*>(at(format::kScopes));
 
   const std::uint64_t n_hosts = v.count(format::kHosts);
   const std::uint64_t n_rules = v.count(format::kRules);
@@ -158,6 +168,9 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   const std::uint64_t n_tls = v.count(format::kTls);
   const std::uint64_t n_sets = v.count(format::kPolicySets);
   const std::uint64_t n_records = v.count(format::kPolicyRecords);
+  const std::uint64_t n_conditions = v.count(format::kConditions);
+  const std::uint64_t n_rule_conditions = v.count(format::kRuleConditions);
+  const std::uint64_t n_scopes = v.count(format::kScopes);
   // Sizes are bounded by the file size, and every index field is 32 bits; larger counts cannot be valid.
   for (std::size_t s = 1; s < format::kSectionCount; ++s) {
     if (header->sections[s].count >= kNone)
@@ -166,12 +179,42 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
 
   Checker check(v.count(format::kStrings));
   check.optional_index(header->default_backend, n_backends, "header", 0, "default backend out of range");
-  check.require((header->flags & ~format::kUseForwardedHeaders) == 0, "header", 0, "unknown flags");
+  check.require((header->flags & ~(format::kUseForwardedHeaders | format::kAnyDepthHosts)) == 0, "header", 0,
+                "unknown flags");
   check.optional_index(header->default_tls, n_tls, "header", 0, "default certificate out of range");
   check.optional_index(header->any_host, n_hosts, "header", 0, "host-less host out of range");
   if (header->any_host != kNone && header->any_host < n_hosts)
-    check.require(v.hosts_[header->any_host].kind == format::HostKind::kAny, "header", 0,
-                  "host-less host is not of the host-less kind");
+    check.require(v.hosts_[header->any_host].kind == format::HostKind::kAny &&
+                      v.hosts_[header->any_host].scope == kSharedScope,
+                  "header", 0, "host-less host is not of the host-less kind in the shared scope");
+
+  // Scope entries come by scope (lookup finds a scope's first entry by binary search), and the entries of
+  // one scope agree on what lookup reads from the first. A host-less host of a scope is of that scope.
+  for (std::uint64_t i = 0; i < n_scopes && check.ok(); ++i) {
+    const format::ScopeEntry& e = v.scopes_[i];
+    check.require(e.family == 0 || e.family == 4 || e.family == 6, "scopes", i, "unknown address family");
+    const std::size_t used = e.family == 6 ? 16 : e.family == 4 ? 4 : 0;
+    check.require(std::all_of(e.address + used, e.address + sizeof e.address, [](std::uint8_t b) { return b == 0; }),
+                  "scopes", i, "address bytes beyond its family");
+    check.require(e.reserved == 0 && e.reserved2 == 0, "scopes", i, "reserved fields are not zero");
+    check.require(e.scope != kSharedScope, "scopes", i, "an entry for the shared scope");
+    check.string(e.name, "scopes", i);
+    check.optional_index(e.any_host, n_hosts, "scopes", i, "host-less host out of range");
+    check.optional_index(e.default_tls, n_tls, "scopes", i, "default certificate out of range");
+    if (!check.ok()) break;
+    if (e.any_host != kNone)
+      check.require(v.hosts_[e.any_host].kind == format::HostKind::kAny && v.hosts_[e.any_host].scope == e.scope,
+                    "scopes", i, "host-less host is not of the host-less kind in this scope");
+    if (i > 0) {
+      const format::ScopeEntry& previous = v.scopes_[i - 1];
+      check.require(previous.scope <= e.scope, "scopes", i, "entries out of scope order");
+      if (previous.scope == e.scope)
+        check.require(previous.any_host == e.any_host && previous.default_tls == e.default_tls &&
+                          previous.name.offset == e.name.offset && previous.name.length == e.name.length,
+                      "scopes", i, "entries of one scope disagree");
+    }
+  }
+  const ScopeId max_scope = n_scopes == 0 ? kSharedScope : v.scopes_[n_scopes - 1].scope;
 
   std::uint64_t exact_hosts = 0;
   std::uint64_t wildcard_hosts = 0;
@@ -185,7 +228,11 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.range(h.first_rule, h.rule_count, n_rules, "hosts", i, "rules out of range");
     check.optional_index(h.tls, n_tls, "hosts", i, "tls out of range");
     check.optional_index(h.policies, n_sets, "hosts", i, "policies out of range");
-    check.require((h.flags & ~format::kRegexPaths) == 0 && h.reserved == 0, "hosts", i, "unknown flags");
+    check.require((h.flags & ~(format::kRegexPaths | format::kAnyDepth | format::kIsolated)) == 0, "hosts", i,
+                  "unknown flags");
+    check.require(h.scope <= max_scope, "hosts", i, "scope beyond the table's scopes");
+    check.require((h.flags & format::kAnyDepth) == 0 || h.kind == format::HostKind::kWildcard, "hosts", i,
+                  "an any-depth host that is not a wildcard");
     check.require(h.max_prefix_length <= format::kMaxPathLength && h.max_exact_length <= format::kMaxPathLength,
                   "hosts", i, "path length bound too large");
     check.require(h.name.length <= format::kMaxHostLength, "hosts", i, "host name too long");
@@ -197,8 +244,10 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   check.slots(v.host_slots_, v.count(format::kHostSlots), exact_hosts, n_hosts, "host slots");
   check.slots(v.wildcard_slots_, v.count(format::kWildcardSlots), wildcard_hosts, n_hosts, "wildcard slots");
 
+  std::uint64_t chain_heads = 0;  // the path slots hold the first rule of each chain
   for (std::uint64_t i = 0; i < n_rules && check.ok(); ++i) {
     const format::RuleEntry& r = v.rules_[i];
+    chain_heads += i == 0 || (v.rules_[i - 1].flags & format::kChainNext) == 0;
     check.string(r.path, "rules", i);
     check.key(r.key, r.path, v.strings_, "rules", i);
     check.string(r.declared_path, "rules", i);
@@ -208,10 +257,34 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.require(r.match == format::Match::kExact || r.match == format::Match::kPrefix, "rules", i,
                   "unknown match kind");
     check.require(static_cast<std::uint8_t>(r.declared) <= 2, "rules", i, "unknown path type");
-    check.require(r.reserved == 0, "rules", i, "reserved field is set");
+    check.require((r.flags & ~(format::kHasConditions | format::kChainNext)) == 0, "rules", i, "unknown flags");
     check.optional_index(r.policies, n_sets, "rules", i, "policies out of range");
+    // Lookup follows a chain to the next rule and reads a rule's conditions without checks.
+    if ((r.flags & format::kChainNext) != 0) {
+      check.require(i + 1 < n_rules, "rules", i, "chain runs past the last rule");
+      if (!check.ok()) break;
+      const format::RuleEntry& next = v.rules_[i + 1];
+      check.require(next.host == r.host && next.match == r.match && next.hash == r.hash &&
+                        next.path.offset == r.path.offset && next.path.length == r.path.length,
+                    "rules", i, "chained to a rule with another host or path");
+    }
+    if ((r.flags & format::kHasConditions) != 0) {
+      check.require(n_rule_conditions == n_rules, "rules", i, "conditions without a rule conditions table");
+      if (!check.ok()) break;
+      const format::ConditionRange& range = v.rule_conditions_[i];
+      check.require(range.count > 0, "rules", i, "flagged with conditions but has none");
+      check.range(range.first, range.count, n_conditions, "rules", i, "conditions out of range");
+    }
   }
-  check.slots(v.path_slots_, v.count(format::kPathSlots), n_rules, n_rules, "path slots");
+  check.require(n_rule_conditions == 0 || n_rule_conditions == n_rules, "rule conditions", 0,
+                "neither empty nor one entry per rule");
+  for (std::uint64_t i = 0; i < n_conditions && check.ok(); ++i) {
+    const format::ConditionEntry& c = v.conditions_[i];
+    check.require(c.kind <= format::ConditionKind::kQueryRegex, "conditions", i, "unknown kind");
+    check.string(c.name, "conditions", i);
+    check.string(c.value, "conditions", i);
+  }
+  check.slots(v.path_slots_, v.count(format::kPathSlots), chain_heads, n_rules, "path slots");
 
   for (std::uint64_t i = 0; i < n_backends && check.ok(); ++i) {
     const format::BackendEntry& b = v.backends_[i];
@@ -269,12 +342,25 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
                     "policy records", i, "bad error pages record");
     }
     if (p.kind == format::PolicyKind::kMirror) {
-      check.require((p.flags & ~policy::kMirrorFlags) == 0 && p.a.length > 0 && p.b.length > 0, "policy records", i,
-                    "bad mirror record");
+      // A URL mirror names its Host; a backend mirror may keep the request's. The module draws the share
+      // against a million.
+      check.require((p.flags & ~policy::kMirrorFlags) == 0 && p.a.length > 0 &&
+                        (p.b.length > 0 || p.backend != format::kNone) && p.value < policy::kMirrorWhole,
+                    "policy records", i, "bad mirror record");
     }
     // The canary module sends requests to a canary record's backend: it must name one.
     if (p.kind == format::PolicyKind::kCanary) {
       check.require(p.backend != format::kNone, "policy records", i, "canary without a backend");
+    }
+    if (p.kind == format::PolicyKind::kSplit) {
+      check.require(p.value <= policy::kMaxSplitWeight, "policy records", i, "split weight out of range");
+    }
+    // The header modules write `a` and `b` into requests and responses as they are.
+    if ((p.kind == format::PolicyKind::kRequestHeader || p.kind == format::PolicyKind::kResponseHeader) && check.ok()) {
+      check.require(p.code >= policy::kSetHeader && p.code <= policy::kRemoveHeader &&
+                        policy::check_modifiable_header(v.str(p.a)).empty() &&
+                        policy::check_header_value(v.str(p.b)).empty(),
+                    "policy records", i, "bad header record");
     }
     if (p.kind == format::PolicyKind::kProtocol) {
       // The module splits `b` at the CA length and picks a location by the code.
@@ -299,12 +385,13 @@ bool SnapshotView::key_equals(const char (&key)[format::kInlineKey], format::Str
                      text.size() - format::kInlineKey) == 0;
 }
 
-const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name) const noexcept {
-  return probe_host(slots_id, name, host_hash(name));
+const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name,
+                                                  ScopeId scope) const noexcept {
+  return probe_host(slots_id, name, host_hash(name, scope), scope);
 }
 
 const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std::string_view name,
-                                                  std::uint64_t hash) const noexcept {
+                                                  std::uint64_t hash, ScopeId scope) const noexcept {
   const std::uint64_t capacity = count(slots_id);
   if (capacity == 0) return nullptr;
   const std::uint32_t* slots = slots_id == format::kHostSlots ? host_slots_ : wildcard_slots_;
@@ -313,7 +400,7 @@ const format::HostEntry* SnapshotView::probe_host(format::Section slots_id, std:
     const std::uint32_t slot = slots[i];
     if (slot == 0) return nullptr;
     const format::HostEntry& h = hosts_[slot - 1];
-    if (h.hash == hash && key_equals(h.key, h.name, name)) return &h;
+    if (h.hash == hash && h.scope == scope && key_equals(h.key, h.name, name)) return &h;
   }
   return nullptr;
 }
@@ -403,18 +490,44 @@ SnapshotView::PathHint SnapshotView::first_probe(std::uint64_t hash_of_host, std
 // Exact first (when the host has an Exact rule that long): an Exact rule equal to the whole path is at
 // least as long as any Prefix match and wins ties. Then Prefix candidates at element boundaries, longest
 // first, never longer than the host's longest Prefix rule. `hint` supplies a hash already computed.
+bool SnapshotView::conditions_hold(const format::RuleEntry& rule, const PathPatterns* patterns,
+                                   const RequestData* request) const noexcept {
+  if (request == nullptr) return false;
+  const format::ConditionRange& range = rule_conditions_[&rule - rules_];
+  for (std::uint32_t c = range.first; c < range.first + range.count; ++c) {
+    const format::ConditionEntry& condition = conditions_[c];
+    if (!condition_holds(condition.kind, str(condition.name), str(condition.value), c, *request, patterns))
+      return false;
+  }
+  return true;
+}
+
+// Rules of one (host, match, path) are stored side by side in precedence order; validation made sure a
+// chain ends within the rules.
+const format::RuleEntry* SnapshotView::first_holding(const format::RuleEntry* rule, const PathPatterns* patterns,
+                                                     const RequestData* request) const noexcept {
+  for (;; ++rule) {
+    if ((rule->flags & format::kHasConditions) == 0 || conditions_hold(*rule, patterns, request)) return rule;
+    if ((rule->flags & format::kChainNext) == 0) return nullptr;
+  }
+}
+
 const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host, std::string_view path,
-                                                  const PathHint& hint) const noexcept {
+                                                  const PathHint& hint, const PathPatterns* patterns,
+                                                  const RequestData* request) const noexcept {
   if (host.rule_count == 0) return nullptr;
   const auto host_index = static_cast<std::uint32_t>(&host - hosts_);
   auto hash_of = [&](format::Match match, std::string_view candidate) {
     if (hint.valid && hint.match == match && hint.length == candidate.size()) return hint.hash;
     return path_hash(host.hash, match, candidate);
   };
+  // A rule without conditions (every Ingress rule) is taken after one test of its flags.
   if (path.size() <= host.max_exact_length) {
     if (const format::RuleEntry* exact =
-            probe_rule(host_index, format::Match::kExact, path, hash_of(format::Match::kExact, path)))
-      return exact;
+            probe_rule(host_index, format::Match::kExact, path, hash_of(format::Match::kExact, path))) {
+      if (exact->flags == 0) return exact;
+      if (const format::RuleEntry* holding = first_holding(exact, patterns, request)) return holding;
+    }
   }
   PrefixCandidates candidates = hint.valid && hint.match == format::Match::kPrefix
                                     ? PrefixCandidates(path, host.max_prefix_length, hint.length)
@@ -422,43 +535,81 @@ const format::RuleEntry* SnapshotView::match_path(const format::HostEntry& host,
   for (; !candidates.done(); candidates.next()) {
     const std::string_view prefix = candidates.current();
     if (const format::RuleEntry* rule =
-            probe_rule(host_index, format::Match::kPrefix, prefix, hash_of(format::Match::kPrefix, prefix)))
-      return rule;
-  }
-  return nullptr;
-}
-
-// A regex host's rules in their order (longest pattern first); the first whose pattern matches wins.
-const format::RuleEntry* SnapshotView::match_pattern(const format::HostEntry& host, std::string_view path,
-                                                     const PathPatterns* patterns,
-                                                     PathCaptures* captures) const noexcept {
-  if (patterns == nullptr) return nullptr;
-  for (std::uint32_t r = host.first_rule; r < host.first_rule + host.rule_count; ++r) {
-    if (patterns->match(r, path, captures)) return &rules_[r];
-  }
-  return nullptr;
-}
-
-const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, HostMatch& how) const noexcept {
-  HostBuffer buffer;
-  const std::string_view host = normalize_request_host(raw_host, buffer);
-  how = HostMatch::kNone;
-  if (host.empty()) return nullptr;
-  if (const format::HostEntry* exact = probe_host(format::kHostSlots, host)) {
-    how = HostMatch::kExact;
-    return exact;
-  }
-  const std::size_t dot = host.find('.');
-  if (dot != std::string_view::npos && dot > 0) {
-    if (const format::HostEntry* wildcard = probe_host(format::kWildcardSlots, host.substr(dot + 1))) {
-      how = HostMatch::kWildcard;
-      return wildcard;
+            probe_rule(host_index, format::Match::kPrefix, prefix, hash_of(format::Match::kPrefix, prefix))) {
+      if (rule->flags == 0) return rule;
+      if (const format::RuleEntry* holding = first_holding(rule, patterns, request)) return holding;
     }
   }
   return nullptr;
 }
 
-const format::TlsEntry* SnapshotView::certificate_for(std::string_view server_name) const noexcept {
+// A regex host's rules in their order (longest pattern first); the first whose pattern matches (and whose
+// conditions hold) wins. A chain's rules share one pattern: it is matched once.
+const format::RuleEntry* SnapshotView::match_pattern(const format::HostEntry& host, std::string_view path,
+                                                     const PathPatterns* patterns, PathCaptures* captures,
+                                                     const RequestData* request) const noexcept {
+  if (patterns == nullptr) return nullptr;
+  const std::uint32_t end = host.first_rule + host.rule_count;
+  for (std::uint32_t r = host.first_rule; r < end; ++r) {
+    const bool matched = patterns->match(r, path, captures);
+    if (matched && rules_[r].flags == 0) return &rules_[r];
+    if (matched) {
+      if (const format::RuleEntry* holding = first_holding(&rules_[r], patterns, request)) return holding;
+    }
+    while (r + 1 < end && (rules_[r].flags & format::kChainNext) != 0) ++r;
+  }
+  return nullptr;
+}
+
+ScopeId SnapshotView::find_scope(int family, const unsigned char* address, std::uint16_t port) const noexcept {
+  static constexpr unsigned char kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (family == 6 && std::memcmp(address, kV4Mapped, sizeof kV4Mapped) == 0) {
+    family = 4;
+    address += sizeof kV4Mapped;
+  }
+  std::size_t length = family == 4 ? 4 : family == 6 ? 16 : 0;
+  if (length != 0 && std::all_of(address, address + length, [](unsigned char b) { return b == 0; })) length = 0;
+  for (const format::ScopeEntry& e : scopes()) {
+    if (e.port != 0 && e.port != port) continue;
+    if (e.family == 0 || (length != 0 && e.family == family && std::memcmp(e.address, address, length) == 0))
+      return e.scope;
+  }
+  return kSharedScope;
+}
+
+const format::ScopeEntry* SnapshotView::scope_entry(ScopeId scope) const noexcept {
+  if (scope == kSharedScope) return nullptr;
+  const auto all = scopes();
+  const auto it = std::partition_point(all.begin(), all.end(), [&](const format::ScopeEntry& e) { return e.scope < scope; });
+  return it == all.end() || it->scope != scope ? nullptr : &*it;
+}
+
+const format::HostEntry* SnapshotView::any_host(ScopeId scope) const noexcept {
+  std::uint32_t index = header_->any_host;
+  if (scope != kSharedScope) {
+    const format::ScopeEntry* entry = scope_entry(scope);
+    index = entry == nullptr ? kNone : entry->any_host;
+  }
+  return index == kNone ? nullptr : &hosts_[index];
+}
+
+const format::HostEntry* SnapshotView::find_host(std::string_view raw_host, HostMatch& how, ScopeId scope) const noexcept {
+  HostBuffer buffer;
+  const std::string_view host = normalize_request_host(raw_host, buffer);
+  how = HostMatch::kNone;
+  if (host.empty()) return nullptr;
+  if (const format::HostEntry* exact = probe_host(format::kHostSlots, host, scope)) {
+    how = HostMatch::kExact;
+    return exact;
+  }
+  if (const format::HostEntry* wildcard = find_wildcard(host, scope, [](const format::HostEntry*) { return true; })) {
+    how = HostMatch::kWildcard;
+    return wildcard;
+  }
+  return nullptr;
+}
+
+const format::TlsEntry* SnapshotView::certificate_for(std::string_view server_name, ScopeId scope) const noexcept {
   HostBuffer buffer;
   const std::string_view name = normalize_request_host(server_name, buffer);
   if (!name.empty()) {
@@ -466,31 +617,36 @@ const format::TlsEntry* SnapshotView::certificate_for(std::string_view server_na
       if (h == nullptr || h->tls == format::kNone || tls_[h->tls].chain_pem.length == 0) return nullptr;
       return &tls_[h->tls];
     };
-    if (const auto* exact = usable(probe_host(format::kHostSlots, name))) return exact;
-    const std::size_t dot = name.find('.');
-    if (dot != std::string_view::npos && dot > 0) {
-      if (const auto* wildcard = usable(probe_host(format::kWildcardSlots, name.substr(dot + 1)))) return wildcard;
-    }
+    if (const auto* exact = usable(probe_host(format::kHostSlots, name, scope))) return exact;
+    if (const auto* wildcard =
+            find_wildcard(name, scope, [&](const format::HostEntry* h) { return usable(h) != nullptr; }))
+      return usable(wildcard);
   }
+  if (const format::TlsEntry* own = scope_certificate(scope); own != nullptr && own->chain_pem.length != 0) return own;
   return default_certificate();
 }
 
 RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path, const PathPatterns* patterns,
-                                PathCaptures* captures) const noexcept {
+                                PathCaptures* captures, const RequestData* request, ScopeId scope) const noexcept {
   if (path.empty()) path = "/";
   RouteMatch match;
   if (path.size() <= format::kMaxPathLength) {
     HostBuffer buffer;
     const std::string_view host = normalize_request_host(raw_host, buffer);
     // A host's rules are tried most specific first: exact host, its one-label wildcard, then the
-    // host-less rules. A request falls through to the next when the more specific has no matching path.
+    // host-less rules. A request falls through to the next when the more specific has no matching path,
+    // unless that host is isolated (kIsolated): then nothing less specific is tried.
+    bool isolated_miss = false;
     auto try_host = [&](const format::HostEntry* h, HostMatch how, const PathHint& hint) {
-      if (h == nullptr) return false;
+      if (h == nullptr || isolated_miss) return false;
       if (match.server == nullptr && how != HostMatch::kAny) match.server = h;
       const format::RuleEntry* rule = (h->flags & format::kRegexPaths) != 0
-                                          ? match_pattern(*h, path, patterns, captures)
-                                          : match_path(*h, path, hint);
-      if (rule == nullptr) return false;
+                                          ? match_pattern(*h, path, patterns, captures, request)
+                                          : match_path(*h, path, hint, patterns, request);
+      if (rule == nullptr) {
+        isolated_miss = (h->flags & format::kIsolated) != 0;
+        return false;
+      }
       match.host = h;
       match.rule = rule;
       match.backend = &backends_[rule->backend];
@@ -499,18 +655,17 @@ RouteMatch SnapshotView::lookup(std::string_view raw_host, std::string_view path
     };
     const PathHint none;
     if (!host.empty()) {
-      const std::uint64_t hash = host_hash(host);
+      const std::uint64_t hash = host_hash(host, scope);
       if (const std::uint64_t capacity = count(format::kHostSlots); capacity != 0)
         __builtin_prefetch(&host_slots_[hash & (capacity - 1)]);
       const PathHint hint = first_probe(hash, path);
-      if (try_host(probe_host(format::kHostSlots, host, hash), HostMatch::kExact, hint)) return match;
-      const std::size_t dot = host.find('.');
-      if (dot != std::string_view::npos && dot > 0 &&
-          try_host(probe_host(format::kWildcardSlots, host.substr(dot + 1)), HostMatch::kWildcard, none))
+      if (try_host(probe_host(format::kHostSlots, host, hash, scope), HostMatch::kExact, hint)) return match;
+      // The most specific wildcard whose rules match the path (a miss falls through to the next one).
+      if (find_wildcard(host, scope,
+                        [&](const format::HostEntry* h) { return try_host(h, HostMatch::kWildcard, none); }))
         return match;
     }
-    if (header_->any_host != format::kNone && try_host(&hosts_[header_->any_host], HostMatch::kAny, none))
-      return match;
+    if (try_host(any_host(scope), HostMatch::kAny, none)) return match;
   }
   if (const format::BackendEntry* fallback = default_backend()) {
     match.backend = fallback;

@@ -9,11 +9,13 @@
 #include <string_view>
 
 #include "format.h"
+#include "model.h"
 
 namespace kroute {
 
 class PathPatterns;
 struct PathCaptures;
+struct RequestData;
 
 struct ValidationResult {
   bool ok = false;
@@ -57,6 +59,16 @@ class SnapshotView {
   std::span<const format::PolicyRecord> policy_records() const noexcept {
     return {policy_records_, count(format::kPolicyRecords)};
   }
+  std::span<const format::ConditionEntry> conditions() const noexcept {
+    return {conditions_, count(format::kConditions)};
+  }
+  std::span<const format::ScopeEntry> scopes() const noexcept { return {scopes_, count(format::kScopes)}; }
+  // A rule's match conditions (empty for a rule without kHasConditions).
+  std::span<const format::ConditionEntry> conditions_of(const format::RuleEntry& rule) const noexcept {
+    if ((rule.flags & format::kHasConditions) == 0) return {};
+    const format::ConditionRange& range = rule_conditions_[&rule - rules_];
+    return {conditions_ + range.first, range.count};
+  }
   // The records of a rule's or host's `policies` (empty for kNone).
   std::span<const format::PolicyRecord> policies(std::uint32_t set) const noexcept {
     if (set == format::kNone) return {};
@@ -74,23 +86,47 @@ class SnapshotView {
     return header_->default_backend == format::kNone ? nullptr : &backends_[header_->default_backend];
   }
 
+  // The scope of a connection that arrived on local address `address` (network byte order: 4 bytes for
+  // `family` 4, 16 for 6) and `port`: that of the first scope entry whose address (any, for family 0)
+  // and port (any, for 0) match; the shared scope when none does. Family 0, or an unspecified address
+  // (a wildcard listen's 0.0.0.0 or ::), is an address not known: only entries for any address match it.
+  // An IPv4-mapped IPv6 address is its IPv4 address. Costs one comparison when the table has no scopes.
+  ScopeId scope_for(int family, const unsigned char* address, std::uint16_t port) const noexcept {
+    if (count(format::kScopes) == 0) return kSharedScope;
+    return find_scope(family, address, port);
+  }
+
   // The route for a request. `host` is what the client sent (any case, maybe with a port); `path` is
   // the request path without the query string. Allocation-free. Hosts with regex paths match only with
   // `patterns` (compiled from this snapshot); `captures` receives what the matching pattern captured.
+  // A rule with match conditions matches only when they hold for `request` (never without it; regex
+  // conditions also need `patterns`); when none of the rules for a (host, match, path) holds, the lookup
+  // goes on as if that path had no rule. Only the hosts of `scope` (scope_for()) are tried, its exact
+  // host, wildcards and host-less rules; the default backend serves in every scope.
   RouteMatch lookup(std::string_view host, std::string_view path, const PathPatterns* patterns = nullptr,
-                    PathCaptures* captures = nullptr) const noexcept;
+                    PathCaptures* captures = nullptr, const RequestData* request = nullptr,
+                    ScopeId scope = kSharedScope) const noexcept;
 
-  // The exact or wildcard host entry for a TLS server name (no host-less fallback).
-  const format::HostEntry* find_host(std::string_view host, HostMatch& how) const noexcept;
+  // The exact or wildcard host entry of `scope` for a TLS server name (no host-less fallback).
+  const format::HostEntry* find_host(std::string_view host, HostMatch& how, ScopeId scope = kSharedScope) const noexcept;
 
-  // The certificate for a TLS server name: the exact host's, else its one-label wildcard's, else the
-  // default certificate. A host whose Secret gave no usable certificate falls back the same way (to a
-  // wildcard certificate that covers it, which clients accept, before the default). Null when there
-  // is none at all.
-  const format::TlsEntry* certificate_for(std::string_view server_name) const noexcept;
+  // The certificate for a TLS server name in `scope`: the scope's exact host's, else its one-label
+  // wildcard's, else the scope's default certificate, else the table's. A host whose Secret gave no
+  // usable certificate falls back the same way (to a wildcard certificate that covers it, which clients
+  // accept, before the default). Null when there is none at all.
+  const format::TlsEntry* certificate_for(std::string_view server_name, ScopeId scope = kSharedScope) const noexcept;
+  // The table's default certificate (every scope's last resort), or null.
   const format::TlsEntry* default_certificate() const noexcept {
     return header_->default_tls == format::kNone ? nullptr : &tls_[header_->default_tls];
   }
+  // A scope's own default certificate (Scope::default_certificate), or null; null for the shared scope.
+  const format::TlsEntry* scope_certificate(ScopeId scope) const noexcept {
+    const format::ScopeEntry* entry = scope_entry(scope);
+    return entry == nullptr || entry->default_tls == format::kNone ? nullptr : &tls_[entry->default_tls];
+  }
+  // The first entry of a scope (each of them names its host-less host, certificate and name), or null
+  // for the shared scope and scopes the table does not have.
+  const format::ScopeEntry* scope_entry(ScopeId scope) const noexcept;
 
  private:
   std::size_t count(format::Section s) const noexcept { return header_->sections[s].count; }
@@ -101,14 +137,41 @@ class SnapshotView {
     std::uint64_t hash = 0;
     bool valid = false;
   };
-  const format::HostEntry* probe_host(format::Section slots, std::string_view name) const noexcept;
-  const format::HostEntry* probe_host(format::Section slots, std::string_view name, std::uint64_t hash) const noexcept;
+  ScopeId find_scope(int family, const unsigned char* address, std::uint16_t port) const noexcept;
+  // The host entry of the scope's host-less rules, or null.
+  const format::HostEntry* any_host(ScopeId scope) const noexcept;
+  const format::HostEntry* probe_host(format::Section slots, std::string_view name, ScopeId scope) const noexcept;
+  // The most specific wildcard host entry covering `host` that `accept` takes: the one-label wildcard (the
+  // suffix after the first label), then, when the table has any-depth wildcards, those after each further
+  // label, any-depth entries only.
+  template <typename Accept>
+  const format::HostEntry* find_wildcard(std::string_view host, ScopeId scope, Accept accept) const noexcept {
+    std::size_t dot = host.find('.');
+    if (dot == std::string_view::npos || dot == 0) return nullptr;
+    if (const format::HostEntry* h = probe_host(format::kWildcardSlots, host.substr(dot + 1), scope);
+        h != nullptr && accept(h))
+      return h;
+    if ((header_->flags & format::kAnyDepthHosts) == 0) return nullptr;
+    for (dot = host.find('.', dot + 1); dot != std::string_view::npos; dot = host.find('.', dot + 1)) {
+      const format::HostEntry* h = probe_host(format::kWildcardSlots, host.substr(dot + 1), scope);
+      if (h != nullptr && (h->flags & format::kAnyDepth) != 0 && accept(h)) return h;
+    }
+    return nullptr;
+  }
+  const format::HostEntry* probe_host(format::Section slots, std::string_view name, std::uint64_t hash,
+                                      ScopeId scope) const noexcept;
   const format::RuleEntry* probe_rule(std::uint32_t host, format::Match match, std::string_view path,
                                       std::uint64_t hash) const noexcept;
-  const format::RuleEntry* match_path(const format::HostEntry& host, std::string_view path,
-                                      const PathHint& hint) const noexcept;
+  const format::RuleEntry* match_path(const format::HostEntry& host, std::string_view path, const PathHint& hint,
+                                      const PathPatterns* patterns, const RequestData* request) const noexcept;
+  // The first rule of the chain starting at `rule` whose conditions hold, or null.
+  const format::RuleEntry* first_holding(const format::RuleEntry* rule, const PathPatterns* patterns,
+                                         const RequestData* request) const noexcept;
+  bool conditions_hold(const format::RuleEntry& rule, const PathPatterns* patterns,
+                       const RequestData* request) const noexcept;
   const format::RuleEntry* match_pattern(const format::HostEntry& host, std::string_view path,
-                                         const PathPatterns* patterns, PathCaptures* captures) const noexcept;
+                                         const PathPatterns* patterns, PathCaptures* captures,
+                                         const RequestData* request) const noexcept;
   PathHint first_probe(std::uint64_t host_hash, std::string_view path) const noexcept;
   bool key_equals(const char (&key)[format::kInlineKey], format::StrRef ref, std::string_view text) const noexcept;
 
@@ -125,6 +188,9 @@ class SnapshotView {
   const format::TlsEntry* tls_ = nullptr;
   const format::PolicySet* policy_sets_ = nullptr;
   const format::PolicyRecord* policy_records_ = nullptr;
+  const format::ConditionEntry* conditions_ = nullptr;
+  const format::ConditionRange* rule_conditions_ = nullptr;
+  const format::ScopeEntry* scopes_ = nullptr;
   // The longest Prefix and Exact rule paths of any host: bound the probe computed before the host is known.
   std::uint32_t max_prefix_length_ = 0;
   std::uint32_t max_exact_length_ = 0;

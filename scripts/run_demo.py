@@ -23,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,8 +32,8 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT / "tests" / "lib")]
 
-from kube import Cluster, echo_image, free_ports, tools_bin  # noqa: E402
-from nginx_runner import NGINX, render_config, wait_for_port  # noqa: E402
+from host_kroute import HostKroute  # noqa: E402
+from kube import Cluster, echo_image, tools_bin  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 CHART = ROOT / "charts" / "kroute"
@@ -89,15 +88,9 @@ class Demo:
         self.port = port
         self.helm = helm
         self.cluster: Cluster | None = None
-        self.agent: subprocess.Popen[bytes] | None = None
-        self.nginx: subprocess.Popen[bytes] | None = None
+        # kroute-agent and nginx as processes here (not with --helm); set once the cluster is up.
+        self.kroute: HostKroute | None = None
         self.installed = False
-        self.logs: list = []
-        # nginx's workers (www-data) must read the table and their own directory.
-        self.tmp = Path(tempfile.mkdtemp(prefix="kroute-demo-"))
-        self.tmp.chmod(0o755)
-        self.table_dir = self.tmp / "table"
-        self.nginx_dir = self.tmp / "nginx"
         # Where requests go: nginx on loopback, or the kroute pod's address (set by start_chart).
         self.address = f"127.0.0.1:{port}"
         self.agent_container = ""
@@ -123,43 +116,18 @@ class Demo:
         if self.helm:
             self.start_chart()
         else:
-            self.start_agent()
-            self.start_nginx()
+            self.start_kroute()
         self.wait_for_apps()
 
-    def start_agent(self) -> None:
-        self.agent_port = free_ports(1)[0]
-        log = open(self.state / "agent.log", "wb")
-        self.logs.append(log)
-        env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
-        self.agent = subprocess.Popen([str(self.build / "agent" / "kroute-agent"), "--kubeconfig",
-                                       str(self.cluster.kubeconfig), "--table-dir", str(self.table_dir),
-                                       "--listen", f"127.0.0.1:{self.agent_port}", "--election-namespace", NAMESPACE,
-                                       "--publish-address", "127.0.0.1", "--identity", "demo",
-                                       # The table holds private keys (mode 0640): nginx's workers read it
-                                       # through their group.
-                                       "--table-group", "www-data"],
-                                      stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        wait(lambda: self.http_status(f"http://127.0.0.1:{self.agent_port}/readyz") == 200, "kroute-agent ready", 30,
-             lambda: (self.state / "agent.log").read_text(errors="replace")[-2000:])
-        say(f"{BOLD}kroute-agent{OFF} publishing into {self.table_dir} {DIM}(log: {self.state / 'agent.log'}){OFF}")
-
-    def start_nginx(self) -> None:
-        self.nginx_dir.mkdir()
-        self.nginx_dir.chmod(0o755)
-        self.status_port = free_ports(1)[0]
-        conf = self.nginx_dir / "nginx.conf"
-        text = render_config(self.nginx_dir, self.table_dir, self.port, self.status_port)
-        conf.write_text(text.replace(f"listen [::1]:{self.port} default_server reuseport;", ""))
-        log = open(self.nginx_dir / "stderr.log", "wb")
-        self.logs.append(log)
-        self.nginx = subprocess.Popen([NGINX, "-p", str(self.nginx_dir), "-c", str(conf), "-g", "daemon off;"],
-                                      stdout=log, stderr=log, start_new_session=True)
-        if not wait_for_port("127.0.0.1", self.port, timeout=10):
-            raise RuntimeError("nginx did not start:\n" + (self.nginx_dir / "stderr.log").read_text()
-                               + (self.nginx_dir / "error.log").read_text())
+    def start_kroute(self) -> None:
+        self.kroute = HostKroute(self.build, self.cluster.kubeconfig, self.state)
+        self.kroute.start_agent("--election-namespace", NAMESPACE, "--publish-address", "127.0.0.1",
+                                "--identity", "demo")
+        say(f"{BOLD}kroute-agent{OFF} publishing into {self.kroute.table_dir} "
+            f"{DIM}(log: {self.kroute.agent_log}){OFF}")
+        self.kroute.start_nginx(self.port)
         say(f"{BOLD}nginx{OFF} with ngx_http_kroute_module on {self.address} "
-            f"{DIM}(status: http://127.0.0.1:{self.status_port}/kroute/status){OFF}")
+            f"{DIM}(status: http://127.0.0.1:{self.kroute.status_port}/kroute/status){OFF}")
 
     def helm_args(self) -> list[str]:
         """helm install of the chart for this one node: the local image (never pulled), a ClusterIP Service (no
@@ -228,16 +196,6 @@ class Demo:
 
     # ---- traffic ----
 
-    @staticmethod
-    def http_status(url: str) -> int:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return 0
-
     def url(self, path: str = "/") -> str:
         return f"http://{self.address}{path}"
 
@@ -280,7 +238,7 @@ class Demo:
         values = {"KUBECONFIG": str(self.cluster.kubeconfig)}
         if not self.helm:
             path.append(str(self.build / "routetable" / "tool"))
-            values["KROUTE_TABLE_DIR"] = str(self.table_dir)
+            values["KROUTE_TABLE_DIR"] = str(self.kroute.table_dir)
         values["PATH"] = ":".join(path) + ":$PATH"
         return values
 
@@ -305,8 +263,8 @@ class Demo:
     def instructions(self) -> None:
         exports = "".join(f"  export {k}={v}\n" for k, v in self.exports().items())
         steps = "".join(f"  {DIM}# {what}{OFF}\n  {command}\n" for command, what in self.walkthrough())
-        where = (f"nginx's log: {self.nginx_dir / 'error.log'}; per-worker status: "
-                 f"curl -s http://127.0.0.1:{self.status_port}/kroute/status" if not self.helm else
+        where = (f"nginx's log: {self.kroute.nginx_dir / 'error.log'}; per-worker status: "
+                 f"curl -s http://127.0.0.1:{self.kroute.status_port}/kroute/status" if not self.helm else
                  f"the kroute pod: kubectl get pods -n {RELEASE_NAMESPACE} -o wide")
         say(f"""
 {BOLD}Try it{OFF} (in another terminal):
@@ -391,22 +349,13 @@ and curl again: the change is live at once, and nginx was not reloaded ({where})
     # ---- stop ----
 
     def stop(self) -> None:
-        for process in (self.nginx, self.agent):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+        if self.kroute is not None:
+            self.kroute.stop()
         if self.cluster is not None:
             if self.installed:
                 self.uninstall()
             self.cluster.stop()
             shutil.rmtree(self.state / "cluster", ignore_errors=True)
-        for log in self.logs:
-            log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def uninstall(self) -> None:
         """helm uninstall, and a bounded wait for the pod to finish draining (the node agent removes its
@@ -452,8 +401,8 @@ def main() -> int:
             return 0 if ok else 1
         demo.instructions()
         while True:
-            if any(p is not None and p.poll() is not None for p in (demo.nginx, demo.agent)):
-                say("nginx or kroute-agent exited; stopping")
+            if demo.kroute is not None and demo.kroute.exited():
+                say(f"{demo.kroute.exited()} exited; stopping")
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -16,6 +16,8 @@ inline PolicyRecord forwarded_prefix(std::string prefix) {
 
 // "" when `value` can be sent as a header value as it is (printable, no line breaks); else why not.
 std::string check_header_value(std::string_view value);
+// Whether `name` is a header field name: an RFC 9110 token (letters, digits, !#$%&'*+-.^_`|~), 1-256 bytes.
+bool is_header_name(std::string_view name);
 std::string check_upstream_host(const PolicyRecord& record, bool captures);
 std::string check_forwarded_prefix(const PolicyRecord& record, bool captures);
 

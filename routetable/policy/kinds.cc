@@ -19,12 +19,17 @@
 #include "redirect.h"
 #include "rewrite.h"
 #include "satisfy.h"
+#include "server_name.h"
 #include "source_range.h"
+#include "split.h"
+#include "header_modifier.h"
 #include "template.h"
 
 namespace kroute::policy {
 
 namespace {
+
+constexpr const char* kHeaderActions[] = {"", "set", "add", "remove"};
 
 constexpr KindInfo kKinds[] = {
     {PolicyKind::kRedirect, "redirect", check_redirect},
@@ -47,6 +52,10 @@ constexpr KindInfo kKinds[] = {
     {PolicyKind::kRateLimit, "rate-limit", check_rate_limit, kNoSecret, kCidrB},  // b: exempt clients
     {PolicyKind::kBandwidth, "bandwidth", check_bandwidth},
     {PolicyKind::kClientCert, "client-cert", check_client_cert},
+    {PolicyKind::kSplit, "split", check_split},
+    {PolicyKind::kRequestHeader, "request-header", check_request_header, kNoSecret, kNoCidr, kHeaderActions},
+    {PolicyKind::kResponseHeader, "response-header", check_response_header, kNoSecret, kNoCidr, kHeaderActions},
+    {PolicyKind::kServerName, "server-name", check_server_name, kNoSecret, kNoCidr, {}, true},
 };
 
 }  // namespace
@@ -61,6 +70,34 @@ const KindInfo* kind_info(PolicyKind kind) noexcept {
 const char* kind_name(PolicyKind kind) noexcept {
   const KindInfo* info = kind_info(kind);
   return info ? info->name : "unknown";
+}
+
+const char* code_name(PolicyKind kind, std::uint16_t code) noexcept {
+  const KindInfo* info = kind_info(kind);
+  if (info == nullptr || code >= info->codes.size() || info->codes[code][0] == '\0') return nullptr;
+  return info->codes[code];
+}
+
+bool code_by_name(PolicyKind kind, std::string_view name, std::uint16_t& code) noexcept {
+  const KindInfo* info = kind_info(kind);
+  if (info == nullptr || name.empty()) return false;
+  for (std::size_t i = 0; i < info->codes.size(); ++i) {
+    if (info->codes[i] == name) {
+      code = static_cast<std::uint16_t>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool kind_by_name(std::string_view name, PolicyKind& kind) noexcept {
+  for (const KindInfo& info : kKinds) {
+    if (info.name == name) {
+      kind = info.kind;
+      return true;
+    }
+  }
+  return false;
 }
 
 unsigned secret_fields(PolicyKind kind) noexcept {
@@ -99,6 +136,23 @@ std::string check_header_value(std::string_view value) {
   return {};
 }
 
+bool is_header_name(std::string_view name) {
+  if (name.empty() || name.size() > 256) return false;
+  for (const unsigned char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string check_split(const PolicyRecord& record, bool) {
+  if (record.code != 0 || record.flags != 0 || !record.a.empty() || !record.b.empty())
+    return "has fields a split record does not use";
+  if (record.value > kMaxSplitWeight) return "weight " + std::to_string(record.value) + " is above 2^32-1";
+  return {};
+}
+
 std::string check_redirect(const PolicyRecord& record, bool captures) {
   if (record.code < 300 || record.code > 308) return "redirect code must be 300-308";
   if ((record.flags & ~kRedirectFlags) != 0) return "unknown redirect flags";
@@ -125,12 +179,16 @@ std::string check_forwarded_prefix(const PolicyRecord& record, bool) {
 }
 
 std::string check_mirror(const PolicyRecord& record, bool) {
-  if (record.code != 0 || record.value != 0 || record.backend != kNoRecordBackend)
-    return "mirror takes no code, value or backend";
+  if (record.code != 0) return "mirror takes no code";
+  if (record.value >= kMirrorWhole) return "mirror share is not below 1,000,000 millionths (0 is every request)";
   if ((record.flags & ~kMirrorFlags) != 0) return "unknown mirror flags";
-  if (!record.a.starts_with("http://") && !record.a.starts_with("https://")) return "mirror target is not an http(s) URL";
+  if (record.backend != kNoRecordBackend) {
+    if (!record.a.starts_with("/") && !record.a.starts_with("$")) return "a mirror to a backend takes a path template";
+  } else {
+    if (!record.a.starts_with("http://") && !record.a.starts_with("https://")) return "mirror target is not an http(s) URL";
+    if (record.b.empty()) return "mirror host is empty";
+  }
   if (std::string problem = check_header_value(record.a); !problem.empty()) return "mirror target " + problem;
-  if (record.b.empty()) return "mirror host is empty";
   if (std::string problem = check_header_value(record.b); !problem.empty()) return "mirror host " + problem;
   return check_template(record.a, false);
 }

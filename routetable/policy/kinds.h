@@ -2,6 +2,8 @@
 // on each record. A new kind is a new header in this directory plus one line in kinds.cc.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,12 @@ struct KindInfo {
   std::string (*check)(const PolicyRecord& record, bool captures);
   unsigned secret = kNoSecret;
   unsigned cidr = kNoCidr;
+  // Names of the kind's codes, by code ("" for none), which kroute-table prints and reads; empty: the
+  // codes are numbers.
+  std::span<const char* const> codes = {};
+  // The kind applies to a whole host (HostPolicy records) and means nothing on a rule: the builder refuses
+  // a rule that carries one.
+  bool host_only = false;
 };
 
 // Null for a kind this build does not know.
@@ -34,5 +42,11 @@ unsigned secret_fields(PolicyKind kind) noexcept;
 // CidrFields of the kind (kNoCidr for an unknown one).
 unsigned cidr_fields(PolicyKind kind) noexcept;
 std::string check_record(const PolicyRecord& record, bool captures);
+// The name of a kind's code, or null when it has none.
+const char* code_name(PolicyKind kind, std::uint16_t code) noexcept;
+// The code named `name` for the kind; false when there is none.
+bool code_by_name(PolicyKind kind, std::string_view name, std::uint16_t& code) noexcept;
+// The kind named `name` ("split"); false when there is none.
+bool kind_by_name(std::string_view name, PolicyKind& kind) noexcept;
 
 }  // namespace kroute::policy

@@ -1,12 +1,16 @@
 #include "template.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace kroute {
 
 namespace {
 
-enum class Value { kUnknown, kScheme, kHost, kHttpHost, kRequestUri, kEscapedRequestUri, kUri, kArgs, kIsArgs, kCapture };
+enum class Value {
+  kUnknown, kScheme, kHost, kHttpHost, kRequestUri, kEscapedRequestUri, kUri, kArgs, kIsArgs, kPrefixRest,
+  kPrefixRestOrSlash, kCapture
+};
 
 struct Token {
   std::size_t length = 0;  // bytes of the template this token covers
@@ -24,6 +28,8 @@ Value named(std::string_view name) {
   if (name == "uri" || name == "document_uri") return Value::kUri;
   if (name == "args" || name == "query_string") return Value::kArgs;
   if (name == "is_args") return Value::kIsArgs;
+  if (name == "prefix_rest") return Value::kPrefixRest;
+  if (name == "prefix_rest_or_slash") return Value::kPrefixRestOrSlash;
   return Value::kUnknown;
 }
 
@@ -77,7 +83,10 @@ std::string_view request_uri(const TemplateContext& c) {
 }
 
 // Values nginx decoded from the request path.
-bool decoded(const Token& t) { return !t.literal && (t.value == Value::kUri || t.value == Value::kCapture); }
+bool decoded(const Token& t) {
+  return !t.literal && (t.value == Value::kUri || t.value == Value::kCapture || t.value == Value::kPrefixRest ||
+                        t.value == Value::kPrefixRestOrSlash);
+}
 
 // What percent-encoding leaves: anything that could end a URI, a header line or start its query.
 bool needs_escape(unsigned char c, bool args) {
@@ -128,6 +137,11 @@ std::string_view resolve(const Token& t, const TemplateContext& c) {
     case Value::kUri: return c.uri;
     case Value::kArgs: return c.args;
     case Value::kIsArgs: return c.args.empty() ? std::string_view() : std::string_view("?");
+    case Value::kPrefixRest:
+    case Value::kPrefixRestOrSlash: {
+      const std::string_view rest = c.uri.substr(std::min(c.prefix_length, c.uri.size()));
+      return rest.empty() && t.value == Value::kPrefixRestOrSlash ? std::string_view("/") : rest;
+    }
     case Value::kCapture: {
       if (t.group >= c.capture_count || c.captures == nullptr) return {};
       const std::uint32_t start = c.captures[2 * t.group];
@@ -149,7 +163,7 @@ std::string check_template(std::string_view text, bool captures) {
       const std::string_view reference = text.substr(0, t.length);
       if (t.value == Value::kUnknown) {
         return "\"" + std::string(reference) +
-               "\" is not one of $scheme, $host, $http_host, $request_uri, $escaped_request_uri, $uri, $args, $query_string, $is_args" +
+               "\" is not one of $scheme, $host, $http_host, $request_uri, $escaped_request_uri, $uri, $args, $query_string, $is_args, $prefix_rest, $prefix_rest_or_slash" +
                (captures ? ", $1..$9" : "");
       }
       if (t.value == Value::kCapture && !captures) {

@@ -31,6 +31,10 @@ struct TemplateContext {
   // rewrite escapes them in arguments), and before it too when `escape_path` (a Location header; a
   // rewritten URI stays decoded, as nginx keeps r->uri, and the proxy encodes it).
   bool escape_path = false;
+  // Bytes of `uri` the matched rule's path covers (its Prefix, or all of it for Exact): $prefix_rest is what
+  // follows ("" or "/..."), $prefix_rest_or_slash the same but "/" for nothing (the Gateway API's
+  // ReplacePrefixMatch: the agent writes "<replacement>$prefix_rest", or "$prefix_rest_or_slash" for "/").
+  std::size_t prefix_length = 0;
 };
 
 // The longest a value in a record may be (a Location, a rewrite target, a header value).

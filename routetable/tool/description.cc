@@ -3,6 +3,7 @@
 #include "ingress/annotations.h"
 #include "ingress/canary.h"
 #include "ingress/policies.h"
+#include "policy/kinds.h"
 #include "validate.h"
 
 #include <json/json.h>
@@ -12,6 +13,7 @@
 #include <ctime>
 #include <deque>
 #include <iomanip>
+#include <limits>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -27,7 +29,10 @@ class Parser {
   explicit Parser(DescriptionResult& out) : out_(out), d_(out.description) {}
 
   void run(const Json::Value& root) {
-    if (!object(root, "(top level)", {"backends", "ingresses", "defaultBackend", "defaultCertificate"})) return;
+    if (!object(root, "(top level)", {"backends", "ingresses", "defaultBackend", "defaultCertificate", "scopes"})) return;
+    const Json::Value& scopes = root["scopes"];
+    if (array(scopes, "scopes"))
+      for (Json::ArrayIndex i = 0; i < scopes.size(); ++i) scope(scopes[i], index("scopes", i));
     const Json::Value& backends = root["backends"];
     if (array(backends, "backends"))
       for (Json::ArrayIndex i = 0; i < backends.size(); ++i) backend(backends[i], index("backends", i));
@@ -44,13 +49,8 @@ class Parser {
         [&](const Source& source, std::string, std::string message) {
           error("ingresses (" + source.ns + "/" + source.name + ")", message);
         });
-    if (root.isMember("defaultCertificate")) {
-      const Json::Value& c = root["defaultCertificate"];
-      if (object(c, "defaultCertificate", {"certificate", "key"})) {
-        d_.model.default_certificate = {string(c, "certificate", "defaultCertificate", true),
-                                        string(c, "key", "defaultCertificate", true)};
-      }
-    }
+    if (root.isMember("defaultCertificate"))
+      d_.model.default_certificate = certificate(root["defaultCertificate"], "defaultCertificate");
     if (root.isMember("defaultBackend")) {
       d_.default_backend_field = "defaultBackend";
       d_.model.default_backend = backend_ref(root["defaultBackend"], "defaultBackend");
@@ -117,6 +117,40 @@ class Parser {
       return fallback;
     }
     return v.asBool();
+  }
+
+  // {"certificate": PEM, "key": PEM}
+  Certificate certificate(const Json::Value& c, const std::string& field) {
+    if (!object(c, field, {"certificate", "key"})) return {};
+    return {string(c, "certificate", field, true), string(c, "key", field, true)};
+  }
+
+  // A scope (its ScopeId is its position + 1): {"name", "locals": [{"address", "port"}], "defaultCertificate"}.
+  void scope(const Json::Value& v, const std::string& field) {
+    Scope s;
+    if (object(v, field, {"name", "locals", "defaultCertificate"})) {
+      s.name = string(v, "name", field, false);
+      const Json::Value& locals = v["locals"];
+      if (array(locals, field + ".locals")) {
+        for (Json::ArrayIndex i = 0; i < locals.size(); ++i) {
+          const std::string lf = index(field + ".locals", i);
+          if (!object(locals[i], lf, {"address", "port"})) continue;
+          s.locals.push_back({string(locals[i], "address", lf, false),
+                              static_cast<std::uint16_t>(integer(locals[i], "port", lf, 0, 65535, 0))});
+        }
+      } else if (locals.isNull()) {
+        error(field + ".locals", "is required");
+      }
+      if (v.isMember("defaultCertificate"))
+        s.default_certificate = certificate(v["defaultCertificate"], field + ".defaultCertificate");
+    }
+    d_.model.scopes.push_back(std::move(s));
+    d_.scope_fields.push_back(field);
+  }
+
+  // `parent.scope`: a ScopeId, `fallback` when not given (the builder checks that the scope exists).
+  ScopeId scope_id(const Json::Value& parent, const std::string& field, ScopeId fallback) {
+    return static_cast<ScopeId>(integer(parent, "scope", field, 0, 65535, fallback));
   }
 
   void backend(const Json::Value& v, const std::string& field) {
@@ -187,8 +221,11 @@ class Parser {
   }
 
   void ingress(const Json::Value& v, const std::string& field) {
-    if (!object(v, field, {"namespace", "name", "creationTimestamp", "annotations", "rules", "tls", "sslRedirect"}))
+    if (!object(v, field, {"namespace", "name", "creationTimestamp", "annotations", "rules", "tls", "sslRedirect",
+                           "scope", "hostPolicies"}))
       return;
+    // Everything of the Ingress is in its scope, unless a rule, TLS entry or host policy names another.
+    const ScopeId ingress_scope = scope_id(v, field, kSharedScope);
     Source source;
     source.ns = string(v, "namespace", field, true);
     source.name = string(v, "name", field, true);
@@ -203,7 +240,8 @@ class Parser {
     if (array(tls, field + ".tls")) {
       for (Json::ArrayIndex t = 0; t < tls.size(); ++t) {
         const std::string tf = index(field + ".tls", t);
-        if (!object(tls[t], tf, {"hosts", "secretName", "certificate", "key"})) continue;
+        if (!object(tls[t], tf, {"hosts", "secretName", "certificate", "key", "scope"})) continue;
+        const ScopeId tls_scope = scope_id(tls[t], tf, ingress_scope);
         const std::string secret = string(tls[t], "secretName", tf, true);
         const Certificate certificate{string(tls[t], "certificate", tf, false), string(tls[t], "key", tf, false)};
         const Json::Value& hosts = tls[t]["hosts"];
@@ -213,7 +251,7 @@ class Parser {
             error(index(tf + ".hosts", h), "must be a string");
             continue;
           }
-          d_.model.tls.push_back({hosts[h].asString(), source.ns, secret, source_index, certificate});
+          d_.model.tls.push_back({tls_scope, hosts[h].asString(), source.ns, secret, source_index, certificate});
           d_.tls_fields.push_back(index(tf + ".hosts", h));
           tls_names.push_back(lowercase(hosts[h].asString()));
         }
@@ -233,17 +271,24 @@ class Parser {
       for (Json::ArrayIndex r = 0; r < rules.size(); ++r) {
         const std::string rf = index(field + ".rules", r);
         const Json::Value& rule = rules[r];
-        if (!object(rule, rf, {"host", "paths"})) continue;
+        if (!object(rule, rf, {"host", "paths", "scope"})) continue;
         const std::string host = string(rule, "host", rf, false);
+        const ScopeId rule_scope = scope_id(rule, rf, ingress_scope);
         const Json::Value& paths = rule["paths"];
         if (!array(paths, rf + ".paths")) {
           if (paths.isNull()) error(rf + ".paths", "is required");
           continue;
         }
         for (Json::ArrayIndex p = 0; p < paths.size(); ++p) {
-          if (Rule* added = path(paths[p], index(rf + ".paths", p), host, source_index)) {
+          const std::string pf = index(rf + ".paths", p);
+          if (Rule* added = path(paths[p], pf, host, source_index)) {
+            added->scope = rule_scope;
             added->regex = agent::regex_paths(annotations);
+            // A path's own records follow the ones its Ingress's annotations make.
+            std::vector<PolicyRecord> given = std::move(added->policies);
             if (annotations.canary) {
+              if (!given.empty() || !added->conditions.empty())
+                error(pf, "a canary Ingress's paths take no policies or conditions of their own");
               if (canaries_.empty() || canaries_.back().source.name != source.name ||
                   canaries_.back().source.ns != source.ns) {
                 canary_annotations_.push_back(annotations);
@@ -255,6 +300,7 @@ class Parser {
               continue;
             }
             added->policies = agent::rule_policies(annotations, added->path);
+            added->policies.insert(added->policies.end(), given.begin(), given.end());
           }
         }
         if (paths.size() > 0 && std::find(hosts.begin(), hosts.end(), host) == hosts.end()) hosts.push_back(host);
@@ -263,8 +309,33 @@ class Parser {
     const std::size_t first_policy = d_.model.host_policies.size();
     const std::size_t first_alias = d_.model.aliases.size();
     if (!annotations.canary) agent::host_policies(annotations, hosts, has_tls, d_.model.host_policies, d_.model.aliases);
-    for (std::size_t i = first_policy; i < d_.model.host_policies.size(); ++i) d_.model.host_policies[i].source = source_index;
+    for (std::size_t i = first_policy; i < d_.model.host_policies.size(); ++i) {
+      d_.model.host_policies[i].source = source_index;
+      d_.model.host_policies[i].scope = ingress_scope;
+      d_.host_policy_fields.push_back(field + ".annotations");
+    }
     for (std::size_t i = first_alias; i < d_.model.aliases.size(); ++i) d_.model.aliases[i].source = source_index;
+    if (ingress_scope != kSharedScope && d_.model.aliases.size() > first_alias)
+      error(field + ".annotations", "host aliases (server-alias) are of the shared scope; this Ingress is in scope " +
+                                        std::to_string(ingress_scope));
+    const Json::Value& host_policies = v["hostPolicies"];
+    if (array(host_policies, field + ".hostPolicies")) {
+      for (Json::ArrayIndex i = 0; i < host_policies.size(); ++i)
+        host_policy(host_policies[i], index(field + ".hostPolicies", i), source_index, ingress_scope);
+    }
+  }
+
+  // Host-wide records as the table holds them: {"host", "scope", "policies": [records]}.
+  void host_policy(const Json::Value& v, const std::string& field, std::uint32_t source, ScopeId fallback) {
+    if (!object(v, field, {"host", "scope", "policies"})) return;
+    HostPolicy policy;
+    policy.host = string(v, "host", field, true);
+    policy.source = source;
+    policy.scope = scope_id(v, field, fallback);
+    policy.records = records(v["policies"], field + ".policies");
+    if (v["policies"].isNull()) error(field + ".policies", "is required");
+    d_.model.host_policies.push_back(std::move(policy));
+    d_.host_policy_fields.push_back(field);
   }
 
   // metadata.annotations, read by the agent's code; a value it cannot use is an error here (the agent
@@ -312,9 +383,74 @@ class Parser {
     return text;
   }
 
+  // A path's match conditions: {"method": M}, {"header": NAME, "value" or "regex": V}, {"query": ...}.
+  std::vector<MatchCondition> conditions(const Json::Value& list, const std::string& field) {
+    std::vector<MatchCondition> out;
+    if (!array(list, field)) return out;
+    for (Json::ArrayIndex i = 0; i < list.size(); ++i) {
+      const std::string cf = index(field, i);
+      const Json::Value& c = list[i];
+      if (!object(c, cf, {"method", "header", "query", "value", "regex"})) continue;
+      const int targets = c.isMember("method") + c.isMember("header") + c.isMember("query");
+      if (targets != 1) {
+        error(cf, "needs exactly one of method, header or query");
+        continue;
+      }
+      if (c.isMember("method")) {
+        if (c.isMember("value") || c.isMember("regex")) error(cf, "a method takes no value or regex");
+        out.push_back({ConditionKind::kMethod, "", string(c, "method", cf, true)});
+        continue;
+      }
+      const bool header = c.isMember("header");
+      if (c.isMember("value") == c.isMember("regex")) {
+        error(cf, "needs exactly one of value or regex");
+        continue;
+      }
+      const bool regex = c.isMember("regex");
+      const ConditionKind kind = header ? (regex ? ConditionKind::kHeaderRegex : ConditionKind::kHeaderExact)
+                                        : (regex ? ConditionKind::kQueryRegex : ConditionKind::kQueryExact);
+      out.push_back({kind, string(c, header ? "header" : "query", cf, true), string(c, regex ? "regex" : "value", cf, true)});
+    }
+    return out;
+  }
+
+  // A path's policy records as the table holds them: {"kind": NAME, "code", "flags", "value", "backend", "a", "b"}.
+  std::vector<PolicyRecord> records(const Json::Value& list, const std::string& field) {
+    std::vector<PolicyRecord> out;
+    if (!array(list, field)) return out;
+    for (Json::ArrayIndex i = 0; i < list.size(); ++i) {
+      const std::string rf = index(field, i);
+      const Json::Value& r = list[i];
+      if (!object(r, rf, {"kind", "code", "flags", "value", "backend", "a", "b"})) continue;
+      PolicyRecord record;
+      const std::string kind = string(r, "kind", rf, true);
+      if (kind.empty()) continue;
+      if (!policy::kind_by_name(kind, record.kind)) {
+        error(rf + ".kind", "no policy kind \"" + kind + "\"");
+        continue;
+      }
+      if (r["code"].isString()) {
+        if (!policy::code_by_name(record.kind, r["code"].asString(), record.code))
+          error(rf + ".code", "\"" + r["code"].asString() + "\" is not a code of " + kind);
+      } else {
+        record.code = static_cast<std::uint16_t>(integer(r, "code", rf, 0, 65535, 0));
+      }
+      record.flags = static_cast<std::uint32_t>(integer(r, "flags", rf, 0, 0xffffffffLL, 0));
+      record.value = static_cast<std::uint64_t>(integer(r, "value", rf, 0, std::numeric_limits<std::int64_t>::max(), 0));
+      if (r.isMember("backend")) {
+        const std::uint32_t backend = backend_ref(r["backend"], rf + ".backend");
+        record.backend = backend == kNoBackend ? kNoRecordBackend : backend;
+      }
+      record.a = string(r, "a", rf, false);
+      record.b = string(r, "b", rf, false);
+      out.push_back(std::move(record));
+    }
+    return out;
+  }
+
   // The rule of one path, for the caller to finish; null when the path is not an object.
   Rule* path(const Json::Value& v, const std::string& field, const std::string& host, std::uint32_t source) {
-    if (!object(v, field, {"path", "pathType", "backend"})) return nullptr;
+    if (!object(v, field, {"path", "pathType", "backend", "conditions", "policies"})) return nullptr;
     Rule rule;
     rule.host = host;
     rule.path = string(v, "path", field, false);
@@ -330,6 +466,8 @@ class Parser {
       error(field + ".pathType", "must be Exact, Prefix or ImplementationSpecific, not \"" + type + "\"");
     }
     rule.backend = backend_ref(v["backend"], field + ".backend");
+    rule.conditions = conditions(v["conditions"], field + ".conditions");
+    rule.policies = records(v["policies"], field + ".policies");
     d_.model.rules.push_back(std::move(rule));
     d_.rule_fields.push_back(field);
     return &d_.model.rules.back();
@@ -377,11 +515,10 @@ std::string describe(const Description& d, const Diagnostic& diagnostic) {
     case Item::kTls: return field_of(d.tls_fields, diagnostic.index) + ": " + diagnostic.message;
     case Item::kSource: return field_of(d.source_fields, diagnostic.index) + ": " + diagnostic.message;
     case Item::kDefaultBackend: return d.default_backend_field + ": " + diagnostic.message;
-    case Item::kHostPolicy:
-      if (diagnostic.index < d.model.host_policies.size())
-        return field_of(d.source_fields, d.model.host_policies[diagnostic.index].source) + ".annotations: " +
-               diagnostic.message;
-      break;
+    case Item::kHostPolicy: return field_of(d.host_policy_fields, diagnostic.index) + ": " + diagnostic.message;
+    case Item::kScope:
+      return field_of(d.scope_fields, diagnostic.index) + ".locals[" + std::to_string(diagnostic.sub_index) + "]: " +
+             diagnostic.message;
     case Item::kAlias:
       if (diagnostic.index < d.model.aliases.size())
         return field_of(d.source_fields, d.model.aliases[diagnostic.index].source) + ".annotations: " +

@@ -17,6 +17,8 @@ struct Description {
   std::vector<std::string> backend_fields;
   std::vector<std::string> tls_fields;
   std::vector<std::string> source_fields;
+  std::vector<std::string> host_policy_fields;  // "ingresses[0].hostPolicies[1]", or the annotations that made it
+  std::vector<std::string> scope_fields;        // "scopes[0]"
   std::string default_backend_field;
 };
 

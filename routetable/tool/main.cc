@@ -1,18 +1,25 @@
 // kroute-table: build a snapshot from a JSON description, dump the current one, and show which rule,
 // Ingress and backend would serve a request.
 #include <CLI/CLI.hpp>
+#include <arpa/inet.h>
 #include <json/json.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <ctime>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "builder.h"
+#include "conditions.h"
 #include "description.h"
 #include "file_access.h"
 #include "path_patterns.h"
@@ -72,6 +79,69 @@ std::string host_label(const SnapshotView& view, const format::HostEntry& h) {
     case format::HostKind::kAny: return "(any host)";
   }
   return "?";
+}
+
+// A scope entry's local address as kroute-table shows it: "10.0.0.7:80", "[fd00::7]:*", "*:8443".
+std::string local_text(const format::ScopeEntry& e) {
+  std::string address = "*";
+  if (e.family != 0) {
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(e.family == 6 ? AF_INET6 : AF_INET, e.address, text, sizeof text);
+    address = e.family == 6 ? "[" + std::string(text) + "]" : std::string(text);
+  }
+  return address + ":" + (e.port == 0 ? std::string("*") : std::to_string(e.port));
+}
+
+// The local address `kroute-table lookup --local` names: "10.0.0.7:80", "10.0.0.7", "[fd00::7]:443",
+// "fd00::7", ":8443" (any address). Without a port only scopes for any port match, as a connection
+// always has one.
+struct LocalArgument {
+  int family = 0;
+  unsigned char address[16] = {};
+  std::uint16_t port = 0;
+};
+
+LocalArgument parse_local(const std::string& text) {
+  LocalArgument local;
+  std::string address = text;
+  std::string port;
+  if (text.starts_with("[")) {
+    const std::size_t close = text.find(']');
+    if (close == std::string::npos || (close + 1 != text.size() && text[close + 1] != ':'))
+      throw std::invalid_argument("--local: \"" + text + "\" is not ADDRESS[:PORT]");
+    address = text.substr(1, close - 1);
+    if (close + 1 != text.size()) port = text.substr(close + 2);
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    address = text.substr(0, text.find(':'));
+    port = text.substr(text.find(':') + 1);
+  }
+  if (!port.empty()) {
+    std::size_t used = 0;
+    unsigned long number = 0;
+    try {
+      number = std::stoul(port, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != port.size() || number == 0 || number > 65535)
+      throw std::invalid_argument("--local: port \"" + port + "\" is not 1-65535");
+    local.port = static_cast<std::uint16_t>(number);
+  }
+  if (address.empty()) return local;
+  if (inet_pton(AF_INET, address.c_str(), local.address) == 1) {
+    local.family = 4;
+  } else if (inet_pton(AF_INET6, address.c_str(), local.address) == 1) {
+    local.family = 6;
+  } else {
+    throw std::invalid_argument("--local: \"" + address + "\" is not an IPv4 or IPv6 address");
+  }
+  return local;
+}
+
+// "1 (gateway infra/a)"; "0 (shared)" for the shared scope.
+std::string scope_text(const SnapshotView& view, ScopeId scope) {
+  const format::ScopeEntry* entry = view.scope_entry(scope);
+  return std::to_string(scope) + " (" + (entry != nullptr ? std::string(view.str(entry->name)) : "shared") + ")";
 }
 
 std::string fingerprint_text(std::uint64_t fingerprint) {
@@ -203,12 +273,54 @@ bool redirects_to_https(const SnapshotView& view, std::uint32_t set) {
   return false;
 }
 
+// A rule's match conditions as a description writes them: {"method": M}, {"header": N, "value" or "regex": V},
+// {"query": ...}.
+Json::Value conditions_json(const SnapshotView& view, const format::RuleEntry& rule) {
+  Json::Value list(Json::arrayValue);
+  for (const format::ConditionEntry& c : view.conditions_of(rule)) {
+    Json::Value jc;
+    const std::string name(view.str(c.name));
+    const std::string value(view.str(c.value));
+    switch (c.kind) {
+      case format::ConditionKind::kMethod: jc["method"] = value; break;
+      case format::ConditionKind::kHeaderExact: jc["header"] = name, jc["value"] = value; break;
+      case format::ConditionKind::kHeaderRegex: jc["header"] = name, jc["regex"] = value; break;
+      case format::ConditionKind::kQueryExact: jc["query"] = name, jc["value"] = value; break;
+      case format::ConditionKind::kQueryRegex: jc["query"] = name, jc["regex"] = value; break;
+    }
+    list.append(jc);
+  }
+  return list;
+}
+
+// " when method GET, header x-version = v2, query id ~ [0-9]+"; "" for a rule without conditions.
+std::string conditions_text(const SnapshotView& view, const format::RuleEntry& rule) {
+  std::string text;
+  for (const format::ConditionEntry& c : view.conditions_of(rule)) {
+    text += text.empty() ? " when " : ", ";
+    const std::string name(view.str(c.name));
+    const std::string value(view.str(c.value));
+    switch (c.kind) {
+      case format::ConditionKind::kMethod: text += "method " + value; break;
+      case format::ConditionKind::kHeaderExact: text += "header " + name + " = " + value; break;
+      case format::ConditionKind::kHeaderRegex: text += "header " + name + " ~ " + value; break;
+      case format::ConditionKind::kQueryExact: text += "query " + name + " = " + value; break;
+      case format::ConditionKind::kQueryRegex: text += "query " + name + " ~ " + value; break;
+    }
+  }
+  return text;
+}
+
 Json::Value policies_json(const SnapshotView& view, std::uint32_t set) {
   Json::Value list(Json::arrayValue);
   for (const format::PolicyRecord& p : view.policies(set)) {
     Json::Value jp;
     jp["kind"] = policy::kind_name(p.kind);
-    if (p.code != 0) jp["code"] = p.code;
+    if (const char* name = policy::code_name(p.kind, p.code)) {
+      jp["code"] = name;
+    } else if (p.code != 0) {
+      jp["code"] = p.code;
+    }
     if (p.flags != 0) jp["flags"] = p.flags;
     if (p.value != 0) jp["number"] = Json::UInt64(p.value);
     if (p.backend != format::kNone) {
@@ -233,12 +345,23 @@ std::string policies_text(const SnapshotView& view, std::uint32_t set) {
   std::string text;
   for (const format::PolicyRecord& p : view.policies(set)) {
     // A multi-line string (a client-cert record's CA bundle) would break the one-line-per-entry dump.
-    const std::string_view a = view.str(p.a);
-    text += std::string(" ") + policy::kind_name(p.kind) + (p.code != 0 ? " " + std::to_string(p.code) : "") + " " +
-            ((policy::secret_fields(p.kind) & policy::kSecretA) != 0 ? std::string("(secret)")
-             : (policy::cidr_fields(p.kind) & policy::kCidrA) != 0   ? policy::cidr_list_text(a)
-             : a.find('\n') != std::string_view::npos             ? "(" + std::to_string(a.size()) + " bytes)"
-                                                                      : std::string(a));
+    const auto shown = [&](format::StrRef ref, unsigned field) {
+      const std::string_view s = view.str(ref);
+      return (policy::secret_fields(p.kind) & field) != 0 ? std::string("(secret)")
+             : (policy::cidr_fields(p.kind) & field) != 0 ? policy::cidr_list_text(s)
+             : s.find('\n') != std::string_view::npos      ? "(" + std::to_string(s.size()) + " bytes)"
+                                                            : std::string(s);
+    };
+    const char* code = policy::code_name(p.kind, p.code);
+    text += std::string(" ") + policy::kind_name(p.kind) +
+            (code != nullptr ? std::string(" ") + code : p.code != 0 ? " " + std::to_string(p.code) : "");
+    if (p.a.length != 0 || (policy::secret_fields(p.kind) & policy::kSecretA) != 0) text += " " + shown(p.a, policy::kSecretA);
+    if (p.b.length != 0) text += " " + shown(p.b, policy::kSecretB);
+    if (p.value != 0) text += " (" + std::to_string(p.value) + ")";
+    if (p.backend != format::kNone) {
+      const format::BackendEntry& b = view.backends()[p.backend];
+      text += " -> " + std::string(view.str(b.ns)) + "/" + std::string(view.str(b.service));
+    }
   }
   return text;
 }
@@ -258,6 +381,7 @@ int dump_command(const std::string& dir, bool json) {
     for (const format::HostEntry& host : view.hosts()) {
       Json::Value jh;
       jh["host"] = host_label(view, host);
+      if (host.scope != kSharedScope) jh["scope"] = host.scope;
       if (host.tls != format::kNone) jh["tls"] = tls_json(view, view.tls()[host.tls]);
       if ((host.flags & format::kRegexPaths) != 0) jh["regexPaths"] = true;
       if (host.policies != format::kNone) jh["policies"] = policies_json(view, host.policies);
@@ -267,6 +391,7 @@ int dump_command(const std::string& dir, bool json) {
         jr["path"] = rule_path(view, r);
         jr["pathType"] = path_type_name(r.declared);
         jr["sslRedirect"] = redirects_to_https(view, r.policies);
+        if ((r.flags & format::kHasConditions) != 0) jr["conditions"] = conditions_json(view, r);
         if (r.policies != format::kNone) jr["policies"] = policies_json(view, r.policies);
         const format::SourceEntry& s = view.source_of(r);
         jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
@@ -277,6 +402,21 @@ int dump_command(const std::string& dir, bool json) {
       hosts.append(jh);
     }
     out["hosts"] = hosts;
+    if (!view.scopes().empty()) {
+      Json::Value scopes(Json::arrayValue);
+      for (const format::ScopeEntry& e : view.scopes()) {
+        if (scopes.empty() || scopes[scopes.size() - 1]["scope"].asUInt() != e.scope) {
+          Json::Value js;
+          js["scope"] = e.scope;
+          js["name"] = std::string(view.str(e.name));
+          js["locals"] = Json::Value(Json::arrayValue);
+          if (e.default_tls != format::kNone) js["defaultCertificate"] = tls_json(view, view.tls()[e.default_tls]);
+          scopes.append(js);
+        }
+        scopes[scopes.size() - 1]["locals"].append(local_text(e));
+      }
+      out["scopes"] = scopes;
+    }
     if (const format::BackendEntry* d = view.default_backend()) out["defaultBackend"] = backend_json(view, *d);
     if (const format::TlsEntry* c = view.default_certificate()) out["defaultCertificate"] = tls_json(view, *c);
     print_json(out);
@@ -290,8 +430,19 @@ int dump_command(const std::string& dir, bool json) {
     std::cout << "default backend " << backend_name(view, *d) << " [" << endpoints_text(view, *d) << "]\n";
   if (const format::TlsEntry* c = view.default_certificate())
     std::cout << "default certificate " << fingerprint_text(c->fingerprint) << "\n";
+  for (std::size_t i = 0; i < view.scopes().size(); ++i) {
+    const format::ScopeEntry& e = view.scopes()[i];
+    if (i == 0 || view.scopes()[i - 1].scope != e.scope) {
+      std::cout << (i == 0 ? "" : "\n") << "scope " << e.scope << " " << view.str(e.name) << ":";
+      if (e.default_tls != format::kNone)
+        std::cout << " (default certificate " << fingerprint_text(view.tls()[e.default_tls].fingerprint) << ")";
+    }
+    std::cout << " " << local_text(e);
+    if (i + 1 == view.scopes().size()) std::cout << "\n";
+  }
   for (const format::HostEntry& host : view.hosts()) {
     std::cout << "\nhost " << host_label(view, host);
+    if (host.scope != kSharedScope) std::cout << "  scope " << host.scope;
     if (host.tls != format::kNone) std::cout << "  tls " << tls_text(view, view.tls()[host.tls]);
     if ((host.flags & format::kRegexPaths) != 0) std::cout << "  regex paths";
     std::cout << policies_text(view, host.policies) << "\n";
@@ -300,24 +451,89 @@ int dump_command(const std::string& dir, bool json) {
       const format::BackendEntry& b = view.backends()[r.backend];
       std::cout << "  " << path_type_name(r.declared) << " " << rule_path(view, r) << " -> " << backend_name(view, b)
                 << " (ingress " << view.str(s.ns) << "/" << view.str(s.name) << ") [" << endpoints_text(view, b)
-                << "]" << policies_text(view, r.policies) << "\n";
+                << "]" << conditions_text(view, r) << policies_text(view, r.policies) << "\n";
     }
   }
   return 0;
 }
 
-int lookup_command(const std::string& dir, const std::string& host, const std::string& path, bool json) {
+// The request `kroute-table lookup` asks about: its method, headers ("Name: value") and query, as the module
+// would give them to the lookup.
+class CommandRequest {
+ public:
+  CommandRequest(std::string method, const std::vector<std::string>& headers, std::string_view args)
+      : method_(std::move(method)), args_(args) {
+    for (const std::string& h : headers) {
+      const std::size_t colon = h.find(':');
+      if (colon == std::string::npos || colon == 0) throw std::invalid_argument("--header needs 'Name: value', not '" + h + "'");
+      std::string_view value = std::string_view(h).substr(colon + 1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+      headers_.emplace_back(h.substr(0, colon), std::string(value));
+    }
+  }
+  const std::vector<std::pair<std::string, std::string>>& headers() const { return headers_; }
+  const std::string& method() const { return method_; }
+
+  RequestData data() const {
+    RequestData d;
+    d.method = method_;
+    d.args = args_;
+    d.context = this;
+    d.header = [](const void* context, std::string_view name, std::string_view& value) noexcept {
+      const auto* self = static_cast<const CommandRequest*>(context);
+      std::string joined;
+      bool found = false;
+      for (const auto& [key, v] : self->headers_) {
+        if (key.size() != name.size() ||
+            !std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+              return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+            }))
+          continue;
+        joined += (found ? ", " : "") + v;
+        found = true;
+      }
+      if (!found) return false;
+      try {
+        value = self->memory_.emplace_back(std::move(joined));
+      } catch (...) {
+        return false;
+      }
+      return true;
+    };
+    d.scratch = [](const void* context, std::size_t size) noexcept -> char* {
+      try {
+        return static_cast<const CommandRequest*>(context)->memory_.emplace_back(size, '\0').data();
+      } catch (...) {
+        return nullptr;
+      }
+    };
+    return d;
+  }
+
+ private:
+  std::string method_;
+  std::string_view args_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+  mutable std::deque<std::string> memory_;  // what `header` and `scratch` hand out, for the request's life
+};
+
+int lookup_command(const std::string& dir, const std::string& host, const std::string& path, const std::string& method,
+                   const std::vector<std::string>& headers, const std::string& local_address, bool json) {
+  const LocalArgument local = local_address.empty() ? LocalArgument{} : parse_local(local_address);
   TableReader reader(dir);
   const MappedSnapshot* snapshot = open_current(reader, dir);
   if (snapshot == nullptr) return kExitError;
   const SnapshotView& view = snapshot->view;
+  const ScopeId scope = local_address.empty() ? kSharedScope : view.scope_for(local.family, local.address, local.port);
   const std::string_view request_path = std::string_view(path).substr(0, path.find('?'));
   const std::string_view args =
       path.find('?') == std::string::npos ? std::string_view() : std::string_view(path).substr(path.find('?') + 1);
   PatternCache cache;
   const PathPatterns patterns(view, cache);
   PathCaptures captures;
-  const RouteMatch m = view.lookup(host, request_path, &patterns, &captures);
+  const CommandRequest request(method, headers, args);
+  const RequestData data = request.data();
+  const RouteMatch m = view.lookup(host, request_path, &patterns, &captures, &data, scope);
   // What the rewrite (if any) sends upstream, expanded as the module does.
   std::string upstream_uri;
   if (m.rule != nullptr) {
@@ -346,6 +562,11 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
     out["generation"] = Json::UInt64(view.generation());
     out["request"]["host"] = host;
     out["request"]["path"] = path;
+    out["request"]["method"] = method;
+    for (const auto& [name, value] : request.headers()) out["request"]["headers"][name].append(value);
+    if (!local_address.empty()) out["request"]["local"] = local_address;
+    out["scope"] = scope;
+    if (const format::ScopeEntry* entry = view.scope_entry(scope)) out["scopeName"] = std::string(view.str(entry->name));
     out["match"] = m.rule != nullptr ? "rule" : (m.default_backend ? "default-backend" : "none");
     out["status"] = status;
     if (m.rule != nullptr) {
@@ -354,6 +575,7 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       out["path"] = rule_path(view, *m.rule);
       out["pathType"] = path_type_name(m.rule->declared);
       out["sslRedirect"] = redirects_to_https(view, m.rule->policies);
+      if ((m.rule->flags & format::kHasConditions) != 0) out["conditions"] = conditions_json(view, *m.rule);
       if (m.rule->policies != format::kNone) out["policies"] = policies_json(view, m.rule->policies);
       if (!upstream_uri.empty()) out["upstreamUri"] = upstream_uri;
       const format::SourceEntry& s = view.source_of(*m.rule);
@@ -365,11 +587,13 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
     if (m.backend != nullptr) out["backend"] = backend_json(view, *m.backend);
     print_json(out);
   } else {
-    std::cout << host << " " << path << " (generation " << view.generation() << ")\n";
+    std::cout << method << " " << host << " " << path << " (generation " << view.generation() << ")\n";
+    if (!local_address.empty()) std::cout << "  scope    " << scope_text(view, scope) << ", from " << local_address << "\n";
     if (m.rule != nullptr) {
       const format::SourceEntry& s = view.source_of(*m.rule);
       std::cout << "  host     " << host_label(view, *m.host) << " (" << host_match_name(m.host_match) << " match)\n"
-                << "  rule     " << path_type_name(m.rule->declared) << " " << rule_path(view, *m.rule) << "\n"
+                << "  rule     " << path_type_name(m.rule->declared) << " " << rule_path(view, *m.rule)
+                << conditions_text(view, *m.rule) << "\n"
                 << "  ingress  " << view.str(s.ns) << "/" << view.str(s.name) << "\n";
       if (m.rule->policies != format::kNone) std::cout << "  policies" << policies_text(view, m.rule->policies) << "\n";
       if (!upstream_uri.empty()) std::cout << "  upstream " << upstream_uri << "\n";
@@ -416,9 +640,17 @@ int main(int argc, char** argv) {
 
   std::string host;
   std::string path;
+  std::string method = "GET";
+  std::vector<std::string> headers;
   CLI::App* lookup = app.add_subcommand("lookup", "show which rule, Ingress and backend serve HOST PATH (exit 2: no route)");
   lookup->add_option("host", host, "request host, as a client sends it")->required();
-  lookup->add_option("path", path, "request path")->required();
+  lookup->add_option("path", path, "request path, with ?query for query parameter conditions")->required();
+  lookup->add_option("--method", method, "request method, for method conditions")->capture_default_str();
+  lookup->add_option("--header", headers, "a request header 'Name: value', for header conditions (repeatable)");
+  std::string local;
+  lookup->add_option("--local", local,
+                     "the local ADDRESS[:PORT] the request arrived on ([v6]:port, :port for any address), which "
+                     "picks the scope; without it, the shared scope");
   lookup->add_flag("--json", json, "print JSON");
 
   CLI11_PARSE(app, argc, argv);
@@ -437,7 +669,7 @@ int main(int argc, char** argv) {
       return build_command(dir, file, options, quiet);
     }
     if (dump->parsed()) return dump_command(dir, json);
-    return lookup_command(dir, host, path, json);
+    return lookup_command(dir, host, path, method, headers, local, json);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitError;

@@ -49,8 +49,9 @@ inline std::string base64(const std::string& bytes) {
   return out;
 }
 
-// A kubernetes.io/tls Secret in namespace n as JSON text.
-inline std::string tls_secret_json(const std::string& name, const std::string& chain_pem, const std::string& key_pem) {
-  return R"({"metadata": {"name": ")" + name + R"(", "namespace": "n"}, "type": "kubernetes.io/tls", "data": {"tls.crt": ")" +
+// A kubernetes.io/tls Secret (in namespace n unless told) as JSON text.
+inline std::string tls_secret_json(const std::string& name, const std::string& chain_pem, const std::string& key_pem,
+                                   const std::string& ns = "n") {
+  return R"({"metadata": {"name": ")" + name + R"(", "namespace": ")" + ns + R"("}, "type": "kubernetes.io/tls", "data": {"tls.crt": ")" +
          base64(chain_pem) + R"(", "tls.key": ")" + base64(key_pem) + R"("}})";
 }

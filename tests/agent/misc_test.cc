@@ -56,6 +56,7 @@ TEST_CASE("text helpers") {
 
 TEST_CASE("metrics render in the Prometheus text format") {
   Metrics m;
+  m.watched[Metrics::at(Kind::kEndpointSlice)] = true;
   m.relists[Metrics::at(Kind::kEndpointSlice)] = 2;
   m.publish_duration.observe(3ms);
   const std::string text = m.render();
@@ -63,6 +64,9 @@ TEST_CASE("metrics render in the Prometheus text format") {
   CHECK(text.find("kroute_agent_publish_duration_seconds_bucket{le=\"0.005\"} 1\n") != std::string::npos);
   CHECK(text.find("kroute_agent_publish_duration_seconds_bucket{le=\"0.001\"} 0\n") != std::string::npos);
   CHECK(text.find("# TYPE kroute_agent_objects gauge\n") != std::string::npos);
+  // Only watched resources have series: an agent without --gateway-controller shows no gatewayclass at 0.
+  CHECK(text.find("resource=\"gatewayclass\"") == std::string::npos);
+  CHECK(text.find("resource=\"ingress\"") == std::string::npos);
 }
 
 TEST_CASE("a Lease or an error body of an unexpected shape is read as far as it goes") {

@@ -7,6 +7,8 @@
 #   KROUTE_CLUSTER_WORKLOADS 1: also kube-controller-manager, kube-scheduler and the node agent (default 0;
 #                            `make cluster-up` sets 1)
 #   KROUTE_POD_CIDR          the pods' docker network in workloads mode (default 10.244.0.0/16, a /16 or longer)
+#   KROUTE_CLUSTER_GATEWAY_API  standard or experimental: up.sh installs that channel of the Gateway API CRDs
+#                            (default none)
 
 cluster_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cluster_dir="${KROUTE_CLUSTER_DIR:-$cluster_root/build/cluster}"
@@ -18,6 +20,7 @@ etcd_peer_port="${KROUTE_ETCD_PEER_PORT:-2380}"
 
 workloads="${KROUTE_CLUSTER_WORKLOADS:-0}"
 pod_cidr="${KROUTE_POD_CIDR:-10.244.0.0/16}"
+gateway_api="${KROUTE_CLUSTER_GATEWAY_API:-}"
 # One cluster's docker objects (the pods' network and containers) carry this id in a label and in their names.
 cluster_id=$(printf '%s' "$cluster_dir" | sha256sum | cut -c1-8)
 pod_network="kroute-$cluster_id"

@@ -7,6 +7,10 @@ set -euo pipefail
 #   tools.sh path    print the directory holding the binaries (exit 3 when they are not built yet)
 #   tools.sh go      print the go command a build uses, fetching Go from the module proxy first when none is found
 #   tools.sh node    build the node agent (tests/cluster/node, kroute's own code) unless cached; print its path
+#   tools.sh conformance   build the Gateway API conformance suite's test binary (tools/conformance) unless cached;
+#                          print its path
+#   tools.sh gateway-crds standard|experimental   print the directory of that channel's Gateway API CRDs in the Go
+#                          module cache (the gateway-api release the conformance module requires; downloaded if needed)
 #
 # The cache is ${KROUTE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kroute/tools}/<key>/bin; the key is a hash of
 # the modules' go.mod and go.sum files and of the build flags, so an unchanged go.mod never rebuilds.
@@ -303,7 +307,7 @@ build() {
   } >"$work/VERSIONS"
   rm -rf "$tools_dir"
   mv "$work" "$tools_dir"
-  find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name go -exec rm -rf {} +
+  find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "$key" ! -name go ! -name conformance -exec rm -rf {} +
   say "built in $(elapsed $start): $bin_dir"
 }
 
@@ -337,9 +341,102 @@ build_node() {
   echo "$out/kroute-node"
 }
 
+# The Gateway API conformance suite is not one of the tools either: only `make conformance` needs it, and a go.mod
+# bump for it must not rebuild the cluster. Its test binary (`go test -c` of the suite's package, whose
+# TestConformance takes the suite's flags) is cached by a hash of tools/conformance's go.mod and go.sum and of the
+# build flags in $cache_root/conformance/<key>/.
+conformance_dir="$modules_dir/conformance"
+conformance_package=sigs.k8s.io/gateway-api/conformance
+conformance_binary=gateway-conformance.test
+conformance_ldflags="-s -w"
+
+conformance_version() {
+  local version
+  version=$(required_version conformance "$conformance_package")
+  [ -n "$version" ] || die "cannot read the version of $conformance_package from $conformance_dir/go.mod"
+  # The suite deploys echo-basic as its backends, and the echo image is the echo module's echo-basic.
+  [ "$version" = "$echo_version" ] ||
+    die "tools/conformance requires $conformance_package $version but tools/echo $echo_version: the suite and the echo-basic it runs as backends must be one release"
+  echo "$version"
+}
+
+build_conformance() {
+  local version key out work start=$SECONDS total ticker rc=0
+  version=$(conformance_version)
+  key=$({ cat "$conformance_dir/go.mod" "$conformance_dir/go.sum"; echo "-trimpath $conformance_ldflags"; } |
+    sha256sum | cut -c1-16)
+  out="$cache_root/conformance/$key"
+  if [ -x "$out/$conformance_binary" ]; then
+    echo "$out/$conformance_binary"
+    return 0
+  fi
+  go=$(find_go)
+  export GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly" CGO_ENABLED=0
+  mkdir -p "$cache_root/conformance"
+  exec 7>"$cache_root/conformance/.lock"
+  if ! flock -n 7; then
+    say "[conformance] another build holds $cache_root/conformance/.lock; waiting for it"
+    flock 7
+  fi
+  if [ -x "$out/$conformance_binary" ]; then
+    echo "$out/$conformance_binary"
+    return 0
+  fi
+  work=$(mktemp -d "$cache_root/conformance/.building-XXXXXX")
+  trap '[ -z "${ticker:-}" ] || kill_tree "$ticker"' EXIT INT TERM
+  cd "$conformance_dir"
+  say "[conformance] resolving packages and downloading modules"
+  total=$("$go" list -deps -test "$conformance_package" 2>>"$work/build.log" | wc -l) ||
+    die "[conformance] resolving packages failed; the log is $work/build.log"
+  say "[conformance] compiling the Gateway API conformance suite $version ($total packages) with $("$go" env GOVERSION)"
+  report_progress conformance "$work/build.log" "$total" &
+  ticker=$!
+  # `go build -v` names each package as it compiles them (what the progress lines count); `go test -c` then finds
+  # them in Go's build cache and only compiles the test files and links.
+  { "$go" build -v -trimpath "$conformance_package" &&
+    "$go" test -c -trimpath -ldflags "$conformance_ldflags" -o "$work/$conformance_binary" "$conformance_package"
+  } >>"$work/build.log" 2>&1 || rc=$?
+  kill_tree "$ticker"
+  wait "$ticker" 2>/dev/null || true
+  ticker=""
+  trap - EXIT INT TERM
+  if [ "$rc" -ne 0 ]; then
+    say "[conformance] build FAILED; the last lines of $work/build.log:"
+    grep -v -E '^[A-Za-z0-9_.~/-]+$' "$work/build.log" | tail -n 30 | sed 's/^/    /' >&2
+    die "[conformance] build failed; the full log is in $work"
+  fi
+  echo "$conformance_package $version (go test -c), built with $("$go" env GOVERSION) in $(elapsed "$start") on $(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    >"$work/VERSIONS"
+  rm -rf "$out"
+  mv "$work" "$out"
+  # Older builds go after a day (not at once: another checkout may be running its own version of the suite).
+  find "$cache_root/conformance" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -mmin +1440 -exec rm -rf {} +
+  say "[conformance] built $out/$conformance_binary in $(elapsed "$start")"
+  echo "$out/$conformance_binary"
+}
+
+# The Gateway API CRDs are not kept in this tree: they come with the sigs.k8s.io/gateway-api module the conformance
+# module requires, from the Go module proxy, checked against go.sum (config/crd/<channel>/ of that module).
+gateway_crds() {
+  local channel=$1 dir
+  case "$channel" in
+    standard | experimental) ;;
+    *) die "usage: $0 gateway-crds standard|experimental" ;;
+  esac
+  conformance_version >/dev/null
+  go=$(find_go)
+  dir=$(cd "$conformance_dir" && export GOWORK=off GOFLAGS="${GOFLAGS:-} -mod=readonly" &&
+    "$go" mod download sigs.k8s.io/gateway-api && "$go" list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api) ||
+    die "cannot download sigs.k8s.io/gateway-api $(required_version conformance sigs.k8s.io/gateway-api) from the module proxy"
+  [ -d "$dir/config/crd/$channel" ] || die "no config/crd/$channel in $dir"
+  echo "$dir/config/crd/$channel"
+}
+
 case "${1:-}" in
   build) build ;;
   node) build_node ;;
+  conformance) build_conformance ;;
+  gateway-crds) gateway_crds "${2:-}" ;;
   go)
     go=$(find_go)
     say "$("$go" version) at $go"
@@ -354,7 +451,7 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 build|path|go|node" >&2
+    echo "usage: $0 build|path|go|node|conformance|gateway-crds standard|experimental" >&2
     exit 2
     ;;
 esac

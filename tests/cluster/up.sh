@@ -5,6 +5,10 @@ set -euo pipefail
 # kube-scheduler and the node agent kroute-node (tests/cluster/node), which runs the pods on the local docker engine
 # in a docker network of their own; up.sh then waits for the Node to be Ready and the default ServiceAccount.
 #
+# With KROUTE_CLUSTER_GATEWAY_API=standard or experimental it also installs that channel of the Gateway API CRDs
+# (the release tools/conformance/go.mod requires, from the Go module cache: tools.sh gateway-crds) and waits until
+# they are Established; also into a cluster that is already up.
+#
 # Settings (environment): see lib.sh. KROUTE_CLUSTER_TIMEOUT bounds the wait for /readyz (seconds, default 60).
 # Writes into $KROUTE_CLUSTER_DIR: pki/ (CA, serving and client certificates, the service-account key),
 # etcd/ (data), *.log, *.pid, kubeconfig (the admin identity, system:masters) and cluster.env (for `source`).
@@ -20,9 +24,35 @@ server="https://127.0.0.1:$apiserver_port"
 issuer="https://kubernetes.default.svc.cluster.local"
 service_cidr="10.96.0.0/16"
 
+case "$gateway_api" in
+  "" | none | standard | experimental) ;;
+  *) die "KROUTE_CLUSTER_GATEWAY_API=$gateway_api: give standard, experimental or none" ;;
+esac
+
+# The Gateway API CRDs of channel $gateway_api, applied server-side (the largest, HTTPRoute's, is beyond what a
+# client-side apply can record in its last-applied annotation), then waited for until Established.
+install_gateway_api() {
+  local crds began=$SECONDS files f applied names
+  [ -n "$gateway_api" ] && [ "$gateway_api" != none ] || return 0
+  crds=$("$here/tools.sh" gateway-crds "$gateway_api") || die "the Gateway API CRDs ($gateway_api) are not available"
+  files=()
+  for f in "$crds"/*.yaml; do
+    [ "$(basename "$f")" = kustomization.yaml ] || files+=(-f "$f")
+  done
+  applied=$("$bin/kubectl" --kubeconfig "$cluster_dir/kubeconfig" apply --server-side --force-conflicts \
+    --field-manager kroute-cluster -o name "${files[@]}" 2>&1) || die "applying the Gateway API CRDs failed:
+$applied"
+  names=$(grep '^customresourcedefinition' <<<"$applied")
+  "$bin/kubectl" --kubeconfig "$cluster_dir/kubeconfig" wait --for condition=Established --timeout "${timeout}s" \
+    $names >/dev/null || die "the Gateway API CRDs were not Established within ${timeout}s"
+  say "Gateway API CRDs ($gateway_api channel, $(wc -l <<<"$names") CRDs from $crds) Established in $(( SECONDS - began ))s"
+}
+
 if apiserver_pid=$(running_pid kube-apiserver) && running_pid etcd >/dev/null &&
    { [ "$workloads" != 1 ] || running_pid kroute-node >/dev/null; }; then
   say "already running (kube-apiserver pid $apiserver_pid): KUBECONFIG=$cluster_dir/kubeconfig"
+  bin=$("$here/tools.sh" path) || die "the control plane binaries are not built: run 'make cluster-tools' first"
+  install_gateway_api
   exit 0
 fi
 stop_cluster
@@ -288,6 +318,7 @@ if [ "$workloads" = 1 ]; then
   }
   wait_for_workloads
 fi
+install_gateway_api
 elapsed_ms=$(( $(date +%s%3N) - start_ms ))
 say "ready in $(( elapsed_ms / 1000 )).$(( elapsed_ms % 1000 / 100 ))s at $server${node_ip:+; node $node_name runs pods on docker network $pod_network ($pod_cidr)}"
 say "  export KUBECONFIG=$cluster_dir/kubeconfig; $bin/kubectl get ns"

@@ -52,9 +52,9 @@ class Helm:
         env = self.cluster.env() if self.cluster else None
         return run([self.binary, *args], env=env, check=check)
 
-    def template(self, values: dict[str, Any] | None = None, *, release: str = "kroute",
-                 namespace: str = "ingress", check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self("template", release, str(CHART), "--namespace", namespace, *set_args(values), check=check)
+    def template(self, values: dict[str, Any] | None = None, *, release: str = "kroute", namespace: str = "ingress",
+                 check: bool = True, chart: Path = CHART) -> subprocess.CompletedProcess[str]:
+        return self("template", release, str(chart), "--namespace", namespace, *set_args(values), check=check)
 
     def objects(self, values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         """The rendered manifests as dicts."""

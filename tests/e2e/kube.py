@@ -1,7 +1,8 @@
 """A real single-node Kubernetes cluster for tests: start it, talk to it, stop it.
 
 By default only the control plane (etcd + kube-apiserver) runs; with workloads=True also kube-controller-manager,
-kube-scheduler and the node agent, which runs pods on the local docker engine (docs/cluster.md).
+kube-scheduler and the node agent, which runs pods on the local docker engine (docs/cluster.md). With
+gateway_api="standard" or "experimental" the cluster also has that channel of the Gateway API CRDs.
 
 The shell scripts in tests/cluster do the work (one implementation for `make cluster-up` and for tests);
 this module gives tests free ports, a private state directory, kubectl, TokenRequest tokens and plain
@@ -95,9 +96,14 @@ class Cluster:
     Use as a context manager, or call start() and stop(); stop() is safe to call more than once.
     """
 
-    def __init__(self, state_dir: Path, bin_dir: Path, apiserver_port: int | None = None, workloads: bool = False):
+    def __init__(self, state_dir: Path, bin_dir: Path, apiserver_port: int | None = None, workloads: bool = False,
+                 gateway_api: str = ""):
         self.state_dir = Path(state_dir)
         self.bin_dir = Path(bin_dir)
+        # "standard" or "experimental": up.sh installs that channel of the Gateway API CRDs, Established.
+        if gateway_api not in ("", "standard", "experimental"):
+            raise ValueError(f"gateway_api={gateway_api!r}: give 'standard', 'experimental' or ''")
+        self.gateway_api = gateway_api
         # Workloads: controllers, scheduler and a node; pods get addresses in pod_cidr, the node is node_ip.
         self.workloads = workloads
         self.pod_cidr = free_pod_cidr() if workloads else ""
@@ -128,6 +134,7 @@ class Cluster:
             "KUBECONFIG": str(self.kubeconfig),
             "KROUTE_CLUSTER_WORKLOADS": "1" if self.workloads else "0",
             **({"KROUTE_POD_CIDR": self.pod_cidr} if self.workloads else {}),
+            "KROUTE_CLUSTER_GATEWAY_API": self.gateway_api,
         }
 
     def start(self, attempts: int = 3) -> float:

@@ -48,6 +48,9 @@ API_PATHS = {
     "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
     "Secret": "/api/v1/namespaces/{ns}/secrets",
     "IngressClass": "/apis/networking.k8s.io/v1/ingressclasses",
+    "GatewayClass": "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+    "Gateway": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways",
+    "HTTPRoute": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
 }
 
 

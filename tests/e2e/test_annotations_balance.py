@@ -354,7 +354,10 @@ def test_hash_by_moves_at_most_about_one_nth_of_the_keys_when_an_endpoint_comes_
     after = placement()
     moved = [k for k in keys if after[k] != before[k]]
     assert all(after[k] == hashed.pods[-1].name for k in moved), "a key moved between old pods"
-    assert len(moved) / len(keys) <= 1 / 5 + 0.07, len(moved)
+    # Each key moves with probability 1/5; over 300 keys that is 60 +- 6.9. The bound is 4.3 standard
+    # deviations out (a run with random pod addresses exceeds it about once in 10^5); modulo hashing
+    # would move 4/5 of the keys.
+    assert len(moved) / len(keys) <= 1 / 5 + 0.10, len(moved)
     # Removing an unrelated pod: only its keys move.
     gone = hashed.pods.pop(0)
     stack.apply(stack.endpoint_slice(hashed))

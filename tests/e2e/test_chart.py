@@ -1,5 +1,6 @@
 """The Helm chart (charts/kroute): lint, render, the real API server's verdict on what it renders, install,
-upgrade and uninstall, and what its service account may do (kubectl auth can-i).
+upgrade and uninstall, and what its service account may do (kubectl auth can-i). With the Gateway API: the agent's
+flag, the GatewayClass, the extra RBAC rules and the CRDs, which come from the Go module cache, not the tree.
 
 No kubelet runs, so pods never start: these tests check the objects. tests/e2e/test_image.py runs the pod.
 """
@@ -8,15 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agent_fixtures import rbac_rules
+from agent_fixtures import rbac_rules, wait_for
 from chart_fixtures import (CHART, Helm, Releases, containers, find, one,  # noqa: F401
-                            helm, releases, service_monitor_crd)
-from kube import Cluster
+                            helm, releases, service_monitor_crd, set_args)
+from kube import ROOT, Cluster
 
 # Value sets that between them turn every template and branch on.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -46,7 +50,8 @@ def test_schema_refuses_bad_values(helm: Helm) -> None:
     for bad in ({"kind": "StatefulSet"}, {"service": {"type": "External"}}, {"replicaCount": "two"},
                 {"controller": {"logLevel": "loud"}}, {"image": {"pullPolicy": "Sometimes"}},
                 {"service": {"externalTrafficPolicy": "Nearest"}}, {"no": "such key"},
-                {"controller": {"limitReqStatusCode": 200}}):
+                {"controller": {"limitReqStatusCode": 200}}, {"gatewayAPI": {"installCRDs": "beta"}},
+                {"gatewayAPI": {"controllerName": "no-domain"}}, {"gatewayAPI": {"gatewayClass": {"name": "Kroute"}}}):
         result = helm.template(bad, check=False)
         assert result.returncode != 0, f"{bad} was accepted"
     result = helm.template({"kind": "DaemonSet", "autoscaling": {"enabled": True}}, check=False)
@@ -223,6 +228,186 @@ def test_options_render_as_documented(helm: Helm) -> None:
     # nginx on unprivileged ports (an image whose nginx.conf says so): no capability at all.
     objects = helm.objects({"nginx": {"containerPorts": {"http": 8080, "https": 8443, "status": 10246}}})
     assert "add" not in containers(one(objects, "Deployment"))["nginx"]["securityContext"]["capabilities"]
+
+
+# ---- the Gateway API -----------------------------------------------------------------------------------------
+
+GATEWAY_API = {"gatewayAPI": {"enabled": True}}
+GATEWAY_KINDS = {"gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants"}
+
+
+def chart_copy(directory: Path, channel: str = "") -> Path:
+    """The chart in a directory of its own, whatever this checkout's chart holds: with one channel of the Gateway
+    API CRDs copied in by scripts/chart-gateway-crds.sh (what `make chart-gateway-crds` runs), or without any."""
+    chart = directory / "kroute"
+    shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("gateway-api"))
+    if channel:
+        subprocess.run(["bash", str(ROOT / "scripts" / "chart-gateway-crds.sh"), channel, str(chart)], check=True,
+                       capture_output=True, timeout=600)
+    return chart
+
+
+def crd_files(chart: Path, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects of a channel's files, by (kind, name), as the Gateway API release ships them."""
+    return {(doc["kind"], doc["metadata"]["name"]): doc
+            for path in sorted((chart / "files" / "gateway-api" / channel).glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc}
+
+
+def gateway_api_version() -> str:
+    go_mod = ROOT / "tests" / "cluster" / "tools" / "conformance" / "go.mod"
+    return next(line.split()[1] for line in go_mod.read_text().splitlines()
+                if line.split()[:1] == ["sigs.k8s.io/gateway-api"])
+
+
+def test_gateway_api_is_off_by_default(helm: Helm) -> None:
+    objects = helm.objects(release="edge", namespace="ingress")
+    assert not find(objects, "GatewayClass") and not find(objects, "CustomResourceDefinition")
+    assert not any(a.startswith("--gateway") for a in containers(one(objects, "Deployment"))["agent"]["args"])
+    assert not any("gateway.networking.k8s.io" in r["apiGroups"] for r in one(objects, "ClusterRole")["rules"])
+
+
+def test_gateway_api_renders_the_agent_flag_the_gateway_class_and_the_rules(helm: Helm) -> None:
+    rules = rbac_rules()
+    objects = helm.objects(GATEWAY_API, release="edge", namespace="ingress")
+    agent = containers(one(objects, "Deployment"))["agent"]
+    assert "--gateway-controller=kroute.dev/gateway-controller" in agent["args"]
+    gateway_class = one(objects, "GatewayClass", "kroute")
+    assert gateway_class["spec"] == {"controllerName": "kroute.dev/gateway-controller"}
+    assert gateway_class["metadata"]["labels"]["app.kubernetes.io/instance"] == "edge"
+    assert "annotations" not in gateway_class["metadata"], "an ordinary object when the cluster has the CRDs"
+    assert not find(objects, "CustomResourceDefinition"), "installCRDs defaults to none"
+
+    # The agent reads the five kinds and writes the status of those that have one; nothing more.
+    assert one(objects, "ClusterRole")["rules"] == rules["clusterRules"] + rules["gatewayRules"]
+    reads = [r for r in rules["gatewayRules"] if "watch" in r["verbs"]]
+    writes = [r for r in rules["gatewayRules"] if "watch" not in r["verbs"]]
+    assert [set(r["resources"]) for r in reads] == [GATEWAY_KINDS] and reads[0]["verbs"] == ["get", "list", "watch"]
+    assert [set(r["resources"]) for r in writes] == [{f"{k}/status" for k in GATEWAY_KINDS - {"referencegrants"}}]
+    assert writes[0]["verbs"] == ["update", "patch"]
+    assert all(r["apiGroups"] == ["gateway.networking.k8s.io"] for r in rules["gatewayRules"])
+
+    # One watched namespace: GatewayClasses are cluster-scoped and stay cluster-wide, the rest is granted there.
+    objects = helm.objects({**GATEWAY_API, "controller": {"watchNamespace": "apps"}}, release="edge")
+    cluster_wide = {res for r in one(objects, "ClusterRole")["rules"] for res in r["resources"]}
+    assert cluster_wide == {"ingressclasses", "gatewayclasses", "gatewayclasses/status"}
+    namespaced = {res for r in one(objects, "Role", "edge-kroute")["rules"] for res in r["resources"]}
+    assert GATEWAY_KINDS - {"gatewayclasses"} <= namespaced and "gateways/status" in namespaced
+
+    # Another class name and controller name; or no class at all.
+    objects = helm.objects({"gatewayAPI": {"enabled": True, "controllerName": "example.com/edge",
+                                           "gatewayClass": {"name": "edge"}}})
+    assert one(objects, "GatewayClass", "edge")["spec"]["controllerName"] == "example.com/edge"
+    assert "--gateway-controller=example.com/edge" in containers(one(objects, "Deployment"))["agent"]["args"]
+    assert not find(helm.objects({"gatewayAPI": {"enabled": True, "gatewayClass": {"create": False}}}),
+                    "GatewayClass")
+
+
+def test_gateway_slots_render_ports_listeners_flags_and_a_service_each(helm: Helm) -> None:
+    slots = [{"address": "203.0.113.7", "httpPort": 8081, "httpsPort": 8444, "loadBalancerIP": "203.0.113.7"},
+             {"address": "lb.example.com", "httpPort": 8082, "httpsPort": 8445,
+              "serviceAnnotations": {"example.com/lb": "internal"}}]
+    objects = helm.objects({"gatewayAPI": {"enabled": True, "slots": slots}}, release="edge", namespace="ingress")
+    pod = containers(one(objects, "Deployment"))
+    assert [a for a in pod["agent"]["args"] if a.startswith("--gateway-slot")] == [
+        "--gateway-slot=203.0.113.7=:8081+:8444", "--gateway-slot=lb.example.com=:8082+:8445"]
+    ports = {p["name"]: p["containerPort"] for p in pod["nginx"]["ports"]}
+    assert {k: v for k, v in ports.items() if k.startswith("slot")} == {
+        "slot0-http": 8081, "slot0-https": 8444, "slot1-http": 8082, "slot1-https": 8445}
+    listen = [line.strip() for line in one(objects, "ConfigMap", "edge-kroute-nginx")["data"]["listen.conf"].splitlines()
+              if line.strip().startswith("listen")]
+    assert "listen 8081 reuseport;" in listen and "listen [::]:8444 ssl http2 reuseport;" in listen
+    assert "listen 8445 ssl http2 reuseport;" in listen and len(listen) == 4 + 4 * len(slots)
+    first, second = one(objects, "Service", "edge-kroute-slot-0"), one(objects, "Service", "edge-kroute-slot-1")
+    assert first["spec"]["type"] == "LoadBalancer" and first["spec"]["loadBalancerIP"] == "203.0.113.7"
+    assert [(p["port"], p["targetPort"]) for p in first["spec"]["ports"]] == [(80, "slot0-http"), (443, "slot0-https")]
+    assert first["spec"]["selector"] == one(objects, "Service", "edge-kroute")["spec"]["selector"]
+    assert second["metadata"]["annotations"] == {"example.com/lb": "internal"} and "loadBalancerIP" not in second["spec"]
+    # Without the Gateway API the slots are nothing.
+    off = helm.objects({"gatewayAPI": {"slots": slots}}, release="edge", namespace="ingress")
+    assert not [o for o in off if o["kind"] == "Service" and "slot" in o["metadata"]["name"]]
+    assert not any(a.startswith("--gateway") for a in containers(one(off, "Deployment"))["agent"]["args"])
+
+
+@pytest.mark.parametrize("channel", ["standard", "experimental"])
+def test_gateway_api_crds_are_the_releases_files_kept_on_uninstall(channel: str, helm: Helm, tmp_path: Path) -> None:
+    chart = chart_copy(tmp_path, channel)
+    values = {"gatewayAPI": {"enabled": True, "installCRDs": channel}}
+    lint = helm("lint", "--strict", str(chart), *set_args(values))
+    assert "0 chart(s) failed" in lint.stdout and "[WARNING]" not in lint.stdout, lint.stdout
+    objects = helm.objects(values, release="edge", chart=chart)
+    shipped = crd_files(chart, channel)
+    assert len([k for k in shipped if k[0] == "CustomResourceDefinition"]) >= 10
+    rendered = {(o["kind"], o["metadata"]["name"]): o for o in objects
+                if (o["kind"], o["metadata"]["name"]) in shipped}
+    assert rendered.keys() == shipped.keys(), "not every object of the files is rendered"
+    for key, original in shipped.items():
+        # Unchanged but for the annotation that keeps them when the release goes.
+        annotations = rendered[key]["metadata"]["annotations"]
+        assert annotations.pop("helm.sh/resource-policy") == "keep", key
+        assert rendered[key] == original, f"{key} differs from the file"
+        if key[0] == "CustomResourceDefinition":
+            assert annotations["gateway.networking.k8s.io/bundle-version"] == gateway_api_version(), key
+            assert annotations["gateway.networking.k8s.io/channel"] == channel, key
+    # Helm cannot create the class in the step that creates its CRD: it comes once the cluster serves the kind.
+    assert not find(objects, "GatewayClass")
+    served = helm("template", "edge", str(chart), "--api-versions", "gateway.networking.k8s.io/v1/GatewayClass",
+                  *set_args(values)).stdout
+    assert one([d for d in yaml.safe_load_all(served) if d], "GatewayClass", "kroute")
+    # The chart carries one channel: asking for the other one fails and says how to get it.
+    other = "standard" if channel == "experimental" else "experimental"
+    result = helm.template({"gatewayAPI": {"enabled": True, "installCRDs": other}}, chart=chart, check=False)
+    assert result.returncode != 0 and f"make chart-gateway-crds CHANNEL={other}" in result.stderr
+
+
+def test_gateway_api_crds_asked_for_but_absent_fail_and_say_what_to_do(helm: Helm, tmp_path: Path) -> None:
+    bare = chart_copy(tmp_path)
+    for channel in ("standard", "experimental"):
+        result = helm.template({"gatewayAPI": {"enabled": True, "installCRDs": channel}}, chart=bare, check=False)
+        assert result.returncode != 0
+        assert f"gatewayAPI.installCRDs={channel}" in result.stderr
+        assert f"make chart-gateway-crds CHANNEL={channel}" in result.stderr
+        assert "gatewayAPI.installCRDs=none" in result.stderr
+    assert one(helm.objects(GATEWAY_API, chart=bare), "GatewayClass"), "installCRDs=none needs no files"
+
+
+def test_install_with_the_crds_then_upgrade_makes_the_class_and_uninstall_keeps_the_crds(tools: Path,
+                                                                                          tmp_path: Path) -> None:
+    """A release that installs the CRDs into a cluster without them, then (upgrade) the GatewayClass; a control
+    plane of its own, since the CRDs stay after the release."""
+    chart = chart_copy(tmp_path, "experimental")
+    with Cluster(tmp_path / "cluster", tools) as own:
+        helm = Helm(own, tools)
+        namespace = own.new_namespace("gateway")
+        values = {"gatewayAPI": {"enabled": True, "installCRDs": "experimental"}}
+        helm("install", "edge", str(chart), "--namespace", namespace, *set_args(values))
+        crds = json.loads(own.kubectl("get", "crd", "-o", "json"))["items"]
+        assert {c["metadata"]["name"] for c in crds} == {
+            f"{k[1]}" for k in crd_files(chart, "experimental") if k[0] == "CustomResourceDefinition"}
+
+        # The API server establishes a new CRD a moment after creating it (Helm does not wait for that).
+        def established() -> bool:
+            items = json.loads(own.kubectl("get", "crd", "-o", "json"))["items"]
+            return all({c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}.get(
+                "Established") == "True" for crd in items)
+        wait_for("every CRD Established", established)
+        assert not own.kubectl("get", "gatewayclass", "--ignore-not-found", "-o", "name").strip()
+        notes = helm("get", "notes", "edge", "--namespace", namespace).stdout
+        assert "The GatewayClass kroute is not created yet" in notes and "--reuse-values" in notes
+
+        # The upgrade the notes ask for finds the CRDs served and creates the class. Established CRDs reach the
+        # API server's discovery a moment later (Helm maps kinds through discovery): a person upgrading after
+        # reading the notes never sees that moment; the test waits it out.
+        wait_for("gatewayclasses in discovery", lambda: "gatewayclasses" in own.kubectl(
+            "api-resources", "--api-group=gateway.networking.k8s.io", "-o", "name", check=False))
+        helm("upgrade", "edge", str(chart), "--namespace", namespace, "--reuse-values")
+        gateway_class = json.loads(own.kubectl("get", "gatewayclass", "kroute", "-o", "json"))
+        assert gateway_class["spec"]["controllerName"] == "kroute.dev/gateway-controller"
+        assert "kubectl get gatewayclass kroute" in helm("get", "notes", "edge", "--namespace", namespace).stdout
+
+        helm("uninstall", "edge", "--namespace", namespace, "--wait", "--timeout", "60s")
+        assert not own.kubectl("get", "gatewayclass", "--ignore-not-found", "-o", "name").strip()
+        assert len(json.loads(own.kubectl("get", "crd", "-o", "json"))["items"]) == len(crds), "CRDs are kept"
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

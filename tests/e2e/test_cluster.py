@@ -185,6 +185,39 @@ def test_endpointslice_addresses_may_not_be_loopback(cluster: Cluster) -> None:
     assert "loopback" in refused.json()["message"]
 
 
+def test_gateway_api_crds_are_installed_established_on_request(tools: Path, tmp_path: Path) -> None:
+    # The channel the conformance run uses; the suite refuses CRDs of another release or of mixed channels.
+    version = go_mod_version("conformance", "sigs.k8s.io/gateway-api")
+    crd_dir = Path(subprocess.run([str(CLUSTER_SCRIPTS / "tools.sh"), "gateway-crds", "experimental"],
+                                  capture_output=True, text=True, check=True).stdout.strip())
+    assert crd_dir.name == "experimental" and f"gateway-api@{version}" in str(crd_dir)
+    with Cluster(tmp_path / "cluster", tools, gateway_api="experimental") as gateway_cluster:
+        crds = json.loads(gateway_cluster.kubectl("get", "crd", "-o", "json"))["items"]
+        ours = {c["metadata"]["name"]: c for c in crds if c["spec"]["group"].startswith("gateway.networking.")}
+        assert {"gatewayclasses.gateway.networking.k8s.io", "gateways.gateway.networking.k8s.io",
+                "httproutes.gateway.networking.k8s.io", "grpcroutes.gateway.networking.k8s.io",
+                "referencegrants.gateway.networking.k8s.io"} <= set(ours)
+        for name, crd in ours.items():
+            conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+            assert conditions.get("Established") == "True", name
+            annotations = crd["metadata"]["annotations"]
+            assert annotations["gateway.networking.k8s.io/bundle-version"] == version, name
+            assert annotations["gateway.networking.k8s.io/channel"] == "experimental", name
+        # Usable at once: a GatewayClass is stored and read back.
+        gateway_cluster.apply({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                               "metadata": {"name": "kroute"},
+                               "spec": {"controllerName": "kroute.dev/gateway-controller"}})
+        assert gateway_cluster.kubectl("get", "gatewayclass", "kroute", "-o",
+                                       "jsonpath={.spec.controllerName}") == "kroute.dev/gateway-controller"
+
+
+def test_an_unknown_gateway_api_channel_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "KROUTE_CLUSTER_DIR": str(tmp_path), "KROUTE_CLUSTER_GATEWAY_API": "beta"}
+    result = subprocess.run([str(CLUSTER_SCRIPTS / "up.sh")], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "KROUTE_CLUSTER_GATEWAY_API=beta: give standard, experimental" in result.stderr
+    assert processes_naming(tmp_path) == []
+
+
 # ---- identities: TokenRequest and RBAC ----------------------------------------------------------
 
 

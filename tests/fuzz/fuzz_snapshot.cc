@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "balance.h"
+#include "conditions.h"
 #include "format.h"
 #include "hashing.h"
 #include "path_patterns.h"
+#include "policy/split.h"
 #include "policy/template.h"
 #include "snapshot.h"
 
@@ -43,6 +45,32 @@ void walk(const kroute::SnapshotView& view) {
   keep = sink;
 }
 
+// A request for rules with match conditions: every header has the same value, query and method fixed, and
+// scratch memory as a reader's caller gives it.
+struct FuzzRequest {
+  std::vector<std::vector<char>> scratch;
+  kroute::RequestData data() {
+    kroute::RequestData d;
+    d.method = "GET";
+    d.args = "q=a%20b&id=12&version=one&x";
+    d.context = this;
+    d.header = [](const void*, std::string_view, std::string_view& value) noexcept {
+      value = "v1";
+      return true;
+    };
+    d.scratch = [](const void* context, std::size_t size) noexcept -> char* {
+      auto* self = const_cast<FuzzRequest*>(static_cast<const FuzzRequest*>(context));
+      return self->scratch.emplace_back(size).data();
+    };
+    return d;
+  }
+};
+
+void touch_certificate(const kroute::SnapshotView& view, const kroute::format::TlsEntry& entry) {
+  static volatile std::size_t keep;
+  keep = view.str(entry.chain_pem).size() + view.str(entry.key_pem).size();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -66,12 +94,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // with those captures (sized first, as the module does).
   kroute::PatternCache cache;
   const kroute::PathPatterns patterns(view, cache);
+  FuzzRequest fuzz_request;
+  const kroute::RequestData request = fuzz_request.data();
+  // Every rule's records as the split module reads them: a pick is one of its own records, or none.
+  for (const auto& rule : view.rules()) {
+    const auto records = view.policies(rule.policies);
+    const std::size_t pick = kroute::policy::pick_split(records, 12345);
+    if (pick != kroute::policy::kNoShare && records[pick].kind != kroute::format::PolicyKind::kSplit) __builtin_trap();
+  }
   for (const auto& host : view.hosts()) {
     const std::string_view name = view.str(host.name);
     for (const auto& rule : view.rules().subspan(host.first_rule, host.rule_count)) {
       kroute::PathCaptures captures;
       const std::string_view path = view.str(rule.declared_path);
-      const kroute::RouteMatch m = view.lookup(name, path, &patterns, &captures);
+      const kroute::RouteMatch m = view.lookup(name, path, &patterns, &captures, &request);
       kroute::TemplateContext context;
       context.scheme = "http";
       context.host = name;
@@ -90,14 +126,48 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static constexpr std::string_view kHosts[] = {"a.com", "x.a.com", "A.COM:8080", "[::1]:80", "", "a.com."};
   static constexpr std::string_view kPaths[] = {"/", "/a", "/a/b/", "//", "/a?b", "", "x"};
   for (std::string_view host : kHosts) {
-    for (std::string_view path : kPaths) (void)view.lookup(host, path);
+    for (std::string_view path : kPaths) {
+      (void)view.lookup(host, path);
+      (void)view.lookup(host, path, &patterns, nullptr, &request);
+    }
     (void)view.certificate_for(host);
   }
+  // The first few scopes the table names, found from their own entries' addresses, and one it does not
+  // have (a few: hosts times scopes must not make one input take seconds).
+  std::size_t scopes_tried = 0;
+  for (const auto& entry : view.scopes()) {
+    if (&entry != view.scopes().data() && (&entry)[-1].scope == entry.scope) continue;
+    if (++scopes_tried > 4) break;
+    const kroute::ScopeId scope = view.scope_for(entry.family, entry.address, entry.port);
+    for (kroute::ScopeId s : {scope, entry.scope, static_cast<kroute::ScopeId>(entry.scope + 1)}) {
+      for (std::string_view host : kHosts) {
+        (void)view.lookup(host, "/", &patterns, nullptr, &request, s);
+        (void)view.certificate_for(host, s);
+      }
+      for (const auto& host : view.hosts()) {
+        kroute::HostMatch how;
+        (void)view.lookup(view.str(host.name), "/a", &patterns, nullptr, &request, s);
+        (void)view.find_host(view.str(host.name), how, s);
+        (void)view.certificate_for(view.str(host.name), s);
+      }
+      if (const auto* own = view.scope_certificate(s)) touch_certificate(view, *own);
+    }
+    (void)view.str(entry.name).size();
+  }
+  static constexpr unsigned char kAddress[16] = {10, 0, 0, 7};
+  (void)view.scope_for(4, kAddress, 80);
+  (void)view.scope_for(6, kAddress, 0);
+  (void)view.scope_for(0, kAddress, 8443);
   for (const auto& host : view.hosts()) {
     const std::string_view name = view.str(host.name);
+    (void)view.lookup(name, "/", nullptr, nullptr, nullptr, host.scope);
     (void)view.lookup(name, "/");
-    for (const auto& rule : view.rules().subspan(host.first_rule, host.rule_count))
+    (void)view.lookup(name, "/", &patterns, nullptr, &request);
+    for (const auto& rule : view.rules().subspan(host.first_rule, host.rule_count)) {
       (void)view.lookup(name, view.str(rule.declared_path));
+      (void)view.lookup(name, view.str(rule.declared_path), &patterns, nullptr, &request);
+      for (const auto& condition : view.conditions_of(rule)) (void)view.str(condition.name).size();
+    }
     kroute::HostMatch how;
     (void)view.find_host(name, how);
     (void)view.certificate_for(name);

@@ -196,11 +196,14 @@ def table():
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def render_config(workdir, table_dir, port, status_port, text=None, tls_port=None, includes=None):
+def render_config(workdir, table_dir, port, status_port, text=None, tls_port=None, includes=None,
+                  address="127.0.0.1"):
     """nginx-conf/nginx.conf with paths and ports of this test; everything else as the image ships it. The
-    TLS listener is on 127.0.0.1:tls_port (a free port when None). The files nginx.conf includes from
-    /etc/nginx/kroute/ are put in its place: the image's (nginx-conf/kroute/), or `includes`' text by file
-    name (what the chart renders into its ConfigMap); their listeners keep their parameters (proxy_protocol)."""
+    traffic listeners are on address:port and address:tls_port (a free port when None; IPv6 on [::1] only
+    with the default address, loopback), the status listener on 127.0.0.1:status_port. The files nginx.conf
+    includes from /etc/nginx/kroute/ are put in its place: the image's (nginx-conf/kroute/), or `includes`'
+    text by file name (what the chart renders into its ConfigMap); their listeners keep their parameters
+    (proxy_protocol)."""
     text = NGINX_CONF.read_text() if text is None else text
     tls_port = free_port() if tls_port is None else tls_port
     for name in ("http.conf", "listen.conf"):
@@ -209,10 +212,11 @@ def render_config(workdir, table_dir, port, status_port, text=None, tls_port=Non
         included = (NGINX_CONF.parent / "kroute" / name).read_text() if included is None else included
         if directive in text:
             text = text.replace(directive, included)
+    loopback = address == "127.0.0.1"
     for old, new in [
-        (r"listen 80( default_server reuseport[^;]*);", rf"listen 127.0.0.1:{port}\1;"),
-        (r"listen \[::\]:80( default_server reuseport[^;]*);", rf"listen [::1]:{port}\1;"),
-        (r"listen 443( ssl http2 default_server reuseport[^;]*);", rf"listen 127.0.0.1:{tls_port}\1;"),
+        (r"listen 80( default_server reuseport[^;]*);", rf"listen {address}:{port}\1;"),
+        (r"listen \[::\]:80( default_server reuseport[^;]*);", rf"listen [::1]:{port}\1;" if loopback else ""),
+        (r"listen 443( ssl http2 default_server reuseport[^;]*);", rf"listen {address}:{tls_port}\1;"),
         (r"listen \[::\]:443 ssl http2 default_server reuseport[^;]*;", ""),
     ]:
         text, count = re.subn(old, new, text)
@@ -361,8 +365,8 @@ class Nginx:
 def nginx(table):
     started = []
 
-    def start(config=None):
-        n = Nginx(table.dir, config)
+    def start(config=None, includes=None):
+        n = Nginx(table.dir, config, includes)
         started.append(n)
         n.start()
         return n

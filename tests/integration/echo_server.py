@@ -1,7 +1,8 @@
 """Echo backends for the integration tests: one process, one listener per NAME=HOST:PORT argument.
 
 Every HTTP request gets a JSON reply saying which backend answered and what it received (method, path,
-Host, headers, body length). An Upgrade: websocket request gets a WebSocket that echoes text frames,
+Host, headers, body length). `headers` has one value per name (the last); `header_list` every header line
+as [name, value] in the order received. An Upgrade: websocket request gets a WebSocket that echoes text frames,
 prefixed with the backend's name. Prints "ready" on stdout once every listener is bound.
 
 With ECHO_TLS_CERT and ECHO_TLS_KEY (PEM files) in the environment every listener speaks TLS, and the
@@ -60,6 +61,7 @@ def make_handler(name):
                 "path": self.path,
                 "host": self.headers.get("Host"),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
+                "header_list": [[k, v] for k, v in self.headers.items()],
                 "body_length": len(body),
                 "peer": list(self.client_address[:2]),
                 "sni": getattr(self.connection, "sni", None),
@@ -74,6 +76,8 @@ def make_handler(name):
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Backend", name)
+            for header in respond_headers(self.path):
+                self.send_header(*header)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
@@ -235,6 +239,7 @@ def recorded(name):
 #   ?only=NAME          status/delay/stream only in the listener of this name (or pod name: after the '/')
 #   ?record=ID          count the request and the body bytes as they arrive; GET /_echo/seen/ID (sent to
 #                       the pod directly) answers {"requests": n, "body_bytes": n} for this listener's process
+#   ?respond_header=N:V the reply carries the header N: V too (repeatable, in order)
 # Request bodies may be chunked (nginx streams them so with proxy_request_buffering off).
 
 SEEN_PATH = "/_echo/seen/"
@@ -244,6 +249,12 @@ SEEN_LOCK = threading.Lock()
 
 def behaviour_query(path):
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+
+
+def respond_headers(path):
+    """The (name, value) headers ?respond_header=NAME:VALUE asks the reply to carry, in order."""
+    pairs = urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query)
+    return [tuple(v.split(":", 1)) for k, v in pairs if k == "respond_header" and ":" in v]
 
 
 def applies(name, query):

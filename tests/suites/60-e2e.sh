@@ -14,7 +14,7 @@ docker_before=$(cluster_docker_objects)
 nginx_before=$(leftover_nginx)
 rc=0
 # Debian's pytest belongs to /usr/bin/python3, which need not be the python3 first on PATH.
-(cd "$root/tests/e2e" && /usr/bin/python3 -m pytest test_netns.py test_conformance.py test_live.py test_run_demo.py test_takeover.py test_annotations.py test_annotations_proxy.py test_annotations_errors.py test_annotations_balance.py test_annotations_protocol.py test_access_lists.py test_access_limits.py test_access_extauth.py test_access_basic.py test_access_cors.py test_access_clientcert.py \
+(cd "$root/tests/e2e" && /usr/bin/python3 -m pytest test_netns.py test_conformance.py test_live.py test_run_demo.py test_takeover.py test_annotations.py test_annotations_proxy.py test_annotations_errors.py test_annotations_balance.py test_annotations_protocol.py test_access_lists.py test_access_limits.py test_access_extauth.py test_access_basic.py test_access_cors.py test_access_clientcert.py test_gateway_api.py \
   -p no:cacheprovider --junitxml "$results/e2e.xml" -q -rfEs) || rc=$?
 after=$(leftover_pods)
 new=$(comm -13 <(echo "$before") <(echo "$after") | grep . || true)

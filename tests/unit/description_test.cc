@@ -262,3 +262,126 @@ TEST_CASE("sslRedirect false is the annotation ssl-redirect \"false\"") {
     CHECK(r.description.model.rules[0].policies.empty());
   }
 }
+
+TEST_CASE("a path's match conditions and policy records, as the table holds them") {
+  const auto r = parse_description(R"({
+    "backends": [{"name": "v1", "namespace": "gw", "service": "v1", "port": 80},
+                 {"name": "v2", "namespace": "gw", "service": "v2", "port": 80}],
+    "ingresses": [{"namespace": "gw", "name": "route", "sslRedirect": false,
+                   "rules": [{"host": "a.com", "paths": [
+                     {"path": "/", "pathType": "Prefix", "backend": "v1",
+                      "conditions": [{"method": "GET"}, {"header": "Version", "value": "two"},
+                                     {"header": "X", "regex": "a.*"}, {"query": "q", "value": "1"},
+                                     {"query": "id", "regex": "[0-9]+"}],
+                      "policies": [{"kind": "split", "backend": "v2", "value": 3}, {"kind": "split", "value": 1},
+                                   {"kind": "request-header", "code": "add", "a": "X-A", "b": "1"},
+                                   {"kind": "response-header", "code": 3, "a": "Server"}]}]}]}]})");
+  REQUIRE(r.errors.empty());
+  const auto& rule = r.description.model.rules.at(0);
+  using kroute::ConditionKind;
+  const std::vector<kroute::MatchCondition> expected = {{ConditionKind::kMethod, "", "GET"},
+                                                        {ConditionKind::kHeaderExact, "Version", "two"},
+                                                        {ConditionKind::kHeaderRegex, "X", "a.*"},
+                                                        {ConditionKind::kQueryExact, "q", "1"},
+                                                        {ConditionKind::kQueryRegex, "id", "[0-9]+"}};
+  CHECK(rule.conditions == expected);
+  REQUIRE(rule.policies.size() == 4);
+  CHECK(rule.policies[0].kind == kroute::PolicyKind::kSplit);
+  CHECK(rule.policies[0].backend == 1);
+  CHECK(rule.policies[0].value == 3);
+  CHECK(rule.policies[1].backend == kroute::kNoRecordBackend);
+  CHECK(rule.policies[2].code == 2);
+  CHECK(rule.policies[2].a == "X-A");
+  CHECK(rule.policies[3].kind == kroute::PolicyKind::kResponseHeader);
+  CHECK(rule.policies[3].code == 3);
+}
+
+TEST_CASE("mistakes in conditions and records name their field") {
+  const auto r = parse_description(R"({
+    "backends": [{"name": "v1", "namespace": "gw", "service": "v1", "port": 80}],
+    "ingresses": [{"namespace": "gw", "name": "route",
+                   "rules": [{"host": "a.com", "paths": [
+                     {"path": "/", "pathType": "Prefix", "backend": "v1",
+                      "conditions": [{"method": "GET", "header": "x"}, {"header": "x"}, {"query": "q", "value": "1", "regex": "1"},
+                                     {"colour": "red"}],
+                      "policies": [{"kind": "teleport"}, {"kind": "request-header", "code": "replace"},
+                                   {"kind": "split", "backend": "v9"}]}]}]}]})");
+  const std::string at = "ingresses[0].rules[0].paths[0].";
+  CHECK(has_error(r, at + "conditions[0]: needs exactly one of method, header or query"));
+  CHECK(has_error(r, at + "conditions[1]: needs exactly one of value or regex"));
+  CHECK(has_error(r, at + "conditions[2]: needs exactly one of value or regex"));
+  CHECK(has_error(r, at + "conditions[3].colour: unknown field"));
+  CHECK(has_error(r, at + "policies[0].kind: no policy kind \"teleport\""));
+  CHECK(has_error(r, at + "policies[1].code: \"replace\" is not a code of request-header"));
+  CHECK(has_error(r, at + "policies[2].backend: no backend named \"v9\""));
+}
+
+TEST_CASE("scopes: defined at the top, named by Ingresses, rules, TLS entries and host policies") {
+  const auto r = parse_description(R"({
+    "scopes": [{"name": "gateway infra/a", "locals": [{"address": "127.0.0.2", "port": 8080}, {"port": 8443}],
+                "defaultCertificate": {"certificate": "CHAIN", "key": "KEY"}},
+               {"name": "gateway infra/b", "locals": [{"address": "fd00::2"}]}],
+    "backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}],
+    "ingresses": [{"namespace": "gw", "name": "route-a", "scope": 1,
+                   "rules": [{"host": "shop.com", "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]},
+                             {"host": "shop.com", "scope": 2,
+                              "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}],
+                   "tls": [{"hosts": ["shop.com"], "secretName": "a"}, {"hosts": ["shop.com"], "secretName": "b", "scope": 0}],
+                   "hostPolicies": [{"host": "shop.com", "policies": [{"kind": "server-name", "a": "shop.com"}]},
+                                    {"host": "shop.com", "scope": 2, "policies": [{"kind": "server-name", "a": "*.com"}]}]},
+                  {"namespace": "shop", "name": "plain",
+                   "rules": [{"host": "shop.com", "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}]}]})");
+  REQUIRE(r.errors.empty());
+  const auto& m = r.description.model;
+  REQUIRE(m.scopes.size() == 2);
+  CHECK(m.scopes[0].name == "gateway infra/a");
+  CHECK(m.scopes[0].locals == std::vector<kroute::LocalAddress>{{"127.0.0.2", 8080}, {"", 8443}});
+  CHECK(m.scopes[0].default_certificate.chain_pem == "CHAIN");
+  CHECK(m.scopes[1].locals == std::vector<kroute::LocalAddress>{{"fd00::2", 0}});
+  REQUIRE(m.rules.size() == 3);
+  CHECK(m.rules[0].scope == 1);
+  CHECK(m.rules[1].scope == 2);
+  CHECK(m.rules[2].scope == kroute::kSharedScope);
+  REQUIRE(m.tls.size() == 2);
+  CHECK(m.tls[0].scope == 1);
+  CHECK(m.tls[1].scope == kroute::kSharedScope);
+  REQUIRE(m.host_policies.size() == 2);
+  CHECK(m.host_policies[0].scope == 1);
+  CHECK(m.host_policies[1].scope == 2);
+  CHECK(m.host_policies[1].records[0].kind == kroute::PolicyKind::kServerName);
+  CHECK(r.description.host_policy_fields[1] == "ingresses[0].hostPolicies[1]");
+  const auto built = kroute::build_snapshot(m);
+  CHECK(built.diagnostics.empty());
+  CHECK(built.conflicts.empty());
+  CHECK(built.stats.hosts == 3);
+}
+
+TEST_CASE("scopes: mistakes name their field, the builder's too") {
+  const auto r = parse_description(R"({
+    "scopes": [{"name": "a", "locals": [{"address": "127.0.0.2", "port": 70000}], "colour": 1},
+               {"name": "b"},
+               {"name": "c", "locals": [{"address": "gateway.local"}, {"address": "10.0.0.1"}]}],
+    "backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}],
+    "ingresses": [{"namespace": "gw", "name": "route", "scope": "one",
+                   "rules": [{"host": "shop.com", "scope": 4, "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}],
+                   "hostPolicies": [{"host": "shop.com", "policies": [{"kind": "server-name", "a": "a..com"}]},
+                                    {"host": "x.com"}]},
+                  {"namespace": "gw", "name": "aliased", "scope": 3,
+                   "annotations": {"nginx.ingress.kubernetes.io/server-alias": "other.com"},
+                   "rules": [{"host": "shop.com", "paths": [{"path": "/x", "pathType": "Prefix", "backend": "web"}]}]}]})");
+  CHECK(has_error(r, "scopes[0].locals[0].port: must be an integer from 0 to 65535"));
+  CHECK(has_error(r, "scopes[0].colour: unknown field"));
+  CHECK(has_error(r, "scopes[1].locals: is required"));
+  CHECK(has_error(r, "ingresses[0].scope: must be an integer from 0 to 65535"));
+  CHECK(has_error(r, "ingresses[0].hostPolicies[1].policies: is required"));
+  CHECK(has_error(r, "ingresses[1].annotations: host aliases (server-alias) are of the shared scope; this Ingress is in scope 3"));
+  const auto built = kroute::build_snapshot(r.description.model);
+  std::vector<std::string> described;
+  for (const auto& d : built.diagnostics) described.push_back(kroute::describe(r.description, d));
+  const auto described_has = [&](const std::string& text) {
+    return std::find(described.begin(), described.end(), text) != described.end();
+  };
+  CHECK(described_has("scopes[2].locals[0]: local address is neither \"\" (any) nor an IPv4 or IPv6 address: gateway.local"));
+  CHECK(described_has("ingresses[0].rules[0].paths[0]: rule refers to scope 4, but the table has scopes 1 to 3"));
+  CHECK(described_has("ingresses[0].hostPolicies[0]: server-name policy: host has an empty label"));
+}

@@ -79,3 +79,46 @@ TEST_CASE("snapshot validation refuses error pages and mirror records the module
   mutate([](format::PolicyRecord&, format::PolicyRecord& p, char*) { p.flags = 2; }, "mirror");
   mutate([](format::PolicyRecord&, format::PolicyRecord& p, char*) { p.b.length = 0; }, "mirror");
 }
+
+TEST_CASE("mirror records to a backend: a path template, the request's Host, a share below a million") {
+  ModelBuilder m;
+  m.backend("copy", {{"10.0.0.9", 8080}});
+  m.prefix("a.com", "/", "s");
+  newest_rule(m).policies = {policy::mirror_to_backend(m.backend_index("copy"), policy::kMirrorWhole),
+                             policy::mirror_to_backend(m.backend_index("copy"), 250000)};
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  REQUIRE(t.result.diagnostics.empty());
+  const auto records = t.view.policies(t.view.lookup("a.com", "/").rule->policies);
+  REQUIRE(records.size() == 2);
+  CHECK(t.view.str(t.view.backends()[records[0].backend].service) == "copy");
+  CHECK(t.view.str(records[0].a) == "$request_uri");
+  CHECK(records[0].value == 0);  // every request
+  CHECK(records[1].value == 250000);
+
+  PolicyRecord share = policy::mirror_to_backend(0, 1);
+  share.value = policy::kMirrorWhole;
+  CHECK_FALSE(policy::check_mirror(share, false).empty());
+  PolicyRecord url = policy::mirror_to_backend(0, 1);
+  url.a = "http://10.0.0.8$request_uri";  // with a backend, the endpoint makes the URL
+  CHECK_FALSE(policy::check_mirror(url, false).empty());
+  PolicyRecord hostless = policy::mirror("http://10.0.0.8$request_uri", "", true);
+  CHECK_FALSE(policy::check_mirror(hostless, false).empty());  // a URL mirror names its Host
+}
+
+TEST_CASE("snapshot validation refuses a mirror share of a million or more") {
+  ModelBuilder m;
+  m.backend("copy");
+  m.prefix("a.com", "/", "s");
+  newest_rule(m).policies = {policy::mirror_to_backend(m.backend_index("copy"), 10)};
+  BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  std::vector<std::byte> bytes = t.result.bytes;
+  auto* header = reinterpret_cast<format::Header*>(bytes.data());
+  auto* records = reinterpret_cast<format::PolicyRecord*>(bytes.data() + header->sections[format::kPolicyRecords].offset);
+  records[0].value = policy::kMirrorWhole;
+  SnapshotView view;
+  const ValidationResult r = SnapshotView::open(bytes, view, false);
+  CHECK_FALSE(r.ok);
+  CHECK(r.error.find("mirror") != std::string::npos);
+}

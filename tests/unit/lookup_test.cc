@@ -103,6 +103,53 @@ TEST_CASE("Kubernetes wildcard host examples") {
   CHECK(t.route("foo.com", "/") == "404");           // one label only
 }
 
+TEST_CASE("Gateway API wildcards cover any number of labels, the most specific first; Ingress ones one") {
+  ModelBuilder m;
+  m.prefix("*.bar.com", "/", "deep").prefix("*.foo.bar.com", "/only", "deeper").prefix("*.one.org", "/", "one");
+  m.model().rules[0].any_depth = true;
+  m.model().rules[1].any_depth = true;
+  const BuiltTable t(m.model());
+  CHECK(t.route("a.bar.com", "/") == "deep");
+  CHECK(t.route("multiple.prefixes.bar.com", "/") == "deep");
+  CHECK(t.route("x.foo.bar.com", "/only") == "deeper");
+  CHECK(t.route("x.y.foo.bar.com", "/only/z") == "deeper");
+  CHECK(t.route("x.foo.bar.com", "/other") == "deep");  // the more specific one has no such path: fall through
+  CHECK(t.route("bar.com", "/") == "404");
+  CHECK(t.route("a.one.org", "/") == "one");
+  CHECK(t.route("a.b.one.org", "/") == "404");  // an Ingress wildcard stays one label deep
+  kroute::HostMatch how;
+  const auto* h = t.view.find_host("q.r.bar.com", how);
+  REQUIRE(h != nullptr);
+  CHECK(how == kroute::HostMatch::kWildcard);
+  CHECK(t.view.str(h->name) == "bar.com");
+}
+
+TEST_CASE("an isolated host answers from its own rules only (Gateway API listener isolation)") {
+  // GatewayHTTPListenerIsolation: listeners "", "*.example.com", "*.foo.example.com", "abc.foo.example.com".
+  ModelBuilder m;
+  m.prefix("", "/empty", "any")
+      .prefix("*.example.com", "/wild", "wild")
+      .prefix("*.foo.example.com", "/wild-foo", "wild-foo")
+      .prefix("abc.foo.example.com", "/abc", "abc")
+      .prefix("ingress.example.com", "/ing", "ingress");
+  for (std::size_t i = 0; i < 4; ++i) {
+    m.model().rules[i].any_depth = true;
+    m.model().rules[i].isolated = true;
+  }
+  const BuiltTable t(m.model());
+  CHECK(t.route("abc.foo.example.com", "/abc") == "abc");
+  CHECK(t.route("abc.foo.example.com", "/wild-foo") == "404");
+  CHECK(t.route("abc.foo.example.com", "/empty") == "404");
+  CHECK(t.route("x.foo.example.com", "/wild-foo") == "wild-foo");
+  CHECK(t.route("x.foo.example.com", "/wild") == "404");
+  CHECK(t.route("x.example.com", "/wild") == "wild");
+  CHECK(t.route("x.example.com", "/empty") == "404");
+  CHECK(t.route("other.org", "/empty") == "any");
+  // A host without the flag (an Ingress's) still falls through.
+  CHECK(t.route("ingress.example.com", "/ing") == "ingress");
+  CHECK(t.route("ingress.example.com", "/wild") == "wild");
+}
+
 TEST_CASE("request hosts: case-insensitive, without port or trailing dot") {
   ModelBuilder m;
   m.prefix("foo.com", "/", "foo").prefix("*.bar.com", "/", "wild");

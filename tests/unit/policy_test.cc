@@ -76,6 +76,35 @@ TEST_CASE("templates: the fixed request values, groups, and nothing else") {
   CHECK(expand("$9literal$$", c) == "literal");
 }
 
+TEST_CASE("templates: what follows the matched prefix (the Gateway API's ReplacePrefixMatch)") {
+  CHECK(check_template("/one$prefix_rest", false).empty());
+  CHECK(check_template("$scheme://$host$prefix_rest_or_slash$is_args$args", false).empty());
+  TemplateContext c;
+  c.scheme = "http";
+  c.host = "a.com";
+  c.uri = "/prefix/one/two";
+  c.prefix_length = std::string_view("/prefix/one").size();
+  CHECK(expand("/one$prefix_rest", c) == "/one/two");
+  CHECK(expand("$prefix_rest_or_slash", c) == "/two");
+  c.uri = "/prefix/one";
+  CHECK(expand("/one$prefix_rest", c) == "/one");
+  CHECK(expand("$prefix_rest_or_slash", c) == "/");
+  c.uri = "/prefix/one/";
+  CHECK(expand("/one$prefix_rest", c) == "/one/");
+  // A rule for "/" covers nothing of the path (its normalized path is empty).
+  c.uri = "/x";
+  c.prefix_length = 0;
+  CHECK(expand("/y$prefix_rest", c) == "/y/x");
+  // Decoded, so escaped in a Location as $uri is.
+  c.uri = "/p/a b?";
+  c.prefix_length = 2;
+  c.escape_path = true;
+  CHECK(expand("http://n.com/q$prefix_rest", c) == "http://n.com/q/a%20b%3F");
+  // Never beyond the path.
+  c.prefix_length = 100;
+  CHECK(expand("/z$prefix_rest", c) == "/z");
+}
+
 TEST_CASE("templates: decoded values cannot end a header line or start a query") {
   // The path as nginx decoded it: "/a\r\nX: 1?b&c"; group 1 is all of it after the slash.
   const std::string path = "/a\r\nX: 1?b&c";

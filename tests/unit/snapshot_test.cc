@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -198,5 +199,153 @@ TEST_CASE("offsets and indexes out of range are refused, never followed") {
     section<format::EndpointEntry>(bytes, format::kEndpoints)[0].family = 5;
     reseal(bytes);
     CHECK(check(bytes).error.find("unknown address family") != std::string::npos);
+  }
+}
+
+namespace {
+
+// A rule without conditions (/z, longest first), then two rules of one key with conditions (a chain).
+std::vector<std::byte> conditional_sample() {
+  kroute::testing::ModelBuilder m;
+  m.prefix("a.com", "/", "a").when({kroute::testing::header_is("x", "1"), kroute::testing::query_is("q", "2")});
+  m.prefix("a.com", "/", "b").when({kroute::testing::method_is("GET")});
+  m.prefix("a.com", "/z", "c");
+  return kroute::build_snapshot(m.model(), {1}).bytes;
+}
+
+}  // namespace
+
+TEST_CASE("match conditions and rule chains: validation follows what lookup follows") {
+  const auto original = conditional_sample();
+  REQUIRE(check(original).ok);
+  const auto rules = [](std::vector<std::byte>& bytes) { return section<format::RuleEntry>(bytes, format::kRules); };
+  {
+    auto bytes = original;
+    REQUIRE(rules(bytes)[0].flags == 0);
+    REQUIRE(rules(bytes)[1].flags == (format::kHasConditions | format::kChainNext));
+    REQUIRE(rules(bytes)[2].flags == format::kHasConditions);
+  }
+  SUBCASE("an unknown rule flag") {
+    auto bytes = original;
+    rules(bytes)[0].flags = 4;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("rules[0]: unknown flags") != std::string::npos);
+  }
+  SUBCASE("a chain past the last rule") {
+    auto bytes = original;
+    const auto n = header_of(bytes).sections[format::kRules].count;
+    rules(bytes)[n - 1].flags |= format::kChainNext;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("chain runs past the last rule") != std::string::npos);
+  }
+  SUBCASE("a chain to a rule of another path") {
+    auto bytes = original;
+    rules(bytes)[0].flags |= format::kChainNext;  // /z, then the chain of /
+    reseal(bytes);
+    CHECK(check(bytes).error.find("chained to a rule with another host or path") != std::string::npos);
+  }
+  SUBCASE("conditions without the per-rule table") {
+    auto bytes = original;
+    header_of(bytes).sections[format::kRuleConditions].count = 0;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("conditions without a rule conditions table") != std::string::npos);
+  }
+  SUBCASE("a per-rule table of another size") {
+    auto bytes = original;
+    for (auto& rule : std::span(rules(bytes), header_of(bytes).sections[format::kRules].count)) rule.flags = 0;
+    header_of(bytes).sections[format::kRuleConditions].count = 1;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("rule conditions[0]: neither empty nor one entry per rule") != std::string::npos);
+  }
+  SUBCASE("a rule's conditions out of range, or none though flagged") {
+    auto bytes = original;
+    section<format::ConditionRange>(bytes, format::kRuleConditions)[1].first = 40;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("rules[1]: conditions out of range") != std::string::npos);
+    bytes = original;
+    section<format::ConditionRange>(bytes, format::kRuleConditions)[2].count = 0;
+    reseal(bytes);
+    CHECK(check(bytes).error.find("rules[2]: flagged with conditions but has none") != std::string::npos);
+  }
+  SUBCASE("a condition of an unknown kind, or with a string outside the pool") {
+    auto bytes = original;
+    section<format::ConditionEntry>(bytes, format::kConditions)[0].kind = static_cast<format::ConditionKind>(5);
+    reseal(bytes);
+    CHECK(check(bytes).error.find("conditions[0]: unknown kind") != std::string::npos);
+    bytes = original;
+    section<format::ConditionEntry>(bytes, format::kConditions)[1].value = {0, 1u << 30};
+    reseal(bytes);
+    CHECK(check(bytes).error.find("conditions[1]: string outside the string pool") != std::string::npos);
+  }
+}
+
+namespace {
+
+// Two scopes with two local addresses each, scope 1 with host-less rules and a default certificate.
+std::vector<std::byte> scoped_sample() {
+  kroute::testing::ModelBuilder m;
+  m.scope("a", {{"10.0.0.7", 80}, {"fd00::7", 0}}, {"CHAIN", "KEY"});
+  m.scope("b", {{"", 8080}, {"10.0.0.8", 0}});
+  m.prefix("a.com", "/", "a");
+  m.in_scope(1).prefix("a.com", "/", "one").prefix("", "/", "one-any");
+  m.in_scope(2).prefix("*.a.com", "/", "two");
+  return kroute::build_snapshot(m.model(), {1}).bytes;
+}
+
+}  // namespace
+
+TEST_CASE("scopes: every field of a scope entry is checked, and a host's scope") {
+  const auto original = scoped_sample();
+  REQUIRE(check(original).ok);
+  const auto scopes = [](std::vector<std::byte>& bytes) { return section<format::ScopeEntry>(bytes, format::kScopes); };
+  const auto hosts = [](std::vector<std::byte>& bytes) { return section<format::HostEntry>(bytes, format::kHosts); };
+  {
+    auto bytes = original;
+    REQUIRE(header_of(bytes).sections[format::kScopes].count == 4);
+    REQUIRE(scopes(bytes)[0].any_host != format::kNone);
+    REQUIRE(scopes(bytes)[0].default_tls != format::kNone);
+    REQUIRE(scopes(bytes)[2].scope == 2);
+  }
+  const auto refused = [&](auto&& corrupt, const std::string& error) {
+    auto bytes = original;
+    corrupt(bytes);
+    reseal(bytes);
+    const auto result = check(bytes);
+    CHECK_FALSE(result.ok);
+    CHECK(result.error.find(error) != std::string::npos);
+  };
+  SUBCASE("an unknown family, or address bytes beyond it") {
+    refused([&](auto& b) { scopes(b)[0].family = 5; }, "scopes[0]: unknown address family");
+    refused([&](auto& b) { scopes(b)[0].address[4] = 1; }, "scopes[0]: address bytes beyond its family");
+    refused([&](auto& b) { scopes(b)[2].address[0] = 1; }, "scopes[2]: address bytes beyond its family");
+  }
+  SUBCASE("reserved fields, an entry for the shared scope, entries out of order") {
+    refused([&](auto& b) { scopes(b)[1].reserved2 = 1; }, "scopes[1]: reserved fields are not zero");
+    refused([&](auto& b) { scopes(b)[0].scope = 0; }, "scopes[0]: an entry for the shared scope");
+    refused([&](auto& b) { scopes(b)[3].scope = 1; }, "scopes[3]: entries out of scope order");
+  }
+  SUBCASE("the host-less host: in range, host-less, of the entry's scope") {
+    refused([&](auto& b) { scopes(b)[0].any_host = 1000; }, "scopes[0]: host-less host out of range");
+    refused([&](auto& b) { scopes(b)[2].any_host = scopes(b)[0].any_host; },
+            "scopes[2]: host-less host is not of the host-less kind in this scope");
+    refused([&](auto& b) { scopes(b)[0].any_host = 0; }, "host-less host is not of the host-less kind");
+    refused([&](auto& b) { header_of(b).any_host = scopes(b)[0].any_host; },
+            "header[0]: host-less host is not of the host-less kind in the shared scope");
+  }
+  SUBCASE("the default certificate and the name") {
+    refused([&](auto& b) { scopes(b)[1].default_tls = 99; }, "scopes[1]: default certificate out of range");
+    refused([&](auto& b) { scopes(b)[3].name = {0, 1u << 30}; }, "scopes[3]: string outside the string pool");
+  }
+  SUBCASE("entries of one scope disagree on what lookup reads from the first") {
+    refused([&](auto& b) { scopes(b)[1].default_tls = format::kNone; }, "scopes[1]: entries of one scope disagree");
+    refused([&](auto& b) { scopes(b)[3].name.length = 0; }, "scopes[3]: entries of one scope disagree");
+  }
+  SUBCASE("a host of a scope the table does not have") {
+    refused([&](auto& b) { hosts(b)[0].scope = 3; }, "hosts[0]: scope beyond the table's scopes");
+    refused(
+        [&](auto& b) {
+          header_of(b).sections[format::kScopes].count = 0;
+        },
+        "scope beyond the table's scopes");
   }
 }

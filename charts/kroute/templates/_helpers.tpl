@@ -76,15 +76,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 The agent's rules (files/rbac-rules.yaml, shared with the agent's e2e tests) split by scope: "cluster" holds
 what must be cluster-wide, "namespaced" the rest. Without a watched namespace everything is cluster-wide;
-with one, only cluster-scoped resources (IngressClasses) are, and the rest is granted in that namespace.
+with one, only cluster-scoped resources (IngressClasses, GatewayClasses) are, and the rest is granted in that
+namespace. The Gateway API rules (gatewayRules) are added with gatewayAPI.enabled.
 */}}
 {{- define "kroute.agentRules" -}}
 {{- $file := .Files.Get "files/rbac-rules.yaml" | fromYaml }}
 {{- if not $file.clusterRules }}{{ fail "files/rbac-rules.yaml has no clusterRules" }}{{ end }}
-{{- $clusterScoped := list "ingressclasses" }}
+{{- $rules := $file.clusterRules }}
+{{- if .Values.gatewayAPI.enabled }}
+{{- if not $file.gatewayRules }}{{ fail "files/rbac-rules.yaml has no gatewayRules" }}{{ end }}
+{{- $rules = concat $rules $file.gatewayRules }}
+{{- end }}
+{{- $clusterScoped := list "ingressclasses" "gatewayclasses" "gatewayclasses/status" }}
 {{- $cluster := list }}
 {{- $namespaced := list }}
-{{- range $file.clusterRules }}
+{{- range $rules }}
 {{- if not $.Values.controller.watchNamespace }}
 {{- $cluster = append $cluster . }}
 {{- else }}
@@ -119,4 +125,14 @@ with one, only cluster-scoped resources (IngressClasses) are, and the rest is gr
 {{- fail (printf "shutdownDelaySeconds (%d) must be at least 0 and less than terminationGracePeriodSeconds (%d)" $delay (int .Values.terminationGracePeriodSeconds)) -}}
 {{- end -}}
 {{- $delay -}}
+{{- end -}}
+
+{{/*
+Whether the GatewayClass can be part of this release: Helm maps every object of a release to an API before it
+creates any, so a GatewayClass cannot come with the CRD that defines it, and no hook runs late enough to be sure
+the new CRD is served. With gatewayAPI.installCRDs on a cluster that does not serve GatewayClasses yet, the class is
+left to the next `helm upgrade` (NOTES.txt says so); with installCRDs none the cluster must have the CRDs already.
+*/}}
+{{- define "kroute.gatewayClassServed" -}}
+{{- if or (eq .Values.gatewayAPI.installCRDs "none") (.Capabilities.APIVersions.Has "gateway.networking.k8s.io/v1/GatewayClass") }}true{{ end }}
 {{- end -}}

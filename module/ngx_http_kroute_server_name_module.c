@@ -1,0 +1,100 @@
+/*
+ * ngx_http_kroute_server_name_module: a host with kServerName records
+ * (routetable/policy/server_name.h) serves TLS requests only over connections
+ * whose SNI one of its patterns covers; any other TLS request for it is
+ * answered 404, as for a host without routes. This is how a Gateway's HTTPS
+ * listener with a hostname serves only the requests its SNI chose it for.
+ * Plain HTTP and TLS without SNI pass. The first of kroute's rewrite-phase
+ * handlers (the last module in module/config): no other record of the host or
+ * its rule applies to a request it refuses, and nothing is proxied.
+ */
+
+#include "ngx_http_kroute_module.h"
+
+
+static ngx_int_t ngx_http_kroute_server_name_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_kroute_server_name_handler(ngx_http_request_t *r);
+
+
+static ngx_http_module_t  ngx_http_kroute_server_name_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_kroute_server_name_init,      /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_kroute_server_name_module = {
+    NGX_MODULE_V1,
+    &ngx_http_kroute_server_name_module_ctx, /* module context */
+    NULL,                                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_kroute_server_name_init(ngx_conf_t *cf)
+{
+    return ngx_http_kroute_add_phase_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                    ngx_http_kroute_server_name_handler);
+}
+
+
+static ngx_int_t
+ngx_http_kroute_server_name_handler(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_SSL)
+    size_t                  len;
+    const char             *name;
+    ngx_http_kroute_ctx_t  *ctx;
+
+    if (!ngx_http_kroute_routes(r) || r->connection->ssl == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_kroute_route_request(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->route.host_policy_count == 0) {
+        return NGX_DECLINED;
+    }
+
+    name = SSL_get_servername(r->connection->ssl->connection,
+                              TLSEXT_NAMETYPE_host_name);
+    if (name == NULL || name[0] == '\0') {
+        return NGX_DECLINED;
+    }
+
+    len = ngx_strlen(name);
+
+    if (kroute_server_name_allowed(&ctx->route, (const u_char *) name, len)) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "kroute: host \"%V\" is not served over TLS name \"%*s\"",
+                  &r->headers_in.server, len, name);
+
+    return NGX_HTTP_NOT_FOUND;
+
+#else
+    return NGX_DECLINED;
+#endif
+}
