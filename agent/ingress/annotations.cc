@@ -1018,6 +1018,8 @@ AnnotationReading read_annotations(const Json::Value& annotations, std::string_v
         problem = "the value is not a string";
       } else if (value->asString().size() > kMaxAnnotationValue) {
         problem = "the value is longer than " + std::to_string(kMaxAnnotationValue) + " bytes";
+      } else if (!is_valid_utf8(value->asString())) {
+        problem = "the value is not valid UTF-8";
       } else {
         problem = spec.read(value->asString(), reading.values);
       }

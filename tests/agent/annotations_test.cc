@@ -303,4 +303,11 @@ TEST_CASE("annotations: canary, affinity, hashing and balancing values; bad ones
                "nginx.ingress.kubernetes.io/canary-by-header-pattern": "(unclosed"})");
   CHECK(r.problems.size() == 10);
   CHECK(r.values == IngressAnnotations{});
+
+  // Bytes that are not UTF-8 never reach the table (its strings are printed and logged), whatever the
+  // annotation's own parser would take: the API server never sends them, a fuzzer did.
+  r = read("{\"nginx.ingress.kubernetes.io/canary-by-header-pattern\": \"\x93^(a+)+$\"}");
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].message.find("not valid UTF-8") != std::string::npos);
+  CHECK(r.values == IngressAnnotations{});
 }
