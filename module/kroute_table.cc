@@ -105,6 +105,7 @@ static_assert(KROUTE_NEXT_HTTP_404 == kroute::policy::kNextHttp404);
 static_assert(KROUTE_NEXT_HTTP_429 == kroute::policy::kNextHttp429);
 static_assert(KROUTE_NEXT_NON_IDEMPOTENT == kroute::policy::kNextNonIdempotent);
 static_assert(KROUTE_NEXT_OFF == kroute::policy::kNextOff);
+static_assert(KROUTE_NEXT_REPEAT == kroute::policy::kNextRepeat);
 static_assert(KROUTE_ERROR_PAGES_WHEN_NO_ENDPOINTS == kroute::policy::kWhenNoEndpoints);
 static_assert(KROUTE_ERROR_PAGES_ONLY_OWN_ERRORS == kroute::policy::kOnlyOwnErrors);
 static_assert(KROUTE_MIRROR_REQUEST_BODY == kroute::policy::kMirrorRequestBody);

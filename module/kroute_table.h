@@ -116,6 +116,7 @@ typedef struct {
 #define KROUTE_NEXT_HTTP_429        0x0200
 #define KROUTE_NEXT_NON_IDEMPOTENT  0x0400
 #define KROUTE_NEXT_OFF             0x0800
+#define KROUTE_NEXT_REPEAT          0x1000
 /*
  * kErrorPages (routetable/policy/error_pages.h): `a` lists statuses as
  * "404,503", status i at 4*i; `b` is the rule's Service port.

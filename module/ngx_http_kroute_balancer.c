@@ -4,8 +4,9 @@
  * the choice is a per-worker smooth weighted round-robin over ready endpoints
  * (kroute_table_pick). Composes with "keepalive" (which must follow it) and
  * with proxy_next_upstream: a failed endpoint is not tried twice by one
- * request, and after a connect failure it is skipped by the worker for
- * fail_timeout. A rule's kAffinity and kBalance records (routetable/policy/
+ * request (unless the rule's retries repeat endpoints, KROUTE_NEXT_REPEAT:
+ * then a new round starts once every ready one failed), and after a connect
+ * failure it is skipped by the worker for fail_timeout. A rule's kAffinity and kBalance records (routetable/policy/
  * affinity.h, balance.h) change the choice: a session cookie's endpoint,
  * consistent hashing of a key of request variables, or EWMA.
  */
@@ -20,6 +21,7 @@ typedef struct {
     /* TLS settings of the route's own (kProtocol), 0: none; see get_peer */
     uint64_t                     tls_tag;
     uint8_t                     *tried;      /* allocated on the first retry */
+    uint32_t                     tried_count; /* bits set in tried */
     kroute_endpoint_t            endpoint;   /* the one being tried */
     const kroute_policy_t       *affinity;   /* kAffinity, or NULL */
     unsigned                     method;     /* KROUTE_BALANCE_* */
@@ -217,6 +219,7 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
     pd->fail_timeout = kscf->fail_timeout;
     pd->tls_tag = 0;
     pd->tried = NULL;
+    pd->tried_count = 0;
     pd->method = KROUTE_BALANCE_ROUND_ROBIN;
     pd->key = 0;
     pd->session = 0;
@@ -247,6 +250,17 @@ ngx_http_kroute_init_peer(ngx_http_request_t *r,
     r->upstream->peer.get = ngx_http_kroute_get_peer;
     r->upstream->peer.free = ngx_http_kroute_free_peer;
     r->upstream->peer.tries = ctx->route.ready;
+
+    /*
+     * Retries that repeat endpoints try as often as next_upstream_tries
+     * says (never without a limit: then once per endpoint, as elsewhere).
+     */
+
+    if (ctx->retry_repeat
+        && r->upstream->conf->next_upstream_tries > ctx->route.ready)
+    {
+        r->upstream->peer.tries = r->upstream->conf->next_upstream_tries;
+    }
 #if (NGX_HTTP_SSL)
     r->upstream->peer.set_session = ngx_http_kroute_set_session;
     r->upstream->peer.save_session = ngx_http_kroute_save_session;
@@ -336,6 +350,7 @@ ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_http_kroute_peer_data_t  *pd = data;
 
     size_t                      n;
+    uint8_t                     bit;
     ngx_http_upstream_state_t  *us;
 
     if (pc->tries) {
@@ -364,8 +379,19 @@ ngx_http_kroute_free_peer(ngx_peer_connection_t *pc, void *data,
         }
     }
 
-    pd->tried[pd->endpoint.index / 8] |=
-                                      (uint8_t) (1 << (pd->endpoint.index % 8));
+    bit = (uint8_t) (1 << (pd->endpoint.index % 8));
+
+    if (!(pd->tried[pd->endpoint.index / 8] & bit)) {
+        pd->tried[pd->endpoint.index / 8] |= bit;
+        pd->tried_count++;
+    }
+
+    /* every ready endpoint failed: a repeating rule starts another round */
+
+    if (pd->ctx->retry_repeat && pd->tried_count >= pd->ctx->route.ready) {
+        ngx_memzero(pd->tried, (pd->ctx->route.ready + 7) / 8);
+        pd->tried_count = 0;
+    }
 
     us = pd->request->upstream->state;
 

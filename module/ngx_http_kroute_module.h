@@ -141,6 +141,8 @@ typedef struct {
     unsigned                      canary:1;     /* route.backend is a canary's */
     /* the balancer chose a session: the response sets its cookie */
     unsigned                      set_cookie:1;
+    /* tries may go to a failed endpoint again once all failed (proxy module) */
+    unsigned                      retry_repeat:1;
     const kroute_policy_t        *affinity;     /* the session's kAffinity */
     uint64_t                      cookie_value;
     unsigned                      protocol:1;   /* the protocol policy ran */

@@ -275,6 +275,7 @@ ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
 
     conf = NULL;
     buffers = 0;
+    ctx->retry_repeat = 0;
 
     for (i = 0; i < ctx->route.policy_count; i++) {
         p = &ctx->route.policies[i];
@@ -313,6 +314,7 @@ ngx_http_kroute_proxy_upstream(ngx_http_request_t *r,
 
         case KROUTE_PROXY_NEXT_UPSTREAM:
             conf->next_upstream = ngx_http_kroute_proxy_next_upstream(p->value);
+            ctx->retry_repeat = (p->value & KROUTE_NEXT_REPEAT) != 0;
             break;
 
         case KROUTE_PROXY_NEXT_UPSTREAM_TRIES:

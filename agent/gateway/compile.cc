@@ -622,6 +622,37 @@ class Compiler {
     return records;
   }
 
+  // A rule's retry stanza as nginx's proxy_next_upstream. Connection errors and timeouts are retried (the
+  // spec's SHOULD), and the listed codes of those nginx can retry. `attempts` retries at most, so
+  // attempts + 1 tries (kDefaultRetries when not given); once every ready endpoint has failed a try may go
+  // to one again (kNextRepeat), as a one-pod backend needs. nginx retries POST, LOCK and PATCH only before
+  // their request was sent, and does not wait between tries: `backoff` is read, not honoured
+  // (docs/gateway-api.md, "Retries").
+  static constexpr std::uint64_t kDefaultRetries = 2;
+  static std::vector<PolicyRecord> retry_records(const RouteRule& rule, std::string& problem) {
+    const Retry& retry = rule.retry;
+    if (!retry.given) return {};
+    static constexpr std::pair<std::int64_t, std::uint32_t> kCodes[] = {
+        {500, policy::kNextHttp500}, {502, policy::kNextHttp502}, {503, policy::kNextHttp503},
+        {504, policy::kNextHttp504}, {403, policy::kNextHttp403}, {404, policy::kNextHttp404},
+        {429, policy::kNextHttp429}};
+    std::uint32_t bits = policy::kNextError | policy::kNextTimeout | policy::kNextRepeat;
+    for (const std::int64_t code : retry.codes) {
+      const auto* known = std::find_if(std::begin(kCodes), std::end(kCodes), [&](const auto& c) { return c.first == code; });
+      if (known == std::end(kCodes)) {
+        problem = "retry code " + std::to_string(code) + " is not one nginx can retry (500, 502, 503, 504, 403, 404, 429)";
+      } else {
+        bits |= known->second;
+      }
+    }
+    if (!retry.backoff.empty() && !duration_ms(retry.backoff)) {
+      problem = "retry.backoff " + printable(retry.backoff) + " is not a Gateway API duration";
+    }
+    const std::uint64_t attempts = retry.attempts > 0 ? static_cast<std::uint64_t>(retry.attempts) : kDefaultRetries;
+    return {policy::proxy_setting(policy::ProxySetting::kNextUpstream, bits),
+            policy::proxy_setting(policy::ProxySetting::kNextUpstreamTries, std::min(attempts + 1, policy::kMaxProxyTries))};
+  }
+
   void compile_route(const std::string& key, const HTTPRoute& route) {
     RouteStatus status{route.ns, route.name, {}};
     ScopedHosts hosts;  // what the route is served for, across its parents
@@ -664,6 +695,7 @@ class Compiler {
       }
       filter_records(rule.filters, unsupported);
       timeout_records(rule, unsupported);
+      retry_records(rule, unsupported);
       for (const BackendRef& ref : rule.backends) {
         for (const Filter& f : ref.filters) {
           if (f.type != "RequestHeaderModifier" && f.type != "ResponseHeaderModifier") {
@@ -716,8 +748,9 @@ class Compiler {
     for (const RouteRule& rule : route.rules) {
       std::string ignored;
       std::vector<PolicyRecord> records = filter_records(rule.filters, ignored);
-      const std::vector<PolicyRecord> timeouts = timeout_records(rule, ignored);
-      records.insert(records.end(), timeouts.begin(), timeouts.end());
+      for (const auto& more : {timeout_records(rule, ignored), retry_records(rule, ignored)}) {
+        records.insert(records.end(), more.begin(), more.end());
+      }
       const std::vector<PolicyRecord> mirrors = mirror_records(route, src, rule.filters);
       records.insert(records.end(), mirrors.begin(), mirrors.end());
       const bool redirects = std::any_of(records.begin(), records.end(),

@@ -248,6 +248,12 @@ std::string parse_http_route(const Json::Value& object, HTTPRoute& out) {
     for (const Json::Value& b : elements(at(r, "backendRefs"))) rule.backends.push_back(parse_backend_ref(b, out.ns));
     rule.request_timeout = str(at(r, "timeouts", "request"));
     rule.backend_timeout = str(at(r, "timeouts", "backendRequest"));
+    if (const Json::Value& retry = at(r, "retry"); retry.isObject()) {
+      rule.retry.given = true;
+      for (const Json::Value& c : elements(at(retry, "codes"))) rule.retry.codes.push_back(integer(c, 0, 999, 0));
+      rule.retry.attempts = integer(at(retry, "attempts"), 0, INT32_MAX, 0);
+      rule.retry.backoff = str(at(retry, "backoff"));
+    }
     out.rules.push_back(std::move(rule));
   }
   // The API's default: a route without rules has one that matches every path and has no backend.

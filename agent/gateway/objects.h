@@ -199,12 +199,22 @@ struct BackendRef : ServiceRef {
   bool operator==(const BackendRef&) const = default;
 };
 
+// A rule's `retry` stanza (HTTPRouteRetry).
+struct Retry {
+  bool given = false;               // the rule has one (even empty: then connection errors are retried)
+  std::vector<std::int64_t> codes;  // status codes, as written (the API allows 400-599)
+  std::int64_t attempts = 0;        // retries at most; 0 when not given (the API's minimum is 1)
+  std::string backoff;              // as written (a Gateway API duration); "" when not given
+  bool operator==(const Retry&) const = default;
+};
+
 struct RouteRule {
   std::vector<RouteMatch> matches;  // never empty: the API's default is one PathPrefix "/"
   std::vector<Filter> filters;
   std::vector<BackendRef> backends;
   std::string request_timeout;  // timeouts.request as written (a Gateway API duration); "" when not given
   std::string backend_timeout;  // timeouts.backendRequest, likewise
+  Retry retry;
   bool operator==(const RouteRule&) const = default;
 };
 

@@ -46,8 +46,11 @@ enum NextUpstream : std::uint32_t {
   kNextHttp429 = 512,
   kNextNonIdempotent = 1024,
   kNextOff = 2048,  // alone: never try another endpoint
+  // kroute's own, not nginx's and not an annotation's word: once every ready endpoint has failed, a try may
+  // go to one again (HTTPRoute retries, which a one-pod backend must get), up to proxy-next-upstream-tries.
+  kNextRepeat = 4096,
 };
-inline constexpr std::uint32_t kNextUpstreamBits = 4095;
+inline constexpr std::uint32_t kNextUpstreamBits = 8191;
 
 // Upper bounds the check enforces (generous; they keep values inside what nginx's types and timers hold
 // and what a request may sensibly allocate).

@@ -546,6 +546,52 @@ TEST_CASE("timeouts: each try's waits by backendRequest (else request), no new t
   CHECK(accepted->message.find("timeouts.request") != std::string::npos);
 }
 
+TEST_CASE("retry: errors, timeouts and the codes retried attempts times, repeating endpoints; other codes unsupported") {
+  using policy::ProxySetting;
+  Fixture f;
+  f.gateway("gw", kHttp);
+  f.route("infra", "r", R"({"parentRefs": [{"name": "gw"}], "rules": [
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/three"}}], "retry": {"codes": [500], "attempts": 3},
+       "backendRefs": [{"name": "web", "port": 8080}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/all"}}],
+       "retry": {"codes": [500, 502, 503, 504, 429], "backoff": "100ms"}, "backendRefs": [{"name": "web", "port": 8080}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/empty"}}], "retry": {},
+       "backendRefs": [{"name": "web", "port": 8080}]},
+      {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}], "backendRefs": [{"name": "web", "port": 8080}]}]})");
+  CompiledTable t = f.compile();
+  REQUIRE(t.model.rules.size() == 4);
+  const auto setting = [&](std::size_t rule, ProxySetting which) -> std::optional<std::uint64_t> {
+    for (const PolicyRecord& p : t.model.rules[rule].policies) {
+      if (p.kind == PolicyKind::kProxySetting && p.code == static_cast<std::uint16_t>(which)) return p.value;
+    }
+    return std::nullopt;
+  };
+  const std::uint64_t always = policy::kNextError | policy::kNextTimeout | policy::kNextRepeat;
+  CHECK(setting(0, ProxySetting::kNextUpstream) == (always | policy::kNextHttp500));
+  CHECK(setting(0, ProxySetting::kNextUpstreamTries) == 4u);  // the first try and three retries
+  CHECK(setting(1, ProxySetting::kNextUpstream) == (always | policy::kNextHttp500 | policy::kNextHttp502 |
+                                                    policy::kNextHttp503 | policy::kNextHttp504 | policy::kNextHttp429));
+  CHECK(setting(1, ProxySetting::kNextUpstreamTries) == 3u);  // attempts not given: two retries
+  CHECK(setting(2, ProxySetting::kNextUpstream) == always);
+  CHECK(t.model.rules[3].policies.empty());
+  CHECK(find(route_status(t, "r")->parents[0].conditions, "Accepted")->status == "True");
+  // Every record is one the table takes.
+  for (const auto& rule : t.model.rules) {
+    for (const PolicyRecord& p : rule.policies) CHECK(policy::check_proxy_setting(p, false).empty());
+  }
+
+  // A code nginx cannot retry, or a backoff that is not a duration, is an unsupported value.
+  for (const char* retry : {R"({"codes": [500, 418]})", R"({"backoff": "1.5s"})"}) {
+    f.route("infra", "r", std::string(R"({"parentRefs": [{"name": "gw"}], "rules": [{"retry": )") + retry +
+                              R"(, "backendRefs": [{"name": "web", "port": 8080}]}]})");
+    t = f.compile();
+    const auto* accepted = find(route_status(t, "r")->parents[0].conditions, "Accepted");
+    CHECK(accepted->reason == "UnsupportedValue");
+    CHECK(accepted->message.find("retry") != std::string::npos);
+    CHECK(t.model.rules.empty());
+  }
+}
+
 TEST_CASE("a backendRef's header filters are records of its backend; its other filters are unsupported") {
   Fixture f;
   f.service("infra", "v2", 8080);

@@ -29,8 +29,9 @@ GROUP = "gateway.networking.k8s.io"
 
 @pytest.fixture(scope="module")
 def gateway_cluster(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A control plane with the Gateway API CRDs (standard channel)."""
-    yield from _running(Cluster(tmp_path_factory.mktemp("gateway"), tools, gateway_api="standard"))
+    """A control plane with the Gateway API CRDs (experimental channel: the standard one and fields such as a
+    rule's retry)."""
+    yield from _running(Cluster(tmp_path_factory.mktemp("gateway"), tools, gateway_api="experimental"))
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +300,33 @@ def test_route_timeouts_answer_504_and_0s_turns_them_off(gw: Stack) -> None:
     assert gw.request("timeout.gw.test", "/backend", headers={"X-Echo-Delay": "0.1"}).service == "slow"
     # nginx's own default (60 s) would pass too; "0s" must at least not cut a slow answer.
     assert gw.request("timeout.gw.test", "/off", headers={"X-Echo-Delay": "1"}).service == "slow"
+
+
+def test_route_retries_go_back_to_a_one_pod_backend_attempts_times_and_only_for_their_codes(gw: Stack) -> None:
+    gw.backend("flaky")
+    gw.apply(gateway(gw, "retries", HTTP),
+             http_route(gw, "retries", "retries", ["retry.gw.test"], [
+                 {"matches": [{"path": {"type": "PathPrefix", "value": "/three"}}],
+                  "retry": {"codes": [500], "attempts": 3}, "backendRefs": [backend_ref("flaky")]},
+                 {"matches": [{"path": {"type": "PathPrefix", "value": "/timed"}}], "retry": {"attempts": 1},
+                  "timeouts": {"backendRequest": "500ms"}, "backendRefs": [backend_ref("flaky")]},
+                 {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}],
+                  "backendRefs": [backend_ref("flaky")]}]))
+    assert gw.wait_status("retry.gw.test", "/three").service == "flaky"
+    keys = iter(range(1000))
+
+    def get(path: str, fail_first: int, fail_with: str = "500") -> Any:
+        query = f"fail_first={fail_first}&fail_with={fail_with}&key={path.strip('/')}-{next(keys)}"
+        return gw.request("retry.gw.test", f"{path}?{query}")
+
+    # One pod: a retry goes back to it. Three retries: the fourth try is the last one.
+    assert get("/three", 3).status == 200
+    assert get("/three", 4).status == 500
+    # Only the listed codes are retried; connection resets always are.
+    assert get("/three", 1, "503").status == 503
+    assert get("/three", 2, "reset").status == 200
+    # A try that reaches backendRequest's timeout is retried; two of them are a 504.
+    assert get("/timed", 1, "hang").status == 200
+    assert get("/timed", 2, "hang").status == 504
+    # Without a retry stanza the pod is tried once, whatever the code.
+    assert get("/none", 1).status == 500

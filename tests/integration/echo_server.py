@@ -160,6 +160,19 @@ def make_handler(name):
             (True: answered here)."""
             if not applies(name, query):
                 return False
+            if "fail_first" in query and failing(query):
+                if query.get("fail_with", "500") == "reset":
+                    # A TCP reset instead of an answer: what a crashing server gives a proxy.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    self.close_connection = True
+                else:
+                    if query.get("fail_with") == "hang":  # too slow: 500 after ?hang=S seconds (default 3)
+                        time.sleep(float(query.get("hang", 3)))
+                    self.send_response(int(query.get("fail_with", "500")) if query.get("fail_with") != "hang" else 500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                return True
             if "delay" in query:
                 time.sleep(float(query["delay"]))
             if "stream" not in query:
@@ -240,11 +253,26 @@ def recorded(name):
 #   ?record=ID          count the request and the body bytes as they arrive; GET /_echo/seen/ID (sent to
 #                       the pod directly) answers {"requests": n, "body_bytes": n} for this listener's process
 #   ?respond_header=N:V the reply carries the header N: V too (repeatable, in order)
+#   ?fail_first=N&key=K the first N requests with key K (counted per process) fail: answered with
+#   &fail_with=CODE     CODE (default 500), with a TCP reset when CODE is "reset", or with 500 after
+#                       ?hang=S seconds (default 3) when CODE is "hang"; later ones are not
 # Request bodies may be chunked (nginx streams them so with proxy_request_buffering off).
 
 SEEN_PATH = "/_echo/seen/"
 SEEN = {}
 SEEN_LOCK = threading.Lock()
+
+
+FAILED = {}
+FAILED_LOCK = threading.Lock()
+
+
+def failing(query):
+    """Whether this request of ?fail_first=N&key=K is one of the first N of its key (and counts it)."""
+    with FAILED_LOCK:
+        seen = FAILED.get(query.get("key", ""), 0)
+        FAILED[query.get("key", "")] = seen + 1
+    return seen < int(query["fail_first"])
 
 
 def behaviour_query(path):
