@@ -72,6 +72,14 @@ const gateway::GatewayStatus* gateway_status(const CompiledTable& t, const std::
   return nullptr;
 }
 
+// The value of rule `rule`'s proxy-setting record `which`, if it has one.
+std::optional<std::uint64_t> proxy_setting_of(const CompiledTable& t, std::size_t rule, policy::ProxySetting which) {
+  for (const PolicyRecord& p : t.model.rules[rule].policies) {
+    if (p.kind == PolicyKind::kProxySetting && p.code == static_cast<std::uint16_t>(which)) return p.value;
+  }
+  return std::nullopt;
+}
+
 const char* kHttp = R"([{"name": "http", "port": 80, "protocol": "HTTP"}])";
 
 }  // namespace
@@ -518,12 +526,7 @@ TEST_CASE("timeouts: each try's waits by backendRequest (else request), no new t
       {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}], "backendRefs": [{"name": "web", "port": 8080}]}]})");
   CompiledTable t = f.compile();
   REQUIRE(t.model.rules.size() == 4);
-  const auto setting = [&](std::size_t rule, ProxySetting which) -> std::optional<std::uint64_t> {
-    for (const PolicyRecord& p : t.model.rules[rule].policies) {
-      if (p.kind == PolicyKind::kProxySetting && p.code == static_cast<std::uint16_t>(which)) return p.value;
-    }
-    return std::nullopt;
-  };
+  const auto setting = [&](std::size_t rule, ProxySetting which) { return proxy_setting_of(t, rule, which); };
   CHECK(setting(0, ProxySetting::kConnectTimeout) == 500u);
   CHECK(setting(0, ProxySetting::kSendTimeout) == 500u);
   CHECK(setting(0, ProxySetting::kReadTimeout) == 500u);
@@ -560,12 +563,7 @@ TEST_CASE("retry: errors, timeouts and the codes retried attempts times, repeati
       {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}], "backendRefs": [{"name": "web", "port": 8080}]}]})");
   CompiledTable t = f.compile();
   REQUIRE(t.model.rules.size() == 4);
-  const auto setting = [&](std::size_t rule, ProxySetting which) -> std::optional<std::uint64_t> {
-    for (const PolicyRecord& p : t.model.rules[rule].policies) {
-      if (p.kind == PolicyKind::kProxySetting && p.code == static_cast<std::uint16_t>(which)) return p.value;
-    }
-    return std::nullopt;
-  };
+  const auto setting = [&](std::size_t rule, ProxySetting which) { return proxy_setting_of(t, rule, which); };
   const std::uint64_t always = policy::kNextError | policy::kNextTimeout | policy::kNextRepeat;
   CHECK(setting(0, ProxySetting::kNextUpstream) == (always | policy::kNextHttp500));
   CHECK(setting(0, ProxySetting::kNextUpstreamTries) == 4u);  // the first try and three retries
