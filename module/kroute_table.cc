@@ -74,6 +74,8 @@ static_assert(KROUTE_AUTH_CACHE == kroute::policy::kAuthCache);
 static_assert(KROUTE_AUTH_ALWAYS_SET_COOKIE == kroute::policy::kAuthAlwaysSetCookie);
 static_assert(KROUTE_CORS_CREDENTIALS == kroute::policy::kCorsCredentials);
 static_assert(KROUTE_CORS_ANY_ORIGIN == kroute::policy::kCorsAnyOrigin);
+static_assert(KROUTE_CORS_ANY_DEPTH == kroute::policy::kCorsAnyDepth);
+static_assert(KROUTE_CORS_ECHO == kroute::policy::kCorsEcho);
 static_assert(KROUTE_RATE_PER_SECOND == kroute::policy::kRequestsPerSecond);
 static_assert(KROUTE_RATE_PER_MINUTE == kroute::policy::kRequestsPerMinute);
 static_assert(KROUTE_RATE_CONNECTIONS == kroute::policy::kConnections);

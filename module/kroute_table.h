@@ -386,10 +386,13 @@ kroute_cidr_match(const unsigned char *list, size_t len,
  * kCors (routetable/policy/cors.h): flags, and whether the request's Origin
  * is one of the record's space-separated origins: matched whole and
  * case-insensitively; in "scheme://STAR.rest" (STAR an asterisk) one DNS label
- * ([A-Za-z0-9-]+) stands for the asterisk. 1 on a match, else 0. No allocation.
+ * ([A-Za-z0-9-]+) stands for the asterisk, or with any_depth one or more
+ * ("a.b"). 1 on a match, else 0. No allocation.
  */
 #define KROUTE_CORS_CREDENTIALS  1
 #define KROUTE_CORS_ANY_ORIGIN   2
+#define KROUTE_CORS_ANY_DEPTH    4
+#define KROUTE_CORS_ECHO         8
 
 static inline int
 kroute_cors_lower(unsigned char c)
@@ -411,12 +414,36 @@ kroute_cors_same(const unsigned char *a, const unsigned char *b, size_t n)
     return 1;
 }
 
+/* labels: DNS labels ([A-Za-z0-9-]+), one, or with `dots` several */
+static inline int
+kroute_cors_labels(const unsigned char *s, size_t n, int dots)
+{
+    size_t         i;
+    unsigned char  c;
+
+    for (i = 0; i < n; i++) {
+        c = s[i];
+
+        if (c == '.' && dots && i > 0 && i + 1 < n && s[i - 1] != '.') {
+            continue;
+        }
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return n > 0;
+}
+
 static inline int
 kroute_cors_origin_match(const unsigned char *list, size_t len,
-    const unsigned char *origin, size_t origin_len)
+    const unsigned char *origin, size_t origin_len, int any_depth)
 {
     const unsigned char  *p, *end, *star;
-    size_t                n, prefix, label, i;
+    size_t                n, prefix, suffix, i;
 
     end = list + len;
 
@@ -438,33 +465,18 @@ kroute_cors_origin_match(const unsigned char *list, size_t len,
             }
 
         } else {
-            /* scheme:// then one label then the pattern after the '*' */
+            /* scheme://, the labels the star stands for, then ".rest" */
             prefix = star - list;
+            suffix = n - prefix - 1;
 
-            if (origin_len > prefix
-                && kroute_cors_same(list, origin, prefix))
+            if (origin_len > prefix + suffix
+                && kroute_cors_same(list, origin, prefix)
+                && kroute_cors_same(star + 1, origin + origin_len - suffix,
+                                    suffix)
+                && kroute_cors_labels(origin + prefix,
+                                      origin_len - prefix - suffix, any_depth))
             {
-                label = 0;
-
-                while (prefix + label < origin_len) {
-                    unsigned char  c = origin[prefix + label];
-
-                    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                          || (c >= '0' && c <= '9') || c == '-'))
-                    {
-                        break;
-                    }
-
-                    label++;
-                }
-
-                if (label > 0
-                    && origin_len - prefix - label == n - prefix - 1
-                    && kroute_cors_same(star + 1, origin + prefix + label,
-                                        n - prefix - 1))
-                {
-                    return 1;
-                }
+                return 1;
             }
         }
 

@@ -10,6 +10,9 @@
  * so), -Allow-Methods, -Allow-Headers, -Expose-Headers (when not empty) and
  * -Max-Age to every response to an allowed request, replacing the backend's
  * own headers of those names; any other request's responses pass unchanged.
+ * With the Gateway API's flags (KROUTE_CORS_ANY_DEPTH, KROUTE_CORS_ECHO) a
+ * wildcard origin covers several labels, and with credentials "*" origins,
+ * methods and headers are answered with what the request asked for.
  */
 
 #include "ngx_http_kroute_module.h"
@@ -22,6 +25,9 @@ static const kroute_policy_t *ngx_http_kroute_cors_allowed(
     ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx, ngx_str_t *origin);
 static ngx_int_t ngx_http_kroute_cors_set(ngx_http_request_t *r,
     const char *name, size_t name_len, u_char *value, size_t len);
+static ngx_int_t ngx_http_kroute_cors_list(ngx_http_request_t *r,
+    const kroute_policy_t *cors, const char *name, size_t name_len,
+    const char *asked, size_t asked_len, u_char *value, size_t len);
 
 
 static ngx_http_module_t  ngx_http_kroute_cors_module_ctx = {
@@ -80,6 +86,7 @@ ngx_http_kroute_cors_handler(ngx_http_request_t *r)
 {
     ngx_str_t               origin;
     ngx_http_kroute_ctx_t  *ctx;
+    const kroute_policy_t  *cors;
 
     if (!ngx_http_kroute_routes(r) || r->method != NGX_HTTP_OPTIONS) {
         return NGX_DECLINED;
@@ -91,7 +98,29 @@ ngx_http_kroute_cors_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_kroute_cors_allowed(r, ctx, &origin) == NULL) {
-        return NGX_DECLINED;
+
+        /*
+         * The Gateway API answers every preflight of a CORS route itself,
+         * without CORS headers for an origin it does not allow;
+         * ingress-nginx passes those to the backend.
+         */
+
+        if (ctx->route.policy_count == 0) {
+            return NGX_DECLINED;
+        }
+
+        cors = kroute_policy_find(ctx->route.policies, ctx->route.policy_count,
+                                  KROUTE_POLICY_CORS);
+
+        if (cors == NULL || !(cors->flags & KROUTE_CORS_ECHO)
+            || ngx_http_kroute_find_header(&r->headers_in.headers,
+                   (u_char *) "Origin", sizeof("Origin") - 1) == NULL
+            || ngx_http_kroute_find_header(&r->headers_in.headers,
+                   (u_char *) "Access-Control-Request-Method",
+                   sizeof("Access-Control-Request-Method") - 1) == NULL)
+        {
+            return NGX_DECLINED;
+        }
     }
 
     /* the preflight: the header filter adds the CORS headers */
@@ -122,15 +151,25 @@ ngx_http_kroute_cors_allowed(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
         return NULL;
     }
 
-    if (cors->flags & KROUTE_CORS_ANY_ORIGIN) {
-        ngx_str_set(origin, "*");
-        return cors;
-    }
-
     /* the first Origin header, as nginx's $http_origin */
 
     h = ngx_http_kroute_find_header(&r->headers_in.headers,
                                     (u_char *) "Origin", sizeof("Origin") - 1);
+
+    if (cors->flags & KROUTE_CORS_ANY_ORIGIN) {
+        if (h != NULL
+            && (cors->flags & (KROUTE_CORS_ECHO | KROUTE_CORS_CREDENTIALS))
+               == (KROUTE_CORS_ECHO | KROUTE_CORS_CREDENTIALS))
+        {
+            *origin = h->value;
+
+        } else {
+            ngx_str_set(origin, "*");
+        }
+
+        return cors;
+    }
+
     if (h == NULL) {
         return NULL;
     }
@@ -138,7 +177,8 @@ ngx_http_kroute_cors_allowed(ngx_http_request_t *r, ngx_http_kroute_ctx_t *ctx,
     origins = kroute_policy_str(&ctx->route, cors->a);
 
     if (!kroute_cors_origin_match(origins.data, origins.len,
-                                  h->value.data, h->value.len))
+                                  h->value.data, h->value.len,
+                                  (cors->flags & KROUTE_CORS_ANY_DEPTH) != 0))
     {
         return NULL;
     }
@@ -202,9 +242,21 @@ ngx_http_kroute_cors_header_filter(ngx_http_request_t *r)
         KROUTE_CORS_SET("Access-Control-Allow-Credentials", "true", 4);
     }
 
-    KROUTE_CORS_SET("Access-Control-Allow-Methods", lists.data, first);
-    KROUTE_CORS_SET("Access-Control-Allow-Headers", lists.data + first + 1,
-                    second - first - 1);
+    if (ngx_http_kroute_cors_list(r, cors, "Access-Control-Allow-Methods",
+            sizeof("Access-Control-Allow-Methods") - 1,
+            "Access-Control-Request-Method",
+            sizeof("Access-Control-Request-Method") - 1,
+            (u_char *) lists.data, first)
+        != NGX_OK
+        || ngx_http_kroute_cors_list(r, cors, "Access-Control-Allow-Headers",
+               sizeof("Access-Control-Allow-Headers") - 1,
+               "Access-Control-Request-Headers",
+               sizeof("Access-Control-Request-Headers") - 1,
+               (u_char *) lists.data + first + 1, second - first - 1)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (second + 1 < lists.len) {
         KROUTE_CORS_SET("Access-Control-Expose-Headers",
@@ -222,6 +274,45 @@ ngx_http_kroute_cors_header_filter(ngx_http_request_t *r)
 #undef KROUTE_CORS_SET
 
     return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * Access-Control-Allow-Methods or -Headers: the record's list. With the
+ * Gateway API's semantics (KROUTE_CORS_ECHO) only a request that asks
+ * (Access-Control-Request-Method or -Headers) gets one, an empty list none,
+ * and with credentials (which browsers refuse with "*") a "*" is what the
+ * request asked for.
+ */
+
+static ngx_int_t
+ngx_http_kroute_cors_list(ngx_http_request_t *r, const kroute_policy_t *cors,
+    const char *name, size_t name_len, const char *asked, size_t asked_len,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    if (!(cors->flags & KROUTE_CORS_ECHO)) {
+        return ngx_http_kroute_cors_set(r, name, name_len, value, len);
+    }
+
+    h = ngx_http_kroute_find_header(&r->headers_in.headers,
+                                    (u_char *) asked, asked_len);
+
+    if (h == NULL || len == 0) {
+        ngx_http_kroute_clear_headers(&r->headers_out.headers,
+                                      (u_char *) name, name_len);
+        return NGX_OK;
+    }
+
+    if (len == 1 && value[0] == '*'
+        && (cors->flags & KROUTE_CORS_CREDENTIALS))
+    {
+        value = h->value.data;
+        len = h->value.len;
+    }
+
+    return ngx_http_kroute_cors_set(r, name, name_len, value, len);
 }
 
 

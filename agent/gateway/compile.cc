@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "host.h"
+#include "policy/cors.h"
 #include "policy/deny.h"
 #include "policy/header_modifier.h"
 #include "policy/headers.h"
@@ -570,11 +571,47 @@ class Compiler {
         for (const HeaderChange& h : f.headers.set) records.push_back(make(policy::kSetHeader, h.name, h.value));
         for (const HeaderChange& h : f.headers.add) records.push_back(make(policy::kAddHeader, h.name, h.value));
         for (const std::string& name : f.headers.remove) records.push_back(make(policy::kRemoveHeader, name, {}));
+      } else if (f.type == "CORS") {
+        if (std::optional<PolicyRecord> record = cors_record(f.cors, problem)) records.push_back(std::move(*record));
       } else if (f.type != "RequestMirror") {  // mirror_records() makes those: they need the store's backends
         problem = "filter " + printable(f.type) + " is not supported yet";
       }
     }
     return records;
+  }
+
+  // A CORS filter as the kCors record the cors-* annotations make, with the Gateway API's wildcards: a "*."
+  // origin covers any number of labels (kCorsAnyDepth), and "*" origins, methods and headers are answered
+  // with what the request asked for where credentials rule "*" out (kCorsEcho). Without origins nothing is
+  // allowed: no record. An exposeHeaders "*" with credentials, which the spec forbids answering, exposes
+  // only the safelisted headers. A list the table cannot hold is an unsupported value.
+  static std::optional<PolicyRecord> cors_record(const Cors& cors, std::string& problem) {
+    if (cors.origins.empty()) return std::nullopt;
+    std::uint32_t flags = policy::kCorsAnyDepth | policy::kCorsEcho;
+    if (cors.credentials) flags |= policy::kCorsCredentials;
+    std::string origins;
+    for (const std::string& origin : cors.origins) {
+      if (origin == "*") {
+        flags |= policy::kCorsAnyOrigin;
+      } else {
+        origins += (origins.empty() ? "" : " ") + origin;
+      }
+    }
+    if ((flags & policy::kCorsAnyOrigin) != 0) origins.clear();
+    const auto joined = [](const std::vector<std::string>& items) {
+      std::string text;
+      for (const std::string& item : items) text += (text.empty() ? "" : ", ") + item;
+      return text;
+    };
+    std::string expose = joined(cors.expose);
+    if (cors.credentials && expose == "*") expose.clear();
+    PolicyRecord record = policy::cors(flags, std::move(origins), joined(cors.methods), joined(cors.headers),
+                                       expose, static_cast<std::uint64_t>(cors.max_age));
+    if (std::string why = policy::check_cors(record, false); !why.empty()) {
+      problem = "CORS filter: " + why;
+      return std::nullopt;
+    }
+    return record;
   }
 
   // The kMirror records of a rule's RequestMirror filters: each copy goes to an endpoint of the filter's

@@ -93,6 +93,15 @@ Filter parse_filter(const Json::Value& f, const std::string& route_ns) {
     filter.hostname = str(at(r, "hostname"));
     filter.path = parse_path_modifier(at(r, "path"));
   }
+  if (filter.type == "CORS") {
+    const Json::Value& c = at(f, "cors");
+    for (const Json::Value& o : elements(at(c, "allowOrigins"))) filter.cors.origins.push_back(str(o));
+    for (const Json::Value& m : elements(at(c, "allowMethods"))) filter.cors.methods.push_back(str(m));
+    for (const Json::Value& h : elements(at(c, "allowHeaders"))) filter.cors.headers.push_back(str(h));
+    for (const Json::Value& h : elements(at(c, "exposeHeaders"))) filter.cors.expose.push_back(str(h));
+    filter.cors.credentials = at(c, "allowCredentials").isBool() && at(c, "allowCredentials").asBool();
+    filter.cors.max_age = integer(at(c, "maxAge"), 0, INT32_MAX, 5);
+  }
   if (filter.type == "RequestMirror") {
     const Json::Value& m = at(f, "requestMirror");
     filter.mirror = parse_service_ref(at(m, "backendRef"), route_ns);

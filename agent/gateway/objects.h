@@ -177,6 +177,17 @@ struct ServiceRef {
   bool operator==(const ServiceRef&) const = default;
 };
 
+// A CORS filter's `cors` (HTTPRouteCORS).
+struct Cors {
+  std::vector<std::string> origins;  // allowOrigins
+  std::vector<std::string> methods;  // allowMethods
+  std::vector<std::string> headers;  // allowHeaders
+  std::vector<std::string> expose;   // exposeHeaders
+  bool credentials = false;          // allowCredentials
+  std::int64_t max_age = 5;          // maxAge: the API's default is 5 seconds
+  bool operator==(const Cors&) const = default;
+};
+
 struct Filter {
   std::string type;  // RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, ...
   HeaderModifier headers;  // the two header modifiers
@@ -190,6 +201,7 @@ struct Filter {
   // (percent, or fraction numerator / denominator).
   ServiceRef mirror;
   std::uint64_t mirror_millionths = 1000000;
+  Cors cors;
   bool operator==(const Filter&) const = default;
 };
 

@@ -95,8 +95,9 @@ std::string check_cors(const PolicyRecord& record, bool) {
   const std::string_view methods = b.substr(0, first);
   const std::string_view headers = b.substr(first + 1, second - first - 1);
   const std::string_view expose = b.substr(second + 1);
-  if (!cors_methods_valid(methods)) return "malformed cors methods";
-  if (!cors_headers_valid(headers)) return "malformed cors headers";
+  const bool echo = (record.flags & kCorsEcho) != 0;
+  if (!(echo && (methods == "*" || methods.empty())) && !cors_methods_valid(methods)) return "malformed cors methods";
+  if (!(echo && headers == "*") && !cors_headers_valid(headers)) return "malformed cors headers";
   if (!expose.empty() && !cors_expose_headers_valid(expose)) return "malformed cors exposed headers";
   return {};
 }

@@ -4,7 +4,11 @@
 // request's Origin; empty with kCorsAnyOrigin ("*": every response gets Access-Control-Allow-Origin: *).
 // `b`: "methods\nheaders\nexpose": the values of Access-Control-Allow-Methods, -Allow-Headers and
 // -Expose-Headers (the last may be empty: no header). `value`: Access-Control-Max-Age in seconds.
-// kCorsCredentials: Access-Control-Allow-Credentials: true. Applied by ngx_http_kroute_cors_module.c:
+// kCorsCredentials: Access-Control-Allow-Credentials: true. kCorsAnyDepth: a "*." origin's star stands
+// for one DNS label or more (the Gateway API's wildcards; ingress-nginx's stand for one). kCorsEcho: the
+// Gateway API's "*" lists: the methods or headers may be "*" alone, and with kCorsCredentials (where
+// browsers refuse "*") any origin, "*" methods and "*" headers are answered with the request's Origin,
+// Access-Control-Request-Method and -Headers. Applied by ngx_http_kroute_cors_module.c:
 // a preflight (OPTIONS) from an allowed origin is answered 204 in the rewrite phase, and every response
 // to an allowed origin gets the headers (replacing the backend's own of the same names).
 #pragma once
@@ -20,8 +24,10 @@ namespace kroute::policy {
 enum CorsFlags : std::uint32_t {
   kCorsCredentials = 1,
   kCorsAnyOrigin = 2,
+  kCorsAnyDepth = 4,
+  kCorsEcho = 8,
 };
-inline constexpr std::uint32_t kCorsFlags = kCorsCredentials | kCorsAnyOrigin;
+inline constexpr std::uint32_t kCorsFlags = kCorsCredentials | kCorsAnyOrigin | kCorsAnyDepth | kCorsEcho;
 
 // ingress-nginx's defaults (internal/ingress/annotations/cors/main.go).
 inline constexpr std::string_view kDefaultCorsMethods = "GET, PUT, POST, DELETE, PATCH, OPTIONS";

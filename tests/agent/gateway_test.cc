@@ -7,6 +7,8 @@
 #include "certificates.h"
 #include "compiler.h"
 #include "json_helpers.h"
+#include "policy/cors.h"
+#include "policy/kinds.h"
 #include "policy/mirror.h"
 #include "policy/proxy_setting.h"
 #include "store.h"
@@ -587,6 +589,53 @@ TEST_CASE("retry: errors, timeouts and the codes retried attempts times, repeati
     CHECK(accepted->reason == "UnsupportedValue");
     CHECK(accepted->message.find("retry") != std::string::npos);
     CHECK(t.model.rules.empty());
+  }
+}
+
+TEST_CASE("CORS: a kCors record with the Gateway API's wildcards; no origins allow nothing; bad lists unsupported") {
+  Fixture f;
+  f.gateway("gw", kHttp);
+  const auto cors_rule = [](const char* path, const char* cors) {
+    return std::string(R"({"matches": [{"path": {"type": "PathPrefix", "value": ")") + path +
+           R"("}}], "filters": [{"type": "CORS", "cors": )" + cors + R"(}], "backendRefs": [{"name": "web", "port": 8080}]})";
+  };
+  f.route("infra", "r", R"({"parentRefs": [{"name": "gw"}], "rules": [)" +
+                            cors_rule("/list", R"({"allowOrigins": ["https://www.foo.com", "https://*.bar.com"],
+                                "allowMethods": ["GET", "OPTIONS"], "allowHeaders": ["x-header-1", "x-header-2"],
+                                "exposeHeaders": ["x-header-3"], "allowCredentials": true, "maxAge": 3600})") + ", " +
+                            cors_rule("/any", R"({"allowOrigins": ["*"], "allowMethods": ["*"], "allowHeaders": ["*"],
+                                "exposeHeaders": ["*"], "allowCredentials": true})") + ", " +
+                            cors_rule("/open", R"({"allowOrigins": ["*"], "exposeHeaders": ["*"]})") + ", " +
+                            cors_rule("/nobody", R"({"allowMethods": ["GET"]})") + "]}");
+  CompiledTable t = f.compile();
+  REQUIRE(t.model.rules.size() == 4);
+  CHECK(find(route_status(t, "r")->parents[0].conditions, "Accepted")->status == "True");
+  const auto cors_of = [&](std::size_t rule) -> const PolicyRecord* {
+    for (const PolicyRecord& p : t.model.rules[rule].policies) {
+      if (p.kind == PolicyKind::kCors) return &p;
+    }
+    return nullptr;
+  };
+  const std::uint32_t gateway_flags = policy::kCorsAnyDepth | policy::kCorsEcho;
+  REQUIRE(cors_of(0) != nullptr);
+  CHECK(*cors_of(0) == policy::cors(gateway_flags | policy::kCorsCredentials, "https://www.foo.com https://*.bar.com",
+                                    "GET, OPTIONS", "x-header-1, x-header-2", "x-header-3", 3600));
+  // With credentials "*" may not be answered: the module echoes origin, method and headers; exposing every
+  // header cannot be said at all.
+  REQUIRE(cors_of(1) != nullptr);
+  CHECK(*cors_of(1) == policy::cors(gateway_flags | policy::kCorsCredentials | policy::kCorsAnyOrigin, "", "*", "*", "", 5));
+  REQUIRE(cors_of(2) != nullptr);
+  CHECK(*cors_of(2) == policy::cors(gateway_flags | policy::kCorsAnyOrigin, "", "", "", "*", 5));
+  CHECK(cors_of(3) == nullptr);
+  for (std::size_t i = 0; i < 3; ++i) CHECK(policy::check_record(*cors_of(i), false) == "");
+
+  // An origin or a header name the table cannot hold makes the route unsupported, not silently open.
+  for (const char* cors : {R"({"allowOrigins": ["https://*"]})", R"({"allowOrigins": ["*"], "allowHeaders": ["x.y"]})"}) {
+    f.route("infra", "r", R"({"parentRefs": [{"name": "gw"}], "rules": [)" + cors_rule("/bad", cors) + "]}");
+    t = f.compile();
+    const auto* accepted = find(route_status(t, "r")->parents[0].conditions, "Accepted");
+    CHECK(accepted->reason == "UnsupportedValue");
+    CHECK(accepted->message.find("CORS") != std::string::npos);
   }
 }
 

@@ -58,6 +58,15 @@ def response_header(action, name, value=None):
     return record
 
 
+CREDENTIALS, ANY_ORIGIN, ANY_DEPTH, ECHO = 1, 2, 4, 8  # routetable/policy/cors.h
+
+
+def cors(flags, origins, methods, headers, expose, max_age):
+    """A kCors record with the Gateway API's semantics (any-depth wildcards, "*" echoed)."""
+    return {"kind": "cors", "flags": flags | ANY_DEPTH | ECHO, "value": max_age, "a": origins,
+            "b": f"{methods}\n{headers}\n{expose}"}
+
+
 def gateway_table(b):
     return {
         "backends": [backend(name, [b.endpoint(name)]) for name in NAMES],
@@ -135,6 +144,13 @@ def gateway_table(b):
                 path("/server", "v1", policies=[response_header("set", "Server", "kroute-test"),
                                                 response_header("set", "Content-Type", "text/x-kroute")]),
                 path("/error", "v1", policies=[split(None, 1), response_header("add", "X-Added", "on-errors-too")]),
+            ]),
+            # HTTPRouteCORS: kCors records with the Gateway API's flags, as the agent makes them
+            route("cors", "cors.test", [
+                path("/list", "v1", policies=[cors(CREDENTIALS, "https://www.foo.com https://*.bar.com",
+                                                   "GET, OPTIONS", "x-header-1, x-header-2", "x-header-3", 3600)]),
+                path("/any", "v1", policies=[cors(CREDENTIALS | ANY_ORIGIN, "", "*", "*", "", 5)]),
+                path("/open", "v1", policies=[cors(ANY_ORIGIN, "", "*", "*", "*", 5)]),
             ]),
         ],
     }
@@ -376,3 +392,50 @@ def test_response_header_set_add_remove(gateway):
     _, _, headers = send(n, "match.test", "/")
     assert response_values(headers, "X-Backend") == ["fallback"]
     assert re.match(r"nginx", response_values(headers, "Server")[0])
+
+
+def test_cors_with_the_gateway_apis_wildcards_and_credentials(gateway):
+    _, n = gateway
+    preflight = [("Access-Control-Request-Method", "GET"), ("Access-Control-Request-Headers", "x-header-1")]
+    # A "*." origin covers any number of labels; the preflight is answered here with the lists.
+    for origin in ("https://www.foo.com", "https://www.bar.com", "https://xpto.www.bar.com"):
+        status, _, headers = send(n, "cors.test", "/list", "OPTIONS", [("Origin", origin)] + preflight)
+        assert status == 204
+        assert response_values(headers, "Access-Control-Allow-Origin") == [origin]
+        assert response_values(headers, "Access-Control-Allow-Methods") == ["GET, OPTIONS"]
+        assert response_values(headers, "Access-Control-Allow-Headers") == ["x-header-1, x-header-2"]
+        assert response_values(headers, "Access-Control-Expose-Headers") == ["x-header-3"]
+        assert response_values(headers, "Access-Control-Max-Age") == ["3600"]
+        assert response_values(headers, "Access-Control-Allow-Credentials") == ["true"]
+    # Another origin's preflight is answered here too, without CORS headers (ingress-nginx's CORS passes it on).
+    for origin in ("https://foobar.com", "https://bar.com", "https://.bar.com", "https://www.bar.com:8443"):
+        status, _, headers = send(n, "cors.test", "/list", "OPTIONS", [("Origin", origin)] + preflight)
+        assert status == 204 and response_values(headers, "Access-Control-Allow-Origin") == []
+        assert response_values(headers, "X-Backend") == []
+    # An OPTIONS request that is no preflight goes to the backend.
+    status, _, headers = send(n, "cors.test", "/list", "OPTIONS", [("Origin", "https://foobar.com")])
+    assert status == 200 and response_values(headers, "X-Backend") == ["v1"]
+    # A simple request gets the origin, but no preflight lists it did not ask for.
+    status, _, headers = send(n, "cors.test", "/list", "GET", [("Origin", "https://www.foo.com")])
+    assert status == 200 and response_values(headers, "Access-Control-Allow-Origin") == ["https://www.foo.com"]
+    assert response_values(headers, "Access-Control-Allow-Methods") == []
+    assert response_values(headers, "Access-Control-Allow-Headers") == []
+    # With credentials, "*" is answered with what the request asked for.
+    status, _, headers = send(n, "cors.test", "/any", "OPTIONS",
+                              [("Origin", "https://other.foo.com"), ("Access-Control-Request-Method", "PUT"),
+                               ("Access-Control-Request-Headers", "x-header-1, x-header-2")])
+    assert status == 204
+    assert response_values(headers, "Access-Control-Allow-Origin") == ["https://other.foo.com"]
+    assert response_values(headers, "Access-Control-Allow-Methods") == ["PUT"]
+    assert response_values(headers, "Access-Control-Allow-Headers") == ["x-header-1, x-header-2"]
+    assert response_values(headers, "Access-Control-Allow-Credentials") == ["true"]
+    assert response_values(headers, "Access-Control-Expose-Headers") == []
+    # Without credentials "*" stays "*", and no Allow-Credentials header is sent.
+    status, _, headers = send(n, "cors.test", "/open", "OPTIONS",
+                              [("Origin", "https://foobar.com:12345"), ("Access-Control-Request-Method", "PUT")])
+    assert status == 204
+    assert response_values(headers, "Access-Control-Allow-Origin") == ["*"]
+    assert response_values(headers, "Access-Control-Allow-Methods") == ["*"]
+    assert response_values(headers, "Access-Control-Allow-Headers") == []
+    assert response_values(headers, "Access-Control-Expose-Headers") == ["*"]
+    assert response_values(headers, "Access-Control-Allow-Credentials") == []

@@ -14,9 +14,10 @@ using namespace kroute;
 
 namespace {
 
-bool origin_matches(const std::string& list, const std::string& origin) {
+bool origin_matches(const std::string& list, const std::string& origin, bool any_depth = false) {
   return kroute_cors_origin_match(reinterpret_cast<const unsigned char*>(list.data()), list.size(),
-                                  reinterpret_cast<const unsigned char*>(origin.data()), origin.size()) == 1;
+                                  reinterpret_cast<const unsigned char*>(origin.data()), origin.size(),
+                                  any_depth ? 1 : 0) == 1;
 }
 
 }  // namespace
@@ -155,6 +156,15 @@ TEST_CASE("kCors records and the module's origin match: whole, case-insensitive,
   CHECK_FALSE(origin_matches(list, "https://a.example.co"));
   CHECK_FALSE(origin_matches(list, ""));
   CHECK_FALSE(origin_matches("", "null"));
+  // The Gateway API's wildcards (kCorsAnyDepth): the star stands for one label or more, never for an empty one.
+  CHECK(origin_matches(list, "http://bar.foo.origin.com:8080", true));
+  CHECK(origin_matches(list, "http://a.b-c.d.origin.com:8080", true));
+  CHECK(origin_matches(list, "http://foo.origin.com:8080", true));
+  CHECK_FALSE(origin_matches(list, "http://.foo.origin.com:8080", true));
+  CHECK_FALSE(origin_matches(list, "http://a..foo.origin.com:8080", true));
+  CHECK_FALSE(origin_matches(list, "http://.origin.com:8080", true));
+  CHECK_FALSE(origin_matches(list, "http://a_b.origin.com:8080", true));
+  CHECK_FALSE(origin_matches(list, "https://a.example.com.evil.com", true));
 
   PolicyRecord any = policy::cors(policy::kCorsAnyOrigin, "", "GET", "", "", 0);
   CHECK(policy::check_record(any, false) == "");
@@ -169,8 +179,16 @@ TEST_CASE("kCors records and the module's origin match: whole, case-insensitive,
   bad_origin.a = "https://x.com\r\nSet-Cookie:";
   CHECK(policy::check_record(bad_origin, false) != "");
   PolicyRecord flags = record;
-  flags.flags = 8;
+  flags.flags = 16;
   CHECK(policy::check_record(flags, false) != "");
   CHECK(KROUTE_CORS_CREDENTIALS == policy::kCorsCredentials);
   CHECK(KROUTE_CORS_ANY_ORIGIN == policy::kCorsAnyOrigin);
+
+  // "*" methods and headers are the Gateway API's (kCorsEcho) only.
+  PolicyRecord stars = policy::cors(policy::kCorsAnyOrigin, "", "*", "*", "*", 5);
+  CHECK(policy::check_record(stars, false) != "");
+  stars.flags |= policy::kCorsEcho;
+  CHECK(policy::check_record(stars, false) == "");
+  stars.b = "GET,*\n*\n";
+  CHECK(policy::check_record(stars, false) != "");
 }
