@@ -1041,6 +1041,7 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
   const auto source_of = [&](std::uint32_t index) -> const Source* {
     return index < model.sources.size() ? &model.sources[index] : nullptr;
   };
+  const std::size_t first = warnings.size();
   for (const Conflict& c : build.conflicts) {
     const bool rule = c.item == Item::kRule;
     const std::uint32_t winner_source = rule ? model.rules[c.winner].source : model.tls[c.winner].source;
@@ -1073,12 +1074,12 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
     } else if (d.item == Item::kHostPolicy && d.index < model.host_policies.size()) {
       const HostPolicy& p = model.host_policies[d.index];
       if (const Source* s = source_of(p.source)) {
-        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "host-wide policy for " + p.host + " " + d.message});
+        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "host-wide policy for " + p.host + " " + d.message, s->kind});
       }
       continue;
     } else if (d.item == Item::kAlias && d.index < model.aliases.size()) {
       if (const Source* s = source_of(model.aliases[d.index].source)) {
-        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "server-alias: " + d.message});
+        warnings.push_back({s->ns, s->name, "AnnotationIgnored", "server-alias: " + d.message, s->kind});
       }
       continue;
     }
@@ -1086,6 +1087,9 @@ void add_build_warnings(const CompiledTable& table, const BuildResult& build, st
       warnings.push_back({source->ns, source->name, "InvalidRule", what + " skipped: " + d.message, source->kind});
     }
   }
+  // The builder's messages quote hosts, paths and addresses as the model has them; those of a Gateway API
+  // object were not all checked as an Ingress's are, and an Event must be printable text.
+  for (std::size_t i = first; i < warnings.size(); ++i) warnings[i].message = printable(warnings[i].message, 1024);
   std::sort(warnings.begin(), warnings.end());
   warnings.erase(std::unique(warnings.begin(), warnings.end()), warnings.end());
 }

@@ -10,6 +10,7 @@
 #include "policy/redirect.h"
 #include "snapshot.h"
 #include "store.h"
+#include "validate.h"
 
 using namespace kroute;
 using namespace kroute::agent;
@@ -729,4 +730,22 @@ TEST_CASE("canary: merged into its primary's rule; without a primary or second f
   CHECK(has_warning(t, "canary", "CanaryWithoutPrimary"));
   CHECK(std::none_of(t.model.backends.begin(), t.model.backends.end(),
                      [](const Backend& b) { return b.service == "next"; }));
+}
+
+TEST_CASE("build warnings are printable text and go to the object they came from, whatever the model quotes") {
+  // A Gateway API listener hostname with a NUL byte reached a server-name host policy, and the builder's
+  // refusal quoted it into an Event message (found by fuzz-objects).
+  CompiledTable table;
+  table.model.sources.push_back({"n", "r", 0, "HTTPRoute"});
+  HostPolicy policy;
+  policy.host = std::string("a.example.c\0\0om\x01", 16);
+  table.model.host_policies.push_back(policy);
+  BuildResult build;
+  build.diagnostics.push_back({Item::kHostPolicy, 0, 0, "host " + policy.host + " is not a host name \\ at all"});
+  std::vector<Warning> warnings;
+  add_build_warnings(table, build, warnings);
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].kind == "HTTPRoute");
+  CHECK(check_header_value(warnings[0].message).empty());
+  CHECK(warnings[0].message.find("a.example.c\\x00\\x00om") != std::string::npos);
 }

@@ -5,14 +5,15 @@
 // ({"type": "DELETED", "object": {...}}) is applied with that type, others as ADDED; an object's "kind"
 // picks the projection, else the mode byte does. Mode bits 0-2: that kind; bit 3: Ingresses without a
 // class are ours; bit 4: a default certificate Secret "default/tls"; bit 5: the objects arrive in a
-// LIST instead of as events.
+// LIST instead of as events; bit 6: every later change is compiled as it lands; bit 7: the Gateway API
+// (GatewayClass, Gateway, HTTPRoute, ReferenceGrant, Namespace) is served too, in address slots with bit 0.
 //
 // What must hold for every input, beyond "no crash, leak or undefined behaviour":
 // - the compiler's incremental result (a CompileCache fed as the agent feeds it) equals a fresh compile,
 //   and a compile that reports no change gives the table of the compile before;
 // - the builder's snapshot opens, and every string of it that nginx puts into variables, logs or
 //   headers is free of control characters and valid UTF-8;
-// - every rule of an exact host that the builder kept is found again by lookup(host, its path), with
+// - every Ingress rule of an exact host that the builder kept is found again by lookup(host, its path), with
 //   its backend; every kept TLS host with a certificate gets that certificate.
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +49,12 @@ bool kind_named(const Json::Value& object, Kind& kind) {
                                                              {"IngressClass", Kind::kIngressClass},
                                                              {"Service", Kind::kService},
                                                              {"EndpointSlice", Kind::kEndpointSlice},
-                                                             {"Secret", Kind::kSecret}};
+                                                             {"Secret", Kind::kSecret},
+                                                             {"GatewayClass", Kind::kGatewayClass},
+                                                             {"Gateway", Kind::kGateway},
+                                                             {"HTTPRoute", Kind::kHTTPRoute},
+                                                             {"ReferenceGrant", Kind::kReferenceGrant},
+                                                             {"Namespace", Kind::kNamespace}};
   const std::string name = object["kind"].asString();
   for (const auto& [text, k] : kNames) {
     if (name == text) {
@@ -118,7 +124,15 @@ void check_strings(const kroute::SnapshotView& view) {
   // Redirect Locations, rewritten URIs and upstream headers are made from these.
   for (const kroute::format::PolicyRecord& record : view.policy_records()) {
     check_text("policy record", view.str(record.a));
-    check_text("policy record", view.str(record.b));
+    std::string_view b = view.str(record.b);
+    if (record.kind == kroute::format::PolicyKind::kCors) {
+      // Methods, headers and exposed headers, one per line (policy/cors.h): each line is a header value.
+      for (std::size_t end = b.find('\n'); end != std::string_view::npos; end = b.find('\n')) {
+        check_text("policy record", b.substr(0, end));
+        b.remove_prefix(end + 1);
+      }
+    }
+    check_text("policy record", b);
   }
 }
 
@@ -143,6 +157,8 @@ void check_lookups(const kroute::RouteModel& model, const kroute::BuildResult& b
   for (std::size_t i = 0; i < model.rules.size(); ++i) {
     const kroute::Rule& rule = model.rules[i];
     if (!rules[i] || rule.host.empty() || rule.host.starts_with("*.")) continue;
+    // An HTTPRoute's rules have match conditions and listener scopes: a plain lookup need not find them.
+    if (!model.sources[rule.source].kind.empty()) continue;
     // A regex host's paths are patterns: the request that reaches a rule is not its text. Matching
     // them must still be safe, with and without captures.
     kroute::HostMatch how;
@@ -215,6 +231,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   kroute::agent::CompileOptions options;
   options.watch_without_class = (mode & 8) != 0;
   if ((mode & 16) != 0) options.default_certificate = "default/tls";
+  // Mode bit 128: the Gateway API too (GatewayClasses of controller kroute.dev/fuzz), with two address
+  // slots when bit 1 is set as well (a scope per Gateway).
+  if ((mode & 128) != 0) {
+    options.gateway.controller = "kroute.dev/fuzz";
+    options.gateway.addresses = {"192.0.2.1"};
+    if ((mode & 1) != 0) {
+      for (const char* text : {"192.0.2.10=127.0.10.1", "192.0.2.11=:8443"}) {
+        kroute::agent::gateway::Slot slot;
+        std::string error;
+        if (!kroute::agent::gateway::parse_slot(text, slot, error)) fail("fuzz slot: " + error);
+        options.gateway.slots.push_back(std::move(slot));
+      }
+    }
+  }
   const std::vector<Change> changes = changes_of(root, static_cast<Kind>((mode & 7) % kroute::agent::kKindCount));
 
   // The store and cache as the agent wires them (agent.cc): the cache hears of every Ingress, Service and

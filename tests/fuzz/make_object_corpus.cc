@@ -338,6 +338,63 @@ int main(int argc, char** argv) {
       "annotations": {"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "50"}},
      "spec": {"rules": [{"host": "c.example.com", "http": {"paths": [)" + path("/", "Prefix") + R"(]}}]}}])");
 
+  // The Gateway API (mode bit 7; bit 0: address slots): a class of ours, a Gateway with HTTP and HTTPS
+  // listeners, routes with every match, filter, timeout and retry kind, one across namespaces with its
+  // grant, one whose values are hostile, and an Ingress on the same host.
+  const std::string gateway_objects = good_service + R"(,
+    {"kind": "EndpointSlice", "metadata": {"name": "s-1", "namespace": "n", "labels": {"kubernetes.io/service-name": "s"}},
+     "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+     "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true}}]},
+    {"kind": "Namespace", "metadata": {"name": "n", "labels": {"team": "a"}}},
+    {"kind": "GatewayClass", "metadata": {"name": "k", "generation": 1}, "spec": {"controllerName": "kroute.dev/fuzz"}},
+    {"kind": "Gateway", "metadata": {"name": "gw", "namespace": "n", "generation": 2},
+     "spec": {"gatewayClassName": "k", "addresses": [{"type": "IPAddress", "value": "192.0.2.10"}],
+              "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
+                             "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "a"}}}}},
+                            {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "*.g.example.com",
+                             "tls": {"certificateRefs": [{"name": "tls"}]}}]}},
+    {"kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "tls", "namespace": "n"},
+     "data": {"tls.crt": "", "tls.key": ""}},
+    {"kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "n", "generation": 1, "creationTimestamp": "2024-01-01T00:00:00Z"},
+     "spec": {"parentRefs": [{"name": "gw"}, {"name": "gw", "sectionName": "https", "port": 443}],
+              "hostnames": ["a.g.example.com", "*.g.example.com"],
+              "rules": [{"name": "one", "matches": [{"path": {"type": "PathPrefix", "value": "/a"}, "method": "GET",
+                                          "headers": [{"name": "x", "value": "1"}, {"type": "RegularExpression", "name": "y", "value": "v[0-9]+"}],
+                                          "queryParams": [{"name": "q", "value": "a b"}]},
+                                         {"path": {"type": "Exact", "value": "/e"}}],
+                         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-A", "value": "1"}], "remove": ["Y"]}},
+                                     {"type": "ResponseHeaderModifier", "responseHeaderModifier": {"add": [{"name": "X-B", "value": "2"}]}},
+                                     {"type": "URLRewrite", "urlRewrite": {"hostname": "h", "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/b"}}},
+                                     {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "s", "port": 80}, "fraction": {"numerator": 1, "denominator": 3}}},
+                                     {"type": "CORS", "cors": {"allowOrigins": ["https://*.x.com"], "allowMethods": ["*"], "allowCredentials": true, "maxAge": 10}}],
+                         "backendRefs": [{"name": "s", "port": 80, "weight": 3,
+                                          "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "B", "value": "s"}]}}]},
+                                         {"name": "gone", "port": 80, "weight": 1}],
+                         "timeouts": {"request": "2s", "backendRequest": "500ms"},
+                         "retry": {"codes": [500, 503], "attempts": 2, "backoff": "100ms"}},
+                        {"matches": [{"path": {"type": "PathPrefix", "value": "/r"}}],
+                         "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "port": 8443, "statusCode": 301,
+                                                                                   "path": {"type": "ReplaceFullPath", "replaceFullPath": "/x"}}}]}]}},
+    {"kind": "HTTPRoute", "metadata": {"name": "across", "namespace": "m", "generation": 1},
+     "spec": {"parentRefs": [{"name": "gw", "namespace": "n"}], "rules": [{"backendRefs": [{"name": "s", "namespace": "n", "port": 80}]}]}},
+    {"kind": "ReferenceGrant", "metadata": {"name": "g", "namespace": "n"},
+     "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "m"}],
+              "to": [{"group": "", "kind": "Service"}]}},
+    {"kind": "HTTPRoute", "metadata": {"name": "hostile", "namespace": "n", "generation": 1},
+     "spec": {"parentRefs": [{"name": "gw", "port": 70000}, {"name": 5}], "hostnames": ["*", "a..b", "A.G.EXAMPLE.COM"],
+              "rules": [{"matches": [{"path": {"type": "RegularExpression", "value": "(a+)+$"}},
+                                     {"path": {"type": "PathPrefix", "value": "/\r\nx"}, "headers": [{"name": "x\ny", "value": "\u0001"}]}],
+                         "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "Host", "value": "a\r\nb"}]}},
+                                     {"type": "CORS", "cors": {"allowOrigins": ["*", "https://*"], "allowHeaders": ["a b"], "maxAge": -1}},
+                                     {"type": "ExtensionRef"}],
+                         "backendRefs": [{"name": "s", "port": 80, "weight": 4294967296}],
+                         "timeouts": {"request": "1.5s"}, "retry": {"codes": [418, 99999], "attempts": -3, "backoff": "soon"}}]}},
+    {"kind": "Ingress", "metadata": {"name": "i", "namespace": "n"},
+     "spec": {"rules": [{"host": "a.g.example.com", "http": {"paths": [)" + path("/i", "Prefix") + R"(]}}]}})";
+  seeds.emplace_back(static_cast<char>(0x88), "[" + gateway_objects + "]");
+  seeds.emplace_back(static_cast<char>(0x89), "[" + gateway_objects + "]");
+  seeds.emplace_back(static_cast<char>(0xa8), "[" + gateway_objects + "]");
+
   // Two Ingresses claim the same host and path: the older one wins.
   seeds.emplace_back('\x08', "[" + good_service + R"(,
     {"kind": "Ingress", "metadata": {"name": "young", "namespace": "n", "creationTimestamp": "2024-06-01T00:00:00Z"},
