@@ -464,14 +464,32 @@ bool upsert(std::unordered_map<std::string, T>& map, const std::string& key, kub
   return put(map, key, error.empty() ? std::optional<T>(std::move(value)) : std::nullopt);
 }
 
+// Whether every string of a JSON value, keys too, is valid UTF-8. The API server's always are; the table's
+// strings (header values, hosts, paths) must be, and a Gateway API object's reach it in many fields. The
+// reader bounds the nesting, so the recursion is bounded.
+bool utf8_throughout(const Json::Value& value) {
+  if (value.isString()) {
+    const char* begin = nullptr;
+    const char* end = nullptr;
+    return !value.getString(&begin, &end) || is_valid_utf8(std::string_view(begin, static_cast<std::size_t>(end - begin)));
+  }
+  if (!value.isArray() && !value.isObject()) return true;
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (value.isObject() && !is_valid_utf8(it.name())) return false;
+    if (!utf8_throughout(*it)) return false;
+  }
+  return true;
+}
+
 // Upserts or erases a Gateway API projection. Objects whose status the agent writes (`same_spec`) report a
-// status-only change as kStatus, which costs no recompile.
+// status-only change as kStatus, which costs no recompile. An object with bytes that are not UTF-8 is
+// refused whole, like one that cannot be read.
 template <typename T, typename Parse, typename SameSpec>
 Change upsert_object(std::map<std::string, T>& map, const std::string& key, kube::EventType type,
                      const Json::Value& object, Parse parse, SameSpec same_spec, std::string& error) {
   if (type == kube::EventType::kDeleted) return map.erase(key) > 0 ? Change::kRoutes : Change::kNone;
   T value;
-  error = parse(object, value);
+  error = utf8_throughout(object) ? parse(object, value) : "a string of it is not valid UTF-8";
   if (!error.empty()) return map.erase(key) > 0 ? Change::kRoutes : Change::kNone;
   auto [it, inserted] = map.try_emplace(key, std::move(value));
   if (inserted) return Change::kRoutes;
