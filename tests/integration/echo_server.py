@@ -167,9 +167,11 @@ def make_handler(name):
                     self.connection.close()
                     self.close_connection = True
                 else:
-                    if query.get("fail_with") == "hang":  # too slow: 500 after ?hang=S seconds (default 3)
+                    code = query.get("fail_with", "500")
+                    if code == "hang":  # too slow: 500 after ?hang=S seconds (default 3)
                         time.sleep(float(query.get("hang", 3)))
-                    self.send_response(int(query.get("fail_with", "500")) if query.get("fail_with") != "hang" else 500)
+                        code = "500"
+                    self.send_response(int(code))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 return True
