@@ -337,6 +337,53 @@ class Run:
         report.unlink(missing_ok=True)
         return self.suite, report, self.suite_flags(report)
 
+    def diagnose(self, suite: Suite) -> list[str]:
+        """Why the suite's setup waited in vain: its last complaint, the pods and Gateways of its namespaces that
+        are not ready (with their containers' states and the Gateways' conditions), and the last warnings of the
+        node agent and of kroute-agent."""
+        lines = []
+        waits = [ln.strip() for ln in tail(suite.log, 200000).splitlines()
+                 if re.search(r"not ready yet|not Accepted yet|not Programmed yet|No pods deployed|[Gg]eneration", ln)]
+        lines.append("the suite's last complaint: " + (waits[-1] if waits else "none in its log"))
+        if self.cluster is None:
+            return lines
+        try:
+            pods = json.loads(self.cluster.kubectl("get", "pods", "-A", "-o", "json"))["items"]
+            gateways = json.loads(self.cluster.kubectl("get", "gateways", "-A", "-o", "json"))["items"]
+        except Exception as e:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+            return lines + [f"cannot list pods and Gateways: {e}"]
+        for pod in pods:
+            meta, status = pod["metadata"], pod.get("status", {})
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+            if ready or status.get("phase") == "Succeeded" or not meta["namespace"].startswith("gateway-conformance"):
+                continue
+            states = []
+            for c in status.get("containerStatuses", []):
+                state = c.get("state", {})
+                kind = next(iter(state), "unknown")
+                detail = state.get(kind, {})
+                states.append(f"{c.get('name')} {kind} {detail.get('reason', '')} {detail.get('message', '')} "
+                              f"restarts={c.get('restartCount', 0)}".strip())
+            lines.append(f"pod {meta['namespace']}/{meta['name']}: phase {status.get('phase')}, node "
+                         f"{pod.get('spec', {}).get('nodeName', 'none')}, {'; '.join(states) or 'no container status'}")
+        for gw in gateways:
+            conditions = gw.get("status", {}).get("conditions", [])
+            generation = gw["metadata"].get("generation")
+            bad = [c for c in conditions if c.get("status") != "True" or c.get("observedGeneration") != generation]
+            if bad or not conditions:
+                lines.append(f"gateway {gw['metadata']['namespace']}/{gw['metadata']['name']} (generation "
+                             f"{generation}): " + ("; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason')} "
+                                                            f"(observed {c.get('observedGeneration')})" for c in bad)
+                                                   or "no conditions"))
+        for name, path in (("node agent", self.state / "cluster" / "kroute-node.log"),
+                           ("kroute-agent", self.kroute.agent_log if self.kroute else None)):
+            if path is None:
+                continue
+            warnings = [ln for ln in tail(path, 400000).splitlines()
+                        if re.search(r'"level":"(WARN|ERROR)"|\blevel=(warn|error)\b', ln)]
+            lines += [f"{name}: {ln[:400]}" for ln in warnings[-8:]] or [f"{name}: no warnings in {path}"]
+        return lines
+
     def stop(self) -> None:
         began = time.monotonic()
         if self.suite is not None:
@@ -391,6 +438,11 @@ def main() -> int:
         say("Summary:")
         for line in summarize(suite, report):
             say(f"  {line}")
+        if suite.top == "fail" and "fail" not in suite.verdicts.values():
+            # CI keeps only this output: say here why the setup did not get ready.
+            say("What was not ready when the suite gave up:")
+            for line in conformance.diagnose(suite):
+                say(f"  {line}")
     except KeyboardInterrupt:
         say("\nInterrupted; stopping.")
         rc = 130
