@@ -352,6 +352,14 @@ void kroute_snapshot_lookup(const kroute_snapshot_t* snapshot, const unsigned ch
   }
 }
 
+int kroute_snapshot_misdirected(const kroute_snapshot_t* snapshot, std::uint16_t scope, const unsigned char* name,
+                                std::size_t name_len, const unsigned char* host, std::size_t host_len) {
+  return mapped(snapshot)->view.misdirected(scope, {reinterpret_cast<const char*>(name), name_len},
+                                            {reinterpret_cast<const char*>(host), host_len})
+             ? 1
+             : 0;
+}
+
 int kroute_server_name_allowed(const kroute_route_t* route, const unsigned char* name, std::size_t len) {
   const std::string_view server_name(reinterpret_cast<const char*>(name), len);
   bool restricted = false;

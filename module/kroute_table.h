@@ -288,6 +288,16 @@ void kroute_snapshot_lookup(const kroute_snapshot_t *snapshot,
     size_t path_len, const kroute_request_t *request, uint16_t scope,
     kroute_route_t *route);
 /*
+ * 1 when a TLS request in `scope` whose connection's SNI is `name` and whose
+ * Host is `host` (nginx's, lowercase and without port) was misdirected: the
+ * two select different HTTPS listeners of the scope's Gateway, and the answer
+ * is 421 (routetable/snapshot.h, SnapshotView::misdirected). 0 for scopes
+ * without listener names.
+ */
+int kroute_snapshot_misdirected(const kroute_snapshot_t *snapshot,
+    uint16_t scope, const unsigned char *name, size_t name_len,
+    const unsigned char *host, size_t host_len);
+/*
  * kServerName (routetable/policy/server_name.h): 1 when the route's host
  * takes a TLS connection whose SNI is `name` (the host has no kServerName
  * record, or one whose pattern covers the name), else 0. No allocation.

@@ -633,6 +633,7 @@ ngx_http_kroute_route_request(ngx_http_request_t *r)
 
     scope = kroute_snapshot_scope(ctx->snapshot,
                                   r->connection->local_sockaddr);
+    ctx->scope = scope;
 
     kroute_snapshot_lookup(ctx->snapshot,
                            r->headers_in.server.data, r->headers_in.server.len,

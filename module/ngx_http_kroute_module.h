@@ -128,6 +128,7 @@ typedef struct {
     kroute_snapshot_t            *snapshot;     /* pinned: see route_request */
     kroute_route_t                route;
     uint64_t                      generation;
+    uint16_t                      scope;        /* the connection's */
     ngx_int_t                     status;       /* 0: routed; else 404 or 503 */
     ngx_str_t                     path;         /* the URI looked up */
     /* per-request copies of location-wide settings, see below */

@@ -1,9 +1,18 @@
 /*
- * ngx_http_kroute_server_name_module: a host with kServerName records
- * (routetable/policy/server_name.h) serves TLS requests only over connections
- * whose SNI one of its patterns covers; any other TLS request for it is
- * answered 404, as for a host without routes. This is how a Gateway's HTTPS
- * listener with a hostname serves only the requests its SNI chose it for.
+ * ngx_http_kroute_server_name_module: what a TLS request's server name (SNI)
+ * allows, before anything else of its route applies.
+ *
+ * - In a scope with HTTPS listener names (a Gateway's, routetable/model.h),
+ *   a request whose Host selects another listener than its SNI did was
+ *   misdirected (HTTP/2 reuses a connection for every name its certificate
+ *   covers): it is answered 421, so the client opens a connection for that
+ *   name. This holds for hosts without routes too.
+ * - A host with kServerName records (routetable/policy/server_name.h) serves
+ *   TLS requests only over connections whose SNI one of its patterns covers;
+ *   any other TLS request for it is answered 404, as for a host without
+ *   routes (a Gateway's listener in the shared scope, where Gateways are not
+ *   told apart).
+ *
  * Plain HTTP and TLS without SNI pass. The first of kroute's rewrite-phase
  * handlers (the last module in module/config): no other record of the host or
  * its rule applies to a request it refuses, and nothing is proxied.
@@ -72,7 +81,7 @@ ngx_http_kroute_server_name_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->route.host_policy_count == 0) {
+    if (ctx->snapshot == NULL) {
         return NGX_DECLINED;
     }
 
@@ -84,7 +93,22 @@ ngx_http_kroute_server_name_handler(ngx_http_request_t *r)
 
     len = ngx_strlen(name);
 
-    if (kroute_server_name_allowed(&ctx->route, (const u_char *) name, len)) {
+    if (kroute_snapshot_misdirected(ctx->snapshot, ctx->scope,
+                                    (const u_char *) name, len,
+                                    r->headers_in.server.data,
+                                    r->headers_in.server.len))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "kroute: host \"%V\" is another listener's than TLS "
+                      "name \"%*s\": misdirected", &r->headers_in.server,
+                      len, name);
+
+        return NGX_HTTP_MISDIRECTED_REQUEST;
+    }
+
+    if (ctx->route.host_policy_count == 0
+        || kroute_server_name_allowed(&ctx->route, (const u_char *) name, len))
+    {
         return NGX_DECLINED;
     }
 

@@ -384,10 +384,31 @@ CheckedBackends check_backends(const RouteModel& model, Report&& report) {
   return out;
 }
 
+// A scope's listener names (Scope::listener_names), normalized into `out`: "" or a host name or "*." wildcard,
+// each once, at most kMaxListenerNames (a Gateway's listener limit). "" when they are usable; else why not.
+std::string check_listener_names(const std::vector<std::string>& names, std::vector<std::string>& out) {
+  constexpr std::size_t kMaxListenerNames = 64;
+  out.clear();
+  if (names.size() > kMaxListenerNames) return "more than 64 names";
+  for (const std::string& name : names) {
+    std::string normalized;
+    if (!name.empty()) {
+      if (std::string problem = check_rule_host(name, normalized); !problem.empty())
+        return "\"" + name + "\": " + problem;
+    }
+    if (std::find(out.begin(), out.end(), normalized) != out.end())
+      return "\"" + name + "\" is named twice";
+    out.push_back(std::move(normalized));
+  }
+  return {};
+}
+
 // Checks each scope's local addresses: `locals[s - 1]` are scope s's usable ones, as ScopeEntries (their
 // host-less host, certificate and name are filled in later). A scope without one can never be chosen.
 struct CheckedScopes {
   std::vector<std::vector<format::ScopeEntry>> locals;
+  // `names[s - 1]`: scope s's listener names, normalized; empty when it has none or they were refused.
+  std::vector<std::vector<std::string>> names;
 
   // "" when items may name `scope`; else why not.
   std::string problem(ScopeId scope) const {
@@ -404,6 +425,7 @@ CheckedScopes check_scopes(const RouteModel& model, Report&& report) {
   constexpr std::size_t kMaxScopes = 0xffff;  // ScopeId is 16 bits; 0 is the shared scope
   CheckedScopes out;
   out.locals.resize(std::min(model.scopes.size(), kMaxScopes));
+  out.names.resize(out.locals.size());
   for (std::uint32_t i = 0; i < model.scopes.size(); ++i) {
     if (i >= kMaxScopes) {
       report(Item::kScope, i, "a table has at most 65535 scopes");
@@ -418,6 +440,10 @@ CheckedScopes check_scopes(const RouteModel& model, Report&& report) {
       }
       entry.scope = static_cast<std::uint16_t>(i + 1);
       out.locals[i].push_back(entry);
+    }
+    if (std::string problem = check_listener_names(scope.listener_names, out.names[i]); !problem.empty()) {
+      report(Item::kScope, i, "listener names refused, so no request of the scope is found misdirected: " + problem);
+      out.names[i].clear();
     }
   }
   return out;
@@ -1099,6 +1125,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   }
   // Each scope's entries, one per usable local address, with what its lookups need.
   std::vector<format::ScopeEntry> scope_entries;
+  std::vector<format::StrRef> listener_names;
   for (std::size_t i = 0; i < scopes_checked.locals.size(); ++i) {
     if (scopes_checked.locals[i].empty()) continue;
     const Scope& scope = model.scopes[i];
@@ -1108,10 +1135,14 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
       tls_entries.push_back(tls_entry(strings, "", "", "", scope.default_certificate, kNone));
     }
     const format::StrRef name = strings.add(scope.name);
+    const auto first_name = static_cast<std::uint32_t>(listener_names.size());
+    for (const std::string& listener : scopes_checked.names[i]) listener_names.push_back(strings.add(listener));
     for (format::ScopeEntry entry : scopes_checked.locals[i]) {
       entry.any_host = any_host[i + 1];
       entry.default_tls = scope_tls;
       entry.name = name;
+      entry.first_listener_name = first_name;
+      entry.listener_name_count = static_cast<std::uint32_t>(scopes_checked.names[i].size());
       scope_entries.push_back(entry);
     }
   }
@@ -1127,7 +1158,8 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
                         policy_records.size() * sizeof(format::PolicyRecord) +
                         condition_entries.size() * sizeof(format::ConditionEntry) +
                         rule_conditions.size() * sizeof(format::ConditionRange) +
-                        scope_entries.size() * sizeof(format::ScopeEntry) + format::kSectionCount * format::kEntryAlign);
+                        scope_entries.size() * sizeof(format::ScopeEntry) +
+                        listener_names.size() * sizeof(format::StrRef) + format::kSectionCount * format::kEntryAlign);
   writer.raw_section(format::kStrings, strings.bytes().data(), strings.bytes().size(), strings.bytes().size());
   writer.section(format::kHosts, hosts, format::kEntryAlign);
   writer.section(format::kHostSlots, host_slots);
@@ -1143,6 +1175,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
   writer.section(format::kConditions, condition_entries);
   writer.section(format::kRuleConditions, rule_conditions);
   writer.section(format::kScopes, scope_entries);
+  writer.section(format::kListenerNames, listener_names);
 
   format::Header header{};
   header.magic = format::kMagic;

@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 7;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry; 6: match conditions and rule chains, split and header-modifier kinds; 7: scopes (a host's scope, the scopes section), the server-name kind
+inline constexpr std::uint32_t kVersion = 8;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry; 6: match conditions and rule chains, split and header-modifier kinds; 7: scopes (a host's scope, the scopes section), the server-name kind; 8: a scope's HTTPS listener names (the listener-names section)
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -41,6 +41,7 @@ enum Section : std::uint32_t {
   kConditions,      // ConditionEntry[]: what a request must have besides host and path, grouped by rule
   kRuleConditions,  // ConditionRange[]: one per rule (its conditions), or none when no rule has any
   kScopes,          // ScopeEntry[]: one per (scope, local address), scope 1's first; none without scopes
+  kListenerNames,   // StrRef[]: the hostnames of the scopes' HTTPS listeners, a range per scope
   kSectionCount
 };
 
@@ -180,6 +181,10 @@ struct ScopeEntry {
   std::uint32_t any_host;        // host index of the scope's host-less rules, or kNone
   std::uint32_t default_tls;     // TlsEntry index of the scope's default certificate, or kNone
   StrRef name;                   // for dump and logs
+  // The scope's HTTPS listener names (model.h's Scope::listener_names): a range of kListenerNames, each
+  // "" (a listener without hostname), a host name or a "*." wildcard, lowercase. Empty: no 421 check.
+  std::uint32_t first_listener_name;
+  std::uint32_t listener_name_count;
 };
 
 // A match condition (model.h's MatchCondition). Header names are stored lowercase; the module compares
@@ -265,6 +270,6 @@ static_assert(sizeof(PolicyRecord) == 40);
 static_assert(sizeof(PolicySet) == 8);
 static_assert(sizeof(ConditionEntry) == 24);
 static_assert(sizeof(ConditionRange) == 8);
-static_assert(sizeof(ScopeEntry) == 40);
+static_assert(sizeof(ScopeEntry) == 48);
 
 }  // namespace kroute::format

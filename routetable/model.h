@@ -81,6 +81,11 @@ struct Scope {
   std::vector<LocalAddress> locals;
   // Served in this scope for server names none of its TLS hosts matches (before the table's default).
   Certificate default_certificate;
+  // The hostnames of the HTTPS listeners its connections reach ("" for a listener without hostname, a host
+  // name, or "*.example.org" for any number of labels), each once. A TLS request whose Host selects another
+  // of them than its SNI does (the most specific that covers each: exact, then the longest wildcard, then
+  // "") was misdirected, and gets 421 (SnapshotView::misdirected). Empty: no such check.
+  std::vector<std::string> listener_names;
 };
 
 struct Rule {

@@ -19,6 +19,7 @@
 #include "policy/header_modifier.h"
 #include "policy/headers.h"
 #include "policy/redirect.h"
+#include "policy/server_name.h"
 #include "policy/split.h"
 
 namespace kroute {
@@ -29,7 +30,7 @@ using format::kNone;
 
 constexpr const char* kSectionNames[format::kSectionCount] = {
     "strings", "hosts", "host slots", "wildcard slots", "rules", "path slots", "backends", "endpoints",
-    "sources", "tls", "policy sets", "policy records", "conditions", "rule conditions", "scopes"};
+    "sources", "tls", "policy sets", "policy records", "conditions", "rule conditions", "scopes", "listener names"};
 
 constexpr std::size_t kElementSize[format::kSectionCount] = {
     1,
@@ -46,7 +47,8 @@ constexpr std::size_t kElementSize[format::kSectionCount] = {
     sizeof(format::PolicyRecord),
     sizeof(format::ConditionEntry),
     sizeof(format::ConditionRange),
-    sizeof(format::ScopeEntry)};
+    sizeof(format::ScopeEntry),
+    sizeof(format::StrRef)};
 
 ValidationResult fail(std::string message) { return {false, std::move(message)}; }
 
@@ -159,6 +161,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   v.conditions_ = reinterpret_cast<const format::ConditionEntry*>(at(format::kConditions));
   v.rule_conditions_ = reinterpret_cast<const format::ConditionRange*>(at(format::kRuleConditions));
   v.scopes_ = reinterpret_cast<const format::ScopeEntry*>(at(format::kScopes));
+  v.listener_names_ = reinterpret_cast<const format::StrRef*>(at(format::kListenerNames));
 
   const std::uint64_t n_hosts = v.count(format::kHosts);
   const std::uint64_t n_rules = v.count(format::kRules);
@@ -171,6 +174,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   const std::uint64_t n_conditions = v.count(format::kConditions);
   const std::uint64_t n_rule_conditions = v.count(format::kRuleConditions);
   const std::uint64_t n_scopes = v.count(format::kScopes);
+  const std::uint64_t n_listener_names = v.count(format::kListenerNames);
   // Sizes are bounded by the file size, and every index field is 32 bits; larger counts cannot be valid.
   for (std::size_t s = 1; s < format::kSectionCount; ++s) {
     if (header->sections[s].count >= kNone)
@@ -201,7 +205,12 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
     check.string(e.name, "scopes", i);
     check.optional_index(e.any_host, n_hosts, "scopes", i, "host-less host out of range");
     check.optional_index(e.default_tls, n_tls, "scopes", i, "default certificate out of range");
+    check.range(e.first_listener_name, e.listener_name_count, n_listener_names, "scopes", i,
+                "listener names out of range");
     if (!check.ok()) break;
+    for (std::uint32_t n = 0; n < e.listener_name_count; ++n) {
+      check.string(v.listener_names_[e.first_listener_name + n], "listener names", e.first_listener_name + n);
+    }
     if (e.any_host != kNone)
       check.require(v.hosts_[e.any_host].kind == format::HostKind::kAny && v.hosts_[e.any_host].scope == e.scope,
                     "scopes", i, "host-less host is not of the host-less kind in this scope");
@@ -210,7 +219,9 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
       check.require(previous.scope <= e.scope, "scopes", i, "entries out of scope order");
       if (previous.scope == e.scope)
         check.require(previous.any_host == e.any_host && previous.default_tls == e.default_tls &&
-                          previous.name.offset == e.name.offset && previous.name.length == e.name.length,
+                          previous.name.offset == e.name.offset && previous.name.length == e.name.length &&
+                          previous.first_listener_name == e.first_listener_name &&
+                          previous.listener_name_count == e.listener_name_count,
                       "scopes", i, "entries of one scope disagree");
     }
   }
@@ -582,6 +593,35 @@ const format::ScopeEntry* SnapshotView::scope_entry(ScopeId scope) const noexcep
   const auto all = scopes();
   const auto it = std::partition_point(all.begin(), all.end(), [&](const format::ScopeEntry& e) { return e.scope < scope; });
   return it == all.end() || it->scope != scope ? nullptr : &*it;
+}
+
+std::span<const format::StrRef> SnapshotView::listener_names(ScopeId scope) const noexcept {
+  const format::ScopeEntry* entry = scope_entry(scope);
+  if (entry == nullptr) return {};
+  return {listener_names_ + entry->first_listener_name, entry->listener_name_count};
+}
+
+int SnapshotView::listener_for(std::span<const format::StrRef> names, std::string_view name) const noexcept {
+  int best = -1;
+  std::size_t best_length = 0;  // of the best wildcard so far
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string_view pattern = str(names[i]);
+    if (pattern.empty()) {
+      if (best < 0) best = static_cast<int>(i);
+    } else if (!pattern.starts_with("*.")) {
+      if (policy::server_name_matches(pattern, name)) return static_cast<int>(i);
+    } else if (pattern.size() > best_length && policy::server_name_matches(pattern, name)) {
+      best = static_cast<int>(i);
+      best_length = pattern.size();
+    }
+  }
+  return best;
+}
+
+bool SnapshotView::misdirected(ScopeId scope, std::string_view server_name, std::string_view host) const noexcept {
+  const std::span<const format::StrRef> names = listener_names(scope);
+  if (names.empty() || server_name.empty()) return false;
+  return listener_for(names, server_name) != listener_for(names, host);
 }
 
 const format::HostEntry* SnapshotView::any_host(ScopeId scope) const noexcept {

@@ -127,9 +127,19 @@ class SnapshotView {
   // The first entry of a scope (each of them names its host-less host, certificate and name), or null
   // for the shared scope and scopes the table does not have.
   const format::ScopeEntry* scope_entry(ScopeId scope) const noexcept;
+  // A scope's HTTPS listener names (model.h's Scope::listener_names); none for the shared scope.
+  std::span<const format::StrRef> listener_names(ScopeId scope) const noexcept;
+  // Whether a request over TLS in `scope` was misdirected: its Host (`host`, normalized: lowercase, no
+  // port) selects another of the scope's listeners than its connection's SNI `server_name` does, the most
+  // specific of each (an equal name, else the longest wildcard that covers it, else the listener without
+  // hostname, else none). Never for a scope without listener names or a connection without SNI. The
+  // answer is 421: the client should open a connection for that host (RFC 9110, 15.5.20).
+  bool misdirected(ScopeId scope, std::string_view server_name, std::string_view host) const noexcept;
 
  private:
   std::size_t count(format::Section s) const noexcept { return header_->sections[s].count; }
+  // The index in `names` of the listener that serves `name` (see misdirected()), or -1.
+  int listener_for(std::span<const format::StrRef> names, std::string_view name) const noexcept;
   // A path probe computed ahead of the host entry (see lookup()): its kind, length and hash.
   struct PathHint {
     format::Match match = format::Match::kPrefix;
@@ -191,6 +201,7 @@ class SnapshotView {
   const format::ConditionEntry* conditions_ = nullptr;
   const format::ConditionRange* rule_conditions_ = nullptr;
   const format::ScopeEntry* scopes_ = nullptr;
+  const format::StrRef* listener_names_ = nullptr;
   // The longest Prefix and Exact rule paths of any host: bound the probe computed before the host is known.
   std::uint32_t max_prefix_length_ = 0;
   std::uint32_t max_exact_length_ = 0;

@@ -116,6 +116,7 @@ class Compiler {
       for (ListenerState& l : state.listeners) l.addressed = false;
     }
     add_listener_certificates();
+    add_listener_names();
     for (const auto& [key, route] : store_.http_routes) compile_route(key, route);
     for (auto& [key, state] : gateways_) statuses_.gateways.push_back(gateway_status(state));
     add_server_names();
@@ -274,6 +275,29 @@ class Compiler {
         Certificate& fallback = l.scope == kSharedScope ? model_.default_certificate
                                                         : model_.scopes[l.scope - 1].default_certificate;
         if (fallback.chain_pem.empty()) fallback = secret->second.certificate;
+      }
+    }
+  }
+
+  // The hostnames of the HTTPS listeners each scope of its own serves: a TLS request whose Host selects
+  // another of them than its SNI did gets 421 (model.h's Scope::listener_names). Only where they share one
+  // port (a scope of a slot with ports holds every listener of its Gateway; the module cannot tell which
+  // port a client used), and only when one has a hostname (else every name selects the same listener).
+  void add_listener_names() {
+    for (auto& [key, gw] : gateways_) {
+      std::map<ScopeId, std::vector<const ListenerState*>> by_scope;
+      for (const ListenerState& l : gw.listeners) {
+        if (l.https && l.usable && l.addressed && l.scope != kSharedScope) by_scope[l.scope].push_back(&l);
+      }
+      for (const auto& [scope, listeners] : by_scope) {
+        const bool one_port = std::all_of(listeners.begin(), listeners.end(), [&](const ListenerState* l) {
+          return l->spec->port == listeners.front()->spec->port;
+        });
+        const bool named = std::any_of(listeners.begin(), listeners.end(),
+                                       [](const ListenerState* l) { return !l->spec->hostname.empty(); });
+        if (!one_port || !named) continue;
+        std::vector<std::string>& names = model_.scopes[scope - 1].listener_names;
+        for (const ListenerState* l : listeners) names.push_back(l->spec->hostname);
       }
     }
   }

@@ -125,10 +125,11 @@ class Parser {
     return {string(c, "certificate", field, true), string(c, "key", field, true)};
   }
 
-  // A scope (its ScopeId is its position + 1): {"name", "locals": [{"address", "port"}], "defaultCertificate"}.
+  // A scope (its ScopeId is its position + 1): {"name", "locals": [{"address", "port"}], "defaultCertificate",
+  // "listenerNames": ["", "example.org", "*.example.org"]}.
   void scope(const Json::Value& v, const std::string& field) {
     Scope s;
-    if (object(v, field, {"name", "locals", "defaultCertificate"})) {
+    if (object(v, field, {"name", "locals", "defaultCertificate", "listenerNames"})) {
       s.name = string(v, "name", field, false);
       const Json::Value& locals = v["locals"];
       if (array(locals, field + ".locals")) {
@@ -143,6 +144,13 @@ class Parser {
       }
       if (v.isMember("defaultCertificate"))
         s.default_certificate = certificate(v["defaultCertificate"], field + ".defaultCertificate");
+      const Json::Value& names = v["listenerNames"];
+      if (!names.isNull() && array(names, field + ".listenerNames")) {
+        for (Json::ArrayIndex i = 0; i < names.size(); ++i) {
+          if (names[i].isString()) s.listener_names.push_back(names[i].asString());
+          else error(index(field + ".listenerNames", i), "must be a string");
+        }
+      }
     }
     d_.model.scopes.push_back(std::move(s));
     d_.scope_fields.push_back(field);

@@ -411,6 +411,10 @@ int dump_command(const std::string& dir, bool json) {
           js["name"] = std::string(view.str(e.name));
           js["locals"] = Json::Value(Json::arrayValue);
           if (e.default_tls != format::kNone) js["defaultCertificate"] = tls_json(view, view.tls()[e.default_tls]);
+          if (e.listener_name_count != 0) {
+            js["listenerNames"] = Json::Value(Json::arrayValue);
+            for (const format::StrRef& n : view.listener_names(e.scope)) js["listenerNames"].append(std::string(view.str(n)));
+          }
           scopes.append(js);
         }
         scopes[scopes.size() - 1]["locals"].append(local_text(e));
@@ -438,6 +442,14 @@ int dump_command(const std::string& dir, bool json) {
         std::cout << " (default certificate " << fingerprint_text(view.tls()[e.default_tls].fingerprint) << ")";
     }
     std::cout << " " << local_text(e);
+    const bool last_of_scope = i + 1 == view.scopes().size() || view.scopes()[i + 1].scope != e.scope;
+    if (last_of_scope && e.listener_name_count != 0) {
+      // The HTTPS listeners a TLS request's SNI and Host must agree on (else 421); "*" for one without hostname.
+      std::cout << " (listeners";
+      for (const format::StrRef& n : view.listener_names(e.scope))
+        std::cout << " " << (n.length == 0 ? std::string_view("*") : view.str(n));
+      std::cout << ")";
+    }
     if (i + 1 == view.scopes().size()) std::cout << "\n";
   }
   for (const format::HostEntry& host : view.hosts()) {

@@ -405,6 +405,55 @@ TEST_CASE("a host served only through HTTPS listeners with hostnames takes only 
   CHECK(b_scopes == std::vector<std::string>{"gateway infra/ports port 8080"});
 }
 
+TEST_CASE("a scope of its own carries its Gateway's HTTPS listener names, where they share a port and one has a name") {
+  Fixture f;
+  const TestCertificate cert = make_certificate("example.org");
+  f.add(Kind::kSecret, tls_secret_json("cert", cert.chain_pem, cert.key_pem, "infra"));
+  const std::string tls = R"("tls": {"certificateRefs": [{"name": "cert"}]})";
+  f.gateway("gw", R"([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "plain.org"},
+                      {"name": "https", "port": 443, "protocol": "HTTPS", )" + tls + R"(},
+                      {"name": "named", "port": 443, "protocol": "HTTPS", "hostname": "second.example.org", )" + tls + R"(},
+                      {"name": "wild", "port": 443, "protocol": "HTTPS", "hostname": "*.wild.org", )" + tls + R"(},
+                      {"name": "broken", "port": 443, "protocol": "HTTPS", "hostname": "broken.org",
+                       "tls": {"certificateRefs": [{"name": "missing"}]}}])");
+  f.options.gateway.http_ports = {80};
+  f.options.gateway.https_ports = {443};
+  // Without slots Gateways share the shared scope, and nothing is found misdirected.
+  CHECK(f.compile().model.scopes.empty());
+
+  // A slot of an address alone: a scope per listener port, and the port-443 scope has the names of the
+  // listeners served there (not of one whose certificate does not resolve).
+  gateway::Slot slot;
+  std::string error;
+  REQUIRE(gateway::parse_slot("10.1.0.1", slot, error));
+  f.options.gateway.slots = {slot};
+  const CompiledTable by_port = f.compile();
+  REQUIRE(by_port.model.scopes.size() == 2);
+  for (const kroute::Scope& scope : by_port.model.scopes) {
+    CAPTURE(scope.name);
+    if (scope.name.ends_with("port 443"))
+      CHECK(scope.listener_names == std::vector<std::string>{"", "second.example.org", "*.wild.org"});
+    else
+      CHECK(scope.listener_names.empty());
+  }
+
+  // A slot with ports: one scope for every listener of the Gateway; HTTPS on one port still has its names.
+  REQUIRE(gateway::parse_slot("10.1.0.1=:8081+:8444", slot, error));
+  f.options.gateway.slots = {slot};
+  const CompiledTable whole = f.compile();
+  REQUIRE(whole.model.scopes.size() == 1);
+  CHECK(whole.model.scopes[0].listener_names == std::vector<std::string>{"", "second.example.org", "*.wild.org"});
+
+  // HTTPS on two ports in one scope: nginx cannot tell which port a client used, so no names.
+  f.options.gateway.https_ports = {443, 8443};
+  f.gateway("gw", R"([{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "a.org", )" + tls + R"(},
+                      {"name": "other", "port": 8443, "protocol": "HTTPS", "hostname": "b.org", )" + tls + R"(}])");
+  CHECK(f.compile().model.scopes.at(0).listener_names.empty());
+  // HTTPS listeners without hostnames: every name selects the same one, so no names either.
+  f.gateway("gw", R"([{"name": "https", "port": 443, "protocol": "HTTPS", )" + tls + R"(}])");
+  CHECK(f.compile().model.scopes.at(0).listener_names.empty());
+}
+
 TEST_CASE("--gateway-slot is ADDRESS[=LOCAL[+LOCAL...]]") {
   gateway::Slot slot;
   std::string error;

@@ -1,7 +1,8 @@
 """Scopes and server names through nginx. One nginx listens on 127.0.0.2 and 127.0.0.3 as well (loopback
 answers for all of 127/8), each address a Gateway's scope: the same Host reaches another backend on each,
 a host of one scope is not found through the other, certificates come from the scope's hosts and default.
-A host with server-name records takes TLS requests only over connections whose SNI one of them covers.
+A host with server-name records takes TLS requests only over connections whose SNI one of them covers; in
+a scope with listener names, a TLS request whose Host selects another listener than its SNI gets 421.
 Tables are published by kroute-table from descriptions shaped as the agent compiles Gateways."""
 import http.client
 import json
@@ -73,7 +74,9 @@ def site(backends, table, nginx, tmp_path):
         "scopes": [
             {"name": "gateway gw/a", "locals": [{"address": SCOPE_A, "port": plain}, {"address": SCOPE_A, "port": tls}],
              "defaultCertificate": cert["one-default"]},
-            {"name": "gateway gw/b", "locals": [{"address": SCOPE_B}]},
+            # HTTPS listeners without hostname, for named.test and for *.wild-b.test (on one port).
+            {"name": "gateway gw/b", "locals": [{"address": SCOPE_B}],
+             "listenerNames": ["", "named.test", "*.wild-b.test"]},
             {"name": "gateway gw/by-port", "locals": [{"port": port_only}]},
         ],
         "backends": [backend(name, [b.endpoint(name)]) for name in NAMES],
@@ -84,7 +87,8 @@ def site(backends, table, nginx, tmp_path):
                                   rule("only-a.test", ("/", "Prefix", "one")),
                                   rule("*.wild.test", ("/", "Prefix", "one"))],
                    tls=[{"hosts": ["shop.test"], "secretName": "one", **cert["one"]}]),
-            scoped("route-b", 2, [rule("shop.test", ("/", "Prefix", "two")), rule(None, ("/any", "Prefix", "two"))],
+            scoped("route-b", 2, [rule("shop.test", ("/", "Prefix", "two")), rule(None, ("/any", "Prefix", "two")),
+                                  rule("named.test", ("/", "Prefix", "two")), rule("*.wild-b.test", ("/", "Prefix", "two"))],
                    tls=[{"hosts": ["shop.test"], "secretName": "two", **cert["two"]}]),
             scoped("route-port", 3, [rule("shop.test", ("/", "Prefix", "port"))]),
             # A listener with hostname secure.test, and another with *.alt.test, both serving this route.
@@ -149,6 +153,37 @@ def test_server_name_records_refuse_tls_requests_whose_sni_chose_another_listene
     # Hosts without the records take any SNI.
     assert request(SCOPE_A, port, "shop.test", tls=True, server_name="secure.test") == (200, "one")
     assert wait_until(lambda: "is not served over TLS name \"shop.test\"" in n.error_log())
+
+
+def test_a_tls_request_whose_host_selects_another_listener_than_its_sni_gets_421(site, table):
+    n, ports, _ = site
+    port = ports["tls"]
+
+    def tls(server_name, host, path="/"):
+        return request(SCOPE_B, port, host, path, tls=True, server_name=server_name)
+
+    # The same listener for SNI and Host: routed, or 404 for a host without routes.
+    assert tls("shop.test", "shop.test") == (200, "two")
+    assert tls("unknown.test", "shop.test") == (200, "two")  # both the listener without hostname
+    assert tls("named.test", "named.test") == (200, "two")
+    assert tls("a.b.wild-b.test", "c.wild-b.test") == (200, "two")  # one wildcard, any number of labels
+    assert tls("shop.test", "unknown.test") == (404, None)
+    # Another listener: 421, for hosts with routes and without, in either direction.
+    assert tls("named.test", "shop.test") == (421, None)
+    assert tls("shop.test", "named.test") == (421, None)
+    assert tls("named.test", "unknown.test") == (421, None)
+    assert tls("a.wild-b.test", "named.test") == (421, None)
+    assert tls("NAMED.test.", "shop.test") == (421, None)
+    assert tls("named.test", "x.wild-b.test", "/any/x") == (421, None)
+    # Without SNI, over plain HTTP and in scopes without listener names nothing is misdirected.
+    assert tls(None, "named.test") == (200, "two")
+    assert request(SCOPE_B, ports["plain"], "named.test") == (200, "two")
+    assert request(SCOPE_A, port, "shop.test", tls=True, server_name="named.test") == (200, "one")
+    assert wait_until(lambda: 'host "shop.test" is another listener\'s than TLS name "named.test"' in n.error_log())
+    dump = subprocess.run([str(TABLE_TOOL), "-d", str(table.dir), "dump"], capture_output=True, text=True,
+                          timeout=30, env=TABLE_TOOL_ENV)
+    assert dump.returncode == 0, dump.stderr
+    assert "(listeners * named.test *.wild-b.test)" in dump.stdout
 
 
 def test_kroute_table_lookup_picks_the_scope_by_local_address(site, table):

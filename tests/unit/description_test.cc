@@ -320,7 +320,7 @@ TEST_CASE("scopes: defined at the top, named by Ingresses, rules, TLS entries an
   const auto r = parse_description(R"({
     "scopes": [{"name": "gateway infra/a", "locals": [{"address": "127.0.0.2", "port": 8080}, {"port": 8443}],
                 "defaultCertificate": {"certificate": "CHAIN", "key": "KEY"}},
-               {"name": "gateway infra/b", "locals": [{"address": "fd00::2"}]}],
+               {"name": "gateway infra/b", "locals": [{"address": "fd00::2"}], "listenerNames": ["", "*.shop.com"]}],
     "backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}],
     "ingresses": [{"namespace": "gw", "name": "route-a", "scope": 1,
                    "rules": [{"host": "shop.com", "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]},
@@ -338,6 +338,8 @@ TEST_CASE("scopes: defined at the top, named by Ingresses, rules, TLS entries an
   CHECK(m.scopes[0].locals == std::vector<kroute::LocalAddress>{{"127.0.0.2", 8080}, {"", 8443}});
   CHECK(m.scopes[0].default_certificate.chain_pem == "CHAIN");
   CHECK(m.scopes[1].locals == std::vector<kroute::LocalAddress>{{"fd00::2", 0}});
+  CHECK(m.scopes[0].listener_names.empty());
+  CHECK(m.scopes[1].listener_names == std::vector<std::string>{"", "*.shop.com"});
   REQUIRE(m.rules.size() == 3);
   CHECK(m.rules[0].scope == 1);
   CHECK(m.rules[1].scope == 2);
@@ -359,8 +361,8 @@ TEST_CASE("scopes: defined at the top, named by Ingresses, rules, TLS entries an
 TEST_CASE("scopes: mistakes name their field, the builder's too") {
   const auto r = parse_description(R"({
     "scopes": [{"name": "a", "locals": [{"address": "127.0.0.2", "port": 70000}], "colour": 1},
-               {"name": "b"},
-               {"name": "c", "locals": [{"address": "gateway.local"}, {"address": "10.0.0.1"}]}],
+               {"name": "b", "listenerNames": "a.com"},
+               {"name": "c", "locals": [{"address": "gateway.local"}, {"address": "10.0.0.1"}], "listenerNames": [1]}],
     "backends": [{"name": "web", "namespace": "shop", "service": "web", "port": 80}],
     "ingresses": [{"namespace": "gw", "name": "route", "scope": "one",
                    "rules": [{"host": "shop.com", "scope": 4, "paths": [{"path": "/", "pathType": "Prefix", "backend": "web"}]}],
@@ -372,6 +374,8 @@ TEST_CASE("scopes: mistakes name their field, the builder's too") {
   CHECK(has_error(r, "scopes[0].locals[0].port: must be an integer from 0 to 65535"));
   CHECK(has_error(r, "scopes[0].colour: unknown field"));
   CHECK(has_error(r, "scopes[1].locals: is required"));
+  CHECK(has_error(r, "scopes[1].listenerNames: must be an array"));
+  CHECK(has_error(r, "scopes[2].listenerNames[0]: must be a string"));
   CHECK(has_error(r, "ingresses[0].scope: must be an integer from 0 to 65535"));
   CHECK(has_error(r, "ingresses[0].hostPolicies[1].policies: is required"));
   CHECK(has_error(r, "ingresses[1].annotations: host aliases (server-alias) are of the shared scope; this Ingress is in scope 3"));

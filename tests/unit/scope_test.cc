@@ -263,5 +263,64 @@ TEST_CASE("the shared scope's host hash is the one tables had before scopes") {
   m.prefix("shop.com", "/", "a");
   const BuiltTable t(m.model());
   CHECK(t.view.hosts()[0].hash == kroute::host_hash("shop.com"));
-  CHECK(t.view.header().version == 7);
+  CHECK(t.view.header().version == format::kVersion);
+}
+
+TEST_CASE("listener names: a TLS request whose Host selects another listener than its SNI was misdirected") {
+  // The listeners of the conformance test HTTPRouteHTTPSListenerDetectMisdirectedRequests, on one port.
+  ModelBuilder m = two_scopes();
+  m.in_scope(1).prefix("example.org", "/", "one");
+  m.model().scopes[0].listener_names = {"", "second-example.org", "*.wildcard.org", "fourth-example.wildcard.org"};
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  REQUIRE(t.result.diagnostics.empty());
+  const auto misdirected = [&](std::string_view sni, std::string_view host) { return t.view.misdirected(1, sni, host); };
+  // Each SNI selects its most specific listener: an equal name, the longest covering wildcard, the one without.
+  CHECK_FALSE(misdirected("example.org", "example.org"));
+  CHECK(misdirected("example.org", "second-example.org"));
+  CHECK_FALSE(misdirected("example.org", "unknown-example.org"));  // both the listener without hostname
+  CHECK_FALSE(misdirected("second-example.org", "second-example.org"));
+  CHECK(misdirected("second-example.org", "example.org"));
+  CHECK(misdirected("second-example.org", "unknown-example.org"));
+  CHECK_FALSE(misdirected("third-example.wildcard.org", "fifth-example.wildcard.org"));
+  CHECK_FALSE(misdirected("a.b.wildcard.org", "third-example.wildcard.org"));  // any number of labels
+  CHECK(misdirected("third-example.wildcard.org", "fourth-example.wildcard.org"));
+  CHECK(misdirected("third-example.wildcard.org", "second-example.org"));
+  CHECK(misdirected("fourth-example.wildcard.org", "fifth-example.wildcard.org"));
+  CHECK_FALSE(misdirected("unknown-example.org", "example.org"));
+  // Server names in any case, with a trailing dot; no SNI is never misdirected, nor any other scope.
+  CHECK_FALSE(misdirected("Second-Example.ORG.", "second-example.org"));
+  CHECK(misdirected("SECOND-example.org", "example.org"));
+  CHECK_FALSE(misdirected("", "second-example.org"));
+  CHECK_FALSE(t.view.misdirected(2, "second-example.org", "example.org"));
+  CHECK_FALSE(t.view.misdirected(kShared, "second-example.org", "example.org"));
+  CHECK(t.view.listener_names(1).size() == 4);
+}
+
+TEST_CASE("listener names: without one for \"\" a name no listener covers selects none") {
+  ModelBuilder m = two_scopes();
+  m.in_scope(1).prefix("a.example.org", "/", "one");
+  m.model().scopes[0].listener_names = {"a.example.org", "*.example.org"};
+  const BuiltTable t(m.model());
+  REQUIRE(t.validation.ok);
+  CHECK(t.view.misdirected(1, "a.example.org", "other.org"));
+  CHECK(t.view.misdirected(1, "other.org", "b.example.org"));
+  CHECK_FALSE(t.view.misdirected(1, "other.org", "else.org"));  // neither selects a listener
+  CHECK_FALSE(t.view.misdirected(1, "x.y.example.org", "b.example.org"));
+}
+
+TEST_CASE("listener names: a list with a bad name is refused whole, with a diagnostic; the scope still routes") {
+  for (const std::vector<std::string>& names :
+       {std::vector<std::string>{"a.org", "exa mple.org"}, std::vector<std::string>{"a.org", "A.org"},
+        std::vector<std::string>{"*.*.org"}, std::vector<std::string>(65, "")}) {
+    ModelBuilder m = two_scopes();
+    m.in_scope(1).prefix("a.org", "/", "one");
+    m.model().scopes[0].listener_names = names;
+    const BuiltTable t(m.model());
+    REQUIRE(t.validation.ok);
+    CHECK(has_diagnostic(t.result, Item::kScope, "listener names refused"));
+    CHECK(t.view.listener_names(1).empty());
+    CHECK_FALSE(t.view.misdirected(1, "b.org", "a.org"));
+    CHECK(t.route("a.org", "/", nullptr, 1) == "one");
+  }
 }

@@ -289,6 +289,7 @@ std::vector<std::byte> scoped_sample() {
   m.prefix("a.com", "/", "a");
   m.in_scope(1).prefix("a.com", "/", "one").prefix("", "/", "one-any");
   m.in_scope(2).prefix("*.a.com", "/", "two");
+  m.model().scopes[0].listener_names = {"", "b.com", "*.a.com"};
   return kroute::build_snapshot(m.model(), {1}).bytes;
 }
 
@@ -305,6 +306,9 @@ TEST_CASE("scopes: every field of a scope entry is checked, and a host's scope")
     REQUIRE(scopes(bytes)[0].any_host != format::kNone);
     REQUIRE(scopes(bytes)[0].default_tls != format::kNone);
     REQUIRE(scopes(bytes)[2].scope == 2);
+    REQUIRE(scopes(bytes)[0].listener_name_count == 3);
+    REQUIRE(scopes(bytes)[2].listener_name_count == 0);
+    REQUIRE(header_of(bytes).sections[format::kListenerNames].count == 3);
   }
   const auto refused = [&](auto&& corrupt, const std::string& error) {
     auto bytes = original;
@@ -339,6 +343,13 @@ TEST_CASE("scopes: every field of a scope entry is checked, and a host's scope")
   SUBCASE("entries of one scope disagree on what lookup reads from the first") {
     refused([&](auto& b) { scopes(b)[1].default_tls = format::kNone; }, "scopes[1]: entries of one scope disagree");
     refused([&](auto& b) { scopes(b)[3].name.length = 0; }, "scopes[3]: entries of one scope disagree");
+  }
+  SUBCASE("listener names: in range, strings in the pool, the same for every entry of a scope") {
+    const auto names = [](std::vector<std::byte>& b) { return section<format::StrRef>(b, format::kListenerNames); };
+    refused([&](auto& b) { scopes(b)[0].listener_name_count = 4; }, "scopes[0]: listener names out of range");
+    refused([&](auto& b) { scopes(b)[2].first_listener_name = 9; }, "scopes[2]: listener names out of range");
+    refused([&](auto& b) { names(b)[1] = {0, 1u << 30}; }, "listener names[1]: string outside the string pool");
+    refused([&](auto& b) { scopes(b)[1].listener_name_count = 2; }, "scopes[1]: entries of one scope disagree");
   }
   SUBCASE("a host of a scope the table does not have") {
     refused([&](auto& b) { hosts(b)[0].scope = 3; }, "hosts[0]: scope beyond the table's scopes");
