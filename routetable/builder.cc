@@ -896,7 +896,7 @@ BuildResult build_snapshot(const RouteModel& model, const BuildOptions& options)
     if (source_map[index] == kNone) {
       const Source& s = model.sources[index];
       source_map[index] = static_cast<std::uint32_t>(sources.size());
-      sources.push_back({strings.add(s.ns), strings.add(s.name), s.created_unix});
+      sources.push_back({strings.add(s.ns), strings.add(s.name), s.created_unix, strings.add(s.kind)});
     }
     return source_map[index];
   };

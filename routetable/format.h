@@ -12,7 +12,7 @@ static_assert(std::endian::native == std::endian::little,
               "snapshots are little-endian and read in place; big-endian hosts are not supported");
 
 inline constexpr std::uint64_t kMagic = 0x31454c4241544b52ULL;  // "RKTABLE1" read as little-endian bytes
-inline constexpr std::uint32_t kVersion = 8;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry; 6: match conditions and rule chains, split and header-modifier kinds; 7: scopes (a host's scope, the scopes section), the server-name kind; 8: a scope's HTTPS listener names (the listener-names section)
+inline constexpr std::uint32_t kVersion = 8;  // 3: policy records, host flags (regex paths); 4: records name a backend, carry a number; 5: access kinds, client-certificate CAs per TLS entry; 6: match conditions and rule chains, split and header-modifier kinds; 7: scopes (a host's scope, the scopes section), the server-name kind; 8: a scope's HTTPS listener names (the listener-names section), a source's kind
 inline constexpr std::uint32_t kNone = 0xffffffffu;  // "no index" in any u32 index field
 inline constexpr std::size_t kAlign = 8;
 // Limits that keep a hostile or broken snapshot from making lookups slow or huge.
@@ -34,7 +34,7 @@ enum Section : std::uint32_t {
   kPathSlots,       // u32[] open-addressing table over rules keyed by (host, match kind, path)
   kBackends,        // BackendEntry[]
   kEndpoints,       // EndpointEntry[], grouped by backend, ready ones first
-  kSources,         // SourceEntry[]: the Ingresses rules come from
+  kSources,         // SourceEntry[]: the Ingresses and routes rules come from
   kTls,             // TlsEntry[]: certificate references per host
   kPolicySets,      // PolicySet[]: a rule's or a host's records, a range of kPolicyRecords
   kPolicyRecords,   // PolicyRecord[]: what a route does besides choosing a backend (routetable/policy/)
@@ -151,6 +151,7 @@ struct SourceEntry {
   StrRef ns;
   StrRef name;
   std::int64_t created_unix;     // creationTimestamp, seconds
+  StrRef kind;                   // "" for an Ingress; "HTTPRoute" for a Gateway API route (format 8)
 };
 
 // A host's certificate. The PEM text lives in the string pool (identical PEMs are stored once); the
@@ -264,7 +265,7 @@ static_assert(sizeof(HostEntry) == kEntryAlign);
 static_assert(sizeof(RuleEntry) == kEntryAlign);
 static_assert(sizeof(BackendEntry) == 40);
 static_assert(sizeof(EndpointEntry) == 24);
-static_assert(sizeof(SourceEntry) == 24);
+static_assert(sizeof(SourceEntry) == 32);
 static_assert(sizeof(TlsEntry) == 56);
 static_assert(sizeof(PolicyRecord) == 40);
 static_assert(sizeof(PolicySet) == 8);

@@ -318,6 +318,7 @@ ValidationResult SnapshotView::open(std::span<const std::byte> bytes, SnapshotVi
   for (std::uint64_t i = 0; i < n_sources && check.ok(); ++i) {
     check.string(v.sources_[i].ns, "sources", i);
     check.string(v.sources_[i].name, "sources", i);
+    check.string(v.sources_[i].kind, "sources", i);
   }
   for (std::uint64_t i = 0; i < n_tls && check.ok(); ++i) {
     const format::TlsEntry& t = v.tls_[i];

@@ -230,7 +230,7 @@ class Parser {
 
   void ingress(const Json::Value& v, const std::string& field) {
     if (!object(v, field, {"namespace", "name", "creationTimestamp", "annotations", "rules", "tls", "sslRedirect",
-                           "scope", "hostPolicies"}))
+                           "scope", "hostPolicies", "kind"}))
       return;
     // Everything of the Ingress is in its scope, unless a rule, TLS entry or host policy names another.
     const ScopeId ingress_scope = scope_id(v, field, kSharedScope);
@@ -238,6 +238,8 @@ class Parser {
     source.ns = string(v, "namespace", field, true);
     source.name = string(v, "name", field, true);
     source.created_unix = timestamp(v, field);
+    // What the table says it came from: "" (an Ingress) unless given, as "HTTPRoute" for a Gateway route.
+    source.kind = string(v, "kind", field, false);
     const agent::IngressAnnotations annotations = ingress_annotations(v, field);
     const auto source_index = static_cast<std::uint32_t>(d_.model.sources.size());
     d_.model.sources.push_back(source);

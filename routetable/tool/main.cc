@@ -165,6 +165,24 @@ Json::Value tls_json(const SnapshotView& view, const format::TlsEntry& t) {
   return out;
 }
 
+// What a rule came from: its kind ("Ingress" when the entry names none), namespace and name.
+std::string source_kind(const SnapshotView& view, const format::SourceEntry& s) {
+  return s.kind.length == 0 ? std::string("Ingress") : std::string(view.str(s.kind));
+}
+// "ingress shop/web", "httproute infra/route".
+std::string source_text(const SnapshotView& view, const format::SourceEntry& s) {
+  std::string kind = source_kind(view, s);
+  for (char& c : kind) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return kind + " " + std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
+}
+Json::Value source_json(const SnapshotView& view, const format::SourceEntry& s) {
+  Json::Value out;
+  out["kind"] = source_kind(view, s);
+  out["namespace"] = std::string(view.str(s.ns));
+  out["name"] = std::string(view.str(s.name));
+  return out;
+}
+
 std::string rule_path(const SnapshotView& view, const format::RuleEntry& r) {
   return std::string(view.str(r.declared_path));
 }
@@ -384,6 +402,8 @@ int dump_command(const std::string& dir, bool json) {
       if (host.scope != kSharedScope) jh["scope"] = host.scope;
       if (host.tls != format::kNone) jh["tls"] = tls_json(view, view.tls()[host.tls]);
       if ((host.flags & format::kRegexPaths) != 0) jh["regexPaths"] = true;
+      if ((host.flags & format::kAnyDepth) != 0) jh["anyDepth"] = true;
+      if ((host.flags & format::kIsolated) != 0) jh["isolated"] = true;
       if (host.policies != format::kNone) jh["policies"] = policies_json(view, host.policies);
       Json::Value rules(Json::arrayValue);
       for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
@@ -394,7 +414,8 @@ int dump_command(const std::string& dir, bool json) {
         if ((r.flags & format::kHasConditions) != 0) jr["conditions"] = conditions_json(view, r);
         if (r.policies != format::kNone) jr["policies"] = policies_json(view, r.policies);
         const format::SourceEntry& s = view.source_of(r);
-        jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
+        jr["source"] = source_json(view, s);
+        if (s.kind.length == 0) jr["ingress"] = std::string(view.str(s.ns)) + "/" + std::string(view.str(s.name));
         jr["backend"] = backend_json(view, view.backends()[r.backend]);
         rules.append(jr);
       }
@@ -457,12 +478,14 @@ int dump_command(const std::string& dir, bool json) {
     if (host.scope != kSharedScope) std::cout << "  scope " << host.scope;
     if (host.tls != format::kNone) std::cout << "  tls " << tls_text(view, view.tls()[host.tls]);
     if ((host.flags & format::kRegexPaths) != 0) std::cout << "  regex paths";
+    if ((host.flags & format::kAnyDepth) != 0) std::cout << "  any depth";
+    if ((host.flags & format::kIsolated) != 0) std::cout << "  isolated";
     std::cout << policies_text(view, host.policies) << "\n";
     for (const format::RuleEntry& r : view.rules().subspan(host.first_rule, host.rule_count)) {
       const format::SourceEntry& s = view.source_of(r);
       const format::BackendEntry& b = view.backends()[r.backend];
       std::cout << "  " << path_type_name(r.declared) << " " << rule_path(view, r) << " -> " << backend_name(view, b)
-                << " (ingress " << view.str(s.ns) << "/" << view.str(s.name) << ") [" << endpoints_text(view, b)
+                << " (" << source_text(view, s) << ") [" << endpoints_text(view, b)
                 << "]" << conditions_text(view, r) << policies_text(view, r.policies) << "\n";
     }
   }
@@ -591,8 +614,11 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       if (m.rule->policies != format::kNone) out["policies"] = policies_json(view, m.rule->policies);
       if (!upstream_uri.empty()) out["upstreamUri"] = upstream_uri;
       const format::SourceEntry& s = view.source_of(*m.rule);
-      out["ingress"]["namespace"] = std::string(view.str(s.ns));
-      out["ingress"]["name"] = std::string(view.str(s.name));
+      out["source"] = source_json(view, s);
+      if (s.kind.length == 0) {
+        out["ingress"]["namespace"] = std::string(view.str(s.ns));
+        out["ingress"]["name"] = std::string(view.str(s.name));
+      }
     }
     if (m.server != nullptr && m.server->policies != format::kNone)
       out["hostPolicies"] = policies_json(view, m.server->policies);
@@ -606,7 +632,7 @@ int lookup_command(const std::string& dir, const std::string& host, const std::s
       std::cout << "  host     " << host_label(view, *m.host) << " (" << host_match_name(m.host_match) << " match)\n"
                 << "  rule     " << path_type_name(m.rule->declared) << " " << rule_path(view, *m.rule)
                 << conditions_text(view, *m.rule) << "\n"
-                << "  ingress  " << view.str(s.ns) << "/" << view.str(s.name) << "\n";
+                << "  source   " << source_text(view, s) << "\n";
       if (m.rule->policies != format::kNone) std::cout << "  policies" << policies_text(view, m.rule->policies) << "\n";
       if (!upstream_uri.empty()) std::cout << "  upstream " << upstream_uri << "\n";
     } else if (m.default_backend) {

@@ -1,5 +1,6 @@
 // libFuzzer target: snapshot validation, then lookups over whatever validated. Half of the inputs get
 // their checksum and size repaired first, so the structural checks behind the checksum are fuzzed too.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -149,6 +150,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)view.lookup(view.str(host.name), "/a", &patterns, nullptr, &request, s);
         (void)view.find_host(view.str(host.name), how, s);
         (void)view.certificate_for(view.str(host.name), s);
+        (void)view.misdirected(s, view.str(host.name), "a.com");
+      }
+      // A scope's listener names as SNI against fixed hosts (the first few: each check reads them all).
+      for (const auto& name : view.listener_names(s).first(std::min<std::size_t>(view.listener_names(s).size(), 8))) {
+        for (std::string_view host : kHosts) (void)view.misdirected(s, view.str(name), host);
       }
       if (const auto* own = view.scope_certificate(s)) touch_certificate(view, *own);
     }

@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
     m.model().tls[1].certificate = {"CHAIN-1", "KEY-1"};
     m.model().host_policies.push_back({"a.com", 0, {kroute::policy::server_name("*.a.com")}});
     m.model().host_policies.back().scope = 1;
+    m.model().scopes[1].listener_names = {"", "a.com", "*.b.com"};
     models.push_back(m.model());
   }
   int n = 0;

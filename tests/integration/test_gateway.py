@@ -25,7 +25,7 @@ def path(p, backend_name, conditions=None, policies=None, path_type="Prefix"):
 def route(name, host, paths, created="2026-01-01T00:00:00Z"):
     """An HTTPRoute as the agent compiles it: one source, its rules' matches as paths."""
     r = ingress(name, [{"host": host, "paths": paths}], ns="gw", created=created)
-    r["sslRedirect"] = False
+    r.update({"sslRedirect": False, "kind": "HTTPRoute"})
     return r
 
 
@@ -251,6 +251,7 @@ def test_kroute_table_lookup_shows_the_conditions(gateway):
     table, _ = gateway
     looked_up = table.lookup("match.test", "/query?animal=dolphin&color=blue")
     assert looked_up["backend"]["service"] == "v3"
+    assert looked_up["source"]["kind"] == "HTTPRoute" and "ingress" not in looked_up
     assert looked_up["conditions"] == [{"query": "animal", "value": "dolphin"}, {"query": "color", "value": "blue"}]
 
 

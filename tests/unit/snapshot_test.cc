@@ -125,6 +125,12 @@ TEST_CASE("offsets and indexes out of range are refused, never followed") {
     reseal(bytes);
     CHECK(check(bytes).error.find("string outside the string pool") != std::string::npos);
   }
+  SUBCASE("a source's kind past the pool") {
+    auto bytes = sample();
+    section<format::SourceEntry>(bytes, format::kSources)[0].kind = {0, 1u << 30};
+    reseal(bytes);
+    CHECK(check(bytes).error.find("sources[0]: string outside the string pool") != std::string::npos);
+  }
   SUBCASE("a rule's backend") {
     auto bytes = sample();
     section<format::RuleEntry>(bytes, format::kRules)[0].backend = 1000;
