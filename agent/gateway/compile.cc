@@ -290,9 +290,9 @@ class Compiler {
         if (l.https && l.usable && l.addressed && l.scope != kSharedScope) by_scope[l.scope].push_back(&l);
       }
       for (const auto& [scope, listeners] : by_scope) {
-        const bool one_port = std::all_of(listeners.begin(), listeners.end(), [&](const ListenerState* l) {
-          return l->spec->port == listeners.front()->spec->port;
-        });
+        const std::uint32_t port = listeners.front()->spec->port;
+        const bool one_port = std::all_of(listeners.begin(), listeners.end(),
+                                          [port](const ListenerState* l) { return l->spec->port == port; });
         const bool named = std::any_of(listeners.begin(), listeners.end(),
                                        [](const ListenerState* l) { return !l->spec->hostname.empty(); });
         if (!one_port || !named) continue;
