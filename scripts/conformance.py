@@ -366,15 +366,24 @@ class Run:
                               f"restarts={c.get('restartCount', 0)}".strip())
             lines.append(f"pod {meta['namespace']}/{meta['name']}: phase {status.get('phase')}, node "
                          f"{pod.get('spec', {}).get('nodeName', 'none')}, {'; '.join(states) or 'no container status'}")
+        def described(conditions: list[dict[str, Any]]) -> str:
+            return "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason')} (observed "
+                             f"{c.get('observedGeneration')}): {c.get('message')}" for c in conditions)
+
         for gw in gateways:
-            conditions = gw.get("status", {}).get("conditions", [])
+            status = gw.get("status", {})
+            conditions = status.get("conditions", [])
             generation = gw["metadata"].get("generation")
             bad = [c for c in conditions if c.get("status") != "True" or c.get("observedGeneration") != generation]
             if bad or not conditions:
-                lines.append(f"gateway {gw['metadata']['namespace']}/{gw['metadata']['name']} (generation "
-                             f"{generation}): " + ("; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason')} "
-                                                            f"(observed {c.get('observedGeneration')})" for c in bad)
-                                                   or "no conditions"))
+                name = f"{gw['metadata']['namespace']}/{gw['metadata']['name']}"
+                lines.append(f"gateway {name} (generation {generation}): " + (described(bad) or "no conditions"))
+                # Its listeners' own conditions say which reference or port is the matter.
+                for listener in status.get("listeners", []):
+                    wrong = [c for c in listener.get("conditions", [])
+                             if c.get("status") != ("False" if c.get("type") == "Conflicted" else "True")]
+                    if wrong:
+                        lines.append(f"  listener {listener.get('name')}: {described(wrong)}")
         for name, path in (("node agent", self.state / "cluster" / "kroute-node.log"),
                            ("kroute-agent", self.kroute.agent_log if self.kroute else None)):
             if path is None:
