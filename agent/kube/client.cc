@@ -107,6 +107,7 @@ std::unique_ptr<Client> Client::create(const ClusterAccess& access, std::string&
 Client::~Client() {
   for (auto& [id, transfer] : transfers_) curl_multi_remove_handle(static_cast<CURLM*>(multi_), transfer->easy.get());
   transfers_.clear();
+  release_cancelled();
   if (multi_ != nullptr) curl_multi_cleanup(static_cast<CURLM*>(multi_));
 }
 
@@ -223,16 +224,50 @@ RequestId Client::send(Request request, DoneHandler on_done, ChunkHandler on_chu
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 
   const RequestId id = transfer->id;
-  curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
   transfers_.emplace(id, std::move(transfer));
+  if (in_curl_) {
+    // From a chunk handler: curl would refuse it (CURLM_RECURSIVE_API_CALL) and the request would
+    // never run nor end. It starts when curl returns.
+    deferred_starts_.push_back(id);
+  } else {
+    start(id);
+  }
   return id;
+}
+
+void Client::start(RequestId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;  // cancelled before it started
+  const CURLMcode code = curl_multi_add_handle(static_cast<CURLM*>(multi_), it->second->easy.get());
+  if (code != CURLM_OK) refused_.emplace_back(id, std::string("curl refused the request: ") + curl_multi_strerror(code));
+}
+
+void Client::start_deferred() {
+  std::vector<RequestId> starts;
+  starts.swap(deferred_starts_);
+  for (RequestId id : starts) start(id);
 }
 
 void Client::cancel(RequestId id) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  curl_multi_remove_handle(static_cast<CURLM*>(multi_), it->second->easy.get());
+  std::unique_ptr<Transfer> transfer = std::move(it->second);
   transfers_.erase(it);
+  if (in_curl_) {
+    // curl may be inside this very transfer's callback: it is let go when curl returns.
+    transfer->on_done = nullptr;
+    transfer->on_chunk = nullptr;
+    cancelled_.push_back(std::move(transfer));
+    return;
+  }
+  curl_multi_remove_handle(static_cast<CURLM*>(multi_), transfer->easy.get());
+}
+
+void Client::release_cancelled() {
+  for (const std::unique_ptr<Transfer>& transfer : cancelled_) {
+    curl_multi_remove_handle(static_cast<CURLM*>(multi_), transfer->easy.get());
+  }
+  cancelled_.clear();
 }
 
 TimerId Client::after(std::chrono::milliseconds delay, std::function<void()> fn) {
@@ -252,6 +287,19 @@ void Client::cancel_timer(TimerId id) {
 
 void Client::finish_done_transfers() {
   CURLM* multi = static_cast<CURLM*>(multi_);
+  // Requests curl would not take: answered with the reason, as a failed transfer would be.
+  std::vector<std::pair<RequestId, std::string>> refused;
+  refused.swap(refused_);
+  for (auto& [id, why] : refused) {
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) continue;
+    std::unique_ptr<Transfer> transfer = std::move(it->second);
+    transfers_.erase(it);
+    log::warn("request not sent", {{"path", transfer->request.path}, {"error", why}});
+    Response response;
+    response.transport_error = why;
+    if (transfer->on_done) guarded("request handler", [&] { transfer->on_done(std::move(response)); });
+  }
   int queued = 0;
   // Collected first: a done handler may start or cancel other transfers.
   std::vector<std::pair<RequestId, CURLcode>> done;
@@ -307,8 +355,12 @@ void Client::run(const std::atomic<bool>& stop) {
   CURLM* multi = static_cast<CURLM*>(multi_);
   while (!stop.load(std::memory_order_relaxed)) {
     int running = 0;
+    in_curl_ = true;
     curl_multi_perform(multi, &running);
+    in_curl_ = false;
+    start_deferred();
     finish_done_transfers();
+    release_cancelled();
     run_due_timers();
     if (stop.load(std::memory_order_relaxed)) break;
     curl_multi_poll(multi, nullptr, 0, static_cast<int>(until_next_timer().count()), nullptr);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "kube/config.h"
 
@@ -62,9 +63,12 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Starts a request; `on_done` runs on the loop thread when it ends (never from inside send).
+  // Starts a request; `on_done` runs on the loop thread when it ends (never from inside send), also
+  // when it is sent from a chunk handler (curl runs those, and takes no new transfer then: it starts
+  // when curl returns) or curl refuses it (an error answer).
   RequestId send(Request request, DoneHandler on_done, ChunkHandler on_chunk = {});
-  // Stops a request; its `on_done` is not called. Unknown ids are ignored.
+  // Stops a request; its `on_done` is not called. Unknown ids are ignored. From a chunk handler the
+  // transfer is let go when curl returns.
   void cancel(RequestId id);
 
   TimerId after(std::chrono::milliseconds delay, std::function<void()> fn);
@@ -90,7 +94,10 @@ class Client {
   enum class Reach { kUnknown, kReachable, kUnreachable };
 
   explicit Client(ClusterAccess access);
+  void start(RequestId id);
+  void start_deferred();
   void finish_done_transfers();
+  void release_cancelled();
   void run_due_timers();
   std::chrono::milliseconds until_next_timer() const;
   void contact();
@@ -104,6 +111,12 @@ class Client {
   void* multi_ = nullptr;  // CURLM*
   RequestId next_id_ = 1;
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;
+  // While curl runs (curl_multi_perform, which calls the chunk handlers) it refuses to add or remove a
+  // transfer: those wait here until it returns. A refused start is answered with an error.
+  bool in_curl_ = false;
+  std::vector<RequestId> deferred_starts_;
+  std::vector<std::unique_ptr<Transfer>> cancelled_;
+  std::vector<std::pair<RequestId, std::string>> refused_;
   std::map<std::pair<std::chrono::steady_clock::time_point, TimerId>, std::function<void()>> timers_;
   std::unordered_map<TimerId, std::chrono::steady_clock::time_point> timer_due_;
   TimerId next_timer_ = 1;

@@ -12,6 +12,7 @@
 #include "election.h"
 #include "health.h"
 #include "kube/backoff.h"
+#include "kube/client.h"
 #include "metrics.h"
 #include "reader.h"
 #include "table_publisher.h"
@@ -253,6 +254,68 @@ TEST_CASE("a Lease whose spec is not an object is a failed attempt: the election
   client->run(stop);
   CHECK(elector.leader());
   CHECK(gets >= 3);
+  server.stop();
+  serving.join();
+}
+
+TEST_CASE("a request sent or cancelled from a chunk handler runs and ends like any other") {
+  // curl calls chunk handlers from inside curl_multi_perform and refuses to add a transfer then: a status
+  // write sent while a watch event was handled never ran, and its writer waited for it for good.
+  std::atomic<bool> release{false};
+  httplib::Server server;
+  server.Get("/stream", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("application/json", [&](std::size_t, httplib::DataSink& sink) {
+      const std::string line = "{\"type\": \"ADDED\"}\n";
+      sink.write(line.data(), line.size());
+      for (int i = 0; i < 100 && !release; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      sink.done();
+      return true;
+    });
+  });
+  server.Get("/plain", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+
+  kube::ClusterAccess access;
+  access.server = "http://127.0.0.1:" + std::to_string(port);
+  std::string error;
+  auto client = kube::Client::create(access, error);
+  REQUIRE_MESSAGE(client, error);
+  std::atomic<bool> stop{false};
+  long inner_status = 0;
+  bool cancelled_done = false;
+  int chunks = 0;
+  kube::Request stream;
+  stream.path = "/stream";
+  stream.stream = true;
+  stream.stall_timeout = std::chrono::seconds(10);
+  kube::Request slow;
+  slow.path = "/stream";
+  slow.stream = true;
+  slow.stall_timeout = std::chrono::seconds(10);
+  const kube::RequestId to_cancel =
+      client->send(slow, [&](kube::Response&&) { cancelled_done = true; }, [](std::string_view) { return true; });
+  client->send(
+      stream, [&](kube::Response&&) {},
+      [&](std::string_view) {
+        if (++chunks > 1) return true;
+        // Inside curl: a new request, and the cancel of another streaming one.
+        kube::Request plain;
+        plain.path = "/plain";
+        client->send(plain, [&](kube::Response&& r) {
+          inner_status = r.status;
+          release = true;
+          stop = true;
+        });
+        client->cancel(to_cancel);
+        return true;
+      });
+  client->after(std::chrono::seconds(8), [&] { stop = true; });
+  client->run(stop);
+  CHECK(inner_status == 200);
+  CHECK_FALSE(cancelled_done);
+  release = true;
   server.stop();
   serving.join();
 }
