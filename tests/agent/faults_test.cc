@@ -54,6 +54,30 @@ std::unique_ptr<TablePublisher> open_publisher(const fs::path& dir, Metrics& met
   return publisher;
 }
 
+// An httplib server on a loopback port, serving in a thread from construction to destruction, and a
+// client of it. Routes are added to `http` before start().
+struct LocalApi {
+  httplib::Server http;
+  std::thread serving;
+  std::unique_ptr<kube::Client> client;
+
+  void start() {
+    const int port = http.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    serving = std::thread([this] { http.listen_after_bind(); });
+    kube::ClusterAccess access;
+    access.server = "http://127.0.0.1:" + std::to_string(port);
+    std::string error;
+    client = kube::Client::create(access, error);
+    REQUIRE_MESSAGE(client, error);
+  }
+  ~LocalApi() {
+    client.reset();
+    http.stop();
+    if (serving.joinable()) serving.join();
+  }
+};
+
 std::vector<ReadinessCheck> all_ok() { return {{"synced", true, ""}, {"apiserver", true, ""}, {"table", true, ""}}; }
 
 }  // namespace
@@ -216,7 +240,8 @@ TEST_CASE("--listen is checked when the flags are read, not when the listener st
 TEST_CASE("a Lease whose spec is not an object is a failed attempt: the election goes on") {
   // Its spec written through operator[] threw; the client's guard caught it, and no attempt came again.
   std::atomic<int> gets{0};
-  httplib::Server server;
+  LocalApi api;
+  httplib::Server& server = api.http;
   server.Get("/apis/coordination.k8s.io/v1/namespaces/default/leases/kroute-agent",
              [&](const httplib::Request&, httplib::Response& res) {
                const int n = ++gets;
@@ -234,15 +259,8 @@ TEST_CASE("a Lease whose spec is not an object is a failed attempt: the election
                 res.status = 201;
                 res.set_content(req.body, "application/json");
               });
-  const int port = server.bind_to_any_port("127.0.0.1");
-  REQUIRE(port > 0);
-  std::thread serving([&] { server.listen_after_bind(); });
-
-  kube::ClusterAccess access;
-  access.server = "http://127.0.0.1:" + std::to_string(port);
-  std::string error;
-  auto client = kube::Client::create(access, error);
-  REQUIRE_MESSAGE(client, error);
+  api.start();
+  kube::Client* client = api.client.get();
   Metrics metrics;
   ElectionOptions options;
   options.identity = "me";
@@ -254,15 +272,14 @@ TEST_CASE("a Lease whose spec is not an object is a failed attempt: the election
   client->run(stop);
   CHECK(elector.leader());
   CHECK(gets >= 3);
-  server.stop();
-  serving.join();
 }
 
 TEST_CASE("a request sent or cancelled from a chunk handler runs and ends like any other") {
   // curl calls chunk handlers from inside curl_multi_perform and refuses to add a transfer then: a status
   // write sent while a watch event was handled never ran, and its writer waited for it for good.
   std::atomic<bool> release{false};
-  httplib::Server server;
+  LocalApi api;
+  httplib::Server& server = api.http;
   server.Get("/stream", [&](const httplib::Request&, httplib::Response& res) {
     res.set_chunked_content_provider("application/json", [&](std::size_t, httplib::DataSink& sink) {
       const std::string line = "{\"type\": \"ADDED\"}\n";
@@ -273,15 +290,8 @@ TEST_CASE("a request sent or cancelled from a chunk handler runs and ends like a
     });
   });
   server.Get("/plain", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
-  const int port = server.bind_to_any_port("127.0.0.1");
-  REQUIRE(port > 0);
-  std::thread serving([&] { server.listen_after_bind(); });
-
-  kube::ClusterAccess access;
-  access.server = "http://127.0.0.1:" + std::to_string(port);
-  std::string error;
-  auto client = kube::Client::create(access, error);
-  REQUIRE_MESSAGE(client, error);
+  api.start();
+  kube::Client* client = api.client.get();
   std::atomic<bool> stop{false};
   long inner_status = 0;
   bool cancelled_done = false;
@@ -316,6 +326,4 @@ TEST_CASE("a request sent or cancelled from a chunk handler runs and ends like a
   CHECK(inner_status == 200);
   CHECK_FALSE(cancelled_done);
   release = true;
-  server.stop();
-  serving.join();
 }
