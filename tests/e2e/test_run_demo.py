@@ -81,7 +81,7 @@ def assert_routes_and_walkthrough(out: str, address: str) -> None:
         assert f"$ {command}" in out, (command, out)
     pods = re.search(r"3 pods answered: (hello-\S+), (hello-\S+), (hello-\S+)", out)
     assert pods and len(set(pods.groups())) == 3, out
-    assert re.search(r"kroute-table lookup hello.example.com /\n(.*\n)*?\s+ingress\s+default/hello", out), out
+    assert re.search(r"kroute-table lookup hello.example.com /\n(.*\n)*?\s+source\s+ingress default/hello", out), out
     assert "ok walk-through" in out
 
 
