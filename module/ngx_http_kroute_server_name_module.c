@@ -81,7 +81,11 @@ ngx_http_kroute_server_name_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->snapshot == NULL) {
+    /* the shared scope has no listener names: Ingress hosts cost no more */
+
+    if (ctx->snapshot == NULL
+        || (ctx->scope == 0 && ctx->route.host_policy_count == 0))
+    {
         return NGX_DECLINED;
     }
 
